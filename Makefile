@@ -1,0 +1,81 @@
+# reqprof - developer entry points. `make demo` and `make test` are the two
+# commands of the README's quick start.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+CORE   := src/reqprof/_core
+CC     ?= gcc
+
+# The pure-C parts of the engine (no Python): unit-tested on their own.
+C_UNITS   := $(CORE)/buf.c $(CORE)/tree.c $(CORE)/report.c $(wildcard $(CORE)/write_*.c)
+C_TESTS   := $(wildcard tests/c/test_*.c)
+C_BUILD   := tests/c/build
+C_CFLAGS  := -std=c11 -Wall -Wextra -Werror -Wno-missing-field-initializers -D_GNU_SOURCE -g -I$(CORE)
+CORE_SRC  := $(wildcard $(CORE)/*.c $(CORE)/*.h)
+
+.PHONY: build test test-c test-py test-portable test-asan test-valgrind demo bench clean
+
+$(VENV)/.installed: pyproject.toml setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+$(VENV)/.ext: $(VENV)/.installed $(CORE_SRC)
+	$(PY) setup.py -q build_ext --inplace
+	touch $@
+
+build: $(VENV)/.ext
+
+$(C_BUILD)/%: tests/c/%.c $(C_UNITS) $(wildcard $(CORE)/*.h) tests/c/check.h
+	@mkdir -p $(C_BUILD)
+	$(CC) $(C_CFLAGS) -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+	    -o $@ $< $(C_UNITS) -lm
+
+$(C_BUILD)/plain/%: tests/c/%.c $(C_UNITS) $(wildcard $(CORE)/*.h) tests/c/check.h
+	@mkdir -p $(C_BUILD)/plain
+	$(CC) $(C_CFLAGS) -O1 -o $@ $< $(C_UNITS) -lm
+
+C_BINS       := $(patsubst tests/c/%.c,$(C_BUILD)/%,$(C_TESTS))
+C_PLAIN_BINS := $(patsubst tests/c/%.c,$(C_BUILD)/plain/%,$(C_TESTS))
+
+# C unit tests, built with ASan+UBSan.
+test-c: $(C_BINS)
+	@set -e; for t in $(C_BINS); do echo "== $$t"; $$t; done
+
+test-py: build
+	$(PY) -m pytest -q tests
+
+# The engine suite again with the public-API fallback forced.
+test-portable: build
+	REQPROF_PORTABLE=1 $(PY) -m pytest -q tests/test_engine.py tests/test_accuracy.py
+
+test: test-c test-py test-portable
+
+# The whole suite against an extension built with ASan+UBSan. The build goes
+# to build/asan (a copy of the package) so the normal build is left alone.
+ASAN_LIB = $(shell $(CC) -print-file-name=libasan.so)
+test-asan: $(VENV)/.installed
+	rm -rf build/asan && mkdir -p build/asan
+	cp -r src/reqprof build/asan/reqprof
+	find build/asan -name '*.so' -delete
+	REQPROF_SANITIZE=1 $(PY) setup.py -q build_ext --build-lib build/asan --build-temp build/asan-tmp --force
+	PYTHONPATH=build/asan PYTHONMALLOC=malloc LD_PRELOAD=$(ASAN_LIB) \
+	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:halt_on_error=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  REQPROF_EXPECT_SANITIZED=1 $(PY) -m pytest -q -p no:cacheprovider tests
+
+# The C unit tests under valgrind memcheck (built without sanitizers).
+test-valgrind: $(C_PLAIN_BINS)
+	@set -e; for t in $(C_PLAIN_BINS); do echo "== valgrind $$t"; \
+	  valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite $$t; done
+
+demo: build
+	$(PY) examples/demo_script.py
+
+bench: build
+	$(PY) bench/run.py
+
+clean:
+	rm -rf build $(C_BUILD) src/reqprof/*.so *.egg-info src/*.egg-info

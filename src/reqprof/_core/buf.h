@@ -1,0 +1,44 @@
+/* buf.h - a growable byte buffer for the report writers.
+ *
+ * Pure C (no Python). Every append returns 0 on success and -1 when memory
+ * ran out; after the first failure the buffer is marked `failed`, further
+ * appends are no-ops returning -1, so a writer may append freely and check
+ * once at the end. The buffer never exceeds `limit` bytes (0 = no limit):
+ * an append past it fails the same way.
+ */
+#ifndef RP_BUF_H
+#define RP_BUF_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct rp_buf {
+    char *data;     /* owned; NUL-terminated whenever len > 0 */
+    size_t len;
+    size_t cap;
+    size_t limit;   /* hard cap on len, 0 = unlimited */
+    int failed;     /* set on the first failed append */
+} rp_buf;
+
+void rp_buf_init(rp_buf *b, size_t limit);
+void rp_buf_free(rp_buf *b);
+/* Gives the data to the caller (free() it) and resets the buffer. */
+char *rp_buf_steal(rp_buf *b, size_t *len);
+
+int rp_buf_put(rp_buf *b, const char *s, size_t n);
+int rp_buf_puts(rp_buf *b, const char *s);
+int rp_buf_putc(rp_buf *b, char c);
+int rp_buf_printf(rp_buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+int rp_buf_put_u64(rp_buf *b, uint64_t v);
+/* Seconds from nanoseconds, fixed 9 decimals trimmed of trailing zeros. */
+int rp_buf_put_seconds(rp_buf *b, uint64_t ns);
+
+/* Appends `s` (n bytes, any bytes) as a JSON string literal with quotes.
+ * Invalid UTF-8 bytes become U+FFFD; control characters, quote, backslash
+ * and the characters `<`, `>`, `&`, U+2028, U+2029 are \u-escaped, so the
+ * result is safe inside an HTML <script> element too. */
+int rp_buf_put_json_string(rp_buf *b, const char *s, size_t n);
+
+#endif

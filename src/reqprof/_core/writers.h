@@ -1,0 +1,32 @@
+/* writers.h - report writers: one function per output format.
+ *
+ * Pure C (no Python). Each appends to `out` and returns 0, or -1 when the
+ * buffer failed (out of memory or over its limit). Writers never modify
+ * the report. Children are written largest wall time first.
+ */
+#ifndef RP_WRITERS_H
+#define RP_WRITERS_H
+
+#include "buf.h"
+#include "report.h"
+
+/* The documented JSON schema (docs/json-schema.md). */
+int rp_write_json(rp_buf *out, const rp_report *r);
+
+typedef struct rp_text_opts {
+    int ascii;              /* ASCII tree drawing instead of box drawing */
+    int color;              /* ANSI colours (the caller decides: a TTY) */
+    double min_percent;     /* hide nodes under this % of the root's wall */
+    uint32_t max_lines;     /* stop after this many tree lines (0 = all) */
+} rp_text_opts;
+
+/* Console tree: header line, then one line per node with wall, CPU and %
+ * of the root's wall time. */
+int rp_write_text(rp_buf *out, const rp_report *r, const rp_text_opts *o);
+
+/* Folded stacks: one line per node with self wall time,
+ * "root;child;leaf <self wall in microseconds>", root first. Names have
+ * ';' and line breaks replaced, as the format cannot escape them. */
+int rp_write_collapsed(rp_buf *out, const rp_report *r);
+
+#endif
