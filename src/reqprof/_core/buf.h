@@ -22,8 +22,14 @@ typedef struct rp_buf {
 } rp_buf;
 
 void rp_buf_init(rp_buf *b, size_t limit);
+/* Releases the data; the buffer is then empty, not failed, same limit. */
 void rp_buf_free(rp_buf *b);
-/* Gives the data to the caller (free() it) and resets the buffer. */
+/* Empties the buffer (not failed any more) and keeps its memory. */
+void rp_buf_clear(rp_buf *b);
+/* Gives the data to the caller (free() it) and resets the buffer. The data
+ * is NUL-terminated, "" for an empty buffer. NULL (and *len = 0) when the
+ * buffer had failed (its partial data is released) or no memory is left for
+ * an empty string. `len` may be NULL. */
 char *rp_buf_steal(rp_buf *b, size_t *len);
 
 int rp_buf_put(rp_buf *b, const char *s, size_t n);
@@ -40,5 +46,13 @@ int rp_buf_put_seconds(rp_buf *b, uint64_t ns);
  * and the characters `<`, `>`, `&`, U+2028, U+2029 are \u-escaped, so the
  * result is safe inside an HTML <script> element too. */
 int rp_buf_put_json_string(rp_buf *b, const char *s, size_t n);
+
+/* Appends `s` (n bytes, any bytes) for a line-oriented plain-text format
+ * that cannot escape: invalid UTF-8 bytes become U+FFFD; control characters
+ * (C0, DEL, C1: line breaks, tabs, NUL, terminal escapes) and U+2028,
+ * U+2029 become a space; the ASCII byte `from` (ignored when 0 or not
+ * ASCII) becomes `to`.
+ * The result never breaks a line nor drives a terminal. */
+int rp_buf_put_plain(rp_buf *b, const char *s, size_t n, char from, char to);
 
 #endif

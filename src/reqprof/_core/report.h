@@ -58,8 +58,13 @@ uint32_t rp_symtab_add(rp_symtab *st, rp_kind kind,
                        const char *file, size_t file_len,
                        const char *short_file, size_t short_file_len,
                        uint32_t line);
+/* The symbol with id `id`; a static "[unknown]" pseudo-frame (kind
+ * frame, no file) when the id is out of range, so a writer never fails on a
+ * bad id. Borrowed (owned by the table, or static). */
+const rp_sym *rp_symtab_get(const rp_symtab *st, uint32_t id);
 /* The display name: "function (short_file:line)" for frames, the label
- * for pseudo-frames. Raw bytes: escape for the output format. */
+ * for pseudo-frames. Raw bytes: escape for the output format. A frame with
+ * no short_file shows `file`; with neither, only the function. */
 int rp_sym_put_name(rp_buf *b, const rp_sym *sym);
 
 /* Why a report is incomplete (rp_report.truncated). */
@@ -96,5 +101,49 @@ typedef struct rp_report {
     const rp_meta_item *meta;
     size_t n_meta;
 } rp_report;
+
+/* The report's truncation bits with the tree's own (RP_TRUNC_*, the same
+ * bit positions) added: what a writer shows. */
+unsigned rp_report_truncated(const rp_report *r);
+
+/* A depth-first walk of a tree in the writers' order (children largest
+ * wall time first, rp_tree_sorted_children), without recursion: trees can
+ * be tens of thousands of nodes deep. Two arrays of tree->n_nodes entries,
+ * allocated once; the tree must not change during the walk.
+ *
+ *     rp_walk w;
+ *     if (rp_walk_init(&w, tree) < 0) goto error;     // out of memory
+ *     while ((ev = rp_walk_next(&w, &node)) != RP_WALK_END) ...
+ *     rp_walk_free(&w);
+ *
+ * Every node is entered once and left once, children between. The node
+ * entered last is at frames[depth - 1], its parent at frames[depth - 2]. */
+typedef struct rp_walk_frame {
+    uint32_t node;
+    uint32_t first;     /* its sorted children: pool[first .. first+count) */
+    uint32_t count;
+    uint32_t next;      /* children entered so far */
+} rp_walk_frame;
+
+typedef struct rp_walk {
+    const rp_tree *tree;
+    uint32_t *pool;         /* owned: sorted child lists of open nodes */
+    rp_walk_frame *frames;  /* owned: the open nodes, root first */
+    uint32_t depth;         /* open nodes */
+    uint32_t pool_top;
+    int started;
+} rp_walk;
+
+enum { RP_WALK_END = 0, RP_WALK_ENTER, RP_WALK_LEAVE };
+
+/* 0, or -1 when out of memory (nothing to free then). A tree with no
+ * nodes (failed init) gives an empty walk. */
+int rp_walk_init(rp_walk *w, const rp_tree *t);
+/* The next event and its node. */
+int rp_walk_next(rp_walk *w, uint32_t *node);
+/* Right after RP_WALK_ENTER: the node's children are not entered (its
+ * RP_WALK_LEAVE comes next). */
+void rp_walk_skip_children(rp_walk *w);
+void rp_walk_free(rp_walk *w);
 
 #endif

@@ -1,0 +1,351 @@
+/* buf.c - growable byte buffer and the escapings the writers need (see
+ * buf.h for the contract).
+ *
+ * Invariants: len <= cap; len <= limit when limit != 0; data[len] == '\0'
+ * whenever data != NULL (so len < cap then). Once `failed` is set every
+ * append returns -1 without touching the data, so writers append freely and
+ * check once at the end. Appends are all-or-nothing except the escaping
+ * ones, which may leave a prefix behind when they fail mid-way (the buffer
+ * is failed then, so nobody reads it).
+ *
+ * UTF-8 is decoded strictly (RFC 3629: no overlongs, no surrogates, nothing
+ * above U+10FFFF). An ill-formed sequence becomes one U+FFFD per maximal
+ * subpart, as Python's "replace" error handler does, so names decoded in C
+ * and in Python agree.
+ */
+#include "buf.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MIN_CAP 64u
+#define BAD_CP 0xFFFFFFFFu            /* decoder result for ill-formed input */
+
+static const char REPLACEMENT[] = "\xEF\xBF\xBD";   /* U+FFFD in UTF-8 */
+
+void
+rp_buf_init(rp_buf *b, size_t limit)
+{
+    b->data = NULL;
+    b->len = 0;
+    b->cap = 0;
+    b->limit = limit;
+    b->failed = 0;
+}
+
+void
+rp_buf_free(rp_buf *b)
+{
+    free(b->data);
+    rp_buf_init(b, b->limit);
+}
+
+void
+rp_buf_clear(rp_buf *b)
+{
+    b->len = 0;
+    b->failed = 0;
+    if (b->data != NULL) {
+        b->data[0] = '\0';
+    }
+}
+
+char *
+rp_buf_steal(rp_buf *b, size_t *len)
+{
+    char *out = NULL;
+    size_t n = 0;
+    if (b->failed) {
+        free(b->data);
+    }
+    else if (b->data == NULL) {
+        out = malloc(1);
+        if (out != NULL) {
+            out[0] = '\0';
+        }
+    }
+    else {
+        out = b->data;
+        n = b->len;
+    }
+    rp_buf_init(b, b->limit);
+    if (len != NULL) {
+        *len = n;
+    }
+    return out;
+}
+
+/* Room for `extra` more bytes plus the NUL. 0, or -1 with the buffer
+ * marked failed (over the limit or out of memory). */
+static int
+reserve(rp_buf *b, size_t extra)
+{
+    if (b->failed) {
+        return -1;
+    }
+    if (extra > SIZE_MAX - 1 - b->len
+            || (b->limit != 0 && b->len + extra > b->limit)) {
+        goto error;
+    }
+    size_t need = b->len + extra + 1;
+    if (need <= b->cap) {
+        return 0;
+    }
+    size_t cap = b->cap < MIN_CAP ? MIN_CAP : b->cap;
+    while (cap < need) {
+        cap = cap > SIZE_MAX / 2 ? need : cap * 2;
+    }
+    if (b->limit != 0 && cap > b->limit + 1) {
+        cap = b->limit + 1;     /* never more than the limit can use */
+    }
+    char *data = realloc(b->data, cap);
+    if (data == NULL) {
+        goto error;
+    }
+    b->data = data;
+    b->cap = cap;
+    return 0;
+error:
+    b->failed = 1;
+    return -1;
+}
+
+int
+rp_buf_put(rp_buf *b, const char *s, size_t n)
+{
+    if (reserve(b, n) < 0) {
+        return -1;
+    }
+    if (n > 0) {
+        memcpy(b->data + b->len, s, n);
+    }
+    b->len += n;
+    b->data[b->len] = '\0';
+    return 0;
+}
+
+int
+rp_buf_puts(rp_buf *b, const char *s)
+{
+    return rp_buf_put(b, s, strlen(s));
+}
+
+int
+rp_buf_putc(rp_buf *b, char c)
+{
+    return rp_buf_put(b, &c, 1);
+}
+
+int
+rp_buf_printf(rp_buf *b, const char *fmt, ...)
+{
+    int rc = -1;
+    va_list ap, ap2;
+    va_start(ap, fmt);
+    va_copy(ap2, ap);
+    if (b->failed) {
+        goto done;
+    }
+    /* Measure, then write: the second pass cannot be short. */
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    if (n < 0) {
+        b->failed = 1;
+        goto done;
+    }
+    if (reserve(b, (size_t)n) < 0) {
+        goto done;
+    }
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap2);
+    b->len += (size_t)n;
+    rc = 0;
+done:
+    va_end(ap2);
+    va_end(ap);
+    return rc;
+}
+
+int
+rp_buf_put_u64(rp_buf *b, uint64_t v)
+{
+    char tmp[20];               /* UINT64_MAX has 20 digits */
+    size_t i = sizeof(tmp);
+    do {
+        tmp[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    return rp_buf_put(b, tmp + i, sizeof(tmp) - i);
+}
+
+int
+rp_buf_put_seconds(rp_buf *b, uint64_t ns)
+{
+    /* Integer arithmetic: exact, and free of the locale's decimal point. */
+    char frac[10];
+    uint64_t f = ns % 1000000000u;
+    int n = 9;
+    rp_buf_put_u64(b, ns / 1000000000u);
+    if (f == 0) {
+        return b->failed ? -1 : 0;
+    }
+    frac[0] = '.';
+    for (int i = 9; i >= 1; i--) {
+        frac[i] = (char)('0' + f % 10);
+        f /= 10;
+    }
+    while (frac[n] == '0') {
+        n--;
+    }
+    return rp_buf_put(b, frac, (size_t)n + 1);
+}
+
+/* Decodes one character at s[0] (n >= 1 bytes available). Returns how many
+ * bytes it takes and sets *cp, or BAD_CP for an ill-formed maximal subpart
+ * (which is then what the count covers). */
+static size_t
+utf8_next(const unsigned char *s, size_t n, uint32_t *cp)
+{
+    unsigned char c = s[0];
+    size_t need;
+    unsigned char lo = 0x80, hi = 0xBF;     /* range of the 2nd byte */
+    uint32_t v;
+    if (c < 0x80) {
+        *cp = c;
+        return 1;
+    }
+    if (c >= 0xC2 && c <= 0xDF) {
+        need = 1;
+        v = c & 0x1Fu;
+    }
+    else if (c >= 0xE0 && c <= 0xEF) {
+        need = 2;
+        v = c & 0x0Fu;
+        if (c == 0xE0) {
+            lo = 0xA0;          /* no overlongs */
+        }
+        else if (c == 0xED) {
+            hi = 0x9F;          /* no surrogates */
+        }
+    }
+    else if (c >= 0xF0 && c <= 0xF4) {
+        need = 3;
+        v = c & 0x07u;
+        if (c == 0xF0) {
+            lo = 0x90;          /* no overlongs */
+        }
+        else if (c == 0xF4) {
+            hi = 0x8F;          /* nothing above U+10FFFF */
+        }
+    }
+    else {
+        *cp = BAD_CP;           /* continuation byte, C0, C1, F5..FF */
+        return 1;
+    }
+    size_t i = 1;
+    for (; i <= need; i++) {
+        if (i >= n || s[i] < lo || s[i] > hi) {
+            *cp = BAD_CP;
+            return i;
+        }
+        v = v << 6 | (s[i] & 0x3Fu);
+        lo = 0x80;
+        hi = 0xBF;
+    }
+    *cp = v;
+    return i;
+}
+
+/* Whether a JSON writer must rewrite ASCII byte c (for the fast path). */
+static int
+json_special(unsigned char c)
+{
+    return c < 0x20 || c >= 0x7F || c == '"' || c == '\\' || c == '<'
+        || c == '>' || c == '&';
+}
+
+int
+rp_buf_put_json_string(rp_buf *b, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+    rp_buf_putc(b, '"');
+    while (i < n && !b->failed) {
+        size_t run = i;
+        while (run < n && !json_special(p[run])) {
+            run++;
+        }
+        if (run > i) {
+            rp_buf_put(b, s + i, run - i);
+            i = run;
+            continue;
+        }
+        uint32_t cp;
+        size_t k = utf8_next(p + i, n - i, &cp);
+        char esc[6] = {'\\', 'u', '0', '0', 0, 0};
+        switch (cp) {
+        case '"': rp_buf_put(b, "\\\"", 2); break;
+        case '\\': rp_buf_put(b, "\\\\", 2); break;
+        case '\b': rp_buf_put(b, "\\b", 2); break;
+        case '\f': rp_buf_put(b, "\\f", 2); break;
+        case '\n': rp_buf_put(b, "\\n", 2); break;
+        case '\r': rp_buf_put(b, "\\r", 2); break;
+        case '\t': rp_buf_put(b, "\\t", 2); break;
+        case 0x2028: rp_buf_put(b, "\\u2028", 6); break;
+        case 0x2029: rp_buf_put(b, "\\u2029", 6); break;
+        case BAD_CP: rp_buf_put(b, REPLACEMENT, 3); break;
+        default:
+            if (cp < 0x20 || cp == 0x7F || cp == '<' || cp == '>'
+                    || cp == '&') {
+                esc[4] = hex[cp >> 4];
+                esc[5] = hex[cp & 0xF];
+                rp_buf_put(b, esc, 6);
+            }
+            else {
+                rp_buf_put(b, s + i, k);    /* valid, copied as is */
+            }
+        }
+        i += k;
+    }
+    rp_buf_putc(b, '"');
+    return b->failed ? -1 : 0;
+}
+
+int
+rp_buf_put_plain(rp_buf *b, const char *s, size_t n, char from, char to)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+    if ((unsigned char)from >= 0x80) {
+        from = 0;               /* only an ASCII byte is a whole character */
+    }
+    while (i < n && !b->failed) {
+        size_t run = i;
+        while (run < n && p[run] >= 0x20 && p[run] < 0x7F
+                && (from == 0 || p[run] != (unsigned char)from)) {
+            run++;
+        }
+        if (run > i) {
+            rp_buf_put(b, s + i, run - i);
+            i = run;
+            continue;
+        }
+        uint32_t cp;
+        size_t k = utf8_next(p + i, n - i, &cp);
+        if (cp == BAD_CP) {
+            rp_buf_put(b, REPLACEMENT, 3);
+        }
+        else if (cp < 0x20 || (cp >= 0x7F && cp <= 0x9F) || cp == 0x2028
+                 || cp == 0x2029) {
+            rp_buf_putc(b, ' ');
+        }
+        else if (from != 0 && cp == (unsigned char)from) {
+            rp_buf_putc(b, to);
+        }
+        else {
+            rp_buf_put(b, s + i, k);
+        }
+        i += k;
+    }
+    return b->failed ? -1 : 0;
+}

@@ -1,0 +1,254 @@
+/* report.c - what every writer shares (see report.h): the symbol table,
+ * kind and truncation-reason names, display names, and the tree walk.
+ *
+ * The symbol table owns copies of its strings, each NUL-terminated after
+ * `len` bytes (which may include NULs). Ids are indices and never move; the
+ * table only grows, and its id space stops short of RP_NONE.
+ *
+ * The walk keeps, for every open node (the path from the root to the node
+ * entered last), its children sorted in one shared pool. Child sets along a
+ * path are disjoint and exclude the root, so the pool never needs more than
+ * n_nodes - 1 entries and the path never more than n_nodes frames: both
+ * arrays are allocated once, at the start.
+ */
+#include "report.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define INITIAL_SYMS 16u
+
+static const char *const KIND_NAMES[RP_KIND_COUNT] = {
+    "frame", "await", "out-of-context", "thread", "truncated",
+};
+
+static const char *const TRUNC_NAMES[RP_TRUNC_REASONS] = {
+    "nodes", "bytes", "memory", "depth", "duration",
+};
+
+/* What an out-of-range frame id shows: never written to. */
+static const rp_sym UNKNOWN_SYM = {
+    RP_KIND_FRAME, {"[unknown]", 9}, {"", 0}, {"", 0}, 0,
+};
+
+const char *
+rp_kind_name(rp_kind k)
+{
+    /* An out-of-range kind is a caller bug; "frame" keeps output valid. */
+    return (unsigned)k < RP_KIND_COUNT ? KIND_NAMES[k] : KIND_NAMES[0];
+}
+
+int
+rp_kind_from_name(const char *s, size_t n)
+{
+    int found = -1;
+    for (int k = 0; k < RP_KIND_COUNT && found < 0; k++) {
+        if (strlen(KIND_NAMES[k]) == n && memcmp(KIND_NAMES[k], s, n) == 0) {
+            found = k;
+        }
+    }
+    return found;
+}
+
+const char *
+rp_trunc_name(unsigned bit_index)
+{
+    return bit_index < RP_TRUNC_REASONS ? TRUNC_NAMES[bit_index] : NULL;
+}
+
+unsigned
+rp_report_truncated(const rp_report *r)
+{
+    unsigned tree_bits = r->tree != NULL ? r->tree->truncated : 0;
+    return r->truncated
+        | (tree_bits & (RP_TRUNC_NODES | RP_TRUNC_BYTES | RP_TRUNC_NOMEM));
+}
+
+void
+rp_symtab_init(rp_symtab *st)
+{
+    st->syms = NULL;
+    st->n = st->cap = 0;
+}
+
+void
+rp_symtab_free(rp_symtab *st)
+{
+    for (uint32_t i = 0; i < st->n; i++) {
+        free(st->syms[i].function.s);
+        free(st->syms[i].file.s);
+        free(st->syms[i].short_file.s);
+    }
+    free(st->syms);
+    rp_symtab_init(st);
+}
+
+/* A NUL-terminated copy of n bytes; NULL copies as "". */
+static int
+copy_str(rp_str *dst, const char *s, size_t n)
+{
+    dst->s = NULL;
+    dst->len = 0;
+    if (s == NULL) {
+        n = 0;
+    }
+    if (n == SIZE_MAX) {
+        return -1;
+    }
+    char *c = malloc(n + 1);
+    if (c == NULL) {
+        return -1;
+    }
+    if (n > 0) {
+        memcpy(c, s, n);
+    }
+    c[n] = '\0';
+    dst->s = c;
+    dst->len = n;
+    return 0;
+}
+
+uint32_t
+rp_symtab_add(rp_symtab *st, rp_kind kind,
+              const char *function, size_t function_len,
+              const char *file, size_t file_len,
+              const char *short_file, size_t short_file_len,
+              uint32_t line)
+{
+    uint32_t id = RP_NONE;
+    rp_sym sym;
+    memset(&sym, 0, sizeof(sym));
+    if (st->n == st->cap) {
+        /* Ids stay below RP_NONE, which means "none" everywhere. */
+        uint32_t cap = st->cap == 0 ? INITIAL_SYMS
+            : st->cap >= RP_NONE / 2 ? RP_NONE - 1 : st->cap * 2;
+        if (cap <= st->cap) {
+            goto error;
+        }
+        rp_sym *syms = realloc(st->syms, (size_t)cap * sizeof(rp_sym));
+        if (syms == NULL) {
+            goto error;
+        }
+        st->syms = syms;
+        st->cap = cap;
+    }
+    sym.kind = kind;
+    sym.line = line;
+    if (copy_str(&sym.function, function, function_len) < 0
+            || copy_str(&sym.file, file, file_len) < 0
+            || copy_str(&sym.short_file, short_file, short_file_len) < 0) {
+        goto error;
+    }
+    id = st->n++;
+    st->syms[id] = sym;
+    memset(&sym, 0, sizeof(sym));   /* the table owns the strings now */
+error:
+    free(sym.function.s);
+    free(sym.file.s);
+    free(sym.short_file.s);
+    return id;
+}
+
+const rp_sym *
+rp_symtab_get(const rp_symtab *st, uint32_t id)
+{
+    return st != NULL && id < st->n ? &st->syms[id] : &UNKNOWN_SYM;
+}
+
+int
+rp_sym_put_name(rp_buf *b, const rp_sym *sym)
+{
+    const rp_str *file = sym->short_file.len > 0 ? &sym->short_file
+                                                 : &sym->file;
+    rp_buf_put(b, sym->function.s, sym->function.len);
+    if (sym->kind == RP_KIND_FRAME && file->len > 0) {
+        rp_buf_put(b, " (", 2);
+        rp_buf_put(b, file->s, file->len);
+        rp_buf_putc(b, ':');
+        rp_buf_put_u64(b, sym->line);
+        rp_buf_putc(b, ')');
+    }
+    return b->failed ? -1 : 0;
+}
+
+/* Opens `node` at the top of the path. */
+static void
+walk_push(rp_walk *w, uint32_t node)
+{
+    rp_walk_frame *f = &w->frames[w->depth++];
+    uint32_t room = w->tree->n_nodes - w->pool_top;
+    f->node = node;
+    f->first = w->pool_top;
+    f->next = 0;
+    f->count = rp_tree_sorted_children(w->tree, node, w->pool + w->pool_top,
+                                       room);
+    if (f->count > room) {
+        f->count = 0;   /* cannot happen in a tree (file comment); be safe */
+    }
+    w->pool_top += f->count;
+}
+
+int
+rp_walk_init(rp_walk *w, const rp_tree *t)
+{
+    size_t n = t->n_nodes > 0 ? t->n_nodes : 1;
+    w->tree = t;
+    w->depth = 0;
+    w->pool_top = 0;
+    w->started = 0;
+    w->pool = malloc(n * sizeof(uint32_t));
+    w->frames = malloc(n * sizeof(rp_walk_frame));
+    if (w->pool == NULL || w->frames == NULL) {
+        rp_walk_free(w);
+        return -1;
+    }
+    return 0;
+}
+
+int
+rp_walk_next(rp_walk *w, uint32_t *node)
+{
+    if (!w->started) {
+        w->started = 1;
+        if (w->tree->n_nodes == 0) {
+            return RP_WALK_END;
+        }
+        walk_push(w, 0);
+        *node = 0;
+        return RP_WALK_ENTER;
+    }
+    if (w->depth == 0) {
+        return RP_WALK_END;
+    }
+    rp_walk_frame *top = &w->frames[w->depth - 1];
+    if (top->next < top->count) {
+        uint32_t child = w->pool[top->first + top->next++];
+        walk_push(w, child);
+        *node = child;
+        return RP_WALK_ENTER;
+    }
+    w->pool_top = top->first;
+    w->depth--;
+    *node = top->node;
+    return RP_WALK_LEAVE;
+}
+
+void
+rp_walk_skip_children(rp_walk *w)
+{
+    if (w->depth > 0) {
+        rp_walk_frame *top = &w->frames[w->depth - 1];
+        w->pool_top = top->first;
+        top->count = top->next = 0;
+    }
+}
+
+void
+rp_walk_free(rp_walk *w)
+{
+    free(w->pool);
+    free(w->frames);
+    w->pool = NULL;
+    w->frames = NULL;
+    w->depth = 0;
+}

@@ -1,0 +1,293 @@
+/* write_text.c - the console tree, in the manner of pyinstrument's console
+ * output:
+ *
+ *     Samples: 4  Duration: 0.007s  Wall: 0.006s  CPU: 0.003s
+ *
+ *     0.006  0.003  100.0%  handler (app.py:10)
+ *     ├─ 0.004  0.001  66.7%  slow (app.py:20)
+ *     │  └─ 0.003  0.000  50.0%  [await]
+ *     └─ 0.002  0.002  25.0%  fast (app.py:30)
+ *
+ * Each line: wall seconds, CPU seconds, % of the root's wall time, name.
+ *
+ * Hiding: a node under min_percent of the root's wall is not shown, nor is
+ * anything below it (a child never has more wall time than its parent).
+ * Children are sorted by wall time, so a node's visible children are a
+ * prefix of its sorted children: "is this the last visible child" is a
+ * look at the next sibling. The footer says how many nodes were hidden and
+ * how many lines max_lines cut, so the output never looks complete when it
+ * is not.
+ *
+ * Names go through rp_buf_put_plain: one node is one line, and nothing in a
+ * name (ESC, C1 controls) reaches the terminal as a control sequence.
+ * Indentation stops growing after MAX_INDENT levels (a "[+N]" marker tells
+ * the remaining depth), so output stays linear in the node count for very
+ * deep trees; the walk itself is iterative (rp_walk).
+ */
+#include "writers.h"
+
+#include <math.h>
+#include <string.h>
+
+#define MAX_INDENT 48u
+
+#define RED "\x1b[31m"
+#define YELLOW "\x1b[33m"
+#define GREEN "\x1b[32m"
+#define CYAN "\x1b[36m"
+#define DIM "\x1b[2m"
+#define RESET "\x1b[0m"
+
+typedef struct glyphs {
+    const char *pipe, *space, *tee, *corner, *ellipsis;
+} glyphs;
+
+static const glyphs UNICODE_GLYPHS = {
+    "\xE2\x94\x82  ", "   ", "\xE2\x94\x9C\xE2\x94\x80 ",
+    "\xE2\x94\x94\xE2\x94\x80 ", "\xE2\x80\xA6",
+};
+static const glyphs ASCII_GLYPHS = { "|  ", "   ", "|- ", "\\- ", "..." };
+
+/* State of one write. */
+typedef struct text_ctx {
+    rp_buf *out;
+    rp_buf name;            /* scratch for display names */
+    const rp_report *r;
+    const rp_text_opts *o;
+    const glyphs *g;
+    uint64_t root_wall;
+} text_ctx;
+
+/* Seconds with 3 decimals, rounded (integer arithmetic: no locale). */
+static void
+put_secs3(rp_buf *b, uint64_t ns)
+{
+    uint64_t ms = ns / 1000000u + (ns % 1000000u >= 500000u);
+    char frac[4] = {'.', 0, 0, 0};
+    frac[1] = (char)('0' + ms / 100 % 10);
+    frac[2] = (char)('0' + ms / 10 % 10);
+    frac[3] = (char)('0' + ms % 10);
+    rp_buf_put_u64(b, ms / 1000);
+    rp_buf_put(b, frac, 4);
+}
+
+/* Tenths of a percent of part in whole (0 when whole is 0). */
+static uint64_t
+permille(uint64_t part, uint64_t whole)
+{
+    return whole == 0 ? 0
+        : (uint64_t)((double)part * 1000.0 / (double)whole + 0.5);
+}
+
+static void
+put_tenths(rp_buf *b, uint64_t tenths)
+{
+    rp_buf_put_u64(b, tenths / 10);
+    rp_buf_putc(b, '.');
+    rp_buf_putc(b, (char)('0' + tenths % 10));
+}
+
+static int
+visible(const text_ctx *c, uint32_t node)
+{
+    double min = c->o->min_percent;
+    if (node == 0 || !(min > 0.0)) {
+        return 1;
+    }
+    return (double)c->r->tree->nodes[node].wall_ns * 100.0
+        >= min * (double)c->root_wall;
+}
+
+/* Whether the node open at frames[level] is the last visible child of its
+ * parent (level >= 1). */
+static int
+is_last(const text_ctx *c, const rp_walk *w, uint32_t level)
+{
+    const rp_walk_frame *p = &w->frames[level - 1];
+    return p->next >= p->count || !visible(c, w->pool[p->first + p->next]);
+}
+
+static int
+contains(const rp_str *s, const char *needle)
+{
+    size_t n = strlen(needle);
+    for (size_t i = 0; n <= s->len && i <= s->len - n; i++) {
+        if (memcmp(s->s + i, needle, n) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int
+is_library(const rp_sym *sym)
+{
+    return contains(&sym->file, "site-packages")
+        || contains(&sym->file, "dist-packages")
+        || contains(&sym->file, "<frozen ");
+}
+
+static void
+put_header(text_ctx *c)
+{
+    rp_buf *out = c->out;
+    const rp_tree *t = c->r->tree;
+    double d = c->r->duration_s;
+    uint64_t dur = isfinite(d) && d > 0.0
+        ? (d >= 1.8e10 ? UINT64_MAX : (uint64_t)(d * 1e9 + 0.5)) : 0;
+    unsigned trunc = rp_report_truncated(c->r);
+    rp_buf_puts(out, "Samples: ");
+    rp_buf_put_u64(out, t->n_nodes > 0 ? t->nodes[0].samples : 0);
+    rp_buf_puts(out, "  Duration: ");
+    put_secs3(out, dur);
+    rp_buf_puts(out, "s  Wall: ");
+    put_secs3(out, c->root_wall);
+    rp_buf_puts(out, "s  CPU: ");
+    put_secs3(out, t->n_nodes > 0 ? t->nodes[0].cpu_ns : 0);
+    rp_buf_putc(out, 's');
+    if (trunc) {
+        int first = 1;
+        rp_buf_puts(out, c->o->color ? "  " RED "TRUNCATED (" : "  TRUNCATED (");
+        for (unsigned i = 0; i < RP_TRUNC_REASONS; i++) {
+            if (trunc & (1u << i)) {
+                rp_buf_puts(out, first ? "" : ", ");
+                rp_buf_puts(out, rp_trunc_name(i));
+                first = 0;
+            }
+        }
+        rp_buf_puts(out, c->o->color ? ")" RESET : ")");
+    }
+    rp_buf_puts(out, "\n\n");
+}
+
+/* The tree drawing before the node entered last (not the root). */
+static void
+put_prefix(const text_ctx *c, const rp_walk *w)
+{
+    uint32_t level = w->depth - 1;      /* the node's depth; root = 0 */
+    uint32_t shown = level - 1 < MAX_INDENT ? level - 1 : MAX_INDENT;
+    for (uint32_t j = 1; j <= shown; j++) {
+        rp_buf_puts(c->out, is_last(c, w, j) ? c->g->space : c->g->pipe);
+    }
+    if (level - 1 > shown) {
+        rp_buf_puts(c->out, "[+");
+        rp_buf_put_u64(c->out, level - 1 - shown);
+        rp_buf_puts(c->out, "] ");
+    }
+    rp_buf_puts(c->out, is_last(c, w, level) ? c->g->corner : c->g->tee);
+}
+
+static void
+put_node_line(text_ctx *c, const rp_walk *w, uint32_t node)
+{
+    rp_buf *out = c->out;
+    const rp_node *nd = &c->r->tree->nodes[node];
+    const rp_sym *sym = rp_symtab_get(c->r->syms, nd->frame);
+    uint64_t pm = permille(nd->wall_ns, c->root_wall);
+    const char *colour = NULL;
+    if (node != 0) {
+        put_prefix(c, w);
+    }
+    if (c->o->color) {
+        colour = pm >= 500 ? RED : pm >= 200 ? YELLOW : pm >= 50 ? GREEN
+               : NULL;
+    }
+    if (colour != NULL) {
+        rp_buf_puts(out, colour);
+    }
+    put_secs3(out, nd->wall_ns);
+    rp_buf_puts(out, "  ");
+    put_secs3(out, nd->cpu_ns);
+    rp_buf_puts(out, "  ");
+    put_tenths(out, pm);
+    rp_buf_putc(out, '%');
+    if (colour != NULL) {
+        rp_buf_puts(out, RESET);
+    }
+    rp_buf_puts(out, "  ");
+    colour = NULL;
+    if (c->o->color) {
+        colour = sym->kind != RP_KIND_FRAME ? CYAN
+               : is_library(sym) ? DIM : NULL;
+    }
+    if (colour != NULL) {
+        rp_buf_puts(out, colour);
+    }
+    rp_buf_clear(&c->name);
+    rp_sym_put_name(&c->name, sym);
+    if (c->name.failed) {
+        out->failed = 1;
+    }
+    rp_buf_put_plain(out, c->name.data, c->name.len, 0, 0);
+    if (colour != NULL) {
+        rp_buf_puts(out, RESET);
+    }
+    rp_buf_putc(out, '\n');
+}
+
+int
+rp_write_text(rp_buf *out, const rp_report *r, const rp_text_opts *o)
+{
+    static const rp_text_opts defaults = {0, 0, 0.0, 0};
+    const rp_tree *t = r->tree;
+    text_ctx c;
+    rp_walk walk;
+    int walking = 0;
+    uint64_t shown = 0, visible_total = 0;
+    uint32_t node;
+    int ev;
+    c.out = out;
+    c.r = r;
+    c.o = o != NULL ? o : &defaults;
+    c.g = c.o->ascii ? &ASCII_GLYPHS : &UNICODE_GLYPHS;
+    c.root_wall = t->n_nodes > 0 ? t->nodes[0].wall_ns : 0;
+    rp_buf_init(&c.name, 0);
+    if (rp_walk_init(&walk, t) < 0) {
+        out->failed = 1;
+        goto done;
+    }
+    walking = 1;
+    put_header(&c);
+    if (t->n_nodes == 0
+            || (t->nodes[0].samples == 0 && t->nodes[0].first_child == RP_NONE)) {
+        rp_buf_puts(out, "No samples recorded.\n");
+        goto done;
+    }
+    while (!out->failed && (ev = rp_walk_next(&walk, &node)) != RP_WALK_END) {
+        if (ev != RP_WALK_ENTER) {
+            continue;
+        }
+        if (!visible(&c, node)) {
+            rp_walk_skip_children(&walk);   /* all below are hidden too */
+            continue;
+        }
+        visible_total++;
+        if (c.o->max_lines == 0 || shown < c.o->max_lines) {
+            put_node_line(&c, &walk, node);
+            shown++;
+        }
+    }
+    if (visible_total > shown) {
+        rp_buf_puts(out, c.g->ellipsis);
+        rp_buf_putc(out, ' ');
+        rp_buf_put_u64(out, visible_total - shown);
+        rp_buf_puts(out, visible_total - shown == 1 ? " more line\n"
+                                                    : " more lines\n");
+    }
+    if (t->n_nodes > visible_total) {
+        uint64_t hidden = t->n_nodes - visible_total;
+        double min = c.o->min_percent;
+        rp_buf_putc(out, '(');
+        rp_buf_put_u64(out, hidden);
+        rp_buf_puts(out, hidden == 1 ? " node" : " nodes");
+        rp_buf_puts(out, " under ");
+        put_tenths(out, min < 1e15 ? (uint64_t)(min * 10.0 + 0.5) : 0);
+        rp_buf_puts(out, "% of wall time hidden)\n");
+    }
+done:
+    if (walking) {
+        rp_walk_free(&walk);
+    }
+    rp_buf_free(&c.name);
+    return out->failed ? -1 : 0;
+}
