@@ -50,7 +50,10 @@ rp_tree_init(rp_tree *t, uint32_t root_frame, uint32_t max_nodes,
     memset(t, 0, sizeof(*t));
     t->max_nodes = max_nodes < 1 ? 1 : max_nodes;
     t->max_bytes = max_bytes;
-    t->cap_nodes = INITIAL_NODES;
+    /* Never more room than the cap: reserve_node enforces the cap only
+     * when the pool is full. */
+    t->cap_nodes = t->max_nodes < INITIAL_NODES ? t->max_nodes
+                                                : INITIAL_NODES;
     t->cap_lines = INITIAL_LINES;
     t->child_mask = 2 * INITIAL_NODES - 1;
     t->line_mask = 2 * INITIAL_LINES - 1;
@@ -352,6 +355,8 @@ rp_tree_merge(rp_tree *dst, const rp_tree *src, const uint32_t *frame_map)
         return src->n_nodes == 0 ? 0 : -1;
     }
     int rc = 0;
+    /* What src lost, the merged tree lacks too. */
+    dst->truncated |= src->truncated;
     /* map[i]: the dst node src node i lands on; folded[i]: it could not
      * be created and lands on its nearest created ancestor (whose totals
      * already hold it), so only its self times move. */
