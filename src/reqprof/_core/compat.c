@@ -1,0 +1,401 @@
+/* compat.c - the one file that reads CPython internals (see compat.h).
+ *
+ * Fast path (CPython 3.11): frames are read straight from the
+ * `_PyInterpreterFrame` chain of each thread state and from the frame
+ * embedded in each generator/coroutine, with no allocation; the GIL-drop
+ * request makes the running thread yield the GIL at its next safe point.
+ * Portable path (any version, or forced): frame objects through the public
+ * API (PyThreadState_GetFrame / PyFrame_GetBack materialise them, which
+ * allocates), coroutine attributes through getattr, plain GIL waits.
+ *
+ * Everything here runs with the GIL held except rp_compat_request_gil,
+ * rp_compat_finalizing and rp_compat_thread_cpu_ns. Nothing here raises:
+ * errors from the public API are cleared and reported as "not found".
+ */
+
+/* Which CPython versions the fast path knows. Each flag names the layout
+ * it depends on; a version not listed runs the portable path. */
+#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000
+/* 3.11: _PyInterpreterFrame chain via tstate->cframe->current_frame,
+ * frame->previous / is_entry / prev_instr, gi_iframe + gi_frame_state,
+ * RESUME oparg >= 2 after a yield inside `await` / `yield from`,
+ * interp->ceval.gil_drop_request + eval_breaker. */
+#  define RP_FAST_311 1
+#  define Py_BUILD_CORE 1
+#endif
+
+#include "compat.h"
+
+#include <pthread.h>
+#include <time.h>
+
+#ifdef RP_FAST_311
+#  include <internal/pycore_frame.h>
+#  include <internal/pycore_interp.h>
+#endif
+
+/* `_Py_IsFinalizing` became public as `Py_IsFinalizing` in 3.13. */
+#if PY_VERSION_HEX >= 0x030D0000
+#  define RP_IS_FINALIZING() Py_IsFinalizing()
+#else
+#  define RP_IS_FINALIZING() _Py_IsFinalizing()
+#endif
+
+/* PyFrame_GetLasti (byte offset) is public since 3.11; before, f_lasti was
+ * a byte offset in 3.9 and an instruction index in 3.10. */
+#if PY_VERSION_HEX >= 0x030B0000
+#  define RP_FRAME_LASTI(f) PyFrame_GetLasti(f)
+#elif PY_VERSION_HEX >= 0x030A0000
+#  define RP_FRAME_LASTI(f) ((f)->f_lasti < 0 ? -1 : (f)->f_lasti * 2)
+#else
+#  define RP_FRAME_LASTI(f) ((f)->f_lasti)
+#endif
+
+/* tstate->native_thread_id exists since 3.11. */
+#if PY_VERSION_HEX >= 0x030B0000
+#  define RP_HAVE_NATIVE_TID 1
+#endif
+
+enum { N_CR_FRAME, N_CR_AWAIT, N_GI_FRAME, N_GI_YIELDFROM, N_AG_FRAME,
+       N_AG_AWAIT };
+static const char *const attr_names[6] = {
+    "cr_frame", "cr_await", "gi_frame", "gi_yieldfrom", "ag_frame",
+    "ag_await",
+};
+
+int
+rp_compat_init(rp_compat *c, int force_portable)
+{
+    memset(c, 0, sizeof(*c));
+#ifdef RP_FAST_311
+    c->fast = !force_portable;
+#else
+    (void)force_portable;
+    c->fast = 0;
+#endif
+    for (int i = 0; i < 6; i++) {
+        c->names[i] = PyUnicode_InternFromString(attr_names[i]);
+        if (c->names[i] == NULL) {
+            rp_compat_clear(c);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+void
+rp_compat_clear(rp_compat *c)
+{
+    for (int i = 0; i < 6; i++) {
+        Py_CLEAR(c->names[i]);
+    }
+}
+
+const char *
+rp_compat_mode(const rp_compat *c)
+{
+    return c->fast ? "fast (CPython internals)" : "portable (public API)";
+}
+
+void
+rp_compat_request_gil(const rp_compat *c, PyInterpreterState *interp)
+{
+#ifdef RP_FAST_311
+    if (c->fast) {
+        /* What ceval_gil.h's SET_GIL_DROP_REQUEST does: the holder sees
+         * the breaker at its next check, drops the GIL and waits until
+         * another thread (we) took it. take_gil resets the request. */
+        _Py_atomic_store_relaxed(&interp->ceval.gil_drop_request, 1);
+        _Py_atomic_store_relaxed(&interp->ceval.eval_breaker, 1);
+    }
+#else
+    (void)c;
+    (void)interp;
+#endif
+}
+
+int
+rp_compat_finalizing(void)
+{
+    return RP_IS_FINALIZING();
+}
+
+const void *
+rp_compat_frame_key(const rp_compat *c, PyFrameObject *f)
+{
+#ifdef RP_FAST_311
+    if (c->fast) {
+        return f->f_frame;
+    }
+#else
+    (void)c;
+#endif
+    return f;
+}
+
+/* Makes room for one more frame; 0, or -1 when it cannot grow. */
+static int
+reserve(rp_frame **buf, size_t *cap, size_t n, size_t max_frames)
+{
+    if (n < *cap) {
+        return 0;
+    }
+    if (*cap >= max_frames) {
+        return -1;
+    }
+    size_t new_cap = *cap ? *cap * 2 : 128;
+    if (new_cap > max_frames) {
+        new_cap = max_frames;
+    }
+    rp_frame *nb = realloc(*buf, new_cap * sizeof(rp_frame));
+    if (nb == NULL) {
+        return -1;
+    }
+    *buf = nb;
+    *cap = new_cap;
+    return 0;
+}
+
+#ifdef RP_FAST_311
+static size_t
+walk_fast(PyThreadState *ts, rp_frame **buf, size_t *cap, size_t max_frames,
+          int *more)
+{
+    size_t n = 0;
+    _PyInterpreterFrame *f = ts->cframe ? ts->cframe->current_frame : NULL;
+    for (; f != NULL; f = f->previous) {
+        if (_PyFrame_IsIncomplete(f)) {
+            continue;
+        }
+        if (reserve(buf, cap, n, max_frames) < 0) {
+            *more = 1;
+            break;
+        }
+        rp_frame *r = &(*buf)[n++];
+        r->code = f->f_code;
+        r->key = f;
+        r->lasti = _PyInterpreterFrame_LASTI(f) * (int)sizeof(_Py_CODEUNIT);
+        r->is_entry = f->is_entry;
+    }
+    return n;
+}
+#endif
+
+static size_t
+walk_portable(PyThreadState *ts, rp_frame **buf, size_t *cap,
+              size_t max_frames, int *more)
+{
+    size_t n = 0;
+    /* Each frame object is owned by its running frame, so a borrowed
+     * pointer stays valid while we hold the GIL. */
+    PyFrameObject *f = PyThreadState_GetFrame(ts);
+    while (f != NULL) {
+        if (reserve(buf, cap, n, max_frames) < 0) {
+            *more = 1;
+            Py_DECREF(f);
+            break;
+        }
+        PyCodeObject *code = PyFrame_GetCode(f);
+        rp_frame *r = &(*buf)[n++];
+        r->code = code;
+        r->key = f;
+        r->lasti = RP_FRAME_LASTI(f);
+        r->is_entry = 0;
+        Py_DECREF(code);
+        PyFrameObject *back = PyFrame_GetBack(f);
+        Py_DECREF(f);
+        f = back;
+    }
+    PyErr_Clear();
+    return n;
+}
+
+size_t
+rp_compat_walk(const rp_compat *c, PyThreadState *ts, rp_frame **buf,
+               size_t *cap, size_t max_frames, int *more)
+{
+    *more = 0;
+#ifdef RP_FAST_311
+    if (c->fast) {
+        return walk_fast(ts, buf, cap, max_frames, more);
+    }
+#else
+    (void)c;
+#endif
+    return walk_portable(ts, buf, cap, max_frames, more);
+}
+
+/* The index in attr_names of obj's frame attribute (the awaited one is the
+ * next index), or -1 when obj is no generator-like object. */
+static int
+gen_kind(PyObject *obj)
+{
+    if (PyCoro_CheckExact(obj)) {
+        return N_CR_FRAME;
+    }
+    if (PyGen_CheckExact(obj)) {
+        return N_GI_FRAME;
+    }
+    if (PyAsyncGen_CheckExact(obj)) {
+        return N_AG_FRAME;
+    }
+    return -1;
+}
+
+/* Portable: obj's frame object if obj is suspended (borrowed: the generator
+ * owns it), else NULL. */
+static PyFrameObject *
+suspended_frame_portable(const rp_compat *c, PyObject *obj)
+{
+    int kind = gen_kind(obj);
+    if (kind < 0) {
+        return NULL;
+    }
+    PyObject *f = PyObject_GetAttr(obj, c->names[kind]);
+    if (f == NULL) {
+        PyErr_Clear();
+        return NULL;
+    }
+    Py_DECREF(f);   /* owned by obj */
+    if (!PyFrame_Check(f)) {
+        return NULL;    /* None: finished */
+    }
+    /* A running generator is on a thread's stack; a created one has not
+     * executed an instruction yet (lasti < 0). */
+    PyObject *running = PyObject_GetAttrString(
+        obj, kind == N_CR_FRAME ? "cr_running"
+             : kind == N_GI_FRAME ? "gi_running" : "ag_running");
+    if (running == NULL) {
+        PyErr_Clear();
+        return NULL;
+    }
+    int is_running = PyObject_IsTrue(running);
+    Py_DECREF(running);
+    if (is_running != 0) {
+        PyErr_Clear();
+        return NULL;
+    }
+    if (RP_FRAME_LASTI((PyFrameObject *)f) < 0) {
+        return NULL;
+    }
+    return (PyFrameObject *)f;
+}
+
+int
+rp_compat_coro_frame(const rp_compat *c, PyObject *obj, rp_frame *out)
+{
+#ifdef RP_FAST_311
+    if (c->fast) {
+        if (gen_kind(obj) < 0) {
+            return 0;
+        }
+        PyGenObject *gen = (PyGenObject *)obj;
+        if (gen->gi_frame_state != FRAME_SUSPENDED) {
+            return 0;
+        }
+        _PyInterpreterFrame *f = (_PyInterpreterFrame *)gen->gi_iframe;
+        out->code = f->f_code;
+        out->key = f;
+        out->lasti = _PyInterpreterFrame_LASTI(f) * (int)sizeof(_Py_CODEUNIT);
+        out->is_entry = 0;
+        return 1;
+    }
+#endif
+    PyFrameObject *f = suspended_frame_portable(c, obj);
+    if (f == NULL) {
+        return 0;
+    }
+    PyCodeObject *code = PyFrame_GetCode(f);
+    out->code = code;
+    Py_DECREF(code);    /* owned by the frame */
+    out->key = rp_compat_frame_key(c, f);
+    out->lasti = RP_FRAME_LASTI(f);
+    out->is_entry = 0;
+    return 1;
+}
+
+PyObject *
+rp_compat_coro_awaiting(const rp_compat *c, PyObject *obj)
+{
+#ifdef RP_FAST_311
+    if (c->fast) {
+        /* _PyGen_yf of 3.11 (not exported): a suspended frame is inside
+         * `await` / `yield from` when the next instruction is a RESUME with
+         * oparg >= 2; the awaited object is then on top of its stack. */
+        if (gen_kind(obj) < 0) {
+            return NULL;
+        }
+        PyGenObject *gen = (PyGenObject *)obj;
+        if (gen->gi_frame_state != FRAME_SUSPENDED) {
+            return NULL;
+        }
+        _PyInterpreterFrame *f = (_PyInterpreterFrame *)gen->gi_iframe;
+        _Py_CODEUNIT next = f->prev_instr[1];
+        int op = _Py_OPCODE(next);
+        if ((op != RESUME && op != RESUME_QUICK) || _Py_OPARG(next) < 2) {
+            return NULL;
+        }
+        if (f->stacktop <= f->f_code->co_nlocalsplus) {
+            return NULL;
+        }
+        return f->localsplus[f->stacktop - 1];
+    }
+#endif
+    int kind = gen_kind(obj);
+    if (kind < 0 || suspended_frame_portable(c, obj) == NULL) {
+        return NULL;
+    }
+    PyObject *yf = PyObject_GetAttr(obj, c->names[kind + 1]);
+    if (yf == NULL) {
+        PyErr_Clear();
+        return NULL;
+    }
+    Py_DECREF(yf);  /* the suspended frame's stack holds it */
+    return yf == Py_None ? NULL : yf;
+}
+
+int64_t
+rp_compat_thread_cpu_ns(PyThreadState *ts)
+{
+    clockid_t cid;
+#ifdef RP_HAVE_NATIVE_TID
+    /* The kernel's per-thread CPU clock id for a TID (what glibc's
+     * pthread_getcpuclockid computes): unlike a pthread_t it cannot point
+     * at freed memory; a dead thread just makes clock_gettime fail. */
+    unsigned int tid = (unsigned int)ts->native_thread_id;
+    if (tid == 0) {
+        return -1;
+    }
+    cid = (clockid_t)((~tid << 3) | 6u);
+#else
+    if (pthread_getcpuclockid((pthread_t)ts->thread_id, &cid) != 0) {
+        return -1;
+    }
+#endif
+    struct timespec t;
+    if (clock_gettime(cid, &t) != 0) {
+        return -1;
+    }
+    return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+PyObject *
+rp_compat_context_get(PyObject *ctx, PyObject *var)
+{
+    if (ctx == NULL || !PyContext_CheckExact(ctx)) {
+        return NULL;
+    }
+    /* Contains first: a miss (the common case) then costs no exception. */
+    int has = PySequence_Contains(ctx, var);
+    if (has <= 0) {
+        PyErr_Clear();
+        return NULL;
+    }
+    PyObject *v = PyObject_GetItem(ctx, var);
+    if (v == NULL) {
+        PyErr_Clear();
+        return NULL;
+    }
+    Py_DECREF(v);   /* the context's variable map holds it */
+    return v;
+}

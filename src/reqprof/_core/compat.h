@@ -1,0 +1,85 @@
+/* compat.h - every CPython internal the engine touches, one function each.
+ *
+ * The rest of the engine includes only the public API and calls these.
+ * compat.c picks, by PY_VERSION_HEX, a fast path for the CPython versions
+ * it knows (reading `_PyInterpreterFrame` chains and generator frames, the
+ * GIL-drop request) and a portable path on public APIs for any other one.
+ * The portable path can also be forced at run time (REQPROF_PORTABLE=1) so
+ * the test suite covers it on every version.
+ *
+ * All functions need the GIL unless said otherwise, and none raises: on
+ * trouble they return "nothing found" and leave no exception set.
+ */
+#ifndef RP_COMPAT_H
+#define RP_COMPAT_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+
+/* One frame as the sampler records it. */
+typedef struct rp_frame {
+    PyCodeObject *code;     /* borrowed: the frame holds it */
+    const void *key;        /* identity of this activation, stable while it
+                               runs or is suspended (compare only) */
+    int32_t lasti;          /* byte offset of the current instruction,
+                               -1 when unknown */
+    int32_t is_entry;       /* called from C (1), from Python (0), or
+                               unknown on the portable path (0) */
+} rp_frame;
+
+/* The path in use and what it needs; lives in the engine's state struct
+ * and is passed to every function below that depends on the path. */
+typedef struct rp_compat {
+    int fast;               /* 1: internals of a known CPython */
+    PyObject *names[6];     /* interned attribute names (portable path) */
+} rp_compat;
+
+/* Chooses the path once, at module init: `force_portable` selects the
+ * public APIs even where the fast path is known. Returns 0, or -1 with an
+ * exception set. */
+int rp_compat_init(rp_compat *c, int force_portable);
+void rp_compat_clear(rp_compat *c);
+/* A short description of the mode, for logs and stats. */
+const char *rp_compat_mode(const rp_compat *c);
+
+/* Asks the thread holding the GIL to drop it at its next safe point (the
+ * GIL-drop request and eval breaker). No-op on the portable path. Called
+ * WITHOUT the GIL, from the sampler thread. */
+void rp_compat_request_gil(const rp_compat *c, PyInterpreterState *interp);
+
+/* Whether the runtime is finalizing (then the GIL must not be taken).
+ * No GIL needed. */
+int rp_compat_finalizing(void);
+
+/* The identity key of a frame object's activation: what rp_frame.key will
+ * hold for it while it runs. */
+const void *rp_compat_frame_key(const rp_compat *c, PyFrameObject *f);
+
+/* Walks the frames of `ts`, innermost first, into `buf` (capacity *cap,
+ * grown with realloc when needed, at most `max_frames`). Returns how many
+ * frames were stored; sets *more when the stack is deeper than that (the
+ * outermost ones are then missing). On allocation failure keeps what fits.
+ * `ts` must not be running (the caller holds the GIL). */
+size_t rp_compat_walk(const rp_compat *c, PyThreadState *ts, rp_frame **buf,
+                      size_t *cap, size_t max_frames, int *more);
+
+/* For a suspended coroutine, generator or async generator `obj`: stores its
+ * frame in *out and returns 1. Returns 0 when `obj` is not one of those or
+ * is not suspended (created, running or finished). */
+int rp_compat_coro_frame(const rp_compat *c, PyObject *obj, rp_frame *out);
+
+/* What the suspended coroutine/generator `obj` is awaiting (`cr_await`,
+ * `gi_yieldfrom`, `ag_await`): a borrowed reference (the suspended frame
+ * holds it), or NULL. */
+PyObject *rp_compat_coro_awaiting(const rp_compat *c, PyObject *obj);
+
+/* CPU time consumed so far by the thread of `ts`, in nanoseconds, or -1
+ * when it cannot be read (thread gone, no clock). No GIL needed but `ts`
+ * must stay valid. */
+int64_t rp_compat_thread_cpu_ns(PyThreadState *ts);
+
+/* The value of `var` in context `ctx` (any thread's), borrowed, or NULL. */
+PyObject *rp_compat_context_get(PyObject *ctx, PyObject *var);
+
+#endif

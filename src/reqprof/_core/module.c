@@ -1,0 +1,698 @@
+/* module.c - the Python face of the engine: `reqprof._core`.
+ *
+ * Types: `Session` (one profiling session and, once stopped, its report
+ * data). Functions: registration of hidden/dispatch code, engine stats and
+ * lifecycle hooks. Multi-phase init; the engine itself is process-wide
+ * (sampler.c), so the module refuses sub-interpreters.
+ *
+ * Ownership: a Session owns its tree, code table and symbols; the engine
+ * holds a strong reference to it while it runs. Writers run on a stopped
+ * session only, so they never race the sampler.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "sampler.h"
+#include "writers.h"
+
+#define DEFAULT_MAX_NODES 100000u
+#define DEFAULT_MAX_BYTES ((size_t)32 << 20)
+#define MAX_OUTPUT_BYTES ((size_t)1 << 30)
+
+typedef struct module_state {
+    PyTypeObject *session_type;
+} module_state;
+
+static const char *const mode_names[] = {"enabled", "disabled", "strict"};
+
+/* ---- Session ------------------------------------------------------------- */
+
+static int
+session_traverse(rp_session *s, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(s));
+    Py_VISIT(s->context);
+    Py_VISIT(s->coro);
+    return rp_codetable_traverse(&s->codes, visit, arg);
+}
+
+static int
+session_clear(rp_session *s)
+{
+    Py_CLEAR(s->context);
+    Py_CLEAR(s->coro);
+    Py_CLEAR(s->marker);
+    Py_CLEAR(s->root_code);
+    rp_codetable_clear(&s->codes);
+    return 0;
+}
+
+static void
+session_dealloc(rp_session *s)
+{
+    PyTypeObject *tp = Py_TYPE(s);
+    PyObject_GC_UnTrack(s);
+    session_clear(s);
+    rp_tree_free(&s->tree);
+    rp_symtab_free(&s->syms);
+    tp->tp_free((PyObject *)s);
+    Py_DECREF(tp);
+}
+
+static PyObject *
+session_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"interval", "max_depth", "async_mode",
+                             "max_nodes", "max_bytes", "max_duration", NULL};
+    double interval = 0.001, max_duration = 300.0;
+    int max_depth = 50;
+    const char *mode = "enabled";
+    unsigned long long max_nodes = DEFAULT_MAX_NODES;
+    unsigned long long max_bytes = DEFAULT_MAX_BYTES;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|dis$KKd", kwlist,
+                                     &interval, &max_depth, &mode,
+                                     &max_nodes, &max_bytes, &max_duration)) {
+        return NULL;
+    }
+    int m = -1;
+    for (int i = 0; i < 3; i++) {
+        if (strcmp(mode, mode_names[i]) == 0) {
+            m = i;
+        }
+    }
+    if (m < 0) {
+        PyErr_Format(PyExc_ValueError,
+                     "async_mode must be 'enabled', 'disabled' or 'strict', "
+                     "not '%s'", mode);
+        return NULL;
+    }
+    if (!(interval >= 1e-5 && interval <= 10.0)) {
+        PyErr_SetString(PyExc_ValueError,
+                        "interval must be between 0.00001 and 10 seconds");
+        return NULL;
+    }
+    if (max_depth < 1 || max_depth > 100000) {
+        PyErr_SetString(PyExc_ValueError,
+                        "max_depth must be between 1 and 100000");
+        return NULL;
+    }
+    if (max_nodes < 16 || max_nodes > 50000000ull) {
+        PyErr_SetString(PyExc_ValueError,
+                        "max_nodes must be between 16 and 50000000");
+        return NULL;
+    }
+    if (max_bytes < 65536 || max_bytes > ((unsigned long long)1 << 40)) {
+        PyErr_SetString(PyExc_ValueError,
+                        "max_bytes must be between 65536 and 2**40");
+        return NULL;
+    }
+    if (!(max_duration >= 0.0)) {
+        PyErr_SetString(PyExc_ValueError,
+                        "max_duration must be >= 0 (0: no limit)");
+        return NULL;
+    }
+    rp_session *s = (rp_session *)type->tp_alloc(type, 0);
+    if (s == NULL) {
+        return NULL;
+    }
+    s->interval_ns = (uint64_t)(interval * 1e9);
+    s->max_depth = (uint32_t)max_depth;
+    s->mode = (rp_mode)m;
+    s->max_nodes = (uint32_t)max_nodes;
+    s->max_bytes = (size_t)max_bytes;
+    s->max_duration_ns = (uint64_t)(max_duration * 1e9);
+    rp_symtab_init(&s->syms);
+    if (rp_codetable_init(&s->codes, s->max_nodes + 16) < 0) {
+        Py_DECREF(s);
+        return PyErr_NoMemory();
+    }
+    return (PyObject *)s;
+}
+
+static PyObject *
+session_start(rp_session *s, PyObject *args)
+{
+    PyObject *frame, *coro = Py_None;
+    if (!PyArg_ParseTuple(args, "O!|O:start", &PyFrame_Type, &frame, &coro)) {
+        return NULL;
+    }
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    s->started_at = (double)now.tv_sec + (double)now.tv_nsec / 1e9;
+    if (rp_engine_start(s, (PyFrameObject *)frame,
+                        coro == Py_None ? NULL : coro) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+session_stop(rp_session *s, PyObject *args)
+{
+    PyObject *prefixes = Py_None;
+    if (!PyArg_ParseTuple(args, "|O:stop", &prefixes)) {
+        return NULL;
+    }
+    rp_engine_stop(s);
+    if (s->state == RP_SESSION_STOPPED && !s->resolved) {
+        if (rp_codetable_resolve_lines(&s->codes, &s->tree) < 0
+                || rp_codetable_build_symtab(&s->codes, &s->syms,
+                                             prefixes) < 0) {
+            rp_symtab_free(&s->syms);
+            rp_symtab_init(&s->syms);
+            return NULL;
+        }
+        s->resolved = 1;
+    }
+    Py_RETURN_NONE;
+}
+
+/* Meta items converted from a dict; the strings point into `keep`. */
+typedef struct meta_list {
+    rp_meta_item *items;
+    size_t n;
+    PyObject *keep;     /* list of bytes objects owning the strings */
+} meta_list;
+
+static int
+keep_utf8(meta_list *ml, PyObject *str, rp_str *out)
+{
+    PyObject *b = PyUnicode_AsEncodedString(str, "utf-8", "surrogatepass");
+    if (b == NULL) {
+        return -1;
+    }
+    int rc = PyList_Append(ml->keep, b);
+    out->s = PyBytes_AS_STRING(b);
+    out->len = (size_t)PyBytes_GET_SIZE(b);
+    Py_DECREF(b);   /* ml->keep holds it */
+    return rc;
+}
+
+static void
+meta_free(meta_list *ml)
+{
+    free(ml->items);
+    Py_CLEAR(ml->keep);
+}
+
+/* Converts `meta` (a dict or None): str values stay text; bool, int,
+ * finite float and None become JSON literals; anything else its str(). */
+static int
+meta_from_dict(meta_list *ml, PyObject *meta)
+{
+    memset(ml, 0, sizeof(*ml));
+    ml->keep = PyList_New(0);
+    if (ml->keep == NULL) {
+        return -1;
+    }
+    if (meta == NULL || meta == Py_None) {
+        return 0;
+    }
+    if (!PyDict_Check(meta)) {
+        PyErr_SetString(PyExc_TypeError, "meta must be a dict");
+        goto error;
+    }
+    Py_ssize_t n = PyDict_Size(meta);
+    ml->items = calloc(n > 0 ? (size_t)n : 1, sizeof(rp_meta_item));
+    if (ml->items == NULL) {
+        PyErr_NoMemory();
+        goto error;
+    }
+    Py_ssize_t pos = 0;
+    PyObject *k, *v;
+    while (PyDict_Next(meta, &pos, &k, &v)) {
+        rp_meta_item *it = &ml->items[ml->n];
+        PyObject *ks = PyObject_Str(k);
+        PyObject *vs = NULL;
+        it->is_literal = 1;
+        if (v == Py_None) {
+            vs = PyUnicode_FromString("null");
+        }
+        else if (PyBool_Check(v)) {
+            vs = PyUnicode_FromString(v == Py_True ? "true" : "false");
+        }
+        else if (PyLong_Check(v)) {
+            vs = PyObject_Str(v);
+        }
+        else if (PyFloat_Check(v)) {
+            double d = PyFloat_AS_DOUBLE(v);
+            vs = isfinite(d) ? PyObject_Repr(v) : PyUnicode_FromString("null");
+        }
+        else {
+            it->is_literal = 0;
+            vs = PyUnicode_Check(v) ? Py_NewRef(v) : PyObject_Str(v);
+        }
+        int rc = (ks == NULL || vs == NULL
+                  || keep_utf8(ml, ks, &it->key) < 0
+                  || keep_utf8(ml, vs, &it->value) < 0) ? -1 : 0;
+        Py_XDECREF(ks);
+        Py_XDECREF(vs);
+        if (rc < 0) {
+            goto error;
+        }
+        ml->n++;
+    }
+    return 0;
+error:
+    meta_free(ml);
+    return -1;
+}
+
+static int
+check_stopped(rp_session *s)
+{
+    if (!s->resolved) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "reqprof: the session has not been stopped");
+        return -1;
+    }
+    return 0;
+}
+
+static void
+fill_report(rp_session *s, rp_report *r, const meta_list *ml,
+            const char *version)
+{
+    memset(r, 0, sizeof(*r));
+    r->tree = &s->tree;
+    r->syms = &s->syms;
+    r->version = version;
+    r->started_at = s->started_at;
+    r->duration_s = (double)(s->stop_ns - s->start_ns) / 1e9;
+    r->interval_s = (double)s->interval_ns / 1e9;
+    r->async_mode = mode_names[s->mode];
+    r->max_depth = s->max_depth;
+    r->truncated = s->truncated | s->tree.truncated;
+    r->meta = ml->items;
+    r->n_meta = ml->n;
+}
+
+/* Decodes a writer's output: JSON is valid UTF-8 by construction; text
+ * formats may carry raw bytes of odd names, replaced here. */
+static PyObject *
+buf_to_str(rp_buf *b)
+{
+    if (b->failed) {
+        return PyErr_NoMemory();
+    }
+    return PyUnicode_DecodeUTF8(b->data ? b->data : "", (Py_ssize_t)b->len,
+                                "replace");
+}
+
+enum { FMT_JSON, FMT_TEXT, FMT_COLLAPSED };
+
+static PyObject *
+session_write(rp_session *s, int fmt, PyObject *meta, const char *version,
+              const rp_text_opts *opts)
+{
+    PyObject *out = NULL;
+    meta_list ml;
+    rp_buf b;
+    rp_report r;
+    if (check_stopped(s) < 0 || meta_from_dict(&ml, meta) < 0) {
+        return NULL;
+    }
+    rp_buf_init(&b, MAX_OUTPUT_BYTES);
+    fill_report(s, &r, &ml, version);
+    int rc = fmt == FMT_JSON ? rp_write_json(&b, &r)
+        : fmt == FMT_TEXT ? rp_write_text(&b, &r, opts)
+        : rp_write_collapsed(&b, &r);
+    if (rc < 0 && !b.failed) {
+        b.failed = 1;
+    }
+    out = buf_to_str(&b);
+    rp_buf_free(&b);
+    meta_free(&ml);
+    return out;
+}
+
+static PyObject *
+session_to_json(rp_session *s, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"meta", "version", NULL};
+    PyObject *meta = Py_None;
+    const char *version = "";
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|Os", kwlist, &meta,
+                                     &version)) {
+        return NULL;
+    }
+    return session_write(s, FMT_JSON, meta, version, NULL);
+}
+
+static PyObject *
+session_to_text(rp_session *s, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"meta", "version", "ascii", "color",
+                             "min_percent", "max_lines", NULL};
+    PyObject *meta = Py_None;
+    const char *version = "";
+    int ascii = 0, color = 0;
+    double min_percent = 0.0;
+    unsigned int max_lines = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|OsppdI", kwlist, &meta,
+                                     &version, &ascii, &color, &min_percent,
+                                     &max_lines)) {
+        return NULL;
+    }
+    rp_text_opts o = {ascii, color, min_percent, max_lines};
+    return session_write(s, FMT_TEXT, meta, version, &o);
+}
+
+static PyObject *
+session_to_collapsed(rp_session *s, PyObject *Py_UNUSED(ignored))
+{
+    return session_write(s, FMT_COLLAPSED, Py_None, "", NULL);
+}
+
+/* Display name of frame id `id` as a str. */
+static PyObject *
+sym_name(const rp_symtab *st, uint32_t id)
+{
+    rp_buf b;
+    rp_buf_init(&b, 0);
+    rp_sym_put_name(&b, &st->syms[id]);
+    PyObject *s = buf_to_str(&b);
+    rp_buf_free(&b);
+    return s;
+}
+
+/* The n functions with the most self wall time: [(name, seconds), ...]. */
+static PyObject *
+session_top_functions(rp_session *s, PyObject *args)
+{
+    Py_ssize_t n = 3;
+    PyObject *result = NULL;
+    uint64_t *self = NULL;
+    if (!PyArg_ParseTuple(args, "|n:top_functions", &n)
+            || check_stopped(s) < 0) {
+        return NULL;
+    }
+    uint32_t nsyms = s->syms.n;
+    self = calloc(nsyms ? nsyms : 1, sizeof(uint64_t));
+    result = PyList_New(0);
+    if (self == NULL || result == NULL) {
+        if (self == NULL) {
+            PyErr_NoMemory();
+        }
+        goto error;
+    }
+    for (uint32_t i = 0; i < s->tree.n_nodes; i++) {
+        uint32_t f = s->tree.nodes[i].frame;
+        if (f < nsyms) {
+            self[f] += s->tree.nodes[i].self_wall_ns;
+        }
+    }
+    for (Py_ssize_t k = 0; k < n; k++) {
+        uint32_t best = RP_NONE;
+        for (uint32_t f = 0; f < nsyms; f++) {
+            if (self[f] > 0 && (best == RP_NONE || self[f] > self[best])) {
+                best = f;
+            }
+        }
+        if (best == RP_NONE) {
+            break;
+        }
+        PyObject *name = sym_name(&s->syms, best);
+        PyObject *item = name ? Py_BuildValue("(Nd)", name,
+                                              (double)self[best] / 1e9)
+                              : NULL;
+        if (item == NULL || PyList_Append(result, item) < 0) {
+            Py_XDECREF(item);
+            goto error;
+        }
+        Py_DECREF(item);
+        self[best] = 0;
+    }
+    free(self);
+    return result;
+error:
+    free(self);
+    Py_XDECREF(result);
+    return NULL;
+}
+
+static PyObject *
+session_summary(rp_session *s, PyObject *Py_UNUSED(ignored))
+{
+    unsigned trunc = s->truncated | s->tree.truncated;
+    PyObject *reasons = PyList_New(0);
+    if (reasons == NULL) {
+        return NULL;
+    }
+    for (unsigned i = 0; i < RP_TRUNC_REASONS; i++) {
+        if (trunc & (1u << i)) {
+            PyObject *r = PyUnicode_FromString(rp_trunc_name(i));
+            if (r == NULL || PyList_Append(reasons, r) < 0) {
+                Py_XDECREF(r);
+                Py_DECREF(reasons);
+                return NULL;
+            }
+            Py_DECREF(r);
+        }
+    }
+    const rp_node *root = s->tree.n_nodes ? &s->tree.nodes[0] : NULL;
+    uint64_t end = s->state == RP_SESSION_STOPPED ? s->stop_ns : s->last_ns;
+    return Py_BuildValue(
+        "{s:s, s:K, s:d, s:d, s:d, s:d, s:N, s:I, s:n, s:K, s:K, s:K}",
+        "state", s->state == RP_SESSION_NEW ? "new"
+                 : s->state == RP_SESSION_RUNNING ? "running" : "stopped",
+        "samples", (unsigned long long)(root ? root->samples : 0),
+        "wall_s", root ? (double)root->wall_ns / 1e9 : 0.0,
+        "cpu_s", root ? (double)root->cpu_ns / 1e9 : 0.0,
+        "duration_s", s->start_ns ? (double)(end - s->start_ns) / 1e9 : 0.0,
+        "started_at", s->started_at,
+        "truncated_reasons", reasons,
+        "nodes", s->tree.n_nodes,
+        "memory_bytes", (Py_ssize_t)(s->tree.bytes
+                                     + rp_codetable_bytes(&s->codes)),
+        "running_samples", (unsigned long long)s->n_running,
+        "await_samples", (unsigned long long)s->n_await,
+        "out_of_context_samples", (unsigned long long)s->n_out_of_context);
+}
+
+static PyMethodDef session_methods[] = {
+    {"start", (PyCFunction)session_start, METH_VARARGS,
+     "start(root_frame, coro=None)\n--\n\nBind to the current context and "
+     "start sampling; root_frame is the frame the tree starts at."},
+    {"stop", (PyCFunction)session_stop, METH_VARARGS,
+     "stop(path_prefixes=None)\n--\n\nStop sampling and resolve names; "
+     "path_prefixes shorten file names."},
+    {"to_json", (PyCFunction)(void (*)(void))session_to_json,
+     METH_VARARGS | METH_KEYWORDS, "to_json(meta=None, version='') -> str"},
+    {"to_text", (PyCFunction)(void (*)(void))session_to_text,
+     METH_VARARGS | METH_KEYWORDS,
+     "to_text(meta=None, version='', ascii=False, color=False, "
+     "min_percent=0.0, max_lines=0) -> str"},
+    {"to_collapsed", (PyCFunction)session_to_collapsed, METH_NOARGS,
+     "to_collapsed() -> str"},
+    {"top_functions", (PyCFunction)session_top_functions, METH_VARARGS,
+     "top_functions(n=3) -> [(name, self_wall_s)]"},
+    {"summary", (PyCFunction)session_summary, METH_NOARGS,
+     "summary() -> dict of totals, state and counters"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyType_Slot session_slots[] = {
+    {Py_tp_doc, "One profiling session and its call tree."},
+    {Py_tp_new, session_new},
+    {Py_tp_dealloc, session_dealloc},
+    {Py_tp_traverse, session_traverse},
+    {Py_tp_clear, session_clear},
+    {Py_tp_methods, session_methods},
+    {0, NULL},
+};
+
+static PyType_Spec session_spec = {
+    .name = "reqprof._core.Session",
+    .basicsize = sizeof(rp_session),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .slots = session_slots,
+};
+
+/* ---- module functions ---------------------------------------------------- */
+
+static PyObject *
+mod_hide_code(PyObject *m, PyObject *code)
+{
+    (void)m;
+    if (!PyCode_Check(code)) {
+        PyErr_SetString(PyExc_TypeError, "hide_code() takes a code object");
+        return NULL;
+    }
+    if (rp_engine_hide_code(code) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+mod_add_dispatch_code(PyObject *m, PyObject *code)
+{
+    (void)m;
+    if (!PyCode_Check(code)) {
+        PyErr_SetString(PyExc_TypeError,
+                        "add_dispatch_code() takes a code object");
+        return NULL;
+    }
+    if (rp_engine_add_dispatch_code(code) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+mod_stats(PyObject *m, PyObject *Py_UNUSED(ignored))
+{
+    (void)m;
+    return rp_engine_stats();
+}
+
+static PyObject *
+mod_sampler_alive(PyObject *m, PyObject *Py_UNUSED(ignored))
+{
+    (void)m;
+    return PyBool_FromLong(rp_engine_thread_alive());
+}
+
+static PyObject *
+mod_shutdown(PyObject *m, PyObject *Py_UNUSED(ignored))
+{
+    (void)m;
+    rp_engine_shutdown();
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+mod_after_fork_child(PyObject *m, PyObject *Py_UNUSED(ignored))
+{
+    (void)m;
+    rp_engine_after_fork_child();
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef module_methods[] = {
+    {"hide_code", mod_hide_code, METH_O,
+     "Leave frames of this code object out of every report."},
+    {"add_dispatch_code", mod_add_dispatch_code, METH_O,
+     "Mark this code object as thread-pool plumbing."},
+    {"stats", mod_stats, METH_NOARGS, "Engine counters."},
+    {"sampler_alive", mod_sampler_alive, METH_NOARGS,
+     "Whether the sampler thread exists in this process."},
+    {"_shutdown", mod_shutdown, METH_NOARGS,
+     "Stop the sampler for good (registered with atexit)."},
+    {"_after_fork_child", mod_after_fork_child, METH_NOARGS,
+     "Fork hook: reset the engine in a child process."},
+    {NULL, NULL, 0, NULL},
+};
+
+/* Calls module.func(*args) for registration; 0, or -1 with an exception. */
+static int
+call_in(const char *module, const char *func, PyObject *args,
+        PyObject *kwargs)
+{
+    PyObject *mod = PyImport_ImportModule(module);
+    if (mod == NULL) {
+        return -1;
+    }
+    PyObject *f = PyObject_GetAttrString(mod, func);
+    Py_DECREF(mod);
+    if (f == NULL) {
+        return -1;
+    }
+    PyObject *r = PyObject_Call(f, args, kwargs);
+    Py_DECREF(f);
+    Py_XDECREF(r);
+    return r == NULL ? -1 : 0;
+}
+
+static int
+module_exec(PyObject *m)
+{
+    module_state *st = PyModule_GetState(m);
+    const char *portable = getenv("REQPROF_PORTABLE");
+    if (rp_engine_init(portable != NULL && portable[0] == '1') < 0) {
+        return -1;
+    }
+    st->session_type = (PyTypeObject *)PyType_FromModuleAndSpec(
+        m, &session_spec, NULL);
+    if (st->session_type == NULL
+            || PyModule_AddObjectRef(m, "Session",
+                                     (PyObject *)st->session_type) < 0) {
+        return -1;
+    }
+    if (PyModule_AddStringConstant(m, "MODE", rp_engine_mode()) < 0
+            || PyModule_AddIntConstant(m, "SCHEMA_VERSION",
+                                       RP_SCHEMA_VERSION) < 0) {
+        return -1;
+    }
+    int rc = -1;
+    PyObject *shutdown = PyObject_GetAttrString(m, "_shutdown");
+    PyObject *child = PyObject_GetAttrString(m, "_after_fork_child");
+    PyObject *args = shutdown ? PyTuple_Pack(1, shutdown) : NULL;
+    PyObject *noargs = PyTuple_New(0);
+    PyObject *kwargs = child ? Py_BuildValue("{s:O}", "after_in_child", child)
+                             : NULL;
+    if (args != NULL && noargs != NULL && kwargs != NULL
+            && call_in("atexit", "register", args, NULL) == 0
+            && call_in("os", "register_at_fork", noargs, kwargs) == 0) {
+        rc = 0;
+    }
+    Py_XDECREF(shutdown);
+    Py_XDECREF(child);
+    Py_XDECREF(args);
+    Py_XDECREF(noargs);
+    Py_XDECREF(kwargs);
+    return rc;
+}
+
+static int
+module_traverse(PyObject *m, visitproc visit, void *arg)
+{
+    module_state *st = PyModule_GetState(m);
+    Py_VISIT(st->session_type);
+    return 0;
+}
+
+static int
+module_clear(PyObject *m)
+{
+    module_state *st = PyModule_GetState(m);
+    Py_CLEAR(st->session_type);
+    return 0;
+}
+
+static void
+module_free(void *m)
+{
+    module_clear((PyObject *)m);
+}
+
+static PyModuleDef_Slot module_slots[] = {
+    {Py_mod_exec, module_exec},
+#ifdef Py_mod_multiple_interpreters
+    {Py_mod_multiple_interpreters, Py_MOD_MULTIPLE_INTERPRETERS_NOT_SUPPORTED},
+#endif
+#ifdef Py_mod_gil
+    {Py_mod_gil, Py_MOD_GIL_USED},
+#endif
+    {0, NULL},
+};
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "reqprof._core",
+    .m_doc = "reqprof's sampling engine, call trees and report writers.",
+    .m_size = sizeof(module_state),
+    .m_methods = module_methods,
+    .m_slots = module_slots,
+    .m_traverse = module_traverse,
+    .m_clear = module_clear,
+    .m_free = module_free,
+};
+
+PyMODINIT_FUNC
+PyInit__core(void)
+{
+    return PyModuleDef_Init(&module_def);
+}

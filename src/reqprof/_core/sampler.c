@@ -1,0 +1,1035 @@
+/* sampler.c - the engine: one sampler thread, ticks, attribution.
+ *
+ * The whole mutable state of the engine is the one `engine` struct below.
+ *
+ * Threads and locks:
+ * - The sampler thread (a pthread with its own PyThreadState) sleeps until
+ *   the next tick on an absolute schedule, asks the running thread to drop
+ *   the GIL (compat), takes the GIL, samples, releases it. It parks on
+ *   `engine.cv` while no session is active.
+ * - `engine.mu` guards only what the sampler reads without the GIL: the
+ *   stop flags, the number of active sessions and the interval. It is never
+ *   held while waiting for the GIL, so fork and shutdown cannot deadlock.
+ * - Everything else (sessions, scratch buffers, tables) is touched only
+ *   with the GIL held. A tick runs no Python code: it allocates no Python
+ *   objects on the fast path, drops no last reference (so no finaliser can
+ *   run on the sampler thread), and keeps the cyclic GC off while it runs.
+ *
+ * Attribution (DESIGN §3): each session is bound to a context by a marker
+ * object stored in `engine.sessions_var` (a ContextVar holding a tuple of
+ * the markers of the sessions bound there). At a tick, for each thread:
+ * - enabled: the thread's context holds the session's marker (tasks and
+ *   `copy_context().run` in worker threads carry it), or, for a session
+ *   started outside any task, the thread is the one that started it;
+ * - disabled: the thread is the one that started it;
+ * - strict: the thread's context is the very context it started in.
+ * A matching thread's stack is recorded below the session's root frame
+ * (or, when the root is not on that stack, from its first frame of
+ * interest, under the frame awaiting it and a [thread] node). A session no
+ * thread ran for is waiting: enabled records its task's await stack with
+ * an [await] leaf, strict records [out-of-context].
+ */
+#include "sampler.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* PyGC_Disable/Enable exist since 3.10. */
+#if PY_VERSION_HEX >= 0x030A0000
+#  define RP_HAVE_GC_TOGGLE 1
+#endif
+
+#define MAX_FRAMES (1u << 20)       /* deepest stack walked */
+#define MAX_AWAIT_CHAIN 4096u       /* longest await chain followed */
+#define MAX_CPU_THREADS 4096u       /* threads whose CPU clock is tracked */
+#define CORO_FLAGS (CO_COROUTINE | CO_ITERABLE_COROUTINE | CO_ASYNC_GENERATOR)
+
+/* A set of objects by identity, holding strong references. */
+typedef struct ptrset {
+    PyObject **slots;
+    size_t mask;                    /* capacity - 1; 0 when empty */
+    size_t n;
+} ptrset;
+
+typedef struct thread_cpu {
+    unsigned long ident;
+    int64_t last_ns;
+    uint64_t last_tick;
+} thread_cpu;
+
+static struct rp_engine {
+    int initialized;
+    rp_compat compat;
+    PyInterpreterState *interp;
+    PyObject *sessions_var;         /* ContextVar: tuple of markers */
+    uint64_t next_marker;
+
+    /* Guarded by mu. */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int thread_alive;               /* created and not yet joined */
+    int stop;                       /* the thread must exit */
+    int shutdown;                   /* interpreter exiting: never restart */
+    size_t wanted;                  /* number of active sessions */
+    uint64_t interval_ns;           /* smallest interval asked */
+    pthread_t thread;
+    PyThreadState *sampler_ts;
+    pid_t pid;
+
+    /* Guarded by the GIL. */
+    rp_session **active;
+    size_t n_active, cap_active;
+    uint64_t tick;
+    rp_frame *frames;               /* scratch: one thread's stack */
+    size_t frames_cap;
+    rp_frame *chain;                /* scratch: one task's await chain */
+    size_t chain_cap;
+    uint32_t *path;                 /* scratch: frame ids of one sample */
+    size_t path_cap;
+    thread_cpu *cpu;
+    size_t n_cpu, cap_cpu;
+    ptrset hidden;
+    ptrset dispatch;
+
+    /* Counters (GIL). */
+    uint64_t ticks, late_ticks, samples;
+    uint64_t gil_wait_ns, gil_wait_max_ns, tick_ns;
+    uint64_t threads_started;
+} engine = {
+    .mu = PTHREAD_MUTEX_INITIALIZER,
+};
+
+static uint64_t
+now_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+/* ---- ptrset ------------------------------------------------------------ */
+
+static size_t
+ptr_hash(const void *p)
+{
+    uint64_t h = (uint64_t)(uintptr_t)p * 0x9E3779B97F4A7C15ull;
+    return (size_t)(h >> 32);
+}
+
+static int
+ptrset_has(const ptrset *s, const void *p)
+{
+    if (s->mask == 0) {
+        return 0;
+    }
+    for (size_t h = ptr_hash(p);; h++) {
+        PyObject *o = s->slots[h & s->mask];
+        if (o == NULL) {
+            return 0;
+        }
+        if (o == p) {
+            return 1;
+        }
+    }
+}
+
+/* Adds a strong reference to `o`. 0, or -1 with an exception set. */
+static int
+ptrset_add(ptrset *s, PyObject *o)
+{
+    if (ptrset_has(s, o)) {
+        return 0;
+    }
+    if ((s->n + 1) * 2 > s->mask) {
+        size_t cap = s->mask ? (s->mask + 1) * 2 : 16;
+        PyObject **slots = calloc(cap, sizeof(PyObject *));
+        if (slots == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        for (size_t i = 0; s->mask && i <= s->mask; i++) {
+            PyObject *x = s->slots[i];
+            if (x != NULL) {
+                size_t h = ptr_hash(x);
+                while (slots[h & (cap - 1)] != NULL) {
+                    h++;
+                }
+                slots[h & (cap - 1)] = x;
+            }
+        }
+        free(s->slots);
+        s->slots = slots;
+        s->mask = cap - 1;
+    }
+    size_t h = ptr_hash(o);
+    while (s->slots[h & s->mask] != NULL) {
+        h++;
+    }
+    s->slots[h & s->mask] = Py_NewRef(o);
+    s->n++;
+    return 0;
+}
+
+/* ---- scratch buffers ----------------------------------------------------- */
+
+/* Makes the path buffer hold at least `n` ids. 0, or -1 with an exception. */
+static int
+reserve_path(size_t n)
+{
+    if (n <= engine.path_cap) {
+        return 0;
+    }
+    uint32_t *p = realloc(engine.path, n * sizeof(uint32_t));
+    if (p == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    engine.path = p;
+    engine.path_cap = n;
+    return 0;
+}
+
+/* ---- per-thread CPU clocks ----------------------------------------------- */
+
+static thread_cpu *
+cpu_entry(unsigned long ident)
+{
+    for (size_t i = 0; i < engine.n_cpu; i++) {
+        if (engine.cpu[i].ident == ident) {
+            return &engine.cpu[i];
+        }
+    }
+    if (engine.n_cpu == engine.cap_cpu) {
+        /* Drop entries of threads not seen for a while, then grow. */
+        size_t kept = 0;
+        for (size_t i = 0; i < engine.n_cpu; i++) {
+            if (engine.cpu[i].last_tick + 10000 > engine.tick) {
+                engine.cpu[kept++] = engine.cpu[i];
+            }
+        }
+        engine.n_cpu = kept;
+    }
+    if (engine.n_cpu == engine.cap_cpu) {
+        size_t cap = engine.cap_cpu ? engine.cap_cpu * 2 : 16;
+        if (cap > MAX_CPU_THREADS) {
+            return NULL;
+        }
+        thread_cpu *c = realloc(engine.cpu, cap * sizeof(thread_cpu));
+        if (c == NULL) {
+            return NULL;
+        }
+        engine.cpu = c;
+        engine.cap_cpu = cap;
+    }
+    thread_cpu *e = &engine.cpu[engine.n_cpu++];
+    e->ident = ident;
+    e->last_ns = -1;
+    e->last_tick = engine.tick;
+    return e;
+}
+
+/* CPU time the thread of `ts` used since its previous reading (0 when it
+ * has none). */
+static uint64_t
+cpu_delta(PyThreadState *ts)
+{
+    int64_t cpu = rp_compat_thread_cpu_ns(ts);
+    thread_cpu *e = cpu_entry(ts->thread_id);
+    if (e == NULL || cpu < 0) {
+        return 0;
+    }
+    uint64_t d = (e->last_ns >= 0 && cpu > e->last_ns)
+        ? (uint64_t)(cpu - e->last_ns) : 0;
+    e->last_ns = cpu;
+    e->last_tick = engine.tick;
+    return d;
+}
+
+/* ---- recording ----------------------------------------------------------- */
+
+/* The name of thread `ident` (threading._active[ident]._name), borrowed,
+ * or NULL. Reads dicts directly so that no Python code runs. */
+static PyObject *
+thread_name(unsigned long ident)
+{
+    PyObject *name = NULL, *mod = NULL, *key = NULL, *inst = NULL;
+    PyObject *modname = PyUnicode_FromString("threading");
+    if (modname == NULL) {
+        goto done;
+    }
+    mod = PyImport_GetModule(modname);
+    if (mod == NULL || !PyModule_Check(mod)) {
+        goto done;
+    }
+    PyObject *active = PyDict_GetItemString(PyModule_GetDict(mod), "_active");
+    key = PyLong_FromUnsignedLong(ident);
+    if (active == NULL || !PyDict_Check(active) || key == NULL) {
+        goto done;
+    }
+    PyObject *thread = PyDict_GetItemWithError(active, key);
+    if (thread == NULL) {
+        goto done;
+    }
+    inst = PyObject_GenericGetDict(thread, NULL);
+    if (inst != NULL && PyDict_Check(inst)) {
+        name = PyDict_GetItemString(inst, "_name");  /* held by inst */
+    }
+done:
+    Py_XDECREF(modname);
+    Py_XDECREF(mod);
+    Py_XDECREF(key);
+    Py_XDECREF(inst);   /* the thread object still holds its dict */
+    PyErr_Clear();
+    return name;
+}
+
+/* Appends frames[start] down to frames[0] (outer to inner) to the path of
+ * `s`, leaving out hidden ones and folding what is deeper than max_depth
+ * into [truncated]. *len is the path length so far; returns the index of
+ * the last frame appended, -1 if none, or -2 when the path was cut (then
+ * its leaf is not a frame of the stack). */
+static long
+append_frames(rp_session *s, const rp_frame *frames, long start, size_t *len)
+{
+    long last = -1;
+    for (long i = start; i >= 0; i--) {
+        PyCodeObject *code = frames[i].code;
+        if (ptrset_has(&engine.hidden, code)) {
+            continue;
+        }
+        if (*len >= s->max_depth) {
+            engine.path[(*len)++] = s->codes.truncated_id;
+            s->truncated |= RP_REPORT_TRUNC_DEPTH;
+            return -2;
+        }
+        uint32_t id = rp_codetable_code(&s->codes, code);
+        if (id == RP_NONE) {
+            s->tree.truncated |= RP_TRUNC_NODES;
+            return -2;
+        }
+        engine.path[(*len)++] = id;
+        last = i;
+    }
+    return last;
+}
+
+/* Where a stack that does not hold the session's root starts to matter:
+ * its outermost coroutine frame (a task's step), else the first frame past
+ * the outermost run of thread-pool plumbing, else its bottom. */
+static long
+anchor(const rp_frame *frames, size_t n)
+{
+    for (long i = (long)n - 1; i >= 0; i--) {
+        if (frames[i].code->co_flags & CORO_FLAGS) {
+            return i;
+        }
+    }
+    long i = (long)n - 1;
+    while (i > 0 && ptrset_has(&engine.dispatch, frames[i].code)) {
+        i--;
+    }
+    return i;
+}
+
+/* Walks the await chain of the session's task into engine.chain, outer
+ * first. Returns its length (0 when the task is not suspended) and sets
+ * *root to the index of the session's root frame in it, or -1. */
+static size_t
+await_chain(rp_session *s, long *root)
+{
+    size_t n = 0;
+    PyObject *obj = s->coro;
+    *root = -1;
+    while (obj != NULL && n < MAX_AWAIT_CHAIN) {
+        if (n == engine.chain_cap) {
+            size_t cap = engine.chain_cap ? engine.chain_cap * 2 : 64;
+            rp_frame *c = realloc(engine.chain, cap * sizeof(rp_frame));
+            if (c == NULL) {
+                break;
+            }
+            engine.chain = c;
+            engine.chain_cap = cap;
+        }
+        if (!rp_compat_coro_frame(&engine.compat, obj, &engine.chain[n])) {
+            break;
+        }
+        if (engine.chain[n].key == s->root_key) {
+            *root = (long)n;
+        }
+        n++;
+        obj = rp_compat_coro_awaiting(&engine.compat, obj);
+    }
+    return n;
+}
+
+/* Appends the frames of the session's suspended task below its root frame
+ * to the path, with *loc the location where the innermost of them (or the
+ * root) waits. Returns 1, 0 when the task is not suspended (nothing
+ * appended), or -1 when the path was cut (its leaf is then set). */
+static int
+append_await_chain(rp_session *s, size_t *len, uint32_t *loc)
+{
+    long root;
+    size_t n = s->coro ? await_chain(s, &root) : 0;
+    *loc = RP_NONE;
+    if (n == 0) {
+        return 0;
+    }
+    /* append_frames goes from a high index down to 0, innermost last:
+     * reverse the (scratch) chain so that index 0 is the innermost. */
+    rp_frame *c = engine.chain;
+    for (size_t i = 0, j = n - 1; i < j; i++, j--) {
+        rp_frame t = c[i];
+        c[i] = c[j];
+        c[j] = t;
+    }
+    long r = root >= 0 ? (long)(n - 1) - root : -1;    /* after reversal */
+    long last = append_frames(s, c, r >= 0 ? r - 1 : (long)n - 1, len);
+    if (last == -2) {
+        return -1;
+    }
+    long at = last >= 0 ? last : r;
+    if (at >= 0 && c[at].lasti >= 0) {
+        *loc = (uint32_t)c[at].lasti;
+    }
+    return 1;
+}
+
+static void
+add_sample(rp_session *s, size_t len, uint32_t loc, uint64_t wall,
+           uint64_t cpu)
+{
+    rp_tree_add_sample(&s->tree, engine.path, len, loc, wall, cpu);
+    engine.samples++;
+}
+
+/* Appends the [thread <name>] node of `ts` to the path. 0, or -1 when the
+ * path was cut. */
+static int
+append_thread(rp_session *s, PyThreadState *ts, size_t *len)
+{
+    if (*len >= s->max_depth) {
+        engine.path[(*len)++] = s->codes.truncated_id;
+        s->truncated |= RP_REPORT_TRUNC_DEPTH;
+        return -1;
+    }
+    int is_new = 0;
+    uint32_t id = rp_codetable_thread(&s->codes, ts->thread_id, &is_new);
+    if (id == RP_NONE) {
+        s->tree.truncated |= RP_TRUNC_NODES;
+        return -1;
+    }
+    if (is_new) {
+        /* Looked up once per thread and session. */
+        rp_codetable_set_name(&s->codes, id, thread_name(ts->thread_id));
+    }
+    engine.path[(*len)++] = id;
+    return 0;
+}
+
+/* Records what thread `ts` runs for session `s`. */
+static void
+record_running(rp_session *s, PyThreadState *ts, const rp_frame *frames,
+               size_t n, uint64_t wall, uint64_t cpu)
+{
+    size_t len = 0;
+    uint32_t loc = RP_NONE;
+    long start = -1;
+    int found = 0;
+    for (size_t i = 0; i < n && !found; i++) {
+        if (frames[i].key == s->root_key && frames[i].code == s->root_code) {
+            start = (long)i - 1;
+            found = 1;
+        }
+    }
+    if (!found) {
+        /* The root is not on this stack: work done for the session by a
+         * child task or a worker thread. Hang it under the frame waiting
+         * for it, and under a [thread] node when on another thread. */
+        if (s->mode == RP_MODE_ENABLED
+                && append_await_chain(s, &len, &loc) < 0) {
+            goto record;
+        }
+        loc = RP_NONE;
+        if (ts->thread_id != s->origin_thread
+                && append_thread(s, ts, &len) < 0) {
+            goto record;
+        }
+        start = anchor(frames, n);
+    }
+    long last = append_frames(s, frames, start, &len);
+    loc = (last >= 0 && frames[last].lasti >= 0)
+        ? (uint32_t)frames[last].lasti : RP_NONE;
+record:
+    add_sample(s, len, loc, wall, cpu);
+    s->n_running++;
+}
+
+/* Records a tick in which no thread ran for `s`. */
+static void
+record_waiting(rp_session *s, uint64_t wall)
+{
+    size_t len = 0;
+    uint32_t loc = RP_NONE;
+    int chain = s->mode == RP_MODE_ENABLED
+        ? append_await_chain(s, &len, &loc) : 0;
+    if (chain != 0) {
+        if (chain > 0) {
+            engine.path[len++] = s->codes.await_id;
+        }
+        add_sample(s, len, loc, wall, 0);
+        s->n_await++;
+        return;
+    }
+    if (s->mode == RP_MODE_DISABLED) {
+        return;     /* its thread is gone: nothing ran for it */
+    }
+    engine.path[0] = s->codes.out_of_context_id;
+    add_sample(s, 1, RP_NONE, wall, 0);
+    s->n_out_of_context++;
+}
+
+/* ---- the tick ------------------------------------------------------------ */
+
+/* Whether thread `ts`, whose context holds the markers `markers` (a tuple,
+ * borrowed, or NULL), runs for session `s`. */
+static int
+runs_for(const rp_session *s, PyThreadState *ts, PyObject *markers)
+{
+    switch (s->mode) {
+    case RP_MODE_DISABLED:
+        return ts->thread_id == s->origin_thread;
+    case RP_MODE_STRICT:
+        return ts->context != NULL && ts->context == s->context;
+    case RP_MODE_ENABLED:
+        break;
+    }
+    if (s->coro == NULL && ts->thread_id == s->origin_thread) {
+        return 1;   /* outside any task, its thread's work is its own */
+    }
+    if (markers != NULL) {
+        Py_ssize_t n = PyTuple_GET_SIZE(markers);
+        for (Py_ssize_t i = 0; i < n; i++) {
+            if (PyTuple_GET_ITEM(markers, i) == s->marker) {
+                return 1;
+            }
+        }
+    }
+    return 0;
+}
+
+/* One tick, with the GIL held. `now` is when the GIL was taken. */
+static void
+tick(uint64_t now)
+{
+    engine.tick++;
+    size_t n_due = 0;
+    /* Which sessions sample this tick, and their weights. A session asking
+     * a longer interval than the engine's skips ticks; one past its
+     * duration cap records nothing more. */
+    for (size_t i = 0; i < engine.n_active; i++) {
+        rp_session *s = engine.active[i];
+        s->due = 0;
+        if (s->max_duration_ns && now - s->start_ns > s->max_duration_ns) {
+            s->truncated |= RP_REPORT_TRUNC_DURATION;
+            continue;
+        }
+        if (now - s->last_ns < s->interval_ns - s->interval_ns / 4) {
+            continue;
+        }
+        s->due = 1;
+        s->weight = now - s->last_ns;
+        s->last_ns = now;
+        s->sampled_tick = 0;
+        n_due++;
+    }
+    if (n_due == 0) {
+        return;
+    }
+    for (PyThreadState *ts = PyInterpreterState_ThreadHead(engine.interp);
+            ts != NULL; ts = PyThreadState_Next(ts)) {
+        if (ts == engine.sampler_ts) {
+            continue;
+        }
+        PyObject *markers = rp_compat_context_get(ts->context,
+                                                  engine.sessions_var);
+        if (markers != NULL && !PyTuple_Check(markers)) {
+            markers = NULL;
+        }
+        size_t n = 0;
+        int walked = 0;
+        uint64_t cpu = 0;
+        for (size_t i = 0; i < engine.n_active; i++) {
+            rp_session *s = engine.active[i];
+            if (!s->due || !runs_for(s, ts, markers)) {
+                continue;
+            }
+            if (!walked) {
+                int more;
+                n = rp_compat_walk(&engine.compat, ts, &engine.frames,
+                                   &engine.frames_cap, MAX_FRAMES, &more);
+                cpu = cpu_delta(ts);
+                walked = 1;
+            }
+            record_running(s, ts, engine.frames, n, s->weight,
+                           cpu < s->weight ? cpu : s->weight);
+            s->sampled_tick = engine.tick;
+        }
+    }
+    for (size_t i = 0; i < engine.n_active; i++) {
+        rp_session *s = engine.active[i];
+        if (s->due && s->sampled_tick != engine.tick) {
+            record_waiting(s, s->weight);
+        }
+    }
+}
+
+/* ---- the sampler thread -------------------------------------------------- */
+
+static void
+add_ns(struct timespec *t, uint64_t ns)
+{
+    uint64_t total = (uint64_t)t->tv_nsec + ns;
+    t->tv_sec += (time_t)(total / 1000000000u);
+    t->tv_nsec = (long)(total % 1000000000u);
+}
+
+static void *
+sampler_main(void *arg)
+{
+    (void)arg;
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);    /* signals go elsewhere */
+
+    PyThreadState *ts;
+    struct timespec next;
+    clock_gettime(CLOCK_MONOTONIC, &next);
+    pthread_mutex_lock(&engine.mu);
+    ts = engine.sampler_ts;
+    for (;;) {
+        while (!engine.stop && engine.wanted == 0) {
+            pthread_cond_wait(&engine.cv, &engine.mu);
+            clock_gettime(CLOCK_MONOTONIC, &next);
+        }
+        if (engine.stop) {
+            break;
+        }
+        uint64_t interval = engine.interval_ns;
+        add_ns(&next, interval);
+        /* Fell behind by more than a tick (the GIL was held for long):
+         * restart the schedule from now rather than burst. */
+        uint64_t t = now_ns();
+        uint64_t due = (uint64_t)next.tv_sec * 1000000000u
+            + (uint64_t)next.tv_nsec;
+        if (due + interval < t) {
+            engine.late_ticks++;
+            next.tv_sec = (time_t)(t / 1000000000u);
+            next.tv_nsec = (long)(t % 1000000000u);
+        }
+        int rc = 0;
+        while (!engine.stop && engine.wanted > 0 && rc != ETIMEDOUT) {
+            rc = pthread_cond_timedwait(&engine.cv, &engine.mu, &next);
+        }
+        if (engine.stop) {
+            break;
+        }
+        if (engine.wanted == 0) {
+            continue;
+        }
+        pthread_mutex_unlock(&engine.mu);
+
+        if (rp_compat_finalizing()) {
+            pthread_mutex_lock(&engine.mu);
+            break;
+        }
+        uint64_t t0 = now_ns();
+        rp_compat_request_gil(&engine.compat, engine.interp);
+        PyEval_RestoreThread(ts);
+        uint64_t t1 = now_ns();
+#ifdef RP_HAVE_GC_TOGGLE
+        int gc_was_on = PyGC_Disable();
+#endif
+        tick(t1);
+#ifdef RP_HAVE_GC_TOGGLE
+        if (gc_was_on) {
+            PyGC_Enable();
+        }
+#endif
+        uint64_t t2 = now_ns();
+        engine.ticks++;
+        engine.gil_wait_ns += t1 - t0;
+        if (t1 - t0 > engine.gil_wait_max_ns) {
+            engine.gil_wait_max_ns = t1 - t0;
+        }
+        engine.tick_ns += t2 - t1;
+        PyEval_SaveThread();
+
+        pthread_mutex_lock(&engine.mu);
+    }
+    pthread_mutex_unlock(&engine.mu);
+    /* Our thread state needs the GIL to be cleared: the thread asking us to
+     * stop waits for us with the GIL released. During finalisation it is
+     * left to the runtime. */
+    if (!rp_compat_finalizing()) {
+        PyEval_RestoreThread(ts);
+        PyThreadState_Clear(ts);
+        PyThreadState_DeleteCurrent();
+    }
+    return NULL;
+}
+
+/* Starts the sampler thread if it is not running. GIL held. 0, or -1 with
+ * an exception set. */
+static int
+ensure_thread(void)
+{
+    int rc = 0;
+    pthread_mutex_lock(&engine.mu);
+    if (engine.thread_alive || engine.shutdown) {
+        goto done;
+    }
+    PyThreadState *ts = PyThreadState_New(engine.interp);
+    if (ts == NULL) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "reqprof: cannot create the sampler's thread state");
+        rc = -1;
+        goto done;
+    }
+    engine.sampler_ts = ts;
+    engine.stop = 0;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 256 * 1024);
+    int err = pthread_create(&engine.thread, &attr, sampler_main, NULL);
+    pthread_attr_destroy(&attr);
+    if (err != 0) {
+        engine.sampler_ts = NULL;
+        PyThreadState_Clear(ts);
+        PyThreadState_Delete(ts);
+        errno = err;
+        PyErr_SetFromErrno(PyExc_OSError);
+        rc = -1;
+        goto done;
+    }
+    engine.thread_alive = 1;
+    engine.threads_started++;
+done:
+    pthread_mutex_unlock(&engine.mu);
+    return rc;
+}
+
+/* Publishes the active count and smallest interval to the sampler. */
+static void
+publish_schedule(void)
+{
+    uint64_t interval = 0;
+    for (size_t i = 0; i < engine.n_active; i++) {
+        uint64_t iv = engine.active[i]->interval_ns;
+        if (interval == 0 || iv < interval) {
+            interval = iv;
+        }
+    }
+    pthread_mutex_lock(&engine.mu);
+    int wake = engine.wanted == 0 || interval < engine.interval_ns;
+    engine.wanted = engine.n_active;
+    engine.interval_ns = interval ? interval : 1000000u;
+    if (wake) {
+        pthread_cond_signal(&engine.cv);
+    }
+    pthread_mutex_unlock(&engine.mu);
+}
+
+/* ---- sessions ------------------------------------------------------------ */
+
+/* Sets the session marker tuple of the current context to `markers` with
+ * `add` appended (if not NULL) and `remove` left out (if not NULL).
+ * 0, or -1 with an exception set. */
+static int
+update_markers(PyObject *add, PyObject *remove)
+{
+    int rc = -1;
+    PyObject *old = NULL, *list = NULL, *tuple = NULL, *token = NULL;
+    if (PyContextVar_Get(engine.sessions_var, NULL, &old) < 0) {
+        goto done;
+    }
+    list = PyList_New(0);
+    if (list == NULL) {
+        goto done;
+    }
+    if (old != NULL && PyTuple_Check(old)) {
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(old); i++) {
+            PyObject *m = PyTuple_GET_ITEM(old, i);
+            if (m != remove && PyList_Append(list, m) < 0) {
+                goto done;
+            }
+        }
+    }
+    if (add != NULL && PyList_Append(list, add) < 0) {
+        goto done;
+    }
+    tuple = PyList_AsTuple(list);
+    if (tuple == NULL) {
+        goto done;
+    }
+    token = PyContextVar_Set(engine.sessions_var, tuple);
+    if (token == NULL) {
+        goto done;
+    }
+    rc = 0;
+done:
+    Py_XDECREF(old);
+    Py_XDECREF(list);
+    Py_XDECREF(tuple);
+    Py_XDECREF(token);
+    return rc;
+}
+
+static void
+check_fork(void)
+{
+    if (engine.pid != getpid()) {
+        rp_engine_after_fork_child();
+    }
+}
+
+int
+rp_engine_start(rp_session *s, PyFrameObject *root_frame, PyObject *coro)
+{
+    check_fork();
+    if (s->state != RP_SESSION_NEW) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "reqprof: a session can be started only once");
+        return -1;
+    }
+    if (reserve_path((size_t)s->max_depth + 2) < 0) {
+        return -1;
+    }
+    if (engine.n_active == engine.cap_active) {
+        size_t cap = engine.cap_active ? engine.cap_active * 2 : 8;
+        rp_session **a = realloc(engine.active, cap * sizeof(*a));
+        if (a == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        engine.active = a;
+        engine.cap_active = cap;
+    }
+    PyObject *marker = PyLong_FromUnsignedLongLong(++engine.next_marker);
+    if (marker == NULL) {
+        return -1;
+    }
+    PyCodeObject *root_code = PyFrame_GetCode(root_frame);
+    uint32_t root_id = rp_codetable_code(&s->codes, root_code);
+    if (root_id == RP_NONE
+            || rp_tree_init(&s->tree, root_id, s->max_nodes,
+                            s->max_bytes) < 0) {
+        PyErr_NoMemory();
+        goto error;
+    }
+    if (update_markers(marker, NULL) < 0) {
+        goto error;
+    }
+    PyThreadState *me = PyThreadState_Get();
+    s->marker = marker;
+    s->root_frame = root_id;
+    s->root_key = rp_compat_frame_key(&engine.compat, root_frame);
+    s->root_code = root_code;
+    s->context = Py_XNewRef(me->context);
+    s->coro = Py_XNewRef(coro);
+    s->origin_thread = me->thread_id;
+    s->start_ns = s->last_ns = now_ns();
+    (void)cpu_delta(me);    /* a CPU reading to measure the first tick from */
+    s->state = RP_SESSION_RUNNING;
+    engine.active[engine.n_active++] = (rp_session *)Py_NewRef(s);
+    if (ensure_thread() < 0) {
+        /* Keep the session (it records nothing); report why once. */
+        PyErr_WriteUnraisable((PyObject *)s);
+    }
+    publish_schedule();
+    return 0;
+error:
+    Py_DECREF(marker);
+    Py_DECREF(root_code);
+    rp_tree_free(&s->tree);
+    return -1;
+}
+
+void
+rp_engine_stop(rp_session *s)
+{
+    if (s->state != RP_SESSION_RUNNING) {
+        return;
+    }
+    check_fork();
+    s->stop_ns = now_ns();
+    s->state = RP_SESSION_STOPPED;
+    for (size_t i = 0; i < engine.n_active; i++) {
+        if (engine.active[i] == s) {
+            engine.active[i] = engine.active[--engine.n_active];
+            break;
+        }
+    }
+    publish_schedule();
+    /* Unbind: the context may live on (child tasks), holding only the
+     * marker, which no active session matches any more. */
+    PyObject *exc_type, *exc_value, *exc_tb;
+    PyErr_Fetch(&exc_type, &exc_value, &exc_tb);
+    if (update_markers(NULL, s->marker) < 0) {
+        PyErr_Clear();
+    }
+    PyErr_Restore(exc_type, exc_value, exc_tb);
+    /* Let go of what the request owned. */
+    Py_CLEAR(s->context);
+    Py_CLEAR(s->coro);
+    Py_DECREF(s);   /* the active list's reference */
+}
+
+/* ---- lifecycle ----------------------------------------------------------- */
+
+/* pthread_atfork child handler: the sampler thread does not exist in the
+ * child and its thread state is freed by CPython's own fork handling. */
+static void
+atfork_child(void)
+{
+    pthread_mutex_init(&engine.mu, NULL);
+    pthread_cond_destroy(&engine.cv);
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&engine.cv, &attr);
+    pthread_condattr_destroy(&attr);
+    engine.thread_alive = 0;
+    engine.stop = 0;
+    engine.sampler_ts = NULL;
+}
+
+int
+rp_engine_init(int portable)
+{
+    if (engine.initialized) {
+        return 0;
+    }
+    if (rp_compat_init(&engine.compat, portable) < 0) {
+        return -1;
+    }
+    engine.sessions_var = PyContextVar_New("reqprof_sessions", NULL);
+    if (engine.sessions_var == NULL) {
+        rp_compat_clear(&engine.compat);
+        return -1;
+    }
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&engine.cv, &attr);
+    pthread_condattr_destroy(&attr);
+    if (pthread_atfork(NULL, NULL, atfork_child) != 0) {
+        PyErr_SetString(PyExc_RuntimeError, "reqprof: pthread_atfork failed");
+        Py_CLEAR(engine.sessions_var);
+        rp_compat_clear(&engine.compat);
+        return -1;
+    }
+    engine.interp = PyThreadState_Get()->interp;
+    engine.pid = getpid();
+    engine.interval_ns = 1000000u;
+    engine.initialized = 1;
+    return 0;
+}
+
+void
+rp_engine_shutdown(void)
+{
+    pthread_mutex_lock(&engine.mu);
+    engine.shutdown = 1;
+    engine.stop = 1;
+    int alive = engine.thread_alive && engine.pid == getpid();
+    pthread_cond_signal(&engine.cv);
+    pthread_mutex_unlock(&engine.mu);
+    if (alive) {
+        Py_BEGIN_ALLOW_THREADS
+        pthread_join(engine.thread, NULL);
+        Py_END_ALLOW_THREADS
+        pthread_mutex_lock(&engine.mu);
+        engine.thread_alive = 0;
+        engine.sampler_ts = NULL;
+        pthread_mutex_unlock(&engine.mu);
+    }
+}
+
+void
+rp_engine_after_fork_child(void)
+{
+    if (!engine.initialized) {
+        return;
+    }
+    if (engine.pid == getpid() && engine.thread_alive) {
+        return;     /* not a child, or already handled */
+    }
+    engine.pid = getpid();
+    if (engine.thread_alive) {
+        atfork_child();     /* a fork the atfork handler did not see */
+    }
+    engine.n_cpu = 0;
+    /* Only the forking thread exists here: sessions of other threads will
+     * never be stopped by their owner, so stop them now. */
+    unsigned long me = PyThreadState_Get()->thread_id;
+    for (size_t i = engine.n_active; i-- > 0;) {
+        rp_session *s = engine.active[i];
+        if (s->origin_thread != me) {
+            rp_engine_stop(s);
+        }
+    }
+    if (engine.n_active > 0 && ensure_thread() < 0) {
+        PyErr_WriteUnraisable(NULL);
+    }
+    publish_schedule();
+}
+
+int
+rp_engine_hide_code(PyObject *code)
+{
+    return ptrset_add(&engine.hidden, code);
+}
+
+int
+rp_engine_add_dispatch_code(PyObject *code)
+{
+    return ptrset_add(&engine.dispatch, code);
+}
+
+int
+rp_engine_thread_alive(void)
+{
+    pthread_mutex_lock(&engine.mu);
+    int alive = engine.thread_alive && engine.pid == getpid();
+    pthread_mutex_unlock(&engine.mu);
+    return alive;
+}
+
+const char *
+rp_engine_mode(void)
+{
+    return rp_compat_mode(&engine.compat);
+}
+
+PyObject *
+rp_engine_stats(void)
+{
+    return Py_BuildValue(
+        "{s:s, s:K, s:K, s:K, s:K, s:K, s:K, s:K, s:n, s:i}",
+        "mode", rp_compat_mode(&engine.compat),
+        "ticks", (unsigned long long)engine.ticks,
+        "late_ticks", (unsigned long long)engine.late_ticks,
+        "samples", (unsigned long long)engine.samples,
+        "gil_wait_ns", (unsigned long long)engine.gil_wait_ns,
+        "gil_wait_max_ns", (unsigned long long)engine.gil_wait_max_ns,
+        "tick_ns", (unsigned long long)engine.tick_ns,
+        "threads_started", (unsigned long long)engine.threads_started,
+        "active_sessions", (Py_ssize_t)engine.n_active,
+        "thread_alive", rp_engine_thread_alive());
+}

@@ -1,0 +1,44 @@
+/* sampler.h - the engine: one sampler thread per process serving every
+ * active session.
+ *
+ * All functions are called with the GIL held, from Python-facing code.
+ */
+#ifndef RP_SAMPLER_H
+#define RP_SAMPLER_H
+
+#include "session.h"
+
+/* Sets the engine up (once per process; later calls return 0). `portable`
+ * forces the public-API path. 0, or -1 with an exception set. */
+int rp_engine_init(int portable);
+
+/* Binds `s` to the current context and thread, with `root_frame` (a frame
+ * object) as the root of its tree and `coro` (or NULL) as the coroutine of
+ * the task it runs in, then starts sampling it. 0, or -1 with an exception
+ * set (the session is then unchanged). */
+int rp_engine_start(rp_session *s, PyFrameObject *root_frame, PyObject *coro);
+
+/* Stops sampling `s` and unbinds it. Never fails; a no-op unless running. */
+void rp_engine_stop(rp_session *s);
+
+/* Frames of `code` are left out of every path (profiler plumbing). */
+int rp_engine_hide_code(PyObject *code);
+/* Frames of `code` are thread-pool plumbing: a worker thread's stack starts
+ * below the outermost run of them. */
+int rp_engine_add_dispatch_code(PyObject *code);
+
+/* A new dict of counters (ticks, GIL waits, mode, ...). */
+PyObject *rp_engine_stats(void);
+/* Whether the sampler thread exists in this process. */
+int rp_engine_thread_alive(void);
+/* "fast (...)" or "portable (...)". */
+const char *rp_engine_mode(void);
+
+/* Interpreter exit (atexit): stops and joins the sampler thread; no
+ * sampler starts after this. */
+void rp_engine_shutdown(void);
+/* In a forked child (os.register_at_fork): drops the sessions of threads
+ * that do not exist here and restarts the sampler if sessions remain. */
+void rp_engine_after_fork_child(void);
+
+#endif

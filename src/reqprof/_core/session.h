@@ -1,0 +1,67 @@
+/* session.h - one profiling session: what it records into and how it is
+ * bound to the code it profiles.
+ *
+ * A session is a Python object (`_core.Session`, defined in module.c) so
+ * Python code can own it; this header gives the engine its fields. Between
+ * start and stop the engine holds a strong reference to it in its active
+ * list and the sampler thread writes its tree, always with the GIL held.
+ * Nothing in a session is touched without the GIL.
+ */
+#ifndef RP_SESSION_H
+#define RP_SESSION_H
+
+#include "codetable.h"
+#include "compat.h"
+#include "report.h"
+#include "tree.h"
+
+typedef enum rp_mode {
+    RP_MODE_ENABLED = 0,    /* context attribution + await stacks */
+    RP_MODE_DISABLED,       /* the starting thread, whatever runs on it */
+    RP_MODE_STRICT,         /* the starting context only */
+} rp_mode;
+
+typedef enum rp_state {
+    RP_SESSION_NEW = 0,
+    RP_SESSION_RUNNING,
+    RP_SESSION_STOPPED,
+} rp_state;
+
+typedef struct rp_session {
+    PyObject_HEAD
+    /* Configuration, fixed at creation. */
+    uint64_t interval_ns;
+    uint32_t max_depth;
+    rp_mode mode;
+    uint32_t max_nodes;
+    size_t max_bytes;
+    uint64_t max_duration_ns;
+
+    rp_state state;
+    rp_tree tree;
+    rp_codetable codes;
+    uint32_t root_frame;        /* frame id of the tree's root */
+
+    /* Binding, set by start. */
+    const void *root_key;       /* compat frame key of the root frame */
+    PyCodeObject *root_code;    /* strong */
+    PyObject *context;          /* strong: the context it started in */
+    PyObject *coro;             /* strong or NULL: its task's coroutine */
+    PyObject *marker;           /* strong: its mark in bound contexts */
+    unsigned long origin_thread;   /* ident of the starting thread */
+
+    /* Timing (monotonic ns) and bookkeeping. */
+    double started_at;          /* Unix time */
+    uint64_t start_ns, stop_ns, last_ns;
+    uint64_t sampled_tick;      /* engine tick of its last sample */
+    int due;                    /* samples in the current tick */
+    uint64_t weight;            /* wall time the current tick stands for */
+    unsigned truncated;         /* RP_REPORT_TRUNC_DEPTH / _DURATION */
+    uint64_t n_running, n_await, n_out_of_context;
+
+    /* Built at stop: symbols for the writers. */
+    rp_symtab syms;
+    int resolved;
+} rp_session;
+
+#endif

@@ -1,0 +1,218 @@
+"""The Python API of the engine: ``Profiler`` profiles any block of code.
+
+    with Profiler() as prof:
+        work()
+    print(prof.report.to_text())
+
+Also ``async with Profiler()``, ``@Profiler()`` on a function or coroutine
+function, and explicit ``start()`` / ``stop()``. Sampling, attribution and
+the call tree are the C engine's (``reqprof._core``); this module only
+binds a session to the caller's frame and task.
+"""
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+import sys
+import threading
+from types import CodeType, FrameType, TracebackType
+from typing import Any, Callable, TypeVar
+
+from . import _core
+from .report import Report
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+ASYNC_MODES = ("enabled", "disabled", "strict")
+DEFAULT_MAX_NODES = 100_000
+DEFAULT_MAX_BYTES = 32 << 20
+DEFAULT_MAX_DURATION = 300.0
+
+
+def hide(func_or_code: Any) -> None:
+    """Leave the frames of this function (or code object) out of every call
+    tree: for profiler plumbing such as a middleware's send wrapper."""
+    code = getattr(func_or_code, "__code__", func_or_code)
+    if not isinstance(code, CodeType):
+        raise TypeError(f"hide() needs a function or code object, not {type(func_or_code).__name__}")
+    _core.hide_code(code)
+
+
+# Thread-pool plumbing: a worker thread's stack is shown from the first
+# frame past these (the work it was given), not from the thread's bootstrap.
+_dispatch_modules_done: set[str] = set()
+
+
+def _register_dispatch_frames() -> None:
+    def add(*funcs: Any) -> None:
+        for f in funcs:
+            code = getattr(f, "__code__", None)
+            if isinstance(code, CodeType):
+                _core.add_dispatch_code(code)
+
+    if "threading" not in _dispatch_modules_done:
+        _dispatch_modules_done.add("threading")
+        t = threading.Thread
+        add(t._bootstrap, t._bootstrap_inner, t.run)  # type: ignore[attr-defined]
+    if "concurrent.futures.thread" not in _dispatch_modules_done:
+        cft = sys.modules.get("concurrent.futures.thread")
+        if cft is not None:
+            _dispatch_modules_done.add("concurrent.futures.thread")
+            add(getattr(cft, "_worker", None), getattr(getattr(cft, "_WorkItem", None), "run", None))
+    if "anyio._backends._asyncio" not in _dispatch_modules_done:
+        anyio_asyncio = sys.modules.get("anyio._backends._asyncio")
+        if anyio_asyncio is not None:
+            _dispatch_modules_done.add("anyio._backends._asyncio")
+            add(getattr(getattr(anyio_asyncio, "WorkerThread", None), "run", None))
+
+
+_prefix_cache: tuple[tuple[str, ...], list[str]] = ((), [])
+
+
+def _path_prefixes() -> list[str]:
+    """sys.path entries as absolute directory prefixes, longest first, so
+    that reports can show `pkg/module.py` instead of the full path."""
+    global _prefix_cache
+    key = tuple(p for p in sys.path if isinstance(p, str))
+    if key != _prefix_cache[0]:
+        prefixes = {os.path.join(os.path.abspath(p), "") for p in key}
+        _prefix_cache = (key, sorted(prefixes, key=len, reverse=True))
+    return _prefix_cache[1]
+
+
+def _current_coro() -> Any:
+    """The coroutine of the asyncio task running this code, or None."""
+    loop = asyncio._get_running_loop()
+    if loop is None:
+        return None
+    task = asyncio.current_task(loop)
+    get_coro = getattr(task, "get_coro", None)
+    return get_coro() if get_coro is not None else None
+
+
+class Profiler:
+    """Profiles a block of code with the sampling engine.
+
+    interval: seconds between samples (default 1 ms).
+    max_depth: frames kept below the root frame; deeper ones fold into
+        ``[truncated]``.
+    async_mode: ``enabled`` (follow the context: tasks, worker threads,
+        await stacks), ``disabled`` (only the starting thread), ``strict``
+        (only the starting context; time elsewhere is ``[out-of-context]``).
+    max_nodes, max_bytes: caps on the call tree; reaching one marks the
+        report truncated. max_duration: seconds after which sampling stops
+        (0 = no limit).
+    """
+
+    def __init__(
+        self,
+        interval: float = 0.001,
+        max_depth: int = 50,
+        async_mode: str = "enabled",
+        *,
+        max_nodes: int = DEFAULT_MAX_NODES,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        max_duration: float = DEFAULT_MAX_DURATION,
+    ) -> None:
+        if async_mode not in ASYNC_MODES:
+            raise ValueError(f"async_mode must be one of {', '.join(ASYNC_MODES)}, not {async_mode!r}")
+        self._options = dict(
+            interval=float(interval),
+            max_depth=int(max_depth),
+            async_mode=async_mode,
+            max_nodes=int(max_nodes),
+            max_bytes=int(max_bytes),
+            max_duration=float(max_duration),
+        )
+        # Validates the options now rather than at start().
+        _core.Session(**self._options)
+        self._session: Any = None
+        self.report: Report | None = None
+
+    @property
+    def is_running(self) -> bool:
+        return self._session is not None
+
+    def start(self, root_frame: FrameType | None = None) -> Profiler:
+        """Start sampling. The call tree's root is `root_frame` (default: the
+        caller's frame); only frames below it are recorded."""
+        if self._session is not None:
+            raise RuntimeError("this Profiler is already running")
+        if root_frame is None:
+            root_frame = sys._getframe(1)
+        _register_dispatch_frames()
+        coro = _current_coro() if self._options["async_mode"] != "disabled" else None
+        session = _core.Session(**self._options)
+        session.start(root_frame, coro)
+        self._session = session
+        return self
+
+    def stop(self) -> Report:
+        """Stop sampling and return the report (also kept as ``.report``)."""
+        session = self._session
+        if session is None:
+            raise RuntimeError("this Profiler is not running")
+        self._session = None
+        session.stop(_path_prefixes())
+        self.report = Report(session)
+        return self.report
+
+    def __enter__(self) -> Profiler:
+        return self.start(sys._getframe(1))
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    async def __aenter__(self) -> Profiler:
+        return self.start(sys._getframe(1))
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def __call__(self, func: F) -> F:
+        """As a decorator: each call runs in a session of its own (so calls
+        may overlap); the latest report is kept as ``.report``."""
+        options = self._options
+        owner = self
+
+        if asyncio.iscoroutinefunction(func):
+
+            @functools.wraps(func)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                prof = Profiler(**options)  # type: ignore[arg-type]
+                prof.start(sys._getframe(0))
+                try:
+                    return await func(*args, **kwargs)
+                finally:
+                    owner.report = prof.stop()
+
+            return async_wrapper  # type: ignore[return-value]
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            prof = Profiler(**options)  # type: ignore[arg-type]
+            prof.start(sys._getframe(0))
+            try:
+                return func(*args, **kwargs)
+            finally:
+                owner.report = prof.stop()
+
+        return wrapper  # type: ignore[return-value]
+
+
+for _f in (Profiler.start, Profiler.stop, Profiler.__enter__, Profiler.__exit__,
+           Profiler.__aenter__, Profiler.__aexit__, _current_coro,
+           _register_dispatch_frames, _path_prefixes):
+    hide(_f)
+del _f
