@@ -12,6 +12,7 @@ binds a session to the caller's frame and task.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures.thread  # noqa: F401  (its worker frames are registered below)
 import functools
 import os
 import sys

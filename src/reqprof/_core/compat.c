@@ -13,6 +13,8 @@
  * errors from the public API are cleared and reported as "not found".
  */
 
+#include <patchlevel.h>     /* PY_VERSION_HEX, before Python.h */
+
 /* Which CPython versions the fast path knows. Each flag names the layout
  * it depends on; a version not listed runs the portable path. */
 #if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000
@@ -30,6 +32,7 @@
 #include <time.h>
 
 #ifdef RP_FAST_311
+#  include <opcode.h>
 #  include <internal/pycore_frame.h>
 #  include <internal/pycore_interp.h>
 #endif
