@@ -1,0 +1,960 @@
+/* test_writers.c - the report writers (write_json.c, write_text.c,
+ * write_collapsed.c) and what they share (report.c): exact output for a
+ * small hand-built profile, hostile names, empty and 10,000-deep trees.
+ *
+ * The JSON checker here is independent of buf.c: an iterative RFC 8259
+ * validator that also insists on well-formed UTF-8 and no raw control
+ * characters in strings.
+ */
+#include <math.h>
+#include <stdlib.h>
+
+#include "check.h"
+#include "report.h"
+#include "writers.h"
+
+#define MS 1000000ull
+#define FFFD "\xEF\xBF\xBD"
+
+/* ---- a JSON validity checker ------------------------------------------ */
+
+static size_t
+skip_ws(const unsigned char *s, size_t n, size_t i)
+{
+    while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n'
+                     || s[i] == '\r')) {
+        i++;
+    }
+    return i;
+}
+
+static int
+is_hex(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')
+        || (c >= 'A' && c <= 'F');
+}
+
+/* A string starting at s[*i] == '"'; moves *i past it. */
+static int
+scan_string(const unsigned char *s, size_t n, size_t *i)
+{
+    size_t p = *i + 1;
+    while (p < n && s[p] != '"') {
+        unsigned char c = s[p];
+        if (c < 0x20) {
+            return 0;
+        }
+        if (c == '\\') {
+            if (p + 1 >= n) {
+                return 0;
+            }
+            c = s[p + 1];
+            if (c == 'u') {
+                if (p + 5 >= n || !is_hex(s[p + 2]) || !is_hex(s[p + 3])
+                        || !is_hex(s[p + 4]) || !is_hex(s[p + 5])) {
+                    return 0;
+                }
+                p += 6;
+            }
+            else if (c == '"' || c == '\\' || c == '/' || c == 'b'
+                     || c == 'f' || c == 'n' || c == 'r' || c == 't') {
+                p += 2;
+            }
+            else {
+                return 0;
+            }
+            continue;
+        }
+        if (c < 0x80) {
+            p++;
+            continue;
+        }
+        /* UTF-8: decode, then reject overlongs, surrogates, > U+10FFFF. */
+        size_t len = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 0;
+        uint32_t cp = c & (len == 2 ? 0x1Fu : len == 3 ? 0x0Fu : 0x07u);
+        static const uint32_t min_cp[5] = {0, 0, 0x80, 0x800, 0x10000};
+        if (len == 0 || c > 0xF7 || p + len > n) {
+            return 0;
+        }
+        for (size_t k = 1; k < len; k++) {
+            if ((s[p + k] & 0xC0) != 0x80) {
+                return 0;
+            }
+            cp = cp << 6 | (s[p + k] & 0x3Fu);
+        }
+        if (cp < min_cp[len] || cp > 0x10FFFF
+                || (cp >= 0xD800 && cp <= 0xDFFF)) {
+            return 0;
+        }
+        p += len;
+    }
+    if (p >= n) {
+        return 0;
+    }
+    *i = p + 1;
+    return 1;
+}
+
+static int
+scan_number(const unsigned char *s, size_t n, size_t *i)
+{
+    size_t p = *i, start;
+    if (p < n && s[p] == '-') {
+        p++;
+    }
+    if (p < n && s[p] == '0') {
+        p++;
+    }
+    else if (p < n && s[p] >= '1' && s[p] <= '9') {
+        while (p < n && s[p] >= '0' && s[p] <= '9') {
+            p++;
+        }
+    }
+    else {
+        return 0;
+    }
+    if (p < n && s[p] == '.') {
+        start = ++p;
+        while (p < n && s[p] >= '0' && s[p] <= '9') {
+            p++;
+        }
+        if (p == start) {
+            return 0;
+        }
+    }
+    if (p < n && (s[p] == 'e' || s[p] == 'E')) {
+        p++;
+        if (p < n && (s[p] == '+' || s[p] == '-')) {
+            p++;
+        }
+        start = p;
+        while (p < n && s[p] >= '0' && s[p] <= '9') {
+            p++;
+        }
+        if (p == start) {
+            return 0;
+        }
+    }
+    *i = p;
+    return 1;
+}
+
+/* Whether s[0..n) is exactly one JSON value. No recursion: the nesting
+ * stack is on the heap. */
+static int
+json_valid(const char *text, size_t n)
+{
+    enum { VALUE, KEY, AFTER } state = VALUE;
+    const unsigned char *s = (const unsigned char *)text;
+    char *stack = malloc(n + 1);
+    size_t depth = 0, i = 0;
+    int ok = 0;
+    if (stack == NULL) {
+        return 0;
+    }
+    for (;;) {
+        i = skip_ws(s, n, i);
+        if (state == AFTER && depth == 0) {
+            ok = i == n;
+            break;
+        }
+        if (i >= n) {
+            break;
+        }
+        if (state == VALUE) {
+            unsigned char c = s[i];
+            if (c == '{' || c == '[') {
+                stack[depth++] = (char)c;
+                i = skip_ws(s, n, i + 1);
+                if (i < n && s[i] == (c == '{' ? '}' : ']')) {
+                    depth--;
+                    i++;
+                    state = AFTER;
+                }
+                else {
+                    state = c == '{' ? KEY : VALUE;
+                }
+            }
+            else if (c == '"') {
+                if (!scan_string(s, n, &i)) {
+                    break;
+                }
+                state = AFTER;
+            }
+            else if (n - i >= 4 && memcmp(s + i, "true", 4) == 0) {
+                i += 4;
+                state = AFTER;
+            }
+            else if (n - i >= 5 && memcmp(s + i, "false", 5) == 0) {
+                i += 5;
+                state = AFTER;
+            }
+            else if (n - i >= 4 && memcmp(s + i, "null", 4) == 0) {
+                i += 4;
+                state = AFTER;
+            }
+            else if (scan_number(s, n, &i)) {
+                state = AFTER;
+            }
+            else {
+                break;
+            }
+        }
+        else if (state == KEY) {
+            if (s[i] != '"' || !scan_string(s, n, &i)) {
+                break;
+            }
+            i = skip_ws(s, n, i);
+            if (i >= n || s[i] != ':') {
+                break;
+            }
+            i++;
+            state = VALUE;
+        }
+        else {
+            char top = stack[depth - 1];
+            if (s[i] == ',') {
+                i++;
+                state = top == '{' ? KEY : VALUE;
+            }
+            else if (s[i] == (top == '{' ? '}' : ']')) {
+                depth--;
+                i++;
+            }
+            else {
+                break;
+            }
+        }
+    }
+    free(stack);
+    return ok;
+}
+
+static void
+test_json_checker_itself(void)
+{
+    const char *good[] = {
+        "{}", "[]", "0", "-0.5e+3", "\"\"", "true", " [1, {\"a\": [null]}] ",
+        "{\"k\":\"\\u003c\\n\xC3\xA9\"}", "[[[]]]",
+    };
+    const char *bad[] = {
+        "", "{", "[1,]", "{\"a\"}", "{\"a\":1,}", "01", "1.", "\"\x01\"",
+        "\"\\x\"", "\"\xFF\"", "\"\xED\xA0\x80\"", "\"\xC0\x80\"", "[] []",
+        "{1:2}", "[\"a\" \"b\"]", "nul", "\"abc",
+    };
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        CHECK(json_valid(good[i], strlen(good[i])));
+    }
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        if (json_valid(bad[i], strlen(bad[i]))) {
+            CHECK_FAIL_AT(__FILE__, __LINE__, "accepted %s", bad[i]);
+        }
+    }
+}
+
+#define CHECK_JSON_VALID(buf)                                               \
+    do {                                                                    \
+        check_count++;                                                      \
+        if (!json_valid((buf)->data ? (buf)->data : "", (buf)->len)) {      \
+            CHECK_FAIL_AT(__FILE__, __LINE__, "%s is not valid JSON",       \
+                          #buf);                                            \
+        }                                                                   \
+    } while (0)
+
+/* ---- a small profile --------------------------------------------------- */
+
+typedef struct fixture {
+    rp_tree tree;
+    rp_symtab syms;
+    rp_meta_item meta[5];
+    rp_report report;
+} fixture;
+
+static uint32_t
+add_sym(rp_symtab *st, rp_kind kind, const char *function, const char *file,
+        const char *short_file, uint32_t line)
+{
+    return rp_symtab_add(st, kind, function, strlen(function), file,
+                         strlen(file), short_file, strlen(short_file), line);
+}
+
+static void
+set_report(fixture *f)
+{
+    memset(&f->report, 0, sizeof(f->report));
+    f->report.tree = &f->tree;
+    f->report.syms = &f->syms;
+    f->report.version = "1.2.3";
+    f->report.started_at = 1700000000.25;
+    f->report.duration_s = 0.007;
+    f->report.interval_s = 0.001;
+    f->report.async_mode = "enabled";
+    f->report.max_depth = 128;
+}
+
+/*  handler (app.py:10)          wall 6   cpu 3   self 0.5 (line 11)
+ *    slow (app.py:20)           wall 4   cpu 1   self 1   (line 21)
+ *      [await]                  wall 3   cpu 0   self 3   (line 22)
+ *    fast (lib/fast.py:30)      wall 1.5 cpu 1.5 self 1.5 (line 31)
+ */
+static void
+fixture_init(fixture *f)
+{
+    const uint32_t slow_await[] = {1, 2}, slow[] = {1}, fast[] = {3};
+    rp_symtab_init(&f->syms);
+    add_sym(&f->syms, RP_KIND_FRAME, "handler", "/app/app.py", "app.py", 10);
+    add_sym(&f->syms, RP_KIND_FRAME, "slow", "/app/app.py", "app.py", 20);
+    add_sym(&f->syms, RP_KIND_AWAIT, "[await]", "", "", 0);
+    add_sym(&f->syms, RP_KIND_FRAME, "fast",
+            "/venv/lib/python3.12/site-packages/lib/fast.py", "lib/fast.py",
+            30);
+    CHECK_EQ_U64(f->syms.n, 4);
+    CHECK(rp_tree_init(&f->tree, 0, 1000, 0) == 0);
+    /* slow is created before fast: the writers must sort, not list. */
+    rp_tree_add_sample(&f->tree, slow_await, 2, 22, 3 * MS, 0);
+    rp_tree_add_sample(&f->tree, fast, 1, 31, 3 * MS / 2, 3 * MS / 2);
+    rp_tree_add_sample(&f->tree, slow, 1, 21, MS, MS);
+    rp_tree_add_sample(&f->tree, NULL, 0, 11, MS / 2, MS / 2);
+    set_report(f);
+    f->report.truncated = RP_REPORT_TRUNC_DEPTH;
+    f->meta[0] = (rp_meta_item){{"method", 6}, {"GET", 3}, 0};
+    f->meta[1] = (rp_meta_item){{"path", 4}, {"/x</script>", 11}, 0};
+    f->meta[2] = (rp_meta_item){{"status", 6}, {"200", 3}, 1};
+    f->meta[3] = (rp_meta_item){{"bogus", 5}, {"1; alert(1)", 11}, 1};
+    f->meta[4] = (rp_meta_item){{"exception", 9}, {"null", 4}, 1};
+    f->report.meta = f->meta;
+    f->report.n_meta = 5;
+}
+
+static void
+fixture_free(fixture *f)
+{
+    rp_tree_free(&f->tree);
+    rp_symtab_free(&f->syms);
+}
+
+static void
+test_json_of_a_small_profile_is_exact(void)
+{
+    fixture f;
+    rp_buf out;
+    fixture_init(&f);
+    rp_buf_init(&out, 0);
+    CHECK(rp_write_json(&out, &f.report) == 0);
+    CHECK_BUF(&out,
+        "{\"version\":1,\"reqprof_version\":\"1.2.3\","
+        "\"started_at\":1700000000.25,\"duration_s\":0.007,"
+        "\"interval_s\":0.001,\"samples\":4,\"wall_s\":0.006,"
+        "\"cpu_s\":0.003,\"async_mode\":\"enabled\",\"max_depth\":128,"
+        "\"truncated\":true,\"truncated_reasons\":[\"depth\"],"
+        "\"meta\":{\"method\":\"GET\",\"path\":\"/x\\u003c/script\\u003e\","
+        "\"status\":200,\"bogus\":\"1; alert(1)\",\"exception\":null},"
+        "\"root\":{\"name\":\"handler (app.py:10)\",\"function\":\"handler\","
+        "\"file\":\"/app/app.py\",\"short_file\":\"app.py\",\"line\":10,"
+        "\"kind\":\"frame\",\"wall_s\":0.006,\"cpu_s\":0.003,"
+        "\"self_wall_s\":0.0005,\"self_cpu_s\":0.0005,\"samples\":4,"
+        "\"lines\":{\"11\":0.0005},\"children\":["
+        "{\"name\":\"slow (app.py:20)\",\"function\":\"slow\","
+        "\"file\":\"/app/app.py\",\"short_file\":\"app.py\",\"line\":20,"
+        "\"kind\":\"frame\",\"wall_s\":0.004,\"cpu_s\":0.001,"
+        "\"self_wall_s\":0.001,\"self_cpu_s\":0.001,\"samples\":2,"
+        "\"lines\":{\"21\":0.001},\"children\":["
+        "{\"name\":\"[await]\",\"function\":\"[await]\",\"file\":\"\","
+        "\"short_file\":\"\",\"line\":0,\"kind\":\"await\",\"wall_s\":0.003,"
+        "\"cpu_s\":0,\"self_wall_s\":0.003,\"self_cpu_s\":0,\"samples\":1,"
+        "\"lines\":{\"22\":0.003},\"children\":[]}]},"
+        "{\"name\":\"fast (lib/fast.py:30)\",\"function\":\"fast\","
+        "\"file\":\"/venv/lib/python3.12/site-packages/lib/fast.py\","
+        "\"short_file\":\"lib/fast.py\",\"line\":30,\"kind\":\"frame\","
+        "\"wall_s\":0.0015,\"cpu_s\":0.0015,\"self_wall_s\":0.0015,"
+        "\"self_cpu_s\":0.0015,\"samples\":1,\"lines\":{\"31\":0.0015},"
+        "\"children\":[]}]}}");
+    CHECK_JSON_VALID(&out);
+    rp_buf_free(&out);
+    fixture_free(&f);
+}
+
+static void
+test_json_header_edge_values(void)
+{
+    fixture f;
+    rp_buf out;
+    fixture_init(&f);
+    f.report.truncated = RP_REPORT_TRUNC_DURATION | RP_REPORT_TRUNC_NODES;
+    f.tree.truncated = RP_TRUNC_BYTES;      /* the tree's own caps count */
+    f.report.started_at = NAN;
+    f.report.duration_s = INFINITY;
+    f.report.interval_s = 0.1;
+    f.report.version = NULL;
+    f.report.n_meta = 0;
+    rp_buf_init(&out, 0);
+    CHECK(rp_write_json(&out, &f.report) == 0);
+    CHECK_CONTAINS(&out, "\"reqprof_version\":\"\",\"started_at\":0,"
+                         "\"duration_s\":0,\"interval_s\":0.1,");
+    CHECK_CONTAINS(&out, "\"truncated\":true,\"truncated_reasons\":"
+                         "[\"nodes\",\"bytes\",\"duration\"],\"meta\":{},");
+    CHECK_JSON_VALID(&out);
+    rp_buf_clear(&out);
+    f.report.truncated = 0;
+    f.tree.truncated = 0;
+    CHECK(rp_write_json(&out, &f.report) == 0);
+    CHECK_CONTAINS(&out, "\"truncated\":false,\"truncated_reasons\":[],");
+    rp_buf_free(&out);
+    fixture_free(&f);
+}
+
+static void
+test_json_meta_literals_only_when_valid(void)
+{
+    static const struct { const char *v; int raw; } cases[] = {
+        {"0", 1}, {"-12.5e-3", 1}, {"true", 1}, {"false", 1}, {"null", 1},
+        {"", 0}, {"01", 0}, {"1.", 0}, {".5", 0}, {"1e", 0}, {"NaN", 0},
+        {"Infinity", 0}, {"True", 0}, {" 1", 0}, {"1}", 0}, {"\"x\"", 0},
+    };
+    fixture f;
+    rp_buf out, want;
+    fixture_init(&f);
+    rp_buf_init(&out, 0);
+    rp_buf_init(&want, 0);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        rp_meta_item m = {{"k", 1}, {(char *)cases[i].v, strlen(cases[i].v)},
+                          1};
+        f.report.meta = &m;
+        f.report.n_meta = 1;
+        rp_buf_clear(&out);
+        rp_buf_clear(&want);
+        CHECK(rp_write_json(&out, &f.report) == 0);
+        CHECK_JSON_VALID(&out);
+        rp_buf_puts(&want, "\"meta\":{\"k\":");
+        if (cases[i].raw) {
+            rp_buf_puts(&want, cases[i].v);
+        }
+        else {
+            rp_buf_put_json_string(&want, cases[i].v, strlen(cases[i].v));
+        }
+        rp_buf_puts(&want, "},");
+        check_count++;
+        if (!check_contains(out.data, out.len, want.data, want.len)) {
+            CHECK_FAIL_AT(__FILE__, __LINE__, "meta value %s", cases[i].v);
+        }
+    }
+    rp_buf_free(&want);
+    rp_buf_free(&out);
+    fixture_free(&f);
+}
+
+static void
+test_json_lines_sorted_by_line_number(void)
+{
+    fixture f;
+    rp_buf out;
+    fixture_init(&f);
+    rp_tree_add_line(&f.tree, 0, 7, 2);
+    rp_tree_add_line(&f.tree, 0, 100, 3);
+    rp_tree_add_line(&f.tree, 0, 9, 1);
+    rp_buf_init(&out, 0);
+    CHECK(rp_write_json(&out, &f.report) == 0);
+    CHECK_CONTAINS(&out, "\"lines\":{\"7\":0.000000002,\"9\":0.000000001,"
+                         "\"11\":0.0005,\"100\":0.000000003}");
+    rp_buf_free(&out);
+    fixture_free(&f);
+}
+
+static void
+test_text_ascii_of_a_small_profile_is_exact(void)
+{
+    fixture f;
+    rp_buf out;
+    rp_text_opts o = {1, 0, 0.0, 0};
+    fixture_init(&f);
+    rp_buf_init(&out, 0);
+    CHECK(rp_write_text(&out, &f.report, &o) == 0);
+    CHECK_BUF(&out,
+        "Samples: 4  Duration: 0.007s  Wall: 0.006s  CPU: 0.003s"
+        "  TRUNCATED (depth)\n"
+        "\n"
+        "0.006  0.003  100.0%  handler (app.py:10)\n"
+        "|- 0.004  0.001  66.7%  slow (app.py:20)\n"
+        "|  \\- 0.003  0.000  50.0%  [await]\n"
+        "\\- 0.002  0.002  25.0%  fast (lib/fast.py:30)\n");
+    /* NULL options: the defaults (unicode, no colour, everything). */
+    rp_buf_clear(&out);
+    f.report.truncated = 0;
+    CHECK(rp_write_text(&out, &f.report, NULL) == 0);
+    CHECK_BUF(&out,
+        "Samples: 4  Duration: 0.007s  Wall: 0.006s  CPU: 0.003s\n"
+        "\n"
+        "0.006  0.003  100.0%  handler (app.py:10)\n"
+        "\xE2\x94\x9C\xE2\x94\x80 0.004  0.001  66.7%  slow (app.py:20)\n"
+        "\xE2\x94\x82  \xE2\x94\x94\xE2\x94\x80 0.003  0.000  50.0%  [await]\n"
+        "\xE2\x94\x94\xE2\x94\x80 0.002  0.002  25.0%  fast (lib/fast.py:30)\n");
+    rp_buf_free(&out);
+    fixture_free(&f);
+}
+
+static void
+test_text_hides_small_nodes_and_says_so(void)
+{
+    fixture f;
+    rp_buf out;
+    rp_text_opts o = {1, 0, 30.0, 0};
+    fixture_init(&f);
+    f.report.truncated = 0;
+    rp_buf_init(&out, 0);
+    CHECK(rp_write_text(&out, &f.report, &o) == 0);
+    CHECK_BUF(&out,
+        "Samples: 4  Duration: 0.007s  Wall: 0.006s  CPU: 0.003s\n"
+        "\n"
+        "0.006  0.003  100.0%  handler (app.py:10)\n"
+        "\\- 0.004  0.001  66.7%  slow (app.py:20)\n"
+        "   \\- 0.003  0.000  50.0%  [await]\n"
+        "(1 node under 30.0% of wall time hidden)\n");
+    /* Exactly at the threshold is shown. */
+    rp_buf_clear(&out);
+    o.min_percent = 25.0;
+    CHECK(rp_write_text(&out, &f.report, &o) == 0);
+    CHECK_CONTAINS(&out, "fast");
+    CHECK_NOT_CONTAINS(&out, "hidden");
+    /* Everything but the root hidden. */
+    rp_buf_clear(&out);
+    o.min_percent = 100.5;
+    CHECK(rp_write_text(&out, &f.report, &o) == 0);
+    CHECK_CONTAINS(&out, "\n\n0.006  0.003  100.0%  handler (app.py:10)\n"
+                         "(3 nodes under 100.5% of wall time hidden)\n");
+    rp_buf_free(&out);
+    fixture_free(&f);
+}
+
+static void
+test_text_max_lines_notes_the_rest(void)
+{
+    fixture f;
+    rp_buf out;
+    rp_text_opts o = {1, 0, 0.0, 2};
+    fixture_init(&f);
+    f.report.truncated = 0;
+    rp_buf_init(&out, 0);
+    CHECK(rp_write_text(&out, &f.report, &o) == 0);
+    CHECK_BUF(&out,
+        "Samples: 4  Duration: 0.007s  Wall: 0.006s  CPU: 0.003s\n"
+        "\n"
+        "0.006  0.003  100.0%  handler (app.py:10)\n"
+        "|- 0.004  0.001  66.7%  slow (app.py:20)\n"
+        "... 2 more lines\n");
+    rp_buf_clear(&out);
+    o.ascii = 0;
+    o.max_lines = 3;
+    CHECK(rp_write_text(&out, &f.report, &o) == 0);
+    CHECK_CONTAINS(&out, "\n\xE2\x80\xA6 1 more line\n");
+    rp_buf_clear(&out);
+    o.max_lines = 4;
+    CHECK(rp_write_text(&out, &f.report, &o) == 0);
+    CHECK_NOT_CONTAINS(&out, "more line");
+    rp_buf_free(&out);
+    fixture_free(&f);
+}
+
+static void
+test_text_colours_only_when_asked(void)
+{
+    fixture f;
+    rp_buf out;
+    rp_text_opts o = {0, 1, 0.0, 0};
+    fixture_init(&f);
+    rp_buf_init(&out, 0);
+    CHECK(rp_write_text(&out, &f.report, &o) == 0);
+    CHECK_CONTAINS(&out, "\x1b[31m0.006  0.003  100.0%\x1b[0m  handler");
+    CHECK_CONTAINS(&out, "\x1b[33m0.002  0.002  25.0%\x1b[0m  "
+                         "\x1b[2mfast (lib/fast.py:30)\x1b[0m\n");
+    CHECK_CONTAINS(&out, "\x1b[36m[await]\x1b[0m");
+    CHECK_CONTAINS(&out, "\x1b[31mTRUNCATED (depth)\x1b[0m");
+    rp_buf_clear(&out);
+    o.color = 0;
+    CHECK(rp_write_text(&out, &f.report, &o) == 0);
+    CHECK_NOT_CONTAINS(&out, "\x1b");
+    rp_buf_free(&out);
+    fixture_free(&f);
+}
+
+static void
+test_collapsed_of_a_small_profile_is_exact(void)
+{
+    fixture f;
+    rp_buf out;
+    fixture_init(&f);
+    rp_buf_init(&out, 0);
+    CHECK(rp_write_collapsed(&out, &f.report) == 0);
+    CHECK_BUF(&out,
+        "handler (app.py:10) 500\n"
+        "handler (app.py:10);slow (app.py:20) 1000\n"
+        "handler (app.py:10);slow (app.py:20);[await] 3000\n"
+        "handler (app.py:10);fast (lib/fast.py:30) 1500\n");
+    rp_buf_free(&out);
+    fixture_free(&f);
+}
+
+static void
+test_collapsed_rounds_microseconds_and_keeps_tiny_nodes(void)
+{
+    fixture f;
+    rp_buf out;
+    const uint32_t a[] = {1}, b[] = {3}, c[] = {2};
+    rp_symtab_init(&f.syms);
+    add_sym(&f.syms, RP_KIND_THREAD, "[thread MainThread]", "", "", 0);
+    add_sym(&f.syms, RP_KIND_FRAME, "a", "a.py", "", 1);
+    add_sym(&f.syms, RP_KIND_FRAME, "b", "", "", 2);
+    add_sym(&f.syms, RP_KIND_OUT_OF_CONTEXT, "[out-of-context]", "x.py",
+            "x.py", 3);
+    CHECK(rp_tree_init(&f.tree, 0, 100, 0) == 0);
+    rp_tree_add_sample(&f.tree, a, 1, RP_NONE, 1499, 0);
+    rp_tree_add_sample(&f.tree, b, 1, RP_NONE, 1500, 0);
+    rp_tree_add_sample(&f.tree, c, 1, RP_NONE, 1, 0);
+    rp_tree_get_child(&f.tree, 0, 77);      /* no time, unknown id */
+    set_report(&f);
+    rp_buf_init(&out, 0);
+    CHECK(rp_write_collapsed(&out, &f.report) == 0);
+    CHECK_BUF(&out,
+        "[thread MainThread];[out-of-context] 2\n"
+        "[thread MainThread];a (a.py:1) 1\n"
+        "[thread MainThread];b 1\n");
+    rp_buf_free(&out);
+    fixture_free(&f);
+}
+
+/* A name with everything a format can choke on. */
+static const char HOSTILE[] = "a;b\nc\0d\t</script>\xff\x1b[2J&\xE2\x80\xA8z";
+
+static void
+hostile_init(fixture *f)
+{
+    const uint32_t p[] = {1, 2};
+    rp_symtab_init(&f->syms);
+    add_sym(&f->syms, RP_KIND_FRAME, "root", "r.py", "r.py", 1);
+    rp_symtab_add(&f->syms, RP_KIND_FRAME, HOSTILE, sizeof(HOSTILE) - 1,
+                  "/s\xC0/\xff.py", 8, "\xff.py", 4, 9);
+    rp_symtab_add(&f->syms, RP_KIND_THREAD, "[thread \x1b]0;x\x07]", 15,
+                  "", 0, "", 0, 0);
+    CHECK(rp_tree_init(&f->tree, 0, 100, 0) == 0);
+    rp_tree_add_sample(&f->tree, p, 2, 3, MS, MS);
+    rp_tree_add_sample(&f->tree, p, 1, 3, MS, MS);
+    set_report(f);
+}
+
+static void
+test_hostile_names_in_json(void)
+{
+    fixture f;
+    rp_buf out;
+    hostile_init(&f);
+    rp_buf_init(&out, 0);
+    CHECK(rp_write_json(&out, &f.report) == 0);
+    CHECK_JSON_VALID(&out);
+    CHECK_CONTAINS(&out, "\"name\":\"a;b\\nc\\u0000d\\t\\u003c/script\\u003e"
+                         FFFD "\\u001b[2J\\u0026\\u2028z (" FFFD ".py:9)\",");
+    CHECK_CONTAINS(&out, "\"file\":\"/s" FFFD "/" FFFD ".py\",");
+    CHECK_CONTAINS(&out, "\"name\":\"[thread \\u001b]0;x\\u0007]\"");
+    CHECK_NOT_CONTAINS(&out, "<");
+    CHECK_NOT_CONTAINS(&out, "\xE2\x80\xA8");
+    rp_buf_free(&out);
+    fixture_free(&f);
+}
+
+static void
+test_hostile_names_in_text(void)
+{
+    fixture f;
+    rp_buf out;
+    rp_text_opts o = {1, 0, 0.0, 0};
+    hostile_init(&f);
+    rp_buf_init(&out, 0);
+    CHECK(rp_write_text(&out, &f.report, &o) == 0);
+    CHECK_BUF(&out,
+        "Samples: 2  Duration: 0.007s  Wall: 0.002s  CPU: 0.002s\n"
+        "\n"
+        "0.002  0.002  100.0%  root (r.py:1)\n"
+        "\\- 0.002  0.002  100.0%  a;b c d </script>" FFFD " [2J& z ("
+        FFFD ".py:9)\n"
+        "   \\- 0.001  0.001  50.0%  [thread  ]0;x ]\n");
+    rp_buf_free(&out);
+    fixture_free(&f);
+}
+
+static void
+test_hostile_names_in_collapsed(void)
+{
+    fixture f;
+    rp_buf out;
+    hostile_init(&f);
+    rp_buf_init(&out, 0);
+    CHECK(rp_write_collapsed(&out, &f.report) == 0);
+    CHECK_BUF(&out,
+        "root (r.py:1);a:b c d </script>" FFFD " [2J& z (" FFFD ".py:9) "
+        "1000\n"
+        "root (r.py:1);a:b c d </script>" FFFD " [2J& z (" FFFD ".py:9);"
+        "[thread  ]0:x ] 1000\n");
+    rp_buf_free(&out);
+    fixture_free(&f);
+}
+
+/* A tree whose init failed has no nodes; every writer still works. */
+static void
+test_writers_on_an_empty_tree(void)
+{
+    fixture f;
+    rp_buf out;
+    rp_symtab_init(&f.syms);
+    CHECK(rp_tree_init(&f.tree, 0, 10, 0) == 0);
+    rp_tree_free(&f.tree);
+    f.tree.truncated = RP_TRUNC_NOMEM;
+    set_report(&f);
+    rp_buf_init(&out, 0);
+    CHECK(rp_write_json(&out, &f.report) == 0);
+    CHECK_JSON_VALID(&out);
+    CHECK_CONTAINS(&out, "\"samples\":0,\"wall_s\":0,\"cpu_s\":0,");
+    CHECK_CONTAINS(&out, "\"truncated_reasons\":[\"memory\"]");
+    CHECK_CONTAINS(&out, "\"root\":{\"name\":\"[unknown]\",");
+    rp_buf_clear(&out);
+    CHECK(rp_write_text(&out, &f.report, NULL) == 0);
+    CHECK_CONTAINS(&out, "TRUNCATED (memory)\n\nNo samples recorded.\n");
+    rp_buf_clear(&out);
+    CHECK(rp_write_collapsed(&out, &f.report) == 0);
+    CHECK_EQ_U64(out.len, 0);
+
+    /* A fresh tree with no samples: also "no samples". */
+    CHECK(rp_tree_init(&f.tree, 0, 10, 0) == 0);
+    rp_buf_clear(&out);
+    CHECK(rp_write_text(&out, &f.report, NULL) == 0);
+    CHECK_CONTAINS(&out, "\n\nNo samples recorded.\n");
+    rp_buf_clear(&out);
+    CHECK(rp_write_json(&out, &f.report) == 0);
+    CHECK_JSON_VALID(&out);
+    rp_buf_free(&out);
+    rp_tree_free(&f.tree);
+    rp_symtab_free(&f.syms);
+}
+
+/* Writers stop cleanly at the buffer limit: -1, nothing leaked. */
+static void
+test_writers_fail_at_the_buffer_limit(void)
+{
+    fixture f;
+    rp_buf out;
+    fixture_init(&f);
+    for (size_t limit = 1; limit < 400; limit += 37) {
+        rp_buf_init(&out, limit);
+        CHECK(rp_write_json(&out, &f.report) == -1);
+        CHECK(out.failed && out.len <= limit);
+        rp_buf_free(&out);
+        rp_buf_init(&out, limit < 200 ? limit : 200);
+        CHECK(rp_write_text(&out, &f.report, NULL) == -1);
+        CHECK(out.failed && out.len <= limit);
+        rp_buf_free(&out);
+        rp_buf_init(&out, limit < 100 ? limit : 100);
+        CHECK(rp_write_collapsed(&out, &f.report) == -1);
+        rp_buf_free(&out);
+    }
+    fixture_free(&f);
+}
+
+static size_t
+count_byte(const rp_buf *b, char c)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < b->len; i++) {
+        n += b->data[i] == c;
+    }
+    return n;
+}
+
+static void
+test_10000_deep_tree_in_every_writer(void)
+{
+    enum { DEPTH = 10000 };
+    fixture f;
+    rp_buf out;
+    uint32_t *path = malloc(DEPTH * sizeof(uint32_t));
+    CHECK(path != NULL);
+    if (path == NULL) {
+        return;
+    }
+    rp_symtab_init(&f.syms);
+    add_sym(&f.syms, RP_KIND_FRAME, "main", "m.py", "m.py", 1);
+    add_sym(&f.syms, RP_KIND_FRAME, "recurse", "m.py", "m.py", 5);
+    add_sym(&f.syms, RP_KIND_FRAME, "other", "m.py", "m.py", 9);
+    for (uint32_t i = 0; i < DEPTH; i++) {
+        path[i] = 1;
+    }
+    CHECK(rp_tree_init(&f.tree, 0, 100000, 0) == 0);
+    rp_tree_add_sample(&f.tree, path, DEPTH, 6, 4 * MS, MS);
+    rp_tree_add_sample(&f.tree, path, DEPTH / 2, 6, MS, MS);
+    path[DEPTH / 2] = 2;                    /* a side branch half-way */
+    rp_tree_add_sample(&f.tree, path, DEPTH / 2 + 1, 10, MS, 0);
+    CHECK_EQ_U64(f.tree.n_nodes, DEPTH + 2);
+    set_report(&f);
+    rp_buf_init(&out, 0);
+
+    CHECK(rp_write_json(&out, &f.report) == 0);
+    CHECK_JSON_VALID(&out);
+    CHECK_EQ_U64(count_byte(&out, '['), DEPTH + 3);     /* + reasons */
+
+    rp_buf_clear(&out);
+    CHECK(rp_write_text(&out, &f.report, NULL) == 0);
+    CHECK_EQ_U64(count_byte(&out, '\n'), DEPTH + 2 + 2);
+    CHECK_CONTAINS(&out, "[+9951] ");
+    CHECK(out.len < (size_t)DEPTH * 250);   /* linear, not quadratic */
+    rp_buf_clear(&out);
+    rp_text_opts o = {1, 0, 0.0, 50};
+    CHECK(rp_write_text(&out, &f.report, &o) == 0);
+    CHECK_CONTAINS(&out, "\n... 9952 more lines\n");
+
+    rp_buf_clear(&out);
+    CHECK(rp_write_collapsed(&out, &f.report) == 0);
+    CHECK_EQ_U64(count_byte(&out, '\n'), 3);
+    CHECK_EQ_U64(count_byte(&out, ';'), DEPTH + DEPTH / 2 + DEPTH / 2 + 1);
+    CHECK_CONTAINS(&out, ";other (m.py:9) 1000\n");
+    rp_buf_free(&out);
+    fixture_free(&f);
+    free(path);
+}
+
+/* ---- report.c basics ----------------------------------------------------- */
+
+static void
+test_kind_and_reason_names(void)
+{
+    const char *names[] = {"frame", "await", "out-of-context", "thread",
+                           "truncated"};
+    for (int k = 0; k < RP_KIND_COUNT; k++) {
+        CHECK_STR(rp_kind_name((rp_kind)k), names[k]);
+        CHECK(rp_kind_from_name(names[k], strlen(names[k])) == k);
+    }
+    CHECK(rp_kind_from_name("fram", 4) == -1);
+    CHECK(rp_kind_from_name("frames", 6) == -1);
+    CHECK(rp_kind_from_name("frame", 6) == -1);     /* NUL is not a kind */
+    CHECK(rp_kind_from_name("", 0) == -1);
+    CHECK_STR(rp_kind_name(RP_KIND_COUNT), "frame");
+    CHECK_STR(rp_trunc_name(0), "nodes");
+    CHECK_STR(rp_trunc_name(1), "bytes");
+    CHECK_STR(rp_trunc_name(2), "memory");
+    CHECK_STR(rp_trunc_name(3), "depth");
+    CHECK_STR(rp_trunc_name(4), "duration");
+    CHECK(rp_trunc_name(5) == NULL);
+    CHECK_EQ_U64(RP_REPORT_TRUNC_NODES, RP_TRUNC_NODES);
+    CHECK_EQ_U64(RP_REPORT_TRUNC_BYTES, RP_TRUNC_BYTES);
+    CHECK_EQ_U64(RP_REPORT_TRUNC_NOMEM, RP_TRUNC_NOMEM);
+}
+
+static void
+test_symtab_copies_and_names(void)
+{
+    rp_symtab st;
+    rp_buf b;
+    char fn[] = "f\0g";
+    rp_symtab_init(&st);
+    rp_buf_init(&b, 0);
+    uint32_t a = rp_symtab_add(&st, RP_KIND_FRAME, fn, 3, "/x/m.py", 7,
+                               "m.py", 4, 12);
+    fn[0] = 'X';                            /* the table has its own copy */
+    uint32_t no_short = rp_symtab_add(&st, RP_KIND_FRAME, "h", 1, "/x/n.py",
+                                      7, NULL, 0, 3);
+    uint32_t bare = rp_symtab_add(&st, RP_KIND_FRAME, "<lambda>", 8, NULL, 0,
+                                  NULL, 0, 0);
+    uint32_t pseudo = rp_symtab_add(&st, RP_KIND_THREAD, "[thread w]", 10,
+                                    "t.py", 4, "t.py", 4, 1);
+    CHECK(a == 0 && no_short == 1 && bare == 2 && pseudo == 3);
+    for (uint32_t i = 4; i < 1000; i++) {     /* growth keeps ids */
+        CHECK_EQ_U64(rp_symtab_add(&st, RP_KIND_AWAIT, "[await]", 7, "", 0,
+                                   "", 0, 0), i);
+    }
+    const rp_sym *s = rp_symtab_get(&st, a);
+    CHECK_MEM(s->function.s, s->function.len, "f\0g", 3);
+    CHECK(s->function.s[3] == '\0' && s->file.s[7] == '\0');
+    CHECK(rp_symtab_get(&st, bare)->file.s != NULL);
+    CHECK_EQ_U64(rp_symtab_get(&st, bare)->file.len, 0);
+
+    rp_sym_put_name(&b, rp_symtab_get(&st, a));
+    CHECK_BUF(&b, "f\0g (m.py:12)");
+    rp_buf_clear(&b);
+    rp_sym_put_name(&b, rp_symtab_get(&st, no_short));
+    CHECK_BUF(&b, "h (/x/n.py:3)");
+    rp_buf_clear(&b);
+    rp_sym_put_name(&b, rp_symtab_get(&st, bare));
+    CHECK_BUF(&b, "<lambda>");
+    rp_buf_clear(&b);
+    rp_sym_put_name(&b, rp_symtab_get(&st, pseudo));
+    CHECK_BUF(&b, "[thread w]");
+    rp_buf_clear(&b);
+    rp_sym_put_name(&b, rp_symtab_get(&st, 1000));
+    CHECK_BUF(&b, "[unknown]");
+    rp_buf_clear(&b);
+    rp_sym_put_name(&b, rp_symtab_get(&st, RP_NONE));
+    CHECK_BUF(&b, "[unknown]");
+    CHECK(rp_symtab_get(NULL, 0) != NULL);
+    rp_buf_free(&b);
+    rp_symtab_free(&st);
+    CHECK(st.n == 0 && st.syms == NULL);
+    rp_symtab_free(&st);
+}
+
+/* The walk: enter/leave pairs in sorted order; skipping children. */
+static void
+test_walk_order_and_skip(void)
+{
+    fixture f;
+    rp_walk w;
+    uint32_t node;
+    int ev;
+    char trace[64];
+    size_t n = 0;
+    fixture_init(&f);
+    CHECK(rp_walk_init(&w, &f.tree) == 0);
+    while ((ev = rp_walk_next(&w, &node)) != RP_WALK_END && n < 60) {
+        trace[n++] = ev == RP_WALK_ENTER ? '(' : ')';
+        trace[n++] = (char)('0' + f.tree.nodes[node].frame);
+    }
+    trace[n] = '\0';
+    CHECK_STR(trace, "(0(1(2)2)1(3)3)0");
+    CHECK(rp_walk_next(&w, &node) == RP_WALK_END);
+    rp_walk_free(&w);
+
+    n = 0;
+    CHECK(rp_walk_init(&w, &f.tree) == 0);
+    while ((ev = rp_walk_next(&w, &node)) != RP_WALK_END && n < 60) {
+        trace[n++] = ev == RP_WALK_ENTER ? '(' : ')';
+        trace[n++] = (char)('0' + f.tree.nodes[node].frame);
+        if (ev == RP_WALK_ENTER && f.tree.nodes[node].frame == 1) {
+            rp_walk_skip_children(&w);
+        }
+    }
+    trace[n] = '\0';
+    CHECK_STR(trace, "(0(1)1(3)3)0");
+    rp_walk_free(&w);
+    fixture_free(&f);
+}
+
+int
+main(void)
+{
+    RUN(test_json_checker_itself);
+    RUN(test_json_of_a_small_profile_is_exact);
+    RUN(test_json_header_edge_values);
+    RUN(test_json_meta_literals_only_when_valid);
+    RUN(test_json_lines_sorted_by_line_number);
+    RUN(test_text_ascii_of_a_small_profile_is_exact);
+    RUN(test_text_hides_small_nodes_and_says_so);
+    RUN(test_text_max_lines_notes_the_rest);
+    RUN(test_text_colours_only_when_asked);
+    RUN(test_collapsed_of_a_small_profile_is_exact);
+    RUN(test_collapsed_rounds_microseconds_and_keeps_tiny_nodes);
+    RUN(test_hostile_names_in_json);
+    RUN(test_hostile_names_in_text);
+    RUN(test_hostile_names_in_collapsed);
+    RUN(test_writers_on_an_empty_tree);
+    RUN(test_writers_fail_at_the_buffer_limit);
+    RUN(test_10000_deep_tree_in_every_writer);
+    RUN(test_kind_and_reason_names);
+    RUN(test_symtab_copies_and_names);
+    RUN(test_walk_order_and_skip);
+    return check_summary();
+}
