@@ -897,8 +897,11 @@ rp_engine_stop(rp_session *s)
 static void
 atfork_child(void)
 {
+    /* Re-create, never destroy: the parent's sampler may have been waiting
+     * on them, and glibc's destroy would wait for that ghost forever. */
+    memset(&engine.mu, 0, sizeof(engine.mu));
+    memset(&engine.cv, 0, sizeof(engine.cv));
     pthread_mutex_init(&engine.mu, NULL);
-    pthread_cond_destroy(&engine.cv);
     pthread_condattr_t attr;
     pthread_condattr_init(&attr);
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);

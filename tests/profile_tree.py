@@ -1,0 +1,65 @@
+"""Helpers for tests that look into a report's call tree (the JSON schema)."""
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+Node = dict[str, Any]
+
+
+def walk(node: Node, depth: int = 0) -> Iterator[tuple[Node, int]]:
+    """Every node with its depth (root = 0), without recursion."""
+    stack = [(node, depth)]
+    while stack:
+        n, d = stack.pop()
+        yield n, d
+        stack.extend((c, d + 1) for c in reversed(n["children"]))
+
+
+def find(root: Node, function: str) -> list[Node]:
+    """All nodes whose function (qualname or label) is `function`."""
+    return [n for n, _ in walk(root) if n["function"] == function]
+
+
+def functions(root: Node) -> set[str]:
+    return {n["function"] for n, _ in walk(root)}
+
+
+def total_wall(root: Node, function: str) -> float:
+    """Wall time under `function`, counting nested calls of it once."""
+    total = 0.0
+    stack = [(root, False)]
+    while stack:
+        n, inside = stack.pop()
+        hit = n["function"] == function
+        if hit and not inside:
+            total += n["wall_s"]
+        stack.extend((c, inside or hit) for c in n["children"])
+    return total
+
+
+def self_cpu_under(root: Node, function: str) -> float:
+    """CPU time of the subtree(s) of `function`, counted once."""
+    total = 0.0
+    stack = [(root, False)]
+    while stack:
+        n, inside = stack.pop()
+        hit = n["function"] == function
+        if hit and not inside:
+            total += n["cpu_s"]
+        stack.extend((c, inside or hit) for c in n["children"])
+    return total
+
+
+def path_to(root: Node, function: str) -> list[str] | None:
+    """Functions from the root down to the first node named `function`."""
+    stack: list[tuple[Node, list[str]]] = [(root, [root["function"]])]
+    while stack:
+        n, path = stack.pop()
+        if n["function"] == function:
+            return path
+        stack.extend((c, path + [c["function"]]) for c in n["children"])
+    return None
+
+
+def max_depth(root: Node) -> int:
+    return max(d for _, d in walk(root))

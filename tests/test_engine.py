@@ -1,0 +1,494 @@
+"""The sampling engine through the Profiler API: sampling, attribution by
+context, await stacks, depth and node caps, lifecycle. Run both on the fast
+path and, by `make test`, with REQPROF_PORTABLE=1 (public APIs only)."""
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import gc
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import pytest
+
+from profile_tree import find, functions, max_depth, path_to, total_wall, walk
+from reqprof import Profiler, _core
+
+FAST = _core.MODE.startswith("fast")
+
+
+def spin(seconds: float) -> None:
+    """Pure-Python CPU work for `seconds` of wall time."""
+    end = time.perf_counter() + seconds
+    x = 0
+    while time.perf_counter() < end:
+        for i in range(200):
+            x += i * i
+
+
+def make_named_worker(name: str):
+    """A CPU-bound function with its own code object and qualname."""
+    ns: dict = {"time": time}
+    exec(
+        textwrap.dedent(
+            f"""
+            def {name}(seconds):
+                end = time.perf_counter() + seconds
+                x = 0
+                while time.perf_counter() < end:
+                    for i in range(200):
+                        x += i * i
+                return x
+            """
+        ),
+        ns,
+    )
+    return ns[name]
+
+
+def run_script(code: str, timeout: float = 30, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
+# ---- sampling ---------------------------------------------------------------
+
+
+def test_cpu_bound_code_is_sampled_at_close_to_the_asked_rate():
+    with Profiler(interval=0.001) as prof:
+        spin(0.4)
+    report = prof.report
+    rate = report.samples / report.duration_s
+    # Prompt GIL acquisition gives ~1000/s; without it (portable path) the
+    # sampler waits for the 5 ms switch interval: ~200/s.
+    floor = 500 if FAST else 100
+    assert rate >= floor, f"{rate:.0f} samples/s at 1 ms ({_core.MODE})"
+
+
+def test_report_totals_cover_the_profiled_time():
+    with Profiler() as prof:
+        spin(0.2)
+        time.sleep(0.1)
+    r = prof.report.to_dict()
+    assert r["version"] == 1
+    assert r["samples"] == r["root"]["samples"] > 0
+    assert r["wall_s"] == pytest.approx(r["root"]["wall_s"])
+    # Time after the last sample is not attributed: at most a few ticks.
+    assert r["duration_s"] - 0.05 <= r["wall_s"] <= r["duration_s"] + 1e-6
+    assert r["root"]["function"] == "test_report_totals_cover_the_profiled_time"
+    assert r["async_mode"] == "enabled" and r["max_depth"] == 50
+    assert r["truncated"] is False and r["truncated_reasons"] == []
+
+
+def test_frames_are_named_qualname_file_and_first_line():
+    class Worker:
+        def run(self):
+            spin(0.1)
+
+    with Profiler() as prof:
+        Worker().run()
+    node = find(prof.report.to_dict()["root"], f"{Worker.run.__qualname__}")[0]
+    code = Worker.run.__code__
+    assert node["kind"] == "frame"
+    assert node["file"] == code.co_filename
+    assert node["line"] == code.co_firstlineno
+    assert node["short_file"] == "test_engine.py"
+    assert node["name"] == f"{Worker.run.__qualname__} (test_engine.py:{code.co_firstlineno})"
+
+
+def test_hot_line_is_reported():
+    def hot():
+        x = 0
+        for i in range(3_000_000):  # the hot line
+            x += i
+        return x
+
+    with Profiler() as prof:
+        hot()
+    node = find(prof.report.to_dict()["root"], hot.__qualname__)[0]
+    lines = {int(k): v for k, v in node["lines"].items()}
+    first = hot.__code__.co_firstlineno
+    hottest = max(lines, key=lines.get)
+    assert hottest in (first + 2, first + 3), lines
+    assert sum(lines.values()) == pytest.approx(node["self_wall_s"], rel=1e-6)
+
+
+def test_profiler_hides_its_own_frames():
+    with Profiler() as prof:
+        spin(0.05)
+    names = functions(prof.report.to_dict()["root"])
+    assert not any(n.startswith("Profiler.") for n in names), names
+
+
+# ---- async: tasks, awaits, concurrency ---------------------------------------
+
+
+def test_await_time_shows_under_the_awaiting_function():
+    async def waiter():
+        await asyncio.sleep(0.15)
+
+    async def main():
+        async with Profiler() as prof:
+            await waiter()
+        return prof.report
+
+    report = asyncio.run(main()).to_dict()
+    path = path_to(report["root"], "[await]")
+    assert path is not None and waiter.__qualname__ in path, path
+    awaited = sum(n["wall_s"] for n in find(report["root"], "[await]"))
+    assert awaited >= 0.12
+    await_node = find(report["root"], "[await]")[0]
+    assert await_node["kind"] == "await" and await_node["cpu_s"] == 0
+    # The [await] node says where it waited: a line of the awaiting code.
+    assert await_node["lines"], await_node
+
+
+def test_six_concurrent_tasks_each_get_only_their_own_work():
+    workers = [make_named_worker(f"task_work_{i}") for i in range(6)]
+
+    async def one(i):
+        async with Profiler() as prof:
+            for _ in range(4):
+                workers[i](0.01)
+                await asyncio.sleep(0.003)
+        return prof.report
+
+    async def main():
+        return await asyncio.gather(*(one(i) for i in range(6)))
+
+    reports = asyncio.run(main())
+    for i, report in enumerate(reports):
+        names = functions(report.to_dict()["root"])
+        own = f"task_work_{i}"
+        assert own in names, (i, names)
+        others = {f"task_work_{j}" for j in range(6) if j != i}
+        assert not names & others, (i, names & others)
+        assert total_wall(report.to_dict()["root"], own) >= 0.015
+
+
+def test_child_tasks_are_attributed_to_the_parent_session():
+    child_work = make_named_worker("child_task_work")
+
+    async def child():
+        child_work(0.05)
+
+    async def main():
+        async with Profiler() as prof:
+            await asyncio.gather(child(), asyncio.sleep(0.01))
+        return prof.report
+
+    report = asyncio.run(main()).to_dict()
+    assert total_wall(report["root"], "child_task_work") >= 0.03
+
+
+def test_strict_mode_shows_other_work_on_the_loop_as_out_of_context():
+    other_work = make_named_worker("other_task_work")
+    own_work = make_named_worker("own_task_work")
+
+    async def other():
+        await asyncio.sleep(0.01)
+        other_work(0.1)
+
+    async def main(mode):
+        bg = asyncio.create_task(other())
+        async with Profiler(async_mode=mode) as prof:
+            own_work(0.05)
+            await asyncio.sleep(0.03)  # `other` runs meanwhile
+            await bg
+        return prof.report.to_dict()
+
+    strict = asyncio.run(main("strict"))
+    names = functions(strict["root"])
+    assert "own_task_work" in names
+    assert "other_task_work" not in names
+    ooc = find(strict["root"], "[out-of-context]")
+    assert ooc and ooc[0]["kind"] == "out-of-context"
+    assert sum(n["wall_s"] for n in ooc) >= 0.06
+    assert not find(strict["root"], "[await]")
+
+    enabled = asyncio.run(main("enabled"))
+    names = functions(enabled["root"])
+    assert "own_task_work" in names and "other_task_work" not in names
+    assert sum(n["wall_s"] for n in find(enabled["root"], "[await]")) >= 0.06
+    assert not find(enabled["root"], "[out-of-context]")
+
+
+# ---- threads --------------------------------------------------------------
+
+
+def test_to_thread_work_is_attributed_under_the_awaiting_frame():
+    thread_work = make_named_worker("to_thread_work")
+
+    async def main():
+        async with Profiler() as prof:
+            await asyncio.to_thread(thread_work, 0.1)
+        return prof.report.to_dict()
+
+    report = asyncio.run(main())
+    assert total_wall(report["root"], "to_thread_work") >= 0.07
+    path = path_to(report["root"], "to_thread_work")
+    assert path is not None
+    assert any(p.startswith("[thread ") for p in path), path
+    assert "to_thread" in path, path  # hangs under the frame awaiting it
+    # The worker's stack starts at the work, not at the thread's bootstrap.
+    assert "_bootstrap" not in functions(report["root"])
+    thread_node = next(n for n, _ in walk(report["root"]) if n["kind"] == "thread")
+    assert thread_node["function"].startswith("[thread ")
+
+
+def test_copy_context_run_in_a_thread_counts_an_unrelated_thread_does_not():
+    ctx_work = make_named_worker("copied_context_work")
+    unrelated_work = make_named_worker("unrelated_thread_work")
+
+    def run(mode):
+        with Profiler(async_mode=mode) as prof:
+            ctx = contextvars.copy_context()
+            t = threading.Thread(target=ctx.run, args=(ctx_work, 0.1))
+            u = threading.Thread(target=unrelated_work, args=(0.1,))
+            t.start()
+            u.start()
+            t.join()
+            u.join()
+        return prof.report.to_dict()
+
+    enabled = run("enabled")
+    assert total_wall(enabled["root"], "copied_context_work") >= 0.05
+    assert "unrelated_thread_work" not in functions(enabled["root"])
+
+    disabled = run("disabled")
+    names = functions(disabled["root"])
+    assert "copied_context_work" not in names
+    assert "unrelated_thread_work" not in names
+    # Disabled profiles the starting thread only: here, it waits in join().
+    assert total_wall(disabled["root"], "Thread.join") >= 0.08
+
+
+def test_disabled_mode_does_not_follow_to_thread_but_keeps_own_work():
+    thread_work = make_named_worker("disabled_thread_work")
+    own_work = make_named_worker("disabled_own_work")
+
+    async def main():
+        async with Profiler(async_mode="disabled") as prof:
+            own_work(0.05)
+            await asyncio.to_thread(thread_work, 0.05)
+        return prof.report.to_dict()
+
+    report = asyncio.run(main())
+    names = functions(report["root"])
+    assert "disabled_own_work" in names
+    assert "disabled_thread_work" not in names
+
+
+# ---- caps ------------------------------------------------------------------
+
+
+def recurse(n: int) -> None:
+    if n:
+        recurse(n - 1)
+    else:
+        spin(0.15)
+
+
+def test_depth_is_capped_with_a_truncated_node():
+    with Profiler(max_depth=50) as prof:
+        recurse(300)
+    report = prof.report.to_dict()
+    assert max_depth(report["root"]) <= 51
+    truncated = find(report["root"], "[truncated]")
+    assert truncated and all(n["kind"] == "truncated" for n in truncated)
+    assert report["truncated"] is True and "depth" in report["truncated_reasons"]
+    assert truncated[0]["wall_s"] >= 0.1
+
+
+def test_node_cap_truncates_without_losing_time():
+    with Profiler(max_nodes=20, max_depth=1000) as prof:
+        recurse(200)
+    report = prof.report
+    d = report.to_dict()
+    assert report.nodes <= 20
+    assert "nodes" in d["truncated_reasons"] and d["truncated"] is True
+    # Samples past the cap are charged to the deepest node that exists.
+    assert d["root"]["wall_s"] >= 0.1
+    for node, _ in walk(d["root"]):
+        below = sum(c["wall_s"] for c in node["children"])
+        assert node["wall_s"] == pytest.approx(node["self_wall_s"] + below, abs=1e-6)
+
+
+def test_duration_cap_stops_sampling():
+    with Profiler(max_duration=0.05) as prof:
+        spin(0.2)
+    d = prof.report.to_dict()
+    assert "duration" in d["truncated_reasons"]
+    assert d["wall_s"] < 0.12
+
+
+# ---- API ---------------------------------------------------------------------
+
+
+def test_decorator_on_sync_and_async_functions():
+    prof = Profiler()
+
+    @prof
+    def sync_job():
+        spin(0.05)
+        return 7
+
+    assert sync_job() == 7
+    assert "spin" in functions(prof.report.to_dict()["root"])
+
+    @prof
+    async def async_job():
+        spin(0.05)
+        await asyncio.sleep(0.02)
+        return 8
+
+    assert asyncio.run(async_job()) == 8
+    d = prof.report.to_dict()
+    assert "spin" in functions(d["root"]) and find(d["root"], "[await]")
+
+
+def test_start_stop_and_errors():
+    prof = Profiler()
+    prof.start()
+    with pytest.raises(RuntimeError):
+        prof.start()
+    spin(0.03)
+    report = prof.stop()
+    assert report is prof.report and report.samples > 0
+    with pytest.raises(RuntimeError):
+        prof.stop()
+    with pytest.raises(ValueError, match="async_mode"):
+        Profiler(async_mode="sometimes")
+    with pytest.raises(ValueError, match="interval"):
+        Profiler(interval=0)
+    with pytest.raises(ValueError, match="max_depth"):
+        Profiler(max_depth=0)
+
+
+def test_collapsed_and_text_agree_with_the_tree():
+    with Profiler() as prof:
+        spin(0.1)
+    report = prof.report
+    lines = report.to_collapsed().splitlines()
+    assert lines and all(line.rsplit(" ", 1)[1].isdigit() for line in lines)
+    total_us = sum(int(line.rsplit(" ", 1)[1]) for line in lines)
+    assert total_us == pytest.approx(report.wall_s * 1e6, rel=0.01, abs=len(lines))
+    assert any(line.split(";")[0].startswith("test_collapsed_and_text_agree_with_the_tree") for line in lines)
+    text = report.to_text()
+    assert "spin" in text and "100.0%" in text
+    top = report.top_functions(1)
+    assert top[0][0].startswith("spin (") and top[0][1] > 0.05
+    json.loads(report.to_json())
+
+
+def test_sessions_release_their_references():
+    def job():
+        spin(0.01)
+
+    code = job.__code__
+    before = sys.getrefcount(code)
+    for _ in range(50):
+        with Profiler() as prof:
+            job()
+        prof.report.to_json()
+    del prof
+    gc.collect()
+    assert sys.getrefcount(code) == before
+    alive = [o for o in gc.get_objects() if type(o) is _core.Session]
+    assert alive == []
+
+
+# ---- process lifecycle ---------------------------------------------------
+
+
+def test_importing_starts_no_thread():
+    r = run_script(
+        """
+        import os
+        before = len(os.listdir("/proc/self/task"))
+        import reqprof, reqprof.profiler
+        from reqprof import _core
+        assert len(os.listdir("/proc/self/task")) == before
+        assert not _core.sampler_alive()
+        with reqprof.Profiler():
+            assert _core.sampler_alive()
+        print("ok")
+        """
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "ok"
+
+
+@pytest.mark.parametrize(
+    "ending, status",
+    [
+        ("pass", 0),  # falls off the end of the script
+        ("sys.exit(3)", 3),
+        ("raise RuntimeError('boom')", 1),
+    ],
+)
+def test_process_exits_promptly_with_an_active_session(ending, status):
+    r = run_script(
+        f"""
+        import sys, threading, time
+        from reqprof import Profiler
+
+        def busy():
+            while True:
+                sum(range(1000))
+
+        threading.Thread(target=lambda: Profiler().start() and busy(), daemon=True).start()
+        Profiler().start()
+        time.sleep(0.1)
+        {ending}
+        """,
+        timeout=20,
+    )
+    assert r.returncode == status, r.stderr
+    if status == 1:
+        assert "RuntimeError: boom" in r.stderr
+    assert "Fatal" not in r.stderr and "Segmentation" not in r.stderr
+
+
+def test_fork_inside_a_session_child_profiles_its_own_work(tmp_path):
+    out = tmp_path / "child.json"
+    r = run_script(
+        f"""
+        import os, json, time, sys
+        sys.path.insert(0, {os.path.dirname(__file__)!r})
+        from test_engine import make_named_worker
+        from reqprof import Profiler
+        parent_work = make_named_worker("parent_work")
+        child_work = make_named_worker("child_work")
+        with Profiler() as prof:
+            pid = os.fork()
+            if pid == 0:
+                child_work(0.15)
+        if pid == 0:
+            with open({str(out)!r}, "w") as f:
+                f.write(prof.report.to_json())
+            os._exit(0)
+        with Profiler() as prof2:
+            parent_work(0.1)
+        _, status = os.waitpid(pid, 0)
+        print(json.dumps({{"status": status, "report": prof2.report.to_dict()}}))
+        """
+    )
+    assert r.returncode == 0, r.stderr
+    parent = json.loads(r.stdout)
+    assert parent["status"] == 0
+    assert "parent_work" in functions(parent["report"]["root"])
+    assert "child_work" not in functions(parent["report"]["root"])
+    child = json.loads(out.read_text())
+    assert total_wall(child["root"], "child_work") >= 0.08
+    assert "parent_work" not in functions(child["root"])
