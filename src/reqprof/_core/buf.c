@@ -4,9 +4,9 @@
  * Invariants: len <= cap; len <= limit when limit != 0; data[len] == '\0'
  * whenever data != NULL (so len < cap then). Once `failed` is set every
  * append returns -1 without touching the data, so writers append freely and
- * check once at the end. Appends are all-or-nothing except the escaping
- * ones, which may leave a prefix behind when they fail mid-way (the buffer
- * is failed then, so nobody reads it).
+ * check once at the end. Single appends are all-or-nothing; composite ones
+ * (escaping, seconds) may leave a prefix behind when they fail mid-way (the
+ * buffer is failed then, so nobody reads it).
  *
  * UTF-8 is decoded strictly (RFC 3629: no overlongs, no surrogates, nothing
  * above U+10FFFF). An ill-formed sequence becomes one U+FFFD per maximal
@@ -81,48 +81,51 @@ rp_buf_steal(rp_buf *b, size_t *len)
 static int
 reserve(rp_buf *b, size_t extra)
 {
+    size_t need, cap;
+    char *data;
     if (b->failed) {
-        return -1;
+        goto done;
     }
     if (extra > SIZE_MAX - 1 - b->len
             || (b->limit != 0 && b->len + extra > b->limit)) {
         goto error;
     }
-    size_t need = b->len + extra + 1;
+    need = b->len + extra + 1;
     if (need <= b->cap) {
-        return 0;
+        goto done;
     }
-    size_t cap = b->cap < MIN_CAP ? MIN_CAP : b->cap;
+    cap = b->cap < MIN_CAP ? MIN_CAP : b->cap;
     while (cap < need) {
         cap = cap > SIZE_MAX / 2 ? need : cap * 2;
     }
     if (b->limit != 0 && cap > b->limit + 1) {
         cap = b->limit + 1;     /* never more than the limit can use */
     }
-    char *data = realloc(b->data, cap);
+    data = realloc(b->data, cap);
     if (data == NULL) {
         goto error;
     }
     b->data = data;
     b->cap = cap;
-    return 0;
+    goto done;
 error:
     b->failed = 1;
-    return -1;
+done:
+    return b->failed ? -1 : 0;
 }
 
 int
 rp_buf_put(rp_buf *b, const char *s, size_t n)
 {
-    if (reserve(b, n) < 0) {
-        return -1;
+    int rc = reserve(b, n);
+    if (rc == 0) {
+        if (n > 0) {
+            memcpy(b->data + b->len, s, n);
+        }
+        b->len += n;
+        b->data[b->len] = '\0';
     }
-    if (n > 0) {
-        memcpy(b->data + b->len, s, n);
-    }
-    b->len += n;
-    b->data[b->len] = '\0';
-    return 0;
+    return rc;
 }
 
 int
@@ -140,7 +143,7 @@ rp_buf_putc(rp_buf *b, char c)
 int
 rp_buf_printf(rp_buf *b, const char *fmt, ...)
 {
-    int rc = -1;
+    int rc = -1, n;
     va_list ap, ap2;
     va_start(ap, fmt);
     va_copy(ap2, ap);
@@ -148,7 +151,7 @@ rp_buf_printf(rp_buf *b, const char *fmt, ...)
         goto done;
     }
     /* Measure, then write: the second pass cannot be short. */
-    int n = vsnprintf(NULL, 0, fmt, ap);
+    n = vsnprintf(NULL, 0, fmt, ap);
     if (n < 0) {
         b->failed = 1;
         goto done;
@@ -185,18 +188,18 @@ rp_buf_put_seconds(rp_buf *b, uint64_t ns)
     uint64_t f = ns % 1000000000u;
     int n = 9;
     rp_buf_put_u64(b, ns / 1000000000u);
-    if (f == 0) {
-        return b->failed ? -1 : 0;
+    if (f != 0) {
+        frac[0] = '.';
+        for (int i = 9; i >= 1; i--) {
+            frac[i] = (char)('0' + f % 10);
+            f /= 10;
+        }
+        while (frac[n] == '0') {
+            n--;
+        }
+        rp_buf_put(b, frac, (size_t)n + 1);
     }
-    frac[0] = '.';
-    for (int i = 9; i >= 1; i--) {
-        frac[i] = (char)('0' + f % 10);
-        f /= 10;
-    }
-    while (frac[n] == '0') {
-        n--;
-    }
-    return rp_buf_put(b, frac, (size_t)n + 1);
+    return b->failed ? -1 : 0;
 }
 
 /* Decodes one character at s[0] (n >= 1 bytes available). Returns how many
@@ -206,12 +209,11 @@ static size_t
 utf8_next(const unsigned char *s, size_t n, uint32_t *cp)
 {
     unsigned char c = s[0];
-    size_t need;
+    size_t need, i = 1;
     unsigned char lo = 0x80, hi = 0xBF;     /* range of the 2nd byte */
-    uint32_t v;
+    uint32_t v = c;
     if (c < 0x80) {
-        *cp = c;
-        return 1;
+        goto done;
     }
     if (c >= 0xC2 && c <= 0xDF) {
         need = 1;
@@ -238,19 +240,19 @@ utf8_next(const unsigned char *s, size_t n, uint32_t *cp)
         }
     }
     else {
-        *cp = BAD_CP;           /* continuation byte, C0, C1, F5..FF */
-        return 1;
+        v = BAD_CP;             /* continuation byte, C0, C1, F5..FF */
+        goto done;
     }
-    size_t i = 1;
     for (; i <= need; i++) {
         if (i >= n || s[i] < lo || s[i] > hi) {
-            *cp = BAD_CP;
-            return i;
+            v = BAD_CP;         /* the subpart so far is one error */
+            goto done;
         }
         v = v << 6 | (s[i] & 0x3Fu);
         lo = 0x80;
         hi = 0xBF;
     }
+done:
     *cp = v;
     return i;
 }

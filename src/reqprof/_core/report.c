@@ -87,25 +87,24 @@ rp_symtab_free(rp_symtab *st)
 static int
 copy_str(rp_str *dst, const char *s, size_t n)
 {
+    char *c = NULL;
     dst->s = NULL;
     dst->len = 0;
     if (s == NULL) {
         n = 0;
     }
-    if (n == SIZE_MAX) {
-        return -1;
+    if (n < SIZE_MAX) {
+        c = malloc(n + 1);
     }
-    char *c = malloc(n + 1);
-    if (c == NULL) {
-        return -1;
+    if (c != NULL) {
+        if (n > 0) {
+            memcpy(c, s, n);
+        }
+        c[n] = '\0';
+        dst->s = c;
+        dst->len = n;
     }
-    if (n > 0) {
-        memcpy(c, s, n);
-    }
-    c[n] = '\0';
-    dst->s = c;
-    dst->len = n;
-    return 0;
+    return c != NULL ? 0 : -1;
 }
 
 uint32_t
@@ -196,41 +195,44 @@ rp_walk_init(rp_walk *w, const rp_tree *t)
     w->depth = 0;
     w->pool_top = 0;
     w->started = 0;
+    int rc = 0;
     w->pool = malloc(n * sizeof(uint32_t));
     w->frames = malloc(n * sizeof(rp_walk_frame));
     if (w->pool == NULL || w->frames == NULL) {
         rp_walk_free(w);
-        return -1;
+        rc = -1;
     }
-    return 0;
+    return rc;
 }
 
 int
 rp_walk_next(rp_walk *w, uint32_t *node)
 {
+    int ev = RP_WALK_END;
     if (!w->started) {
         w->started = 1;
-        if (w->tree->n_nodes == 0) {
-            return RP_WALK_END;
+        if (w->tree->n_nodes > 0) {
+            walk_push(w, 0);
+            *node = 0;
+            ev = RP_WALK_ENTER;
         }
-        walk_push(w, 0);
-        *node = 0;
-        return RP_WALK_ENTER;
     }
-    if (w->depth == 0) {
-        return RP_WALK_END;
+    else if (w->depth > 0) {
+        rp_walk_frame *top = &w->frames[w->depth - 1];
+        if (top->next < top->count) {
+            uint32_t child = w->pool[top->first + top->next++];
+            walk_push(w, child);
+            *node = child;
+            ev = RP_WALK_ENTER;
+        }
+        else {
+            w->pool_top = top->first;
+            w->depth--;
+            *node = top->node;
+            ev = RP_WALK_LEAVE;
+        }
     }
-    rp_walk_frame *top = &w->frames[w->depth - 1];
-    if (top->next < top->count) {
-        uint32_t child = w->pool[top->first + top->next++];
-        walk_push(w, child);
-        *node = child;
-        return RP_WALK_ENTER;
-    }
-    w->pool_top = top->first;
-    w->depth--;
-    *node = top->node;
-    return RP_WALK_LEAVE;
+    return ev;
 }
 
 void

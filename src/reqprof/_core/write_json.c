@@ -68,12 +68,15 @@ is_digit(char c)
 static int
 is_json_literal(const char *s, size_t n)
 {
-    size_t i = 0;
+    size_t i = 0, start;
+    int ok = 0;
     if ((n == 4 && memcmp(s, "true", 4) == 0)
             || (n == 5 && memcmp(s, "false", 5) == 0)
             || (n == 4 && memcmp(s, "null", 4) == 0)) {
-        return 1;
+        ok = 1;
+        goto done;
     }
+    /* -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? */
     if (i < n && s[i] == '-') {
         i++;
     }
@@ -86,15 +89,15 @@ is_json_literal(const char *s, size_t n)
         }
     }
     else {
-        return 0;
+        goto done;
     }
     if (i < n && s[i] == '.') {
-        size_t start = ++i;
+        start = ++i;
         while (i < n && is_digit(s[i])) {
             i++;
         }
         if (i == start) {
-            return 0;
+            goto done;
         }
     }
     if (i < n && (s[i] == 'e' || s[i] == 'E')) {
@@ -102,15 +105,17 @@ is_json_literal(const char *s, size_t n)
         if (i < n && (s[i] == '+' || s[i] == '-')) {
             i++;
         }
-        size_t start = i;
+        start = i;
         while (i < n && is_digit(s[i])) {
             i++;
         }
         if (i == start) {
-            return 0;
+            goto done;
         }
     }
-    return i == n;
+    ok = i == n;
+done:
+    return ok;
 }
 
 static int

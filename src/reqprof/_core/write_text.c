@@ -91,11 +91,10 @@ static int
 visible(const text_ctx *c, uint32_t node)
 {
     double min = c->o->min_percent;
-    if (node == 0 || !(min > 0.0)) {
-        return 1;
-    }
-    return (double)c->r->tree->nodes[node].wall_ns * 100.0
-        >= min * (double)c->root_wall;
+    /* !(min > 0) also takes NaN: nothing is hidden then. */
+    return node == 0 || !(min > 0.0)
+        || (double)c->r->tree->nodes[node].wall_ns * 100.0
+           >= min * (double)c->root_wall;
 }
 
 /* Whether the node open at frames[level] is the last visible child of its
@@ -111,12 +110,11 @@ static int
 contains(const rp_str *s, const char *needle)
 {
     size_t n = strlen(needle);
-    for (size_t i = 0; n <= s->len && i <= s->len - n; i++) {
-        if (memcmp(s->s + i, needle, n) == 0) {
-            return 1;
-        }
+    int found = 0;
+    for (size_t i = 0; !found && n <= s->len && i <= s->len - n; i++) {
+        found = memcmp(s->s + i, needle, n) == 0;
     }
-    return 0;
+    return found;
 }
 
 static int

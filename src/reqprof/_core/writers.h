@@ -10,7 +10,11 @@
 #include "buf.h"
 #include "report.h"
 
-/* The documented JSON schema (docs/json-schema.md). */
+/* The documented JSON schema (docs/json-schema.md). `lines` keys come in
+ * line order; truncated_reasons also holds the tree's own caps
+ * (rp_report_truncated); non-finite header numbers are written as 0; a
+ * meta value marked is_literal that is not a JSON number/true/false/null
+ * is written as a string. Safe to embed in an HTML <script>. */
 int rp_write_json(rp_buf *out, const rp_report *r);
 
 typedef struct rp_text_opts {
@@ -21,7 +25,10 @@ typedef struct rp_text_opts {
 } rp_text_opts;
 
 /* Console tree: header line, then one line per node with wall, CPU and %
- * of the root's wall time. */
+ * of the root's wall time. A footer says how many lines max_lines cut and
+ * how many nodes min_percent hid. Control characters in names become
+ * spaces; indentation stops growing past 48 levels ("[+N]" tells the
+ * rest). `o` may be NULL (unicode, no colour, nothing hidden). */
 int rp_write_text(rp_buf *out, const rp_report *r, const rp_text_opts *o);
 
 /* Folded stacks: one line per node with self wall time,
