@@ -1,0 +1,88 @@
+"""Accuracy: a workload whose time split is known (measured with
+perf_counter around each part) against what the profile says. Generous
+tolerances: the figures themselves belong to bench/."""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+
+from profile_tree import self_cpu_under, total_wall
+from reqprof import Profiler
+
+
+def python_part(seconds: float) -> None:
+    end = time.perf_counter() + seconds
+    x = 0
+    while time.perf_counter() < end:
+        for i in range(200):
+            x += i * i
+
+
+def sleep_part(seconds: float) -> None:
+    time.sleep(seconds)
+
+
+def c_call_part(rounds: int) -> None:
+    # One long C call that releases the GIL.
+    hashlib.pbkdf2_hmac("sha256", b"password", b"salt", rounds)
+
+
+def calibrate_pbkdf2(seconds: float) -> int:
+    rounds = 20000
+    t = time.perf_counter()
+    c_call_part(rounds)
+    per_round = (time.perf_counter() - t) / rounds
+    return max(1000, int(seconds / per_round))
+
+
+def test_known_split_python_sleep_and_c_call():
+    rounds = calibrate_pbkdf2(0.25)
+    truth: dict[str, float] = {}
+    with Profiler(interval=0.001) as prof:
+        for name, call in (
+            ("python_part", lambda: python_part(0.25)),
+            ("sleep_part", lambda: sleep_part(0.25)),
+            ("c_call_part", lambda: c_call_part(rounds)),
+        ):
+            t = time.perf_counter()
+            call()
+            truth[name] = time.perf_counter() - t
+    report = prof.report.to_dict()
+    total_truth = sum(truth.values())
+    total_prof = report["root"]["wall_s"]
+    for name, seconds in truth.items():
+        want = 100 * seconds / total_truth
+        got = 100 * total_wall(report["root"], name) / total_prof
+        assert abs(got - want) <= 5, f"{name}: profile {got:.1f}% vs truth {want:.1f}%"
+    # A sleeping thread uses no CPU; the Python and C parts do.
+    sleep_wall = total_wall(report["root"], "sleep_part")
+    assert self_cpu_under(report["root"], "sleep_part") <= 0.1 * sleep_wall
+    assert self_cpu_under(report["root"], "python_part") >= 0.5 * truth["python_part"]
+    assert self_cpu_under(report["root"], "c_call_part") >= 0.5 * truth["c_call_part"]
+
+
+def test_known_split_with_an_await():
+    async def awaiting_part(seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+    async def main() -> tuple[dict, dict[str, float]]:
+        truth: dict[str, float] = {}
+        async with Profiler(interval=0.001) as prof:
+            t = time.perf_counter()
+            python_part(0.2)
+            truth["python_part"] = time.perf_counter() - t
+            t = time.perf_counter()
+            await awaiting_part(0.2)
+            truth[awaiting_part.__qualname__] = time.perf_counter() - t
+        return prof.report.to_dict(), truth
+
+    report, truth = asyncio.run(main())
+    total_truth = sum(truth.values())
+    total_prof = report["root"]["wall_s"]
+    for name, seconds in truth.items():
+        want = 100 * seconds / total_truth
+        got = 100 * total_wall(report["root"], name) / total_prof
+        assert abs(got - want) <= 5, f"{name}: profile {got:.1f}% vs truth {want:.1f}%"
+    assert total_wall(report["root"], awaiting_part.__qualname__) > 0
+    assert self_cpu_under(report["root"], awaiting_part.__qualname__) == 0
