@@ -1,0 +1,342 @@
+"""Settings: the environment variables, a `.env` file, keyword arguments.
+
+Precedence, highest first: keyword arguments (``None`` means "not given"),
+the real environment, the `.env` file, the defaults. Every value is checked
+when the settings are built; a bad one raises :class:`ConfigError` naming the
+variable, the value and what is accepted. Nothing here imports the C
+extension, so ``import reqprof.config`` always works.
+"""
+from __future__ import annotations
+
+import math
+import os
+import re
+from dataclasses import dataclass, fields
+from typing import Any, Callable, Mapping, Optional, Union
+
+__all__ = ["ConfigError", "Settings", "MAX_DEPTH_LIMIT", "INTERVAL_RANGE", "ASYNC_MODES"]
+
+#: The largest accepted ``PROFILING_MAX_DEPTH``.
+MAX_DEPTH_LIMIT = 1000
+#: Accepted ``PROFILING_INTERVAL`` range, in seconds (100 µs to 1 s).
+INTERVAL_RANGE = (0.0001, 1.0)
+#: Accepted ``PROFILING_ASYNC_MODE`` values.
+ASYNC_MODES = ("enabled", "disabled", "strict")
+
+_TRUE = frozenset({"1", "true", "t", "yes", "y", "on"})
+_FALSE = frozenset({"0", "false", "f", "no", "n", "off"})
+_DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_INTEGER = re.compile(r"\+?[0-9]+")
+
+
+class ConfigError(ValueError):
+    """A setting has a value reqprof does not accept.
+
+    ``variable`` is the environment variable (or keyword argument) name,
+    ``value`` the value as given, ``accepted`` what would have been accepted
+    and ``source`` where the value came from.
+    """
+
+    def __init__(self, variable: str, value: object, accepted: str, source: str = "") -> None:
+        self.variable = variable
+        self.value = value
+        self.accepted = accepted
+        self.source = source
+        where = f" (from {source})" if source else ""
+        super().__init__(f"{variable}={value!r}{where} is not valid: expected {accepted}")
+
+
+# -- converters: str (from the environment) or a typed value (keyword) ------
+# Each raises ValueError when the value is not accepted.
+
+def _to_bool(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in _TRUE:
+            return True
+        if word in _FALSE:
+            return False
+    raise ValueError
+
+
+def _to_number(value: object) -> float:
+    if isinstance(value, str):
+        text = value.strip()
+        if not _DECIMAL.fullmatch(text):
+            raise ValueError
+        number = float(text)
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        number = float(value)
+    else:
+        raise ValueError
+    if not math.isfinite(number):
+        raise ValueError
+    return number
+
+
+def _to_rate(value: object) -> float:
+    rate = _to_number(value)
+    if not 0.0 <= rate <= 1.0:
+        raise ValueError
+    return rate
+
+
+def _to_interval(value: object) -> float:
+    interval = _to_number(value)
+    low, high = INTERVAL_RANGE
+    if not low <= interval <= high:
+        raise ValueError
+    return interval
+
+
+def _to_depth(value: object) -> int:
+    if isinstance(value, str):
+        text = value.strip()
+        if not _INTEGER.fullmatch(text):
+            raise ValueError
+        depth = int(text)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        depth = value
+    else:
+        raise ValueError
+    if not 1 <= depth <= MAX_DEPTH_LIMIT:
+        raise ValueError
+    return depth
+
+
+def _to_mode(value: object) -> str:
+    if isinstance(value, str):
+        mode = value.strip().lower()
+        if mode in ASYNC_MODES:
+            return mode
+    raise ValueError
+
+
+def _to_dir(value: object) -> Optional[str]:
+    if value is None:
+        return None
+    if isinstance(value, (str, os.PathLike)):
+        path = os.fspath(value)
+        if isinstance(path, str):
+            path = path.strip()
+            if not path:
+                return None     # PROFILING_OUTPUT_DIR= means "not set"
+            if "\0" not in path:
+                return os.path.expanduser(path)
+    raise ValueError
+
+
+@dataclass(frozen=True)
+class _Var:
+    field: str
+    env: str
+    accepted: str
+    convert: Callable[[object], Any]
+
+
+_VARS = (
+    _Var("enabled", "ENABLE_PROFILING",
+         "a boolean: 1/true/t/yes/y/on or 0/false/f/no/n/off (any case)", _to_bool),
+    _Var("sample_rate", "PROFILING_SAMPLE_RATE", "a number from 0.0 to 1.0", _to_rate),
+    _Var("max_depth", "PROFILING_MAX_DEPTH", f"an integer from 1 to {MAX_DEPTH_LIMIT}", _to_depth),
+    _Var("async_mode", "PROFILING_ASYNC_MODE", "one of enabled, disabled, strict", _to_mode),
+    _Var("interval", "PROFILING_INTERVAL",
+         f"a number of seconds from {INTERVAL_RANGE[0]} to {INTERVAL_RANGE[1]}", _to_interval),
+    _Var("output_dir", "PROFILING_OUTPUT_DIR", "a directory path (empty means not set)", _to_dir),
+)
+_BY_FIELD = {v.field: v for v in _VARS}
+
+
+def _convert(var: _Var, value: object, label: str, source: str) -> Any:
+    try:
+        return var.convert(value)
+    except (ValueError, TypeError, OverflowError):
+        raise ConfigError(label, value, var.accepted, source) from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Effective profiling settings. Built with :meth:`from_env` (or directly,
+    with the same checks: ``Settings(sample_rate=2)`` raises ConfigError)."""
+
+    enabled: bool = False
+    """``ENABLE_PROFILING``: master switch; off means a pure passthrough."""
+    sample_rate: float = 0.1
+    """``PROFILING_SAMPLE_RATE``: fraction of requests profiled automatically."""
+    max_depth: int = 50
+    """``PROFILING_MAX_DEPTH``: call-tree depth cap, counted from the app's entry."""
+    async_mode: str = "enabled"
+    """``PROFILING_ASYNC_MODE``: ``enabled``, ``disabled`` or ``strict``."""
+    interval: float = 0.001
+    """``PROFILING_INTERVAL``: seconds between samples."""
+    output_dir: Optional[str] = None
+    """``PROFILING_OUTPUT_DIR``: where auto-sampled reports are also written."""
+
+    def __post_init__(self) -> None:
+        for var in _VARS:
+            value = getattr(self, var.field)
+            object.__setattr__(self, var.field, _convert(var, value, var.field, ""))
+
+    @classmethod
+    def from_env(
+        cls,
+        environ: Optional[Mapping[str, str]] = None,
+        env_file: Union[str, "os.PathLike[str]", None] = ".env",
+        **overrides: Any,
+    ) -> "Settings":
+        """Read the settings from ``environ`` (default ``os.environ``) and
+        ``env_file`` (default ``.env`` in the working directory, skipped when
+        missing or ``None``). Keyword arguments named like the fields
+        (``sample_rate=1.0``) win over both; ``None`` means not given.
+
+        Raises :class:`ConfigError` for a bad value and ``TypeError`` for an
+        unknown keyword.
+        """
+        unknown = sorted(set(overrides) - set(_BY_FIELD))
+        if unknown:
+            raise TypeError(
+                f"unknown setting(s): {', '.join(unknown)}; "
+                f"known: {', '.join(v.field for v in _VARS)}")
+        env = os.environ if environ is None else environ
+        wanted = {v.env for v in _VARS}
+        from_file = read_env_file(env_file, wanted, env) if env_file is not None else {}
+
+        values: dict[str, Any] = {}
+        for var in _VARS:
+            given = overrides.get(var.field)
+            if given is not None:
+                values[var.field] = _convert(var, given, var.field, "keyword argument")
+            elif var.env in env:
+                values[var.field] = _convert(var, env[var.env], var.env, "the environment")
+            elif var.env in from_file:
+                raw, where = from_file[var.env]
+                values[var.field] = _convert(var, raw, var.env, where)
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> "Settings":
+        """A copy with some fields changed (checked like the constructor);
+        ``None`` means "keep"."""
+        unknown = sorted(set(changes) - set(_BY_FIELD))
+        if unknown:
+            raise TypeError(f"unknown setting(s): {', '.join(unknown)}")
+        current = {f.name: getattr(self, f.name) for f in fields(self)}
+        for name, value in changes.items():
+            if value is not None:
+                current[name] = _convert(_BY_FIELD[name], value, name, "keyword argument")
+        return type(self)(**current)
+
+    def describe(self) -> str:
+        """One line with every setting, as the startup log shows it."""
+        out = self.output_dir if self.output_dir is not None else "-"
+        return (f"sample_rate={self.sample_rate:g} max_depth={self.max_depth} "
+                f"async_mode={self.async_mode} interval={self.interval:g}s output_dir={out}")
+
+    @staticmethod
+    def variables() -> dict[str, str]:
+        """Field name -> environment variable name."""
+        return {v.field: v.env for v in _VARS}
+
+
+# -- .env files --------------------------------------------------------------
+
+_ASSIGN = re.compile(r"[ \t]*(?:export[ \t]+)?([A-Za-z_][A-Za-z0-9_.]*)[ \t]*=[ \t]*")
+_EXPAND = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\", "'": "'", "$": "$"}
+
+
+def read_env_file(
+    path: Union[str, "os.PathLike[str]"],
+    wanted: Optional[set] = None,
+    environ: Optional[Mapping[str, str]] = None,
+) -> dict[str, tuple[str, str]]:
+    """Parse a `.env` file the way python-dotenv does (``KEY=value``,
+    ``export KEY=value``, ``#`` comments, single quotes literal, double
+    quotes with backslash escapes, values may span lines inside quotes,
+    ``${VAR}`` and ``${VAR:-default}`` expanded in unquoted and double-quoted
+    values from ``environ`` first, then earlier lines).
+
+    Returns ``{name: (value, "FILE line N")}`` for the names in ``wanted``
+    (all names when ``None``). A missing file gives ``{}``; an unreadable one,
+    or an unterminated quote on a wanted name, raises ConfigError.
+    """
+    env = os.environ if environ is None else environ
+    fspath = os.fspath(path)
+    try:
+        with open(fspath, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise ConfigError("env_file", fspath, f"a readable file ({exc.strerror or exc})") from None
+    text = data.decode("utf-8-sig", errors="replace").replace("\r\n", "\n").replace("\r", "\n")
+
+    found: dict[str, tuple[str, str]] = {}
+    seen: dict[str, str] = {}
+
+    def expand(value: str) -> str:
+        def sub(m: re.Match) -> str:
+            name, default = m.group(1), m.group(2)
+            got = env.get(name, seen.get(name))
+            return got if got else (default or "")
+        return _EXPAND.sub(sub, value)
+
+    pos, n = 0, len(text)
+    while pos < n:
+        eol = text.find("\n", pos)
+        if eol < 0:
+            eol = n
+        m = _ASSIGN.match(text, pos, eol)
+        if m is None:       # blank, comment or not an assignment: skip the line
+            pos = eol + 1
+            continue
+        key, start = m.group(1), m.end()
+        line = text.count("\n", 0, pos) + 1
+        quote = text[start] if start < n and text[start] in "'\"" else ""
+        if quote:
+            value, end = _read_quoted(text, start)
+            if end < 0:
+                if wanted is None or key in wanted:
+                    raise ConfigError(key, text[start:eol], f"a closing {quote} quote",
+                                      f"{fspath} line {line}")
+                pos = eol + 1   # unterminated quote on another tool's variable
+                continue
+            if quote == '"':
+                value = expand(value)
+            nxt = text.find("\n", end)
+            pos = n if nxt < 0 else nxt + 1
+        else:
+            raw = text[start:eol]
+            hash_at = re.search(r"(^|[ \t])#", raw)
+            if hash_at:
+                raw = raw[:hash_at.start()]
+            value = expand(raw.strip())
+            pos = eol + 1
+        seen[key] = value
+        if wanted is None or key in wanted:
+            found[key] = (value, f"{fspath} line {line}")
+    return found
+
+
+def _read_quoted(text: str, start: int) -> tuple[str, int]:
+    """The value of the quoted string at ``text[start]`` and the index after
+    its closing quote, or ``("", -1)`` when it is not closed."""
+    quote = text[start]
+    if quote == "'":
+        end = text.find("'", start + 1)
+        return ("", -1) if end < 0 else (text[start + 1:end], end + 1)
+    out = []
+    i, n = start + 1, len(text)
+    while i < n:
+        c = text[i]
+        if c == "\\" and i + 1 < n:
+            nxt = text[i + 1]
+            out.append(_ESCAPES.get(nxt, "\\" + nxt))
+            i += 2
+        elif c == '"':
+            return "".join(out), i + 1
+        else:
+            out.append(c)
+            i += 1
+    return "", -1

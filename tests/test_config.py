@@ -1,0 +1,388 @@
+"""Settings: every variable's default, accepted spellings and bad values,
+`.env` parsing and precedence (environment > .env; keywords > both)."""
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import pytest
+
+from reqprof.config import (
+    ASYNC_MODES,
+    MAX_DEPTH_LIMIT,
+    ConfigError,
+    Settings,
+    read_env_file,
+)
+
+
+def settings(env: dict | None = None, env_file: Path | str | None = None, **kw) -> Settings:
+    return Settings.from_env(environ=env or {}, env_file=env_file, **kw)
+
+
+def test_defaults_match_the_feature_text():
+    s = settings()
+    assert s == Settings()
+    assert s.enabled is False
+    assert s.sample_rate == 0.1
+    assert s.max_depth == 50
+    assert s.async_mode == "enabled"
+    assert s.interval == 0.001
+    assert s.output_dir is None
+
+
+def test_settings_are_frozen():
+    s = Settings()
+    with pytest.raises(AttributeError):
+        s.enabled = True  # type: ignore[misc]
+
+
+def test_variable_names():
+    assert Settings.variables() == {
+        "enabled": "ENABLE_PROFILING",
+        "sample_rate": "PROFILING_SAMPLE_RATE",
+        "max_depth": "PROFILING_MAX_DEPTH",
+        "async_mode": "PROFILING_ASYNC_MODE",
+        "interval": "PROFILING_INTERVAL",
+        "output_dir": "PROFILING_OUTPUT_DIR",
+    }
+
+
+# -- ENABLE_PROFILING ---------------------------------------------------------
+
+TRUE_SPELLINGS = ["1", "true", "TRUE", "True", "t", "T", "yes", "YES", "Yes", "y", "Y",
+                  "on", "ON", "On", " true ", "\tyes\n"]
+FALSE_SPELLINGS = ["0", "false", "FALSE", "False", "f", "F", "no", "NO", "n", "N",
+                   "off", "OFF", "Off", " 0 "]
+
+
+@pytest.mark.parametrize("value", TRUE_SPELLINGS)
+def test_enable_profiling_true_spellings(value):
+    assert settings({"ENABLE_PROFILING": value}).enabled is True
+
+
+@pytest.mark.parametrize("value", FALSE_SPELLINGS)
+def test_enable_profiling_false_spellings(value):
+    assert settings({"ENABLE_PROFILING": value}).enabled is False
+
+
+@pytest.mark.parametrize("value", ["", " ", "2", "-1", "enable", "tru", "yess", "si", "oui",
+                                   "1.0", "none", "null", "true false", "\x00"])
+def test_enable_profiling_rejects_anything_else(value):
+    with pytest.raises(ConfigError) as err:
+        settings({"ENABLE_PROFILING": value})
+    msg = str(err.value)
+    assert "ENABLE_PROFILING" in msg
+    assert repr(value) in msg
+    assert "1/true/t/yes/y/on" in msg and "0/false/f/no/n/off" in msg
+    assert err.value.variable == "ENABLE_PROFILING" and err.value.value == value
+
+
+# -- PROFILING_SAMPLE_RATE ----------------------------------------------------
+
+@pytest.mark.parametrize("value,expected", [
+    ("0", 0.0), ("0.0", 0.0), ("0.01", 0.01), ("0.1", 0.1), ("0.3", 0.3), ("1", 1.0),
+    ("1.0", 1.0), (" 0.5 ", 0.5), (".25", 0.25), ("1e-2", 0.01), ("+0.2", 0.2), ("-0", 0.0),
+])
+def test_sample_rate_accepted(value, expected):
+    assert settings({"PROFILING_SAMPLE_RATE": value}).sample_rate == expected
+
+
+@pytest.mark.parametrize("value", ["abc", "1.5", "-0.1", "1.0000001", "", "  ", "nan", "NaN",
+                                   "inf", "-inf", "infinity", "10%", "0,5", "0x1", "1_0",
+                                   "1e400", "0.5.1", "½"])
+def test_sample_rate_rejected(value):
+    with pytest.raises(ConfigError) as err:
+        settings({"PROFILING_SAMPLE_RATE": value})
+    msg = str(err.value)
+    assert "PROFILING_SAMPLE_RATE" in msg and repr(value) in msg
+    assert "0.0 to 1.0" in msg
+
+
+# -- PROFILING_MAX_DEPTH ------------------------------------------------------
+
+@pytest.mark.parametrize("value,expected", [("1", 1), ("30", 30), ("50", 50), ("100", 100),
+                                            (" 7 ", 7), ("+5", 5), (str(MAX_DEPTH_LIMIT),
+                                                                    MAX_DEPTH_LIMIT)])
+def test_max_depth_accepted(value, expected):
+    assert settings({"PROFILING_MAX_DEPTH": value}).max_depth == expected
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "", "abc", "50.0", "5e1", "1.5",
+                                   str(MAX_DEPTH_LIMIT + 1), "99999999999999999999", "nan",
+                                   "0x10", "٣"])
+def test_max_depth_rejected(value):
+    with pytest.raises(ConfigError) as err:
+        settings({"PROFILING_MAX_DEPTH": value})
+    msg = str(err.value)
+    assert "PROFILING_MAX_DEPTH" in msg and repr(value) in msg
+    assert f"an integer from 1 to {MAX_DEPTH_LIMIT}" in msg
+
+
+# -- PROFILING_ASYNC_MODE -----------------------------------------------------
+
+@pytest.mark.parametrize("value,expected", [("enabled", "enabled"), ("disabled", "disabled"),
+                                            ("strict", "strict"), ("STRICT", "strict"),
+                                            (" Disabled ", "disabled")])
+def test_async_mode_accepted(value, expected):
+    assert settings({"PROFILING_ASYNC_MODE": value}).async_mode == expected
+
+
+@pytest.mark.parametrize("value", ["", "on", "true", "enable", "async", "strict-ish", "0"])
+def test_async_mode_rejected(value):
+    with pytest.raises(ConfigError) as err:
+        settings({"PROFILING_ASYNC_MODE": value})
+    msg = str(err.value)
+    assert "PROFILING_ASYNC_MODE" in msg and repr(value) in msg
+    for mode in ASYNC_MODES:
+        assert mode in msg
+
+
+# -- PROFILING_INTERVAL -------------------------------------------------------
+
+@pytest.mark.parametrize("value,expected", [("0.001", 0.001), ("0.0001", 0.0001), ("1", 1.0),
+                                            ("0.005", 0.005), ("1e-3", 0.001)])
+def test_interval_accepted(value, expected):
+    assert settings({"PROFILING_INTERVAL": value}).interval == expected
+
+
+@pytest.mark.parametrize("value", ["0", "0.00009", "1.01", "-0.001", "", "fast", "nan", "inf",
+                                   "1ms"])
+def test_interval_rejected(value):
+    with pytest.raises(ConfigError) as err:
+        settings({"PROFILING_INTERVAL": value})
+    assert "PROFILING_INTERVAL" in str(err.value) and repr(value) in str(err.value)
+    assert "seconds" in str(err.value)
+
+
+# -- PROFILING_OUTPUT_DIR -----------------------------------------------------
+
+def test_output_dir_is_taken_as_given(tmp_path):
+    assert settings({"PROFILING_OUTPUT_DIR": str(tmp_path)}).output_dir == str(tmp_path)
+    assert settings({"PROFILING_OUTPUT_DIR": " profiles "}).output_dir == "profiles"
+
+
+def test_output_dir_expands_home():
+    got = settings({"PROFILING_OUTPUT_DIR": "~/profiles"}).output_dir
+    assert got == os.path.join(os.path.expanduser("~"), "profiles")
+
+
+def test_output_dir_empty_means_not_set():
+    assert settings({"PROFILING_OUTPUT_DIR": ""}).output_dir is None
+    assert settings({"PROFILING_OUTPUT_DIR": "   "}).output_dir is None
+
+
+def test_output_dir_with_nul_is_rejected():
+    with pytest.raises(ConfigError, match="PROFILING_OUTPUT_DIR"):
+        settings({"PROFILING_OUTPUT_DIR": "a\x00b"})
+
+
+# -- keyword arguments and direct construction --------------------------------
+
+def test_keywords_win_over_environment(tmp_path):
+    env_file = tmp_path / ".env"
+    env_file.write_text("PROFILING_SAMPLE_RATE=0.2\n")
+    s = settings({"PROFILING_SAMPLE_RATE": "0.3", "ENABLE_PROFILING": "false"}, env_file,
+                 sample_rate=0.7, enabled=True)
+    assert s.sample_rate == 0.7 and s.enabled is True
+
+
+def test_keyword_none_means_not_given():
+    assert settings({"PROFILING_MAX_DEPTH": "30"}, max_depth=None).max_depth == 30
+
+
+def test_keywords_accept_strings_like_the_environment():
+    s = settings(enabled="yes", sample_rate="0.5", max_depth="10", async_mode="Strict",
+                 interval="0.002")
+    assert (s.enabled, s.sample_rate, s.max_depth, s.async_mode, s.interval) == \
+        (True, 0.5, 10, "strict", 0.002)
+
+
+def test_keywords_accept_path_objects(tmp_path):
+    assert settings(output_dir=tmp_path).output_dir == str(tmp_path)
+
+
+@pytest.mark.parametrize("kw", [dict(sample_rate=1.5), dict(sample_rate=math.nan),
+                                dict(sample_rate=True), dict(max_depth=0), dict(max_depth=2.0),
+                                dict(max_depth=True), dict(enabled=1), dict(enabled="maybe"),
+                                dict(async_mode="fast"), dict(interval=0), dict(interval=math.inf),
+                                dict(output_dir=42)])
+def test_bad_keywords_raise_config_error_naming_the_argument(kw):
+    (name, value), = kw.items()
+    with pytest.raises(ConfigError) as err:
+        settings(**kw)
+    assert err.value.variable == name
+    assert f"{name}={value!r}" in str(err.value)
+    assert "keyword argument" in str(err.value)
+
+
+def test_unknown_keyword_is_a_type_error():
+    with pytest.raises(TypeError, match="sample_rte"):
+        settings(sample_rte=0.5)
+
+
+def test_direct_construction_is_checked():
+    with pytest.raises(ConfigError, match="sample_rate"):
+        Settings(sample_rate=2.0)
+    assert Settings(interval=1).interval == 1.0
+    assert isinstance(Settings(interval=1).interval, float)
+
+
+def test_replace_checks_and_keeps():
+    s = Settings(enabled=True)
+    t = s.replace(sample_rate=0.5, max_depth=None)
+    assert t.enabled is True and t.sample_rate == 0.5 and t.max_depth == 50
+    with pytest.raises(ConfigError):
+        s.replace(sample_rate=-1)
+    with pytest.raises(TypeError):
+        s.replace(nope=1)
+
+
+def test_config_error_is_a_value_error():
+    assert issubclass(ConfigError, ValueError)
+
+
+def test_reads_os_environ_by_default(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)     # no .env here
+    monkeypatch.setenv("ENABLE_PROFILING", "on")
+    monkeypatch.setenv("PROFILING_SAMPLE_RATE", "0.25")
+    s = Settings.from_env()
+    assert s.enabled is True and s.sample_rate == 0.25
+
+
+# -- .env ---------------------------------------------------------------------
+
+def test_dotenv_in_working_directory_is_read(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    for var in Settings.variables().values():
+        monkeypatch.delenv(var, raising=False)
+    (tmp_path / ".env").write_text(
+        "ENABLE_PROFILING=true\nPROFILING_SAMPLE_RATE=0.01\nPROFILING_MAX_DEPTH=30\n"
+        "PROFILING_ASYNC_MODE=disabled\nPROFILING_INTERVAL=0.002\n"
+        "PROFILING_OUTPUT_DIR=profiles\n")
+    s = Settings.from_env()
+    assert s == Settings(enabled=True, sample_rate=0.01, max_depth=30, async_mode="disabled",
+                         interval=0.002, output_dir="profiles")
+
+
+def test_environment_wins_over_dotenv(tmp_path):
+    env_file = tmp_path / ".env"
+    env_file.write_text("ENABLE_PROFILING=true\nPROFILING_MAX_DEPTH=30\n")
+    s = settings({"ENABLE_PROFILING": "false"}, env_file)
+    assert s.enabled is False and s.max_depth == 30
+
+
+def test_environment_wins_even_when_dotenv_value_is_bad(tmp_path):
+    env_file = tmp_path / ".env"
+    env_file.write_text("PROFILING_SAMPLE_RATE=abc\n")
+    assert settings({"PROFILING_SAMPLE_RATE": "0.5"}, env_file).sample_rate == 0.5
+
+
+def test_missing_dotenv_is_fine(tmp_path):
+    assert settings({}, tmp_path / "nope.env") == Settings()
+
+
+def test_env_file_none_skips_dotenv(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text("ENABLE_PROFILING=true\n")
+    assert Settings.from_env(environ={}, env_file=None).enabled is False
+    assert Settings.from_env(environ={}).enabled is True
+
+
+def test_bad_dotenv_value_names_file_and_line(tmp_path):
+    env_file = tmp_path / ".env"
+    env_file.write_text("# profiling\nENABLE_PROFILING=true\n\nPROFILING_SAMPLE_RATE=1.5\n")
+    with pytest.raises(ConfigError) as err:
+        settings({}, env_file)
+    msg = str(err.value)
+    assert "PROFILING_SAMPLE_RATE='1.5'" in msg
+    assert f"{env_file} line 4" in msg
+    assert "0.0 to 1.0" in msg
+
+
+def test_dotenv_syntax(tmp_path):
+    env_file = tmp_path / ".env"
+    env_file.write_text(
+        "\ufeff# comment line\n"
+        "   \n"
+        "export ENABLE_PROFILING=yes\n"
+        "PROFILING_SAMPLE_RATE = 0.2   # inline comment\n"
+        "PROFILING_ASYNC_MODE='strict'  # quoted\n"
+        'PROFILING_OUTPUT_DIR="/tmp/with space#hash"\n'
+        "OTHER_TOOL=\"multi\nline = value\nPROFILING_MAX_DEPTH=999\"\n"
+        "PROFILING_MAX_DEPTH=20\r\n"
+        "not an assignment\n"
+        "PROFILING_INTERVAL=0.002")
+    s = settings({}, env_file)
+    assert s.enabled is True
+    assert s.sample_rate == 0.2
+    assert s.async_mode == "strict"
+    assert s.output_dir == "/tmp/with space#hash"
+    assert s.max_depth == 20           # the line inside OTHER_TOOL's quotes is not a variable
+    assert s.interval == 0.002         # last line without newline
+
+
+def test_dotenv_later_line_wins(tmp_path):
+    env_file = tmp_path / ".env"
+    env_file.write_text("PROFILING_MAX_DEPTH=10\nPROFILING_MAX_DEPTH=40\n")
+    assert settings({}, env_file).max_depth == 40
+
+
+def test_dotenv_quotes_and_escapes(tmp_path):
+    env_file = tmp_path / "x.env"
+    env_file.write_text("A='lit\\n $B'\nB=\"tab\\there\"\nC=plain#nocomment\nD=\n")
+    got = {k: v for k, (v, _) in read_env_file(env_file).items()}
+    assert got == {"A": "lit\\n $B", "B": "tab\there", "C": "plain#nocomment", "D": ""}
+
+
+def test_dotenv_expands_variables(tmp_path):
+    env_file = tmp_path / ".env"
+    env_file.write_text("BASE=/srv/app\nPROFILING_OUTPUT_DIR=${BASE}/profiles\n"
+                        "PROFILING_ASYNC_MODE=${MODE:-strict}\n")
+    s = settings({}, env_file)
+    assert s.output_dir == "/srv/app/profiles" and s.async_mode == "strict"
+    s = settings({"BASE": "/opt", "MODE": "disabled"}, env_file)
+    assert s.output_dir == "/opt/profiles" and s.async_mode == "disabled"
+
+
+def test_dotenv_unterminated_quote_on_our_variable(tmp_path):
+    env_file = tmp_path / ".env"
+    env_file.write_text('PROFILING_ASYNC_MODE="strict\nENABLE_PROFILING=true\n')
+    with pytest.raises(ConfigError) as err:
+        settings({}, env_file)
+    assert "PROFILING_ASYNC_MODE" in str(err.value) and "line 1" in str(err.value)
+
+
+def test_dotenv_unterminated_quote_elsewhere_is_skipped(tmp_path):
+    env_file = tmp_path / ".env"
+    env_file.write_text('SECRET="abc\nENABLE_PROFILING=true\n')
+    assert settings({}, env_file).enabled is True
+
+
+def test_unreadable_dotenv_is_a_config_error(tmp_path):
+    directory = tmp_path / "dir.env"
+    directory.mkdir()
+    with pytest.raises(ConfigError, match="env_file"):
+        settings({}, directory)
+
+
+def test_describe_lists_every_setting():
+    line = Settings(enabled=True, output_dir="/x").describe()
+    for part in ("sample_rate=0.1", "max_depth=50", "async_mode=enabled", "interval=0.001s",
+                 "output_dir=/x"):
+        assert part in line
+
+
+def test_config_imports_without_the_extension(tmp_path):
+    """`reqprof.config` must work where the C extension cannot load."""
+    import subprocess
+    import sys
+    code = ("import sys; sys.modules['reqprof._core'] = None\n"
+            "from reqprof.config import Settings\n"
+            "print(Settings.from_env(environ={'ENABLE_PROFILING': 'yes'}, env_file=None).enabled)\n"
+            "import reqprof; print(reqprof.Settings is Settings)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=tmp_path, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["True", "True"]
