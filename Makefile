@@ -56,7 +56,7 @@ test: test-c test-py test-portable
 # The whole suite against an extension built with ASan+UBSan. The build goes
 # to build/asan (a copy of the package) so the normal build is left alone.
 ASAN_LIB = $(shell $(CC) -print-file-name=libasan.so)
-test-asan: $(VENV)/.installed
+test-asan: build
 	rm -rf build/asan && mkdir -p build/asan
 	cp -r src/reqprof build/asan/reqprof
 	find build/asan -name '*.so' -delete

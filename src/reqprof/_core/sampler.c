@@ -892,8 +892,23 @@ rp_engine_stop(rp_session *s)
 
 /* ---- lifecycle ----------------------------------------------------------- */
 
-/* pthread_atfork child handler: the sampler thread does not exist in the
- * child and its thread state is freed by CPython's own fork handling. */
+/* pthread_atfork handlers. Holding `mu` across fork() means the sampler
+ * thread is parked or waiting for the GIL (which the forking thread holds),
+ * never between the two, when the child's copy of memory is taken. */
+static void
+atfork_prepare(void)
+{
+    pthread_mutex_lock(&engine.mu);
+}
+
+static void
+atfork_parent(void)
+{
+    pthread_mutex_unlock(&engine.mu);
+}
+
+/* In the child the sampler thread does not exist and its thread state is
+ * freed by CPython's own fork handling. */
 static void
 atfork_child(void)
 {
@@ -931,7 +946,7 @@ rp_engine_init(int portable)
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
     pthread_cond_init(&engine.cv, &attr);
     pthread_condattr_destroy(&attr);
-    if (pthread_atfork(NULL, NULL, atfork_child) != 0) {
+    if (pthread_atfork(atfork_prepare, atfork_parent, atfork_child) != 0) {
         PyErr_SetString(PyExc_RuntimeError, "reqprof: pthread_atfork failed");
         Py_CLEAR(engine.sessions_var);
         rp_compat_clear(&engine.compat);
