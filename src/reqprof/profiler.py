@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures.thread  # noqa: F401  (its worker frames are registered below)
 import functools
+import logging
 import os
 import sys
 import threading
@@ -24,6 +25,7 @@ from . import _core
 from .report import Report
 
 F = TypeVar("F", bound=Callable[..., Any])
+logger = logging.getLogger("reqprof")
 
 ASYNC_MODES = ("enabled", "disabled", "strict")
 DEFAULT_MAX_NODES = 100_000
@@ -66,6 +68,25 @@ def _register_dispatch_frames() -> None:
         if anyio_asyncio is not None:
             _dispatch_modules_done.add("anyio._backends._asyncio")
             add(getattr(getattr(anyio_asyncio, "WorkerThread", None), "run", None))
+
+
+_mode_logged = False
+
+
+def _log_mode_once() -> None:
+    """Say once when the engine runs on public APIs only (a CPython the
+    fast path does not know, or REQPROF_PORTABLE=1): coarser and slower."""
+    global _mode_logged
+    if not _mode_logged:
+        _mode_logged = True
+        if not _core.MODE.startswith("fast"):
+            forced = os.environ.get("REQPROF_PORTABLE") == "1"
+            logger.log(
+                logging.INFO if forced else logging.WARNING,
+                "reqprof engine in %s mode%s: samples wait for the GIL switch interval",
+                _core.MODE,
+                " (REQPROF_PORTABLE=1)" if forced else f" on Python {sys.version.split()[0]}",
+            )
 
 
 _prefix_cache: tuple[tuple[str, ...], list[str]] = ((), [])
@@ -143,6 +164,7 @@ class Profiler:
         if root_frame is None:
             root_frame = sys._getframe(1)
         _register_dispatch_frames()
+        _log_mode_once()
         coro = _current_coro() if self._options["async_mode"] != "disabled" else None
         session = _core.Session(**self._options)
         session.start(root_frame, coro)
@@ -214,6 +236,6 @@ class Profiler:
 
 for _f in (Profiler.start, Profiler.stop, Profiler.__enter__, Profiler.__exit__,
            Profiler.__aenter__, Profiler.__aexit__, _current_coro,
-           _register_dispatch_frames, _path_prefixes):
+           _register_dispatch_frames, _path_prefixes, _log_mode_once):
     hide(_f)
 del _f
