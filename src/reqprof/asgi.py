@@ -1,0 +1,571 @@
+"""ProfilingMiddleware: per-request profiling for any ASGI app.
+
+Pure ASGI (no BaseHTTPMiddleware: it breaks context variables and
+streaming), meant to be the outermost middleware. The instance holds only
+configuration and thread-safe helpers; everything about one request lives
+in ``__call__`` and the per-request :class:`_Exchange`.
+
+- Disabled (or the C extension missing): one attribute check, then the app.
+- ``?profile=1`` (``true``, ``yes``, any case): the app runs profiled, its
+  response is captured and discarded, and the report is sent instead.
+- Otherwise, with probability ``sample_rate``: the app runs profiled, every
+  response message is forwarded untouched as it comes, and the report goes to
+  a background thread that logs it (and writes it to ``output_dir``).
+
+A profiler failure never fails or changes a request: it is logged (at most
+once a minute per kind) and the request is served as if profiling were off.
+"""
+from __future__ import annotations
+
+import html
+import itertools
+import logging
+import os
+import queue
+import random
+import re
+import sys
+import threading
+import time
+from types import FrameType
+from typing import Any, Awaitable, Callable, MutableMapping, Optional, Union
+from urllib.parse import parse_qsl
+
+from . import _logging
+from ._logging import RateLimited, logger
+from .config import ConfigError, Settings
+
+__all__ = ["ProfilingMiddleware", "FORMATS", "OUTPUT_KEEP"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+#: ``profile_format`` -> (Report method, content type, content-disposition).
+#: A format is served only when the installed Report has its method.
+FORMATS: dict[str, tuple[str, str, Optional[str]]] = {
+    "html": ("to_html", "text/html; charset=utf-8", None),
+    "json": ("to_json", "application/json", None),
+    "text": ("to_text", "text/plain; charset=utf-8", None),
+    "collapsed": ("to_collapsed", "text/plain; charset=utf-8", None),
+    "speedscope": ("to_speedscope", "application/json",
+                   'attachment; filename="profile.speedscope.json"'),
+    "pprof": ("to_pprof", "application/octet-stream", 'attachment; filename="profile.pb.gz"'),
+}
+#: Auto-sampled reports kept in ``output_dir`` (HTML + JSON each); older
+#: ones are removed.
+OUTPUT_KEEP = 100
+#: Auto-sampled reports waiting to be logged/written; beyond it new ones are
+#: dropped (and that is logged).
+REPORT_QUEUE = 64
+#: A manually profiled response is kept up to this size so it can be sent
+#: as it was if the report cannot be built.
+REPLAY_LIMIT = 32 * 1024 * 1024
+
+_YES = frozenset({"1", "true", "yes"})
+# App headers that describe the replaced body, or would stop a browser from
+# showing the report (redirects, downloads, scripts blocked by a CSP).
+_DROP_HEADERS = frozenset({
+    b"content-type", b"content-length", b"content-encoding", b"transfer-encoding",
+    b"etag", b"last-modified", b"location", b"refresh", b"content-disposition",
+    b"content-range", b"accept-ranges", b"content-security-policy",
+    b"content-security-policy-report-only", b"cache-control", b"expires",
+    b"x-content-type-options", b"trailer", b"content-md5", b"digest",
+})
+_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+class ProfilingMiddleware:
+    """Profile HTTP requests of the wrapped ASGI app.
+
+    ``ProfilingMiddleware(app)`` or ``app.add_middleware(ProfilingMiddleware)``
+    reads the settings from the environment and ``.env``; keyword arguments
+    named like :class:`~reqprof.Settings` fields (``enabled=True``,
+    ``sample_rate=0.0``, ...) win over both, ``settings=`` gives them all at
+    once and ``env_file=None`` skips the `.env` file.
+
+    Raises :class:`~reqprof.ConfigError` for a bad setting (and logs it).
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        settings: Optional[Settings] = None,
+        env_file: Union[str, "os.PathLike[str]", None] = ".env",
+        **overrides: Any,
+    ) -> None:
+        self.app = app
+        self._off = True
+        try:
+            if settings is None:
+                settings = Settings.from_env(env_file=env_file, **overrides)
+            elif overrides:
+                settings = settings.replace(**overrides)
+            output_dir = _prepare_output_dir(settings) if settings.enabled else None
+        except ConfigError as exc:
+            _logging.ensure_handler()
+            logger.error("reqprof: invalid configuration: %s", exc)
+            raise
+        self.settings = settings
+        self._output_dir = output_dir
+        self._failures = RateLimited(60.0)
+        if not settings.enabled:
+            logger.debug("reqprof: profiling disabled (ENABLE_PROFILING is false); "
+                         "requests pass through")
+            return
+        _logging.ensure_handler()
+        engine = _load_engine()
+        if engine is None:
+            return
+        self._profiler_class, report_class = engine
+        self._formats = {name: spec for name, spec in FORMATS.items()
+                         if hasattr(report_class, spec[0])}
+        self._off = False
+        logger.info(
+            "reqprof: profiling enabled (%s); add ?profile=1 to a request for its report",
+            settings.describe(),
+            extra={"reqprof_" + name: getattr(settings, name) for name in Settings.variables()},
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._off or scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        fmt = self._manual_format(scope)
+        if fmt is not None:
+            await self._manual(scope, receive, send, fmt)
+        elif self.settings.sample_rate > 0.0 and random.random() < self.settings.sample_rate:
+            await self._auto(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+    # -- the two kinds of profiled request -----------------------------------
+
+    async def _auto(self, scope: Scope, receive: Receive, send: Send) -> None:
+        profiler = self._start(sys._getframe())
+        if profiler is None:
+            await self.app(scope, receive, send)
+            return
+        exchange = _Exchange(scope, send, keep=False)
+        try:
+            await self.app(scope, receive, exchange.forward)
+        except BaseException as exc:
+            exchange.exception = exc
+            raise
+        finally:
+            report = self._finish(profiler, exchange, "auto")
+            if report is not None:
+                _reporter.submit(report, self._output_dir, self._failures)
+
+    async def _manual(self, scope: Scope, receive: Receive, send: Send, fmt: str) -> None:
+        profiler = self._start(sys._getframe())
+        if profiler is None:
+            await self.app(scope, receive, send)
+            return
+        exchange = _Exchange(scope, send, keep=True)
+        try:
+            await self.app(scope, receive, exchange.capture)
+        except Exception as exc:
+            exchange.exception = exc
+        except BaseException:   # cancelled: nobody is waiting for a report
+            self._finish(profiler, exchange, "manual")
+            raise
+        report = self._finish(profiler, exchange, "manual")
+        rendered = self._render(report, fmt) if report is not None else None
+        if rendered is None:
+            await exchange.replay(send)
+            return
+        if exchange.exception is not None:
+            logger.error("reqprof: exception in ASGI application (manually profiled "
+                         "request: the report, which shows it, was sent instead)",
+                         exc_info=exchange.exception)
+        body, content_type, disposition = rendered
+        headers = [(k, v) for k, v in exchange.headers if k.lower() not in _DROP_HEADERS]
+        headers += [
+            (b"content-type", content_type.encode("latin-1")),
+            (b"content-length", str(len(body)).encode("latin-1")),
+            (b"cache-control", b"no-store"),
+            (b"x-content-type-options", b"nosniff"),
+        ]
+        if disposition:
+            headers.append((b"content-disposition", disposition.encode("latin-1")))
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body, "more_body": False})
+
+    # -- helpers (never raise) ------------------------------------------------
+
+    def _manual_format(self, scope: Scope) -> Optional[str]:
+        """The report format a ``?profile=`` request asks for, or None."""
+        query = scope.get("query_string") or b""
+        if b"profile" not in query:
+            return None
+        profile = fmt = None
+        for key, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+            if key == "profile":
+                profile = value          # the last one wins, as in Starlette
+            elif key == "profile_format":
+                fmt = value
+        if profile is None or profile.lower() not in _YES:
+            return None
+        fmt = (fmt or "html").lower()
+        if fmt not in self._formats:
+            self._failures.log(
+                "format", logging.WARNING,
+                "reqprof: profile_format=%r is not available (use one of: %s); "
+                "serving the normal response", fmt[:40], ", ".join(self._formats))
+            return None
+        return fmt
+
+    def _start(self, root: FrameType) -> Any:
+        try:
+            profiler = self._profiler_class(
+                interval=self.settings.interval,
+                max_depth=self.settings.max_depth,
+                async_mode=self.settings.async_mode,
+            )
+            profiler.start(root_frame=root)
+            return profiler
+        except Exception as exc:
+            self._failures.log("start", logging.ERROR,
+                               "reqprof: profiling could not start (%s: %s); the request "
+                               "is served unprofiled", type(exc).__name__, exc)
+            return None
+
+    def _finish(self, profiler: Any, exchange: "_Exchange", trigger: str) -> Any:
+        """Stops the profiler and fills the report's metadata."""
+        try:
+            report = profiler.stop()
+        except Exception as exc:
+            self._failures.log("stop", logging.ERROR,
+                               "reqprof: profiling could not stop (%s: %s)",
+                               type(exc).__name__, exc)
+            return None
+        try:
+            report.meta.update(exchange.meta(trigger))
+        except Exception as exc:
+            self._failures.log("meta", logging.ERROR, "reqprof: report metadata failed (%s: %s)",
+                               type(exc).__name__, exc)
+        return report
+
+    def _render(self, report: Any, fmt: str) -> Optional[tuple[bytes, str, Optional[str]]]:
+        method, content_type, disposition = self._formats[fmt]
+        try:
+            if fmt == "html":
+                data: Any = render_html(report, self._failures)
+            else:
+                data = getattr(report, method)()
+            if isinstance(data, str):
+                data = data.encode("utf-8", "replace")
+            return bytes(data), content_type, disposition
+        except Exception as exc:
+            self._failures.log("render", logging.ERROR,
+                               "reqprof: the %s report could not be written (%s: %s); "
+                               "the normal response was sent", fmt, type(exc).__name__, exc)
+            return None
+
+
+class _Exchange:
+    """One request's view of the response: what the app sent, and (manual
+    profiling) the messages kept to be sent as they were if no report can
+    be built. Its send functions are hidden from the call trees."""
+
+    __slots__ = ("scope", "send", "keep", "method", "path", "root_path", "query",
+                 "status", "headers", "content_type", "response_bytes",
+                 "messages", "kept_bytes", "overflow", "exception")
+
+    def __init__(self, scope: Scope, send: Send, keep: bool) -> None:
+        self.scope = scope
+        self.send = send
+        self.keep = keep
+        # Read now: the app may change the scope as it routes.
+        self.method = str(scope.get("method", ""))
+        self.path = str(scope.get("path", ""))
+        self.root_path = str(scope.get("root_path", ""))
+        self.query = scope.get("query_string") or b""
+        self.status: Optional[int] = None
+        self.headers: list = []
+        self.content_type: Optional[str] = None
+        self.response_bytes = 0
+        self.messages: list = []
+        self.kept_bytes = 0
+        self.overflow = False
+        self.exception: Optional[BaseException] = None
+
+    async def forward(self, message: Message) -> None:
+        self._record(message)
+        await self.send(message)
+
+    async def capture(self, message: Message) -> None:
+        self._record(message)
+        if self.overflow:
+            return
+        kept = dict(message)
+        body = kept.get("body")
+        if body is not None and not isinstance(body, bytes):
+            kept["body"] = bytes(body)
+        self.kept_bytes += len(kept.get("body") or b"")
+        if self.kept_bytes > REPLAY_LIMIT:
+            self.overflow = True
+            self.messages.clear()
+        else:
+            self.messages.append(kept)
+
+    def _record(self, message: Message) -> None:
+        try:
+            kind = message.get("type")
+            if kind == "http.response.start":
+                self.status = int(message.get("status", 0))
+                self.headers = list(message.get("headers") or ())
+                for key, value in self.headers:
+                    if bytes(key).lower() == b"content-type":
+                        self.content_type = bytes(value).decode("latin-1")
+            elif kind == "http.response.body":
+                self.response_bytes += len(message.get("body") or b"")
+            elif kind == "http.response.pathsend":
+                self.response_bytes += os.stat(message["path"]).st_size
+            elif kind == "http.response.zerocopy":
+                count = message.get("count")
+                if count is None:
+                    count = os.fstat(message["file"]).st_size - int(message.get("offset") or 0)
+                self.response_bytes += int(count)
+        except Exception:   # a malformed message is the server's to reject
+            pass
+
+    async def replay(self, send: Send) -> None:
+        """Sends the captured response as the app sent it (re-raising the
+        app's exception, if any, afterwards)."""
+        if self.overflow:
+            body = b"reqprof: the profiling report failed; see the server log\n"
+            await send({"type": "http.response.start", "status": 500, "headers": [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", str(len(body)).encode("latin-1"))]})
+            await send({"type": "http.response.body", "body": body})
+            return
+        for message in self.messages:
+            await send(message)
+        if self.exception is not None:
+            raise self.exception
+
+    def meta(self, trigger: str) -> dict:
+        """What the report says about the request (scalars only)."""
+        meta: dict = {
+            "trigger": trigger,
+            "method": self.method,
+            "path": self.path,
+            "route": self._route(),
+            "query": redact_query(self.query),
+            "status": self.status,
+            "content_type": self.content_type,
+            "response_bytes": self.response_bytes,
+            "http_version": str(self.scope.get("http_version", "")),
+        }
+        if self.exception is not None:
+            meta["exception"] = f"{type(self.exception).__name__}: {self.exception}"[:1000]
+        return meta
+
+    def _route(self) -> Optional[str]:
+        """The route template (``/items/{item_id}``) when the framework put
+        its route in the scope (Starlette, FastAPI), else None."""
+        template = getattr(self.scope.get("route"), "path", None)
+        if not isinstance(template, str):
+            return None
+        root_path = str(self.scope.get("root_path", ""))
+        prefix = root_path[len(self.root_path):] if root_path.startswith(self.root_path) else ""
+        return prefix + template
+
+
+def redact_query(query: bytes) -> str:
+    """The query string with every value replaced by ``*`` except those of
+    ``profile*`` parameters, so reports and logs never hold secrets."""
+    parts = []
+    for key, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+        parts.append(f"{key}={value}" if key.startswith("profile") else f"{key}=*")
+    return "&".join(parts)[:500]
+
+
+def render_html(report: Any, failures: Optional[RateLimited] = None) -> str:
+    """The interactive HTML report, or a plain page around the text tree when
+    the viewer is not available."""
+    try:
+        return str(report.to_html())
+    except NotImplementedError:
+        pass
+    except Exception as exc:
+        if failures is not None:
+            failures.log("html", logging.ERROR,
+                         "reqprof: the HTML viewer failed (%s: %s); sending the text report "
+                         "as HTML", type(exc).__name__, exc)
+    meta = dict(getattr(report, "meta", {}) or {})
+    title = f"reqprof: {meta.get('method', '')} {meta.get('path', '')}".strip()
+    rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
+                   for k, v in meta.items())
+    return ("<!doctype html>\n<html><head><meta charset=\"utf-8\">"
+            f"<title>{html.escape(title)}</title>"
+            "<style>body{font:14px sans-serif;margin:1.5em}th{text-align:left;padding-right:1em}"
+            "pre{font:13px monospace}</style></head><body>"
+            f"<h1>{html.escape(title)}</h1><table>{rows}</table>"
+            f"<pre>{html.escape(report.to_text())}</pre></body></html>\n")
+
+
+# -- engine loading -----------------------------------------------------------
+
+def _load_engine() -> Optional[tuple[Any, Any]]:
+    """(Profiler, Report) from the C engine, or None (logged at ERROR) when
+    it cannot be imported."""
+    try:
+        from . import profiler as engine
+        from .report import Report
+        for func in (_Exchange.forward, _Exchange.capture, _Exchange._record,
+                     ProfilingMiddleware._start, ProfilingMiddleware._finish):
+            engine.hide(func)
+        return engine.Profiler, Report
+    except Exception as exc:
+        logger.error(
+            "reqprof: the C extension reqprof._core could not be loaded (%s: %s); profiling "
+            "is off and requests pass through. Reinstall reqprof for this Python (%s).",
+            type(exc).__name__, exc, sys.version.split()[0])
+        return None
+
+
+def _prepare_output_dir(settings: Settings) -> Optional[str]:
+    if settings.output_dir is None:
+        return None
+    path = os.path.abspath(settings.output_dir)
+    try:
+        os.makedirs(path, exist_ok=True)
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise PermissionError("not writable")
+    except OSError as exc:
+        raise ConfigError("PROFILING_OUTPUT_DIR", settings.output_dir,
+                          f"a writable directory ({exc.strerror or exc})") from None
+    return path
+
+
+# -- background reporting (auto-sampled requests) ------------------------------
+
+class _Reporter:
+    """One daemon thread per process that logs auto-sampled reports and
+    writes them to the output directory, so neither slows a request. Started
+    with the first report (again in a forked child)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._queue: "queue.Queue[tuple[Any, Optional[str], RateLimited]]" = \
+            queue.Queue(REPORT_QUEUE)
+        self._thread: Optional[threading.Thread] = None
+        self._pid = 0
+        self._seq = itertools.count()
+
+    def submit(self, report: Any, output_dir: Optional[str], failures: RateLimited) -> None:
+        try:
+            self._ensure_thread()
+            self._queue.put_nowait((report, output_dir, failures))
+        except queue.Full:
+            failures.log("backlog", logging.WARNING,
+                         "reqprof: %d sampled reports are waiting to be logged; dropping "
+                         "new ones (lower PROFILING_SAMPLE_RATE)", REPORT_QUEUE)
+        except Exception as exc:
+            failures.log("submit", logging.ERROR, "reqprof: could not hand over a report (%s)",
+                         exc)
+
+    def _ensure_thread(self) -> None:
+        pid = os.getpid()
+        if self._thread is not None and self._pid == pid and self._thread.is_alive():
+            return
+        with self._lock:
+            if self._pid != pid:    # a forked child: the parent's queue may hold stale jobs
+                self._queue = queue.Queue(REPORT_QUEUE)
+            if self._thread is None or self._pid != pid or not self._thread.is_alive():
+                self._pid = pid
+                self._thread = threading.Thread(target=self._run, name="reqprof-reporter",
+                                                daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        q = self._queue
+        while True:
+            report, output_dir, failures = q.get()
+            try:
+                self.handle(report, output_dir, failures)
+            except Exception as exc:
+                failures.log("report", logging.ERROR,
+                             "reqprof: a sampled report could not be logged (%s: %s)",
+                             type(exc).__name__, exc)
+            finally:
+                del report
+                q.task_done()
+
+    def drain(self, timeout: float) -> bool:
+        """Waits until every report handed over so far is logged and written;
+        False when that takes longer than ``timeout`` seconds."""
+        q = self._queue
+        deadline = time.monotonic() + timeout
+        with q.all_tasks_done:
+            while q.unfinished_tasks:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                q.all_tasks_done.wait(left)
+        return True
+
+    def handle(self, report: Any, output_dir: Optional[str], failures: RateLimited) -> None:
+        meta = dict(report.meta)
+        line, extra = _logging.summary(report, meta, str(meta.get("trigger", "auto")))
+        if output_dir is not None:
+            try:
+                path = self.write(report, meta, output_dir, failures)
+                extra["reqprof_report_path"] = path
+                line += f"; report: {path}"
+            except OSError as exc:
+                failures.log("write", logging.ERROR,
+                             "reqprof: could not write a report to %s (%s)", output_dir, exc)
+        tree = _logging.tree_text(report)
+        logger.info("reqprof: %s%s", line, "\n" + tree if tree else "", extra=extra)
+
+    def write(self, report: Any, meta: dict, output_dir: str, failures: RateLimited) -> str:
+        """Writes ``<name>.html`` and ``<name>.json``, removes the oldest
+        beyond :data:`OUTPUT_KEEP`, returns the HTML path."""
+        now = time.time()
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f".{int(now % 1 * 1e6):06d}Z"
+        target = _UNSAFE_NAME.sub("_", str(meta.get("path") or "/")).strip("_")[:60] or "root"
+        name = (f"reqprof-{stamp}-{os.getpid()}-{next(self._seq)}-"
+                f"{_UNSAFE_NAME.sub('_', str(meta.get('method') or 'HTTP'))[:10]}-{target}-"
+                f"{meta.get('status') or 'none'}")
+        base = os.path.join(output_dir, name)
+        _write_atomic(base + ".json", report.to_json().encode("utf-8", "replace"))
+        _write_atomic(base + ".html", render_html(report, failures).encode("utf-8", "replace"))
+        _prune(output_dir, OUTPUT_KEEP)
+        return base + ".html"
+
+
+def _write_atomic(path: str, data: bytes) -> None:
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _prune(directory: str, keep: int) -> None:
+    """Removes all but the newest ``keep`` reports (only reqprof's own files)."""
+    stems = sorted({entry[:-5] for entry in os.listdir(directory)
+                    if entry.startswith("reqprof-") and entry.endswith((".html", ".json"))})
+    for stem in stems[:max(0, len(stems) - keep)]:
+        for ext in (".html", ".json"):
+            try:
+                os.unlink(os.path.join(directory, stem + ext))
+            except FileNotFoundError:
+                pass
+
+
+_reporter = _Reporter()
+

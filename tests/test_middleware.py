@@ -1,0 +1,750 @@
+"""ProfilingMiddleware through a real server (uvicorn on 127.0.0.1) and a
+real HTTP client: passthrough, manual reports, automatic sampling, logging,
+attribution, output files, startup behaviour."""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import re
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import Depends, FastAPI, Request, WebSocket
+from fastapi.responses import FileResponse, RedirectResponse, Response, StreamingResponse
+
+from profile_tree import find, functions, total_wall, walk
+from reqprof import ConfigError, ProfilingMiddleware, Settings
+from reqprof import asgi as asgi_module
+
+THIS_FILE = Path(__file__).resolve()
+
+
+# -- the app under test ----------------------------------------------------------
+
+def spin(seconds: float) -> int:
+    """Busy CPU work for about `seconds`."""
+    end = time.perf_counter() + seconds
+    n = 0
+    while time.perf_counter() < end:
+        n += 1
+    return n
+
+
+def sync_cpu_work(seconds: float) -> int:
+    return spin(seconds)
+
+
+def failing_work() -> None:
+    spin(0.02)
+
+
+async def awaited_sleep(seconds: float) -> None:
+    await asyncio.sleep(seconds)
+
+
+GATES: dict[str, asyncio.Event] = {}
+ARRIVED: dict[str, int] = {}
+RECEIVED: dict[str, dict] = {}
+
+
+def gate(key: str) -> asyncio.Event:
+    return GATES.setdefault(key, asyncio.Event())
+
+
+async def all_arrived(gate_key: str = "", n: int = 1) -> None:
+    """Dependency: holds each request until `n` have arrived, so they overlap."""
+    if gate_key:
+        ARRIVED[gate_key] = ARRIVED.get(gate_key, 0) + 1
+        if ARRIVED[gate_key] >= n:
+            gate(gate_key).set()
+        await asyncio.wait_for(gate(gate_key).wait(), 30)
+
+
+async def conc_async_0() -> None:
+    for _ in range(25):
+        spin(0.002)
+        await asyncio.sleep(0)
+
+
+async def conc_async_1() -> None:
+    for _ in range(25):
+        spin(0.002)
+        await asyncio.sleep(0)
+
+
+async def conc_async_2() -> None:
+    for _ in range(25):
+        spin(0.002)
+        await asyncio.sleep(0)
+
+
+async def conc_async_3() -> None:
+    for _ in range(25):
+        spin(0.002)
+        await asyncio.sleep(0)
+
+
+def conc_sync_0() -> None:
+    spin(0.05)
+
+
+def conc_sync_1() -> None:
+    spin(0.05)
+
+
+def conc_sync_2() -> None:
+    spin(0.05)
+
+
+def conc_sync_3() -> None:
+    spin(0.05)
+
+
+CONC_ASYNC = [conc_async_0, conc_async_1, conc_async_2, conc_async_3]
+CONC_SYNC = [conc_sync_0, conc_sync_1, conc_sync_2, conc_sync_3]
+CONC_NAMES = [f.__name__ for f in CONC_ASYNC + CONC_SYNC]
+
+
+def make_app() -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        app.state.ready = True
+        yield
+
+    app = FastAPI(lifespan=lifespan)
+
+    @app.get("/json")
+    async def json_endpoint() -> dict:
+        return {"hello": "world", "numbers": list(range(20))}
+
+    @app.get("/items/{item_id}")
+    async def item(item_id: int) -> dict:
+        return {"item": item_id}
+
+    @app.get("/sync")
+    def sync_endpoint(ms: int = 10) -> dict:
+        sync_cpu_work(ms / 1000)
+        return {"worked_ms": ms}
+
+    @app.get("/cpu")
+    async def cpu_endpoint(ms: int = 10) -> dict:
+        sync_cpu_work(ms / 1000)        # on the event loop, in the request's own context
+        return {"worked_ms": ms}
+
+    @app.get("/await")
+    async def await_endpoint(ms: int = 10) -> dict:
+        await awaited_sleep(ms / 1000)
+        return {"slept_ms": ms}
+
+    @app.get("/stream")
+    async def stream() -> StreamingResponse:
+        async def chunks():
+            for i in range(10):
+                yield f"chunk {i}\n".encode() * 100
+                await asyncio.sleep(0)
+        return StreamingResponse(chunks(), media_type="text/plain")
+
+    @app.get("/gated/{key}")
+    async def gated(key: str) -> StreamingResponse:
+        async def chunks():
+            yield b"first chunk\n"
+            await asyncio.wait_for(gate(key).wait(), 30)
+            yield b"second chunk\n"
+        return StreamingResponse(chunks(), media_type="text/plain")
+
+    @app.get("/release/{key}")
+    async def release(key: str) -> dict:
+        gate(key).set()
+        return {"released": key}
+
+    @app.get("/fail")
+    async def fail() -> dict:
+        failing_work()
+        raise RuntimeError("boom from the app")
+
+    @app.get("/file")
+    async def file() -> FileResponse:
+        return FileResponse(THIS_FILE, media_type="text/x-python")
+
+    @app.get("/headers")
+    async def headers() -> Response:
+        response = Response(b"<p>hi</p>", media_type="text/html", headers={
+            "x-custom": "kept", "etag": '"abc"', "content-security-policy": "script-src 'none'",
+            "content-disposition": "attachment; filename=x.html"})
+        response.set_cookie("session", "s1")
+        return response
+
+    @app.get("/empty", status_code=204)
+    async def empty() -> Response:
+        return Response(status_code=204)
+
+    @app.get("/redirect")
+    async def redirect() -> RedirectResponse:
+        return RedirectResponse("/json", status_code=307)
+
+    @app.post("/echo/{key}")
+    async def echo(key: str, request: Request) -> dict:
+        RECEIVED[key] = {"method": request.method,
+                         "query": request.scope["query_string"].decode("latin-1"),
+                         "body": (await request.body()).decode("latin-1"),
+                         "x_test": request.headers.get("x-test")}
+        return {"ok": True}
+
+    @app.get("/received/{key}")
+    async def received(key: str) -> dict:
+        return RECEIVED.get(key, {})
+
+    @app.get("/ready")
+    async def ready(request: Request) -> dict:
+        return {"ready": getattr(request.app.state, "ready", False)}
+
+    @app.get("/_process")
+    async def process() -> dict:
+        import sys
+        return {"modules": sorted(m for m in sys.modules if m.startswith("reqprof")),
+                "threads": len(os.listdir("/proc/self/task"))}
+
+    for func in CONC_ASYNC:
+        def add_async(func=func):
+            @app.get(f"/conc/{func.__name__}", dependencies=[Depends(all_arrived)])
+            async def endpoint() -> dict:
+                await func()
+                return {"done": func.__name__}
+        add_async()
+    for func in CONC_SYNC:
+        def add_sync(func=func):
+            @app.get(f"/conc/{func.__name__}", dependencies=[Depends(all_arrived)])
+            def endpoint() -> dict:
+                func()
+                return {"done": func.__name__}
+        add_sync()
+
+    @app.websocket("/ws")
+    async def ws(websocket: WebSocket) -> None:
+        await websocket.accept()
+        text = await websocket.receive_text()
+        await websocket.send_text(f"echo: {text}")
+        await websocket.close()
+
+    return app
+
+
+def make_profiled_app() -> FastAPI:
+    """Configured from the environment and `.env`, as users do."""
+    app = make_app()
+    app.add_middleware(ProfilingMiddleware)
+    return app
+
+
+def make_eager_app() -> Any:
+    """Wrapped at import: a bad setting stops the server from starting."""
+    return ProfilingMiddleware(make_app())
+
+
+def profiled(**settings: Any) -> ProfilingMiddleware:
+    """The test app behind a middleware configured with these settings only
+    (the environment and `.env` are ignored)."""
+    settings.setdefault("enabled", True)
+    settings.setdefault("sample_rate", 0.0)
+    return ProfilingMiddleware(make_app(), settings=Settings(**settings))
+
+
+def report_json(server: Any, target: str) -> dict:
+    sep = "&" if "?" in target else "?"
+    response = server.client.get(f"{target}{sep}profile=1&profile_format=json")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    return response.json()
+
+
+# -- disabled ------------------------------------------------------------------
+
+PASSTHROUGH_TARGETS = ["/json", "/items/7?x=1", "/stream", "/file", "/headers", "/empty",
+                       "/redirect", "/nope", "/fail", "/json?profile=1", "/json?profile=0"]
+
+
+def test_disabled_responses_are_identical_to_the_bare_app(serve):
+    bare = serve(make_app())
+    off = serve(ProfilingMiddleware(make_app(), settings=Settings(enabled=False)))
+    for target in PASSTHROUGH_TARGETS:
+        assert off.raw(target) == bare.raw(target), target
+    body = b"a=1&b=2"
+    assert off.raw("/echo/k?profile=1", method="POST", body=body) == \
+        bare.raw("/echo/k?profile=1", method="POST", body=body)
+
+
+def test_disabled_is_the_default(serve, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ENABLE_PROFILING", raising=False)
+    middleware = ProfilingMiddleware(make_app())
+    assert middleware.settings.enabled is False
+    server = serve(middleware)
+    response = server.client.get("/json?profile=1")
+    assert response.headers["content-type"] == "application/json"
+
+
+def test_disabled_starts_no_thread_and_loads_no_engine(serve_process):
+    bare = serve_process("test_middleware:make_app")
+    off = serve_process("test_middleware:make_profiled_app")           # ENABLE_PROFILING unset
+    on = serve_process("test_middleware:make_profiled_app", env={"ENABLE_PROFILING": "true"})
+    states = {}
+    for name, server in (("bare", bare), ("off", off), ("on", on)):
+        server.wait_started()
+        for _ in range(3):
+            assert server.client.get("/json?profile=1").status_code == 200
+        states[name] = server.client.get("/_process").json()
+    assert states["off"]["threads"] == states["bare"]["threads"]
+    assert "reqprof._core" not in states["off"]["modules"]
+    assert "reqprof.profiler" not in states["off"]["modules"]
+    # The same probe sees the engine when profiling is on.
+    assert "reqprof._core" in states["on"]["modules"]
+    assert states["on"]["threads"] > states["bare"]["threads"]
+
+
+def test_disabled_logs_at_debug_only(reqprof_logs):
+    ProfilingMiddleware(make_app(), settings=Settings(enabled=False))
+    assert [r.levelno for r in reqprof_logs.records] == [logging.DEBUG]
+    assert "profiling disabled" in reqprof_logs.records[0].getMessage()
+
+
+# -- manual profiling ----------------------------------------------------------
+
+def test_manual_html_report_for_a_json_endpoint(serve):
+    server = serve(profiled())
+    response = server.client.get("/json?profile=1")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/html; charset=utf-8"
+    assert int(response.headers["content-length"]) == len(response.content)
+    assert response.headers["cache-control"] == "no-store"
+    assert response.text.lstrip().lower().startswith("<!doctype html")
+    assert "application/json" in response.text      # the app's content type is reported
+
+
+@pytest.mark.parametrize("value", ["1", "true", "TRUE", "True", "yes", "YES", "Yes", "%59es"])
+def test_profile_param_accepts_its_spellings(serve, value):
+    server = serve(profiled())
+    response = server.client.get(f"/json?profile={value}")
+    assert response.headers["content-type"] == "text/html; charset=utf-8"
+
+
+@pytest.mark.parametrize("value", ["0", "", "no", "false", "2", "on", "y", "t", "1 ", "yes please"])
+def test_profile_param_other_values_mean_no(serve, value):
+    bare = serve(make_app())
+    server = serve(profiled())
+    target = f"/json?profile={value}"
+    assert server.raw(target) == bare.raw(target)
+
+
+def test_profile_param_without_value_or_elsewhere_means_no(serve):
+    bare = serve(make_app())
+    server = serve(profiled())
+    for target in ["/json?profile", "/json?PROFILE=1", "/json?profiles=1", "/json?x=profile"]:
+        assert server.raw(target) == bare.raw(target), target
+    # In a POST form body it is not a query parameter.
+    assert server.raw("/echo/form", method="POST", body=b"profile=1") == \
+        bare.raw("/echo/form", method="POST", body=b"profile=1")
+
+
+def test_profile_param_last_value_wins(serve):
+    server = serve(profiled())
+    assert server.client.get("/json?profile=0&profile=1").headers["content-type"] == \
+        "text/html; charset=utf-8"
+    assert server.client.get("/json?profile=1&profile=0").headers["content-type"] == \
+        "application/json"
+
+
+def test_manual_report_describes_the_request(serve):
+    server = serve(profiled())
+    bare_body = server.client.get("/items/42").content
+    before = time.time()
+    data = report_json(server, "/items/42?secret=hunter2")
+    meta = data["meta"]
+    assert meta["method"] == "GET"
+    assert meta["path"] == "/items/42"
+    assert meta["route"] == "/items/{item_id}"
+    assert meta["status"] == 200
+    assert meta["content_type"] == "application/json"
+    assert meta["response_bytes"] == len(bare_body)
+    assert meta["trigger"] == "manual"
+    assert "hunter2" not in json.dumps(data)
+    assert meta["query"] == "secret=*&profile=1&profile_format=json"
+    assert before - 3600 < data["started_at"] < time.time() + 3600
+    assert data["duration_s"] >= 0 and data["samples"] >= 0
+    assert data["root"]["samples"] == data["samples"]
+
+
+def test_manual_report_for_a_streaming_endpoint(serve):
+    server = serve(profiled())
+    streamed = server.client.get("/stream").content
+    html = server.client.get("/stream?profile=1")
+    assert html.headers["content-type"] == "text/html; charset=utf-8"
+    assert b"chunk 9" not in html.content         # the app's body was discarded
+    meta = report_json(server, "/stream")["meta"]
+    assert meta["response_bytes"] == len(streamed) == 10 * 800
+    assert meta["content_type"].startswith("text/plain")
+
+
+def test_manual_report_for_a_failing_endpoint(serve, reqprof_logs):
+    server = serve(profiled())
+    response = server.client.get("/fail?profile=1")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/html; charset=utf-8"
+    assert "boom from the app" in response.text
+    data = report_json(server, "/fail")
+    assert data["meta"]["exception"] == "RuntimeError: boom from the app"
+    assert data["meta"]["status"] in (None, 500)     # whatever the app sent before raising
+    assert "failing_work" in functions(data["root"])
+    errors = [r for r in reqprof_logs.records if r.levelno == logging.ERROR]
+    assert errors and errors[0].exc_info[0] is RuntimeError
+
+
+def test_manual_report_for_a_file_response(serve):
+    server = serve(profiled())
+    meta = report_json(server, "/file")["meta"]
+    assert meta["response_bytes"] == THIS_FILE.stat().st_size
+    assert meta["content_type"].startswith("text/x-python")
+
+
+def test_manual_report_replaces_body_headers(serve):
+    server = serve(profiled())
+    response = server.client.get("/headers?profile=1")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/html; charset=utf-8"
+    assert response.headers["x-custom"] == "kept"
+    assert response.cookies.get("session") == "s1"
+    for dropped in ("etag", "content-security-policy", "content-disposition"):
+        assert dropped not in response.headers
+
+
+@pytest.mark.parametrize("target,status", [("/redirect", 307), ("/empty", 204), ("/nope", 404)])
+def test_manual_report_for_any_status(serve, target, status):
+    server = serve(profiled())
+    response = server.client.get(f"{target}?profile=1")
+    assert response.status_code == 200
+    assert "location" not in response.headers
+    assert response.headers["content-type"] == "text/html; charset=utf-8"
+    assert report_json(server, target)["meta"]["status"] == status
+
+
+@pytest.mark.parametrize("fmt,content_type", [("json", "application/json"),
+                                              ("text", "text/plain; charset=utf-8"),
+                                              ("collapsed", "text/plain; charset=utf-8"),
+                                              ("html", "text/html; charset=utf-8"),
+                                              ("JSON", "application/json"),
+                                              ("", "text/html; charset=utf-8")])
+def test_profile_format(serve, fmt, content_type):
+    server = serve(profiled())
+    response = server.client.get(f"/sync?ms=30&profile=1&profile_format={fmt}")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == content_type
+    if fmt.lower() == "json":
+        assert response.json()["version"] == 1
+    elif fmt == "text":
+        assert "sync_cpu_work" in response.text
+    elif fmt == "collapsed":
+        line = next(l for l in response.text.splitlines() if "sync_cpu_work" in l)
+        assert re.fullmatch(r".+ \d+", line)
+
+
+def test_unknown_profile_format_serves_the_normal_response_and_warns(serve, reqprof_logs):
+    bare = serve(make_app())
+    server = serve(profiled())
+    target = "/json?profile=1&profile_format=bogus"
+    assert server.raw(target) == bare.raw(target)
+    warnings = [m for m in reqprof_logs.messages(logging.WARNING) if "profile_format" in m]
+    assert len(warnings) == 1 and "'bogus'" in warnings[0] and "json" in warnings[0]
+
+
+def test_manual_works_with_sample_rate_zero_and_logs_nothing(serve, reqprof_logs):
+    server = serve(profiled(sample_rate=0.0))
+    assert server.client.get("/json?profile=1").headers["content-type"].startswith("text/html")
+    server.wait_idle()
+    assert reqprof_logs.summaries() == []
+
+
+def test_app_receives_the_request_unchanged(serve):
+    server = serve(profiled())
+    response = server.client.post("/echo/k1?profile=1&profile_format=json&a=b%20c",
+                                  content=b"payload \x00\xff", headers={"x-test": "yes"})
+    assert response.headers["content-type"] == "application/json"
+    assert server.client.get("/received/k1").json() == {
+        "method": "POST", "query": "profile=1&profile_format=json&a=b%20c",
+        "body": "payload \x00\xff", "x_test": "yes"}
+
+
+# -- the pathsend extension (servers that offer it: granian, hypercorn) -------------
+
+class PathsendServer:
+    """Offers `http.response.pathsend` to the app and turns it into body
+    messages, as a server supporting the extension does."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            scope = dict(scope, extensions={**scope.get("extensions", {}),
+                                            "http.response.pathsend": {}})
+
+        async def server_send(message: dict) -> None:
+            if message["type"] == "http.response.pathsend":
+                message = {"type": "http.response.body",
+                           "body": Path(message["path"]).read_bytes()}
+            await send(message)
+
+        await self.app(scope, receive, server_send)
+
+
+def test_pathsend_file_responses(serve):
+    bare = serve(PathsendServer(make_app()))
+    auto = serve(PathsendServer(profiled(sample_rate=1.0)))
+    assert auto.raw("/file") == bare.raw("/file")
+    assert THIS_FILE.read_bytes() in bare.raw("/file")
+    meta = report_json(auto, "/file")["meta"]
+    assert meta["response_bytes"] == THIS_FILE.stat().st_size
+
+
+# -- automatic sampling ----------------------------------------------------------
+
+STANDARD_RECORD_KEYS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+IDENTICAL_TARGETS = PASSTHROUGH_TARGETS + ["/sync?ms=5", "/await?ms=5", "/json?profile=1&x=2"]
+
+
+def test_sampled_responses_are_byte_identical(serve, reqprof_logs):
+    bare = serve(make_app())
+    auto = serve(profiled(sample_rate=1.0))
+    targets = [t for t in IDENTICAL_TARGETS if "profile=1" not in t]    # not manual
+    for target in targets:
+        assert auto.raw(target) == bare.raw(target), target
+    body = b"x" * 100_000
+    assert auto.raw("/echo/big", method="POST", body=body) == \
+        bare.raw("/echo/big", method="POST", body=body)
+    auto.wait_idle()
+    assert len(reqprof_logs.summaries()) == len(targets) + 1
+
+
+def test_sampled_streaming_is_not_buffered(serve):
+    auto = serve(profiled(sample_rate=1.0))
+    with httpx.Client(base_url=auto.url, timeout=10) as client:
+        with client.stream("GET", "/gated/stream1") as response:
+            chunks = response.iter_raw()
+            # Arrives while the app is still waiting: nothing held back.
+            assert next(chunks) == b"first chunk\n"
+            auto.client.get("/release/stream1")
+            assert b"".join(chunks) == b"second chunk\n"
+
+
+def test_rate_one_logs_every_request(serve, reqprof_logs):
+    auto = serve(profiled(sample_rate=1.0))
+    targets = ["/json", "/items/3", "/sync?ms=20", "/await?ms=20", "/stream", "/fail",
+               "/nope"] * 3
+    for target in targets:
+        auto.client.get(target)
+    auto.wait_idle()
+    records = reqprof_logs.summaries()
+    assert len(records) == len(targets)
+    assert all(r.levelno == logging.INFO and r.name == "reqprof" for r in records)
+    by_route = {r.reqprof_route or r.reqprof_path: r for r in records}
+    item = by_route["/items/{item_id}"]
+    first_line = item.getMessage().splitlines()[0]
+    assert "GET /items/{item_id} -> 200 in " in first_line and " ms, " in first_line
+    assert item.reqprof_method == "GET" and item.reqprof_status == 200
+    assert item.reqprof_path == "/items/3"
+    assert item.reqprof_duration_ms > 0 and isinstance(item.reqprof_samples, int)
+    assert item.reqprof_trigger == "auto"
+    failed = by_route["/fail"]
+    assert failed.reqprof_exception == "RuntimeError: boom from the app"
+    assert "raised RuntimeError" in failed.getMessage().splitlines()[0]
+    sync = by_route["/sync"]
+    assert 1 <= len(sync.reqprof_top) <= 3
+    assert all(isinstance(name, str) and ms >= 0 for name, ms in sync.reqprof_top)
+    assert "top: " in sync.getMessage().splitlines()[0]
+    assert "sync_cpu_work" in sync.getMessage()           # the tree follows the summary
+    for record in records:
+        assert len(record.getMessage().splitlines()) <= 2 + asgi_module._logging.TREE_MAX_LINES
+        extra = set(vars(record)) - STANDARD_RECORD_KEYS
+        assert extra and all(k.startswith("reqprof_") for k in extra), extra
+
+
+def test_rate_zero_logs_nothing(serve, reqprof_logs):
+    auto = serve(profiled(sample_rate=0.0))
+    for _ in range(50):
+        auto.client.get("/json")
+    auto.wait_idle()
+    assert reqprof_logs.summaries() == []
+
+
+def test_rate_point_three_samples_about_thirty_percent(serve, reqprof_logs):
+    auto = serve(profiled(sample_rate=0.3))
+    for _ in range(500):
+        assert auto.client.get("/json").status_code == 200
+    auto.wait_idle()
+    sampled = len(reqprof_logs.summaries())
+    # Binomial(500, 0.3): mean 150, sd ~10; this band is about 5 sd wide.
+    assert 100 <= sampled <= 200, sampled
+
+
+def test_output_dir_keeps_the_newest_reports(serve, tmp_path, monkeypatch, reqprof_logs):
+    monkeypatch.setattr(asgi_module, "OUTPUT_KEEP", 3)
+    out = tmp_path / "profiles"
+    (out).mkdir()
+    (out / "notes.txt").write_text("not ours")
+    auto = serve(profiled(sample_rate=1.0, output_dir=str(out)))
+    for i in range(6):
+        auto.client.get(f"/items/{i}")
+        auto.wait_idle()        # one at a time, so "newest" is well defined
+    html = sorted(out.glob("reqprof-*.html"))
+    js = sorted(out.glob("reqprof-*.json"))
+    assert len(html) == 3 and len(js) == 3
+    assert (out / "notes.txt").exists()
+    kept_paths = [json.loads(p.read_text())["meta"]["path"] for p in js]
+    assert kept_paths == ["/items/3", "/items/4", "/items/5"]
+    assert html[-1].read_text().lstrip().lower().startswith("<!doctype html")
+    assert [p.stem for p in html] == [p.stem for p in js]
+    last = reqprof_logs.summaries()[-1]
+    assert last.reqprof_report_path == str(html[-1])
+    assert not list(out.glob("*.tmp"))
+
+
+def test_output_dir_is_created_or_rejected(tmp_path):
+    target = tmp_path / "a" / "b"
+    ProfilingMiddleware(make_app(), settings=Settings(enabled=True, output_dir=str(target)))
+    assert target.is_dir()
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(ConfigError, match="PROFILING_OUTPUT_DIR"):
+        ProfilingMiddleware(make_app(),
+                            settings=Settings(enabled=True, output_dir=str(blocker / "x")))
+
+
+# -- what a report shows (through the real server) -----------------------------------
+
+def test_sync_endpoint_function_appears_with_its_time(serve):
+    server = serve(profiled())
+    data = report_json(server, "/sync?ms=300")
+    wall = total_wall(data["root"], "sync_cpu_work")
+    assert 0.15 <= wall <= data["duration_s"] + 0.05, wall
+
+
+def test_async_endpoint_shows_await(serve):
+    server = serve(profiled())
+    data = report_json(server, "/await?ms=300")
+    [endpoint] = find(data["root"], "make_app.<locals>.await_endpoint")
+    waits = [n for n, _ in walk(endpoint) if n["kind"] == "await"]
+    assert waits, "no [await] under the endpoint"
+    assert sum(n["wall_s"] for n in waits) >= 0.15
+
+
+def test_tree_starts_at_the_app_not_the_server(serve):
+    server = serve(profiled())
+    names = functions(report_json(server, "/sync?ms=50")["root"])
+    assert not [n for n in names if "uvicorn" in n or "h11_impl" in n or "run_asgi" in n]
+    assert not [n for n in names if n.startswith("_Exchange.")]
+
+
+def test_concurrent_manual_reports_hold_only_their_own_work(serve):
+    server = serve(profiled())
+    key = f"conc-{time.monotonic_ns()}"
+
+    def get(name: str) -> dict:
+        response = server.client.get(f"/conc/{name}", params={
+            "gate_key": key, "n": len(CONC_NAMES), "profile": "1", "profile_format": "json"})
+        assert response.status_code == 200
+        return response.json()
+
+    with ThreadPoolExecutor(len(CONC_NAMES)) as pool:
+        reports = dict(zip(CONC_NAMES, pool.map(get, CONC_NAMES)))
+    for name, data in reports.items():
+        names = functions(data["root"])
+        assert name in names, name
+        others = [other for other in CONC_NAMES if other != name and other in names]
+        assert not others, f"{name}'s report holds {others}"
+
+
+def test_settings_reach_the_engine(serve):
+    server = serve(profiled(async_mode="strict", interval=0.002, max_depth=4))
+    data = report_json(server, "/cpu?ms=50")
+    assert data["async_mode"] == "strict"
+    assert data["interval_s"] == pytest.approx(0.002)
+    assert data["max_depth"] == 4
+    assert max(d for _, d in walk(data["root"])) <= 5
+    assert data["truncated"] and "depth" in data["truncated_reasons"]
+
+
+# -- other scopes ----------------------------------------------------------------------
+
+def test_websocket_and_lifespan_pass_through(serve):
+    from websockets.sync.client import connect
+
+    server = serve(profiled(sample_rate=1.0))
+    assert server.client.get("/ready").json() == {"ready": True}       # lifespan ran
+    for path in ("/ws", "/ws?profile=1"):
+        with connect(f"ws://127.0.0.1:{server.port}{path}", open_timeout=30) as ws:
+            ws.send("hello")
+            assert ws.recv(timeout=30) == "echo: hello"
+
+
+# -- startup ---------------------------------------------------------------------------
+
+def test_startup_line_with_effective_settings(reqprof_logs, tmp_path):
+    ProfilingMiddleware(make_app(), settings=Settings(enabled=True, sample_rate=0.25,
+                                                      max_depth=30, output_dir=str(tmp_path)))
+    [record] = [r for r in reqprof_logs.records if r.levelno == logging.INFO]
+    message = record.getMessage()
+    assert "profiling enabled" in message
+    for part in ("sample_rate=0.25", "max_depth=30", "async_mode=enabled", "interval=0.001s",
+                 f"output_dir={tmp_path}"):
+        assert part in message
+    assert record.reqprof_sample_rate == 0.25
+
+
+def test_keyword_settings_win_over_environment(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ENABLE_PROFILING", "true")
+    monkeypatch.setenv("PROFILING_SAMPLE_RATE", "0.5")
+    middleware = ProfilingMiddleware(make_app(), sample_rate=1.0, max_depth=9)
+    assert middleware.settings == Settings(enabled=True, sample_rate=1.0, max_depth=9)
+    with pytest.raises(ConfigError, match="sample_rate=1.5"):
+        ProfilingMiddleware(make_app(), sample_rate=1.5)
+
+
+def test_dotenv_and_uvicorn_logging(serve_process, tmp_path):
+    (tmp_path / ".env").write_text("ENABLE_PROFILING=yes\nPROFILING_SAMPLE_RATE=1.0\n"
+                                   "PROFILING_MAX_DEPTH=7\n")
+    server = serve_process("test_middleware:make_profiled_app", cwd=tmp_path,
+                           env={"PROFILING_MAX_DEPTH": "9"})       # the environment wins
+    server.wait_started()
+    log = server.log()
+    assert "INFO:     reqprof: profiling enabled (sample_rate=1 max_depth=9 " in log
+    assert server.client.get("/items/5").json() == {"item": 5}
+    log = server.wait_for_log("reqprof: GET /items/{item_id} -> 200 in ")
+    assert "INFO:     reqprof: GET /items/{item_id}" in log
+
+
+def test_bad_setting_stops_the_server_at_startup(serve_process):
+    server = serve_process("test_middleware:make_eager_app",
+                           env={"ENABLE_PROFILING": "1", "PROFILING_SAMPLE_RATE": "abc"})
+    assert server.wait_exit() != 0
+    log = server.log()
+    assert "ConfigError" in log
+    assert "PROFILING_SAMPLE_RATE='abc'" in log and "0.0 to 1.0" in log
+
+
+def test_missing_extension_logs_error_and_passes_through(serve_process):
+    server = serve_process("test_middleware:make_profiled_app", no_core=True,
+                           env={"ENABLE_PROFILING": "true", "PROFILING_SAMPLE_RATE": "1"})
+    server.wait_started()
+    assert "reqprof._core could not be loaded" in server.log()
+    assert "ERROR" in server.log()
+    response = server.client.get("/json?profile=1")
+    assert response.headers["content-type"] == "application/json"
+    assert response.json()["hello"] == "world"
+    assert "reqprof: GET" not in server.log()
