@@ -1,0 +1,71 @@
+// Flame graph layout and hit testing.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { M, APP, frame, pseudo, finish, sampleTree } from './helpers.mjs';
+
+const close = (a, b) => Math.abs(a - b) < 1e-9;
+
+test('the root spans [0, 1] and children are laid left to right by wall time', () => {
+  const idx = M.flatten(sampleTree());
+  const L = M.flameLayout(idx, 'wall_s');
+  assert.equal(L.x0[0], 0);
+  assert.equal(L.w[0], 1);
+  const total = idx.nodes[0].wall_s;
+  let x = 0;
+  for (const c of M.childIds(idx, 0)) {
+    assert.ok(close(L.x0[c], x));
+    assert.ok(close(L.w[c], idx.nodes[c].wall_s / total));
+    x += L.w[c];
+  }
+  for (let i = 1; i < idx.size; i++) {
+    const p = idx.parent[i];
+    assert.ok(L.x0[i] >= L.x0[p] - 1e-12 && L.x0[i] + L.w[i] <= L.x0[p] + L.w[p] + 1e-12, 'inside its parent');
+  }
+  for (const ids of L.byDepth) {
+    for (let k = 1; k < ids.length; k++) assert.ok(L.x0[ids[k]] >= L.x0[ids[k - 1]], 'sorted by x');
+  }
+});
+
+test('CPU layout drops frames without CPU time', () => {
+  const idx = M.flatten(sampleTree());
+  const L = M.flameLayout(idx, 'cpu_s');
+  const wait = idx.nodes.findIndex((n) => n.kind === 'await');
+  assert.equal(L.w[wait], 0);
+  assert.ok(!L.byDepth[idx.depth[wait]].includes(wait));
+});
+
+test('a child wider than its parent is clamped to it', () => {
+  const root = finish(frame('h', APP + 'h.py', 1, {}, frame('a', APP + 'a.py', 1, { self: 0.001 }), frame('b', APP + 'b.py', 1, { self: 0.001 })));
+  root.children[1].wall_s = 0.005; // inconsistent input
+  const L = M.flameLayout(M.flatten(root), 'wall_s');
+  assert.ok(L.x0[2] + L.w[2] <= 1 + 1e-12);
+});
+
+test('flameHit finds the rect under a point', () => {
+  const idx = M.flatten(sampleTree());
+  const L = M.flameLayout(idx, 'wall_s');
+  assert.equal(M.flameHit(L, 0, 0.5), 0);
+  for (let i = 1; i < idx.size; i++) {
+    if (!(L.w[i] > 0)) continue;
+    assert.equal(M.flameHit(L, idx.depth[i], L.x0[i] + L.w[i] / 2), i, idx.nodes[i].function);
+  }
+  // Past the end of the only child at depth 2 under sleep: nothing.
+  assert.equal(M.flameHit(L, 9, 0.5), -1);
+  assert.equal(M.flameHit(L, 1, 1.5), -1);
+});
+
+test('layout of 50,000 nodes takes milliseconds', () => {
+  const kids = [];
+  for (let i = 0; i < 10000; i++) {
+    kids.push(frame(`f${i}`, APP + `m${i % 50}.py`, i, { self: 0.0001 },
+      frame(`g${i}`, APP + 'g.py', i, { self: 0.0001 }, frame(`h${i}`, APP + 'h.py', i, { self: 0.0001 },
+        pseudo('await', '[await]', { self: 0.0001 }, frame(`k${i}`, APP + 'k.py', 1, { self: 0.0001 }))))));
+  }
+  const idx = M.flatten(finish(frame('root', APP + 'r.py', 1, {}, ...kids)));
+  assert.equal(idx.size, 50001);
+  const t0 = performance.now();
+  const L = M.flameLayout(idx, 'wall_s');
+  const ms = performance.now() - t0;
+  assert.equal(L.byDepth[1].length, 10000);
+  assert.ok(ms < 1000, `${ms} ms`);
+});
