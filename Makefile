@@ -72,7 +72,7 @@ test-valgrind: $(C_PLAIN_BINS)
 	  valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite $$t; done
 
 demo: build
-	$(PY) examples/demo_script.py
+	$(PY) examples/demo.py
 
 bench: build
 	$(PY) bench/run.py

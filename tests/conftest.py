@@ -23,7 +23,8 @@ DEADLINE = 30.0     # seconds to wait for anything that should happen "soon"
 
 def listening_socket() -> socket.socket:
     """A TCP socket listening on 127.0.0.1 on a free port (no port race)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # proto=TCP, as getaddrinfo gives it: asyncio sets TCP_NODELAY only then.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     sock.listen(128)

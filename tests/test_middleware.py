@@ -547,7 +547,8 @@ def test_rate_one_logs_every_request(serve, reqprof_logs):
     targets = ["/json", "/items/3", "/sync?ms=20", "/await?ms=20", "/stream", "/fail",
                "/nope"] * 3
     for target in targets:
-        auto.client.get(target)
+        # uvicorn closes the connection after an app error: use a new one each time.
+        auto.client.get(target, headers={"connection": "close"})
     auto.wait_idle()
     records = reqprof_logs.summaries()
     assert len(records) == len(targets)
@@ -748,3 +749,140 @@ def test_missing_extension_logs_error_and_passes_through(serve_process):
     assert response.headers["content-type"] == "application/json"
     assert response.json()["hello"] == "world"
     assert "reqprof: GET" not in server.log()
+
+
+# -- any ASGI app ------------------------------------------------------------------------
+
+async def plain_asgi_app(scope: dict, receive: Any, send: Any) -> None:
+    """No framework: no route template in the scope."""
+    assert scope["type"] == "http"
+    sync_cpu_work(0.02)
+    await send({"type": "http.response.start", "status": 201,
+                "headers": [(b"content-type", b"text/plain")]})
+    await send({"type": "http.response.body", "body": b"plain", "more_body": True})
+    await send({"type": "http.response.body", "body": b" asgi"})
+
+
+def test_plain_asgi_app(serve):
+    server = serve(ProfilingMiddleware(plain_asgi_app, settings=Settings(enabled=True,
+                                                                         sample_rate=0.0)),
+                   lifespan="off")
+    assert server.client.get("/x").content == b"plain asgi"
+    data = report_json(server, "/x/y")
+    assert data["meta"]["route"] is None and data["meta"]["path"] == "/x/y"
+    assert data["meta"]["status"] == 201 and data["meta"]["response_bytes"] == 10
+    assert "plain_asgi_app" in functions(data["root"])
+
+
+# -- failures inside reqprof never reach the request --------------------------------------
+# Fault injection through the middleware's engine hook (the engine's own fault
+# switches are exercised by the safety tests).
+
+class ProfilerThatCannotStart:
+    def __init__(self, **options: Any) -> None:
+        pass
+
+    def start(self, root_frame: Any = None) -> None:
+        raise RuntimeError("injected: cannot start")
+
+
+def test_profiler_start_failure_serves_normally_and_logs_once(serve, reqprof_logs):
+    bare = serve(make_app())
+    middleware = profiled(sample_rate=1.0)
+    middleware._profiler_class = ProfilerThatCannotStart
+    server = serve(middleware)
+    for target in ["/json", "/json?profile=1", "/stream?profile=1", "/items/3"]:
+        assert server.raw(target) == bare.raw(target), target
+    errors = [m for m in reqprof_logs.messages(logging.ERROR) if "could not start" in m]
+    assert len(errors) == 1 and "injected: cannot start" in errors[0]
+
+
+def test_report_failure_sends_the_apps_own_response(serve, reqprof_logs):
+    from reqprof.profiler import Profiler
+
+    class ReportThatCannotRender:
+        def __init__(self, report: Any) -> None:
+            self.meta = report.meta
+
+        def to_json(self) -> str:
+            raise MemoryError("injected: cannot render")
+
+    class ProfilerWithBrokenReport(Profiler):
+        def stop(self) -> Any:
+            return ReportThatCannotRender(super().stop())
+
+    bare = serve(make_app())
+    middleware = profiled()
+    middleware._profiler_class = ProfilerWithBrokenReport
+    server = serve(middleware)
+    for target in ["/json", "/stream", "/headers", "/empty"]:
+        profiled_target = f"{target}?profile=1&profile_format=json"
+        assert server.raw(profiled_target) == bare.raw(profiled_target), target
+    # The app's exception comes back as the server's own 500, as without reqprof.
+    assert server.raw("/fail?profile=1&profile_format=json") == \
+        bare.raw("/fail?profile=1&profile_format=json")
+    errors = [m for m in reqprof_logs.messages(logging.ERROR) if "could not be written" in m]
+    assert len(errors) == 1 and "injected: cannot render" in errors[0]
+
+
+# -- logging -----------------------------------------------------------------------------
+
+def test_fallback_handler_until_the_app_configures_logging(tmp_path):
+    import subprocess
+    import sys
+    code = (
+        "import logging, sys\n"
+        "from reqprof import _logging\n"
+        "log = logging.getLogger('reqprof')\n"
+        "print(_logging.ensure_handler(), _logging.ensure_handler(), flush=True)\n"
+        "log.info('first line')\n"
+        "logging.basicConfig(stream=sys.stdout, level=logging.WARNING, format='ROOT %(message)s')\n"
+        "log.info('second line')\n"
+        "log.warning('third line')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["True False", "ROOT third line"]
+    assert out.stderr == "INFO:     first line\n"
+
+
+def test_no_fallback_handler_when_logging_is_configured(tmp_path):
+    import subprocess
+    import sys
+    code = ("import logging, sys\n"
+            "logging.basicConfig(stream=sys.stdout, level=logging.INFO, format='ROOT %(message)s')\n"
+            "from reqprof import _logging\n"
+            "print(_logging.ensure_handler(), flush=True)\n"
+            "logging.getLogger('reqprof').info('one')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, cwd=tmp_path)
+    assert out.stdout.splitlines() == ["False", "ROOT one"] and out.stderr == ""
+
+
+def node(name: str, wall: float, children: list = (), file: str = "", kind: str = "frame",
+         self_wall: float = 0.0) -> dict:
+    short = "fw/routing.py" if file else "app.py"
+    return {"name": f"{name} ({short}:1)", "function": name, "file": file or "/srv/app.py",
+            "kind": kind, "wall_s": wall, "self_wall_s": self_wall, "children": list(children)}
+
+
+def test_log_tree_folds_library_runs_and_keeps_app_frames():
+    from reqprof._logging import compact_tree
+    lib = "/usr/lib/python3/site-packages/fw/routing.py"
+    tree = node("root", 1.0, [
+        node("fw_a", 1.0, [node("fw_b", 1.0, [node("fw_c", 1.0, [
+            node("endpoint", 0.9, [node("helper", 0.9, self_wall=0.9)]),
+            node("fw_tail", 0.095, file=lib, self_wall=0.095),
+            node("tiny", 0.005, self_wall=0.005),
+        ], file=lib)], file=lib)], file=lib),
+    ])
+    lines = compact_tree(tree, max_lines=40, min_percent=1.0).splitlines()
+    assert lines == [
+        "1000.0 ms 100%  root (app.py:1)",
+        "└─ 1000.0 ms 100%  fw_a → … → fw_b [2 frames]",
+        "   └─ 1000.0 ms 100%  fw_c (fw/routing.py:1)",
+        "      ├─ 900.0 ms 90%  endpoint (app.py:1)",
+        "      │  └─ 900.0 ms 90%  helper (app.py:1)",
+        "      └─ 95.0 ms 10%  fw_tail (fw/routing.py:1)",
+    ]
+    assert len(compact_tree(tree, max_lines=2).splitlines()) == 3      # 2 lines + "…"

@@ -11,7 +11,9 @@ configures logging itself (a handler on the root logger or on `reqprof`).
 from __future__ import annotations
 
 import logging
+import os
 import sys
+import sysconfig
 import threading
 import time
 from typing import Any, Optional
@@ -32,22 +34,30 @@ class _Formatter(logging.Formatter):
 
 
 class _FallbackHandler(logging.StreamHandler):
-    """stderr handler used only while nobody else configured logging."""
+    """stderr handler used only while nobody else configured logging.
+
+    It is also a filter on the `reqprof` logger: the first record after the
+    app configured logging retires it and puts the logger's level back, and
+    that record is dropped if the app's configuration would not show it."""
 
     def __init__(self) -> None:
         logging.Handler.__init__(self)
         self.setFormatter(_Formatter("%(message)s"))
         self.retired = False
+        self.raised_level = False   # we set `reqprof` to INFO
 
     @property
     def stream(self):  # type: ignore[override]
         return sys.stderr   # whatever sys.stderr is now (like logging.lastResort)
 
-    def emit(self, record: logging.LogRecord) -> None:
-        if self.retired or self._app_configured():
+    def filter(self, record: logging.LogRecord) -> bool:  # type: ignore[override]
+        if not self.retired and self._app_configured():
             self._retire()
-            return
-        super().emit(record)
+        return record.levelno >= logger.getEffectiveLevel()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not self.retired:
+            super().emit(record)
 
     def _app_configured(self) -> bool:
         if logging.getLogger().handlers:
@@ -57,31 +67,29 @@ class _FallbackHandler(logging.StreamHandler):
     def _retire(self) -> None:
         # Stays attached but inert: removing a handler while the logger
         # iterates over its handlers would skip the next one.
-        global _level_set
-        if self.retired:
-            return
-        self.retired = True
         with _lock:
-            if _level_set and logger.level == logging.INFO:
+            if self.retired:
+                return
+            self.retired = True
+            if self.raised_level and logger.level == logging.INFO:
                 logger.setLevel(logging.NOTSET)
-            _level_set = False
 
 
 _lock = threading.Lock()
-_level_set = False      # the `reqprof` level was raised to INFO by us
 
 
 def ensure_handler() -> bool:
     """Attach the fallback stderr handler when no handler would show the
     `reqprof` INFO records. Returns True when it attached one."""
-    global _level_set
     with _lock:
         if logger.handlers or logging.getLogger().handlers:
             return False
-        logger.addHandler(_FallbackHandler())
+        handler = _FallbackHandler()
+        logger.addHandler(handler)
+        logger.addFilter(handler.filter)
         if logger.level == logging.NOTSET and logger.getEffectiveLevel() > logging.INFO:
             logger.setLevel(logging.INFO)
-            _level_set = True
+            handler.raised_level = True
         return True
 
 
@@ -147,13 +155,84 @@ def summary(report: Any, meta: dict, trigger: str) -> tuple[str, dict]:
 
 def tree_text(report: Any, max_lines: int = TREE_MAX_LINES,
               min_percent: float = TREE_MIN_PERCENT) -> Optional[str]:
-    """The bounded text tree logged under the summary line (None if the
-    writer fails)."""
+    """The bounded text tree logged under the summary line, or None.
+
+    Frames under ``min_percent`` of the request's time are left out, and a
+    run of frames that only call one another (framework plumbing between
+    the root and the endpoint) is folded into one line, so the lines that
+    are left are where time splits or is spent."""
+    try:
+        return compact_tree(report.to_dict()["root"], max_lines, min_percent)
+    except Exception:
+        pass
     try:
         text = report.to_text(min_percent=min_percent, max_lines=max_lines)
     except Exception:
         return None
     lines = text.rstrip("\n").splitlines()
-    if len(lines) > max_lines:      # the writer's own cap, enforced here too
+    if len(lines) > max_lines:
         lines = lines[:max_lines] + ["…"]
     return "\n".join(lines)
+
+
+def _library_dirs() -> tuple[str, ...]:
+    paths = sysconfig.get_paths()
+    dirs = {paths.get("stdlib"), paths.get("platstdlib")}
+    return tuple(os.path.join(d, "") for d in dirs if d)
+
+
+_LIBRARY_DIRS = _library_dirs()
+
+
+def is_library(node: dict) -> bool:
+    """A frame of the standard library or of an installed package."""
+    if node.get("kind") != "frame":
+        return False
+    path = str(node.get("file") or "")
+    return (path.startswith(_LIBRARY_DIRS) or path.startswith("<frozen")
+            or f"{os.sep}site-packages{os.sep}" in path
+            or f"{os.sep}dist-packages{os.sep}" in path)
+
+
+def compact_tree(root: dict, max_lines: int = TREE_MAX_LINES,
+                 min_percent: float = TREE_MIN_PERCENT) -> str:
+    """Renders a JSON-schema call tree (``to_dict()["root"]``) for a log:
+    nodes under ``min_percent`` of the total left out, and runs of library
+    frames that only call one another (framework plumbing) folded into one
+    line, so what is left is the app's own frames and where time splits."""
+    total = float(root.get("wall_s") or 0.0) or 1e-12
+    floor = total * min_percent / 100.0
+
+    def visible(node: dict) -> list:
+        return [c for c in node.get("children", ()) if c["wall_s"] >= floor]
+
+    def line(node: dict, name: str) -> str:
+        return f"{node['wall_s'] * 1000:.1f} ms {node['wall_s'] * 100 / total:.0f}%  {name}"
+
+    out: list[str] = []
+    # (node, prefix of its line, prefix of its children's lines)
+    stack: list[tuple[dict, str, str]] = [(root, "", "")]
+    while stack:
+        if len(out) >= max_lines:
+            out.append("…")
+            break
+        node, lead, child_lead = stack.pop()
+        folded, cur = [], node
+        while node is not root and is_library(cur) and cur.get("self_wall_s", 0.0) < floor:
+            kids = visible(cur)
+            if len(kids) != 1:
+                break
+            folded.append(cur)
+            cur = kids[0]
+        if len(folded) >= 2:
+            out.append(lead + line(node, f"{folded[0]['function']} → … → "
+                                         f"{folded[-1]['function']} [{len(folded)} frames]"))
+            stack.append((cur, child_lead + "└─ ", child_lead + "   "))
+            continue
+        out.append(lead + line(node, node["name"]))
+        kids = visible(node)
+        for i in range(len(kids) - 1, -1, -1):
+            last = i == len(kids) - 1
+            stack.append((kids[i], child_lead + ("└─ " if last else "├─ "),
+                          child_lead + ("   " if last else "│  ")))
+    return "\n".join(out)

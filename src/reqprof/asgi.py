@@ -522,7 +522,7 @@ class _Reporter:
             except OSError as exc:
                 failures.log("write", logging.ERROR,
                              "reqprof: could not write a report to %s (%s)", output_dir, exc)
-        tree = _logging.tree_text(report)
+        tree = _logging.tree_text(report) if getattr(report, "samples", 0) else None
         logger.info("reqprof: %s%s", line, "\n" + tree if tree else "", extra=extra)
 
     def write(self, report: Any, meta: dict, output_dir: str, failures: RateLimited) -> str:

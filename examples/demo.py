@@ -1,0 +1,99 @@
+"""`make demo`: serve the bookshop example (examples/fastapi_app.py) under
+uvicorn with profiling on, write demo-report.html from one profiled request,
+then keep serving so you can try ``?profile=1`` yourself.
+
+    python examples/demo.py [--port 8000] [--report demo-report.html] [--no-serve]
+
+The environment and a `.env` file still apply (ENABLE_PROFILING and
+PROFILING_SAMPLE_RATE default to on and 0.2 here).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+os.environ.setdefault("ENABLE_PROFILING", "true")
+os.environ.setdefault("PROFILING_SAMPLE_RATE", "0.2")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import httpx  # noqa: E402
+import uvicorn  # noqa: E402
+
+from reqprof import Settings  # noqa: E402
+
+ENDPOINTS = [
+    ("/books/7", "async def: two awaits in parallel, then CPU work"),
+    ("/search?q=silent+garden", "def: CPU work in a worker thread"),
+    ("/stats", "JSON endpoint"),
+    ("/export.csv", "streaming response"),
+    ("/checkout", "fails: the report shows the exception"),
+]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--report", default="demo-report.html")
+    parser.add_argument("--no-serve", action="store_true",
+                        help="write the report and stop instead of serving")
+    args = parser.parse_args()
+
+    from fastapi_app import app
+
+    server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port,
+                                           log_level="info"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        if not thread.is_alive():
+            print(f"could not start the server on {args.host}:{args.port} "
+                  "(port in use? try --port)", file=sys.stderr)
+            return 1
+        time.sleep(0.02)
+
+    base = f"http://{args.host}:{args.port}"
+    try:
+        with httpx.Client(base_url=base, timeout=60) as client:
+            client.get("/books/1")          # warm up: imports, first-call caches
+            response = client.get("/books/7?profile=1")
+        response.raise_for_status()
+        if not response.headers.get("content-type", "").startswith("text/html"):
+            raise RuntimeError("no report came back: is ENABLE_PROFILING off, or did "
+                               "reqprof._core fail to load? (see the log above)")
+        Path(args.report).write_bytes(response.content)
+    except Exception as exc:
+        print(f"demo: {exc}", file=sys.stderr)
+        server.should_exit = True
+        thread.join()
+        return 1
+
+    rate = Settings.from_env().sample_rate
+    print(f"\nreqprof demo: the bookshop example is on {base} with profiling on.")
+    print(f"Wrote {args.report} from GET /books/7?profile=1: open it in a browser.\n")
+    print("Add ?profile=1 to any request for its report instead of the response:")
+    width = max(len(base + path) for path, _ in ENDPOINTS) + len("?profile=1") + 2
+    for path, what in ENDPOINTS:
+        url = f"{base}{path}{'&' if '?' in path else '?'}profile=1"
+        print(f"  {url:<{width}} {what}")
+    print(f"\n  curl '{base}/books/7?profile=1&profile_format=text'")
+    print(f"  curl -o report.html '{base}/search?q=garden&profile=1'\n")
+    print(f"Requests without it are sampled ({rate:.0%} of them) and their profiles logged "
+          "below.\nCtrl-C to stop.\n")
+    if args.no_serve:
+        server.should_exit = True
+    try:
+        while thread.is_alive():
+            thread.join(0.5)
+    except KeyboardInterrupt:
+        server.should_exit = True
+        thread.join()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
