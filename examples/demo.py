@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import threading
 import time
@@ -86,6 +87,7 @@ def main() -> int:
           "below.\nCtrl-C to stop.\n")
     if args.no_serve:
         server.should_exit = True
+    signal.signal(signal.SIGTERM, lambda *_: setattr(server, "should_exit", True))
     try:
         while thread.is_alive():
             thread.join(0.5)

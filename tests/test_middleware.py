@@ -319,13 +319,14 @@ def test_disabled_logs_at_debug_only(reqprof_logs):
 
 def test_manual_html_report_for_a_json_endpoint(serve):
     server = serve(profiled())
-    response = server.client.get("/json?profile=1")
+    response = server.client.get("/items/12345?profile=1")
     assert response.status_code == 200
     assert response.headers["content-type"] == "text/html; charset=utf-8"
     assert int(response.headers["content-length"]) == len(response.content)
     assert response.headers["cache-control"] == "no-store"
     assert response.text.lstrip().lower().startswith("<!doctype html")
-    assert "application/json" in response.text      # the app's content type is reported
+    assert "/items/{item_id}" in response.text      # the request is described
+    assert '"item":12345' not in response.text      # the app's body is not
 
 
 @pytest.mark.parametrize("value", ["1", "true", "TRUE", "True", "yes", "YES", "Yes", "%59es"])

@@ -452,12 +452,17 @@ class _Reporter:
     with the first report (again in a forked child)."""
 
     def __init__(self) -> None:
+        self._seq = itertools.count()
+        self._reset()
+
+    def _reset(self) -> None:
+        """A fresh state: at creation and in a forked child (the parent's
+        thread does not exist there and its locks may be held)."""
         self._lock = threading.Lock()
         self._queue: "queue.Queue[tuple[Any, Optional[str], RateLimited]]" = \
             queue.Queue(REPORT_QUEUE)
         self._thread: Optional[threading.Thread] = None
         self._pid = 0
-        self._seq = itertools.count()
 
     def submit(self, report: Any, output_dir: Optional[str], failures: RateLimited) -> None:
         try:
@@ -568,4 +573,6 @@ def _prune(directory: str, keep: int) -> None:
 
 
 _reporter = _Reporter()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reporter._reset)
 
