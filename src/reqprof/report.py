@@ -59,7 +59,12 @@ class Report:
         return self._session.to_collapsed()
 
     def to_html(self) -> str:
-        raise NotImplementedError("the HTML report is not available in this build")
+        """The interactive report: one self-contained HTML page (viewer and
+        data inlined, no network)."""
+        from .viewer import load_template
+
+        head, tail = load_template()
+        return self._session.to_html(head, tail, self.meta, __version__)
 
     def top_functions(self, n: int = 3) -> list[tuple[str, float]]:
         """The n functions with the most self wall time: (name, seconds)."""

@@ -300,11 +300,17 @@ buf_to_str(rp_buf *b)
                                 "replace");
 }
 
-enum { FMT_JSON, FMT_TEXT, FMT_COLLAPSED };
+enum { FMT_JSON, FMT_TEXT, FMT_COLLAPSED, FMT_HTML };
+
+/* The viewer page around the data, for FMT_HTML. */
+typedef struct html_page {
+    const char *head, *tail;
+    Py_ssize_t head_len, tail_len;
+} html_page;
 
 static PyObject *
 session_write(rp_session *s, int fmt, PyObject *meta, const char *version,
-              const rp_text_opts *opts)
+              const rp_text_opts *opts, const html_page *page)
 {
     PyObject *out = NULL;
     meta_list ml;
@@ -317,6 +323,9 @@ session_write(rp_session *s, int fmt, PyObject *meta, const char *version,
     fill_report(s, &r, &ml, version);
     int rc = fmt == FMT_JSON ? rp_write_json(&b, &r)
         : fmt == FMT_TEXT ? rp_write_text(&b, &r, opts)
+        : fmt == FMT_HTML ? rp_write_html(&b, &r, page->head,
+                                          (size_t)page->head_len, page->tail,
+                                          (size_t)page->tail_len)
         : rp_write_collapsed(&b, &r);
     if (rc < 0 && !b.failed) {
         b.failed = 1;
@@ -337,7 +346,7 @@ session_to_json(rp_session *s, PyObject *args, PyObject *kwargs)
                                      &version)) {
         return NULL;
     }
-    return session_write(s, FMT_JSON, meta, version, NULL);
+    return session_write(s, FMT_JSON, meta, version, NULL, NULL);
 }
 
 static PyObject *
@@ -356,13 +365,28 @@ session_to_text(rp_session *s, PyObject *args, PyObject *kwargs)
         return NULL;
     }
     rp_text_opts o = {ascii, color, min_percent, max_lines};
-    return session_write(s, FMT_TEXT, meta, version, &o);
+    return session_write(s, FMT_TEXT, meta, version, &o, NULL);
+}
+
+static PyObject *
+session_to_html(rp_session *s, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"head", "tail", "meta", "version", NULL};
+    html_page page;
+    PyObject *meta = Py_None;
+    const char *version = "";
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "s#s#|Os", kwlist,
+                                     &page.head, &page.head_len, &page.tail,
+                                     &page.tail_len, &meta, &version)) {
+        return NULL;
+    }
+    return session_write(s, FMT_HTML, meta, version, NULL, &page);
 }
 
 static PyObject *
 session_to_collapsed(rp_session *s, PyObject *Py_UNUSED(ignored))
 {
-    return session_write(s, FMT_COLLAPSED, Py_None, "", NULL);
+    return session_write(s, FMT_COLLAPSED, Py_None, "", NULL, NULL);
 }
 
 /* Display name of frame id `id` as a str. */
@@ -484,6 +508,9 @@ static PyMethodDef session_methods[] = {
      METH_VARARGS | METH_KEYWORDS,
      "to_text(meta=None, version='', ascii=False, color=False, "
      "min_percent=0.0, max_lines=0) -> str"},
+    {"to_html", (PyCFunction)(void (*)(void))session_to_html,
+     METH_VARARGS | METH_KEYWORDS,
+     "to_html(head, tail, meta=None, version='') -> str"},
     {"to_collapsed", (PyCFunction)session_to_collapsed, METH_NOARGS,
      "to_collapsed() -> str"},
     {"top_functions", (PyCFunction)session_top_functions, METH_VARARGS,

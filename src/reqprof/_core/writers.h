@@ -36,4 +36,9 @@ int rp_write_text(rp_buf *out, const rp_report *r, const rp_text_opts *o);
  * ';' and line breaks replaced, as the format cannot escape them. */
 int rp_write_collapsed(rp_buf *out, const rp_report *r);
 
+/* The HTML report: `head`, the JSON document, `tail` (the viewer page split
+ * where the profile goes). */
+int rp_write_html(rp_buf *out, const rp_report *r, const char *head,
+                  size_t head_len, const char *tail, size_t tail_len);
+
 #endif
