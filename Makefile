@@ -51,7 +51,11 @@ test-py: build
 test-portable: build
 	REQPROF_PORTABLE=1 $(PY) -m pytest -q tests/test_engine.py tests/test_accuracy.py
 
-test: test-c test-py test-portable
+test: test-js test-c test-py test-portable
+
+# The viewer's model (src/reqprof/viewer/model.js) under Node's test runner.
+test-js:
+	node --test tests/js/
 
 # The whole suite against an extension built with ASan+UBSan. The build goes
 # to build/asan (a copy of the package) so the normal build is left alone.

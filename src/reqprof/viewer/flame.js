@@ -233,7 +233,8 @@
       var stats = 'wall ' + M.formatTime(n.wall_s) + ' (' + M.formatPercent(M.percent(n.wall_s, total)) + ')' +
         ' · CPU ' + M.formatTime(n.cpu_s) + ' · self ' + M.formatTime(n.self_wall_s) + ' · ' + (n.samples || 0) + ' samples';
       rows.push(el('div', { className: 'rp-tip-stats', text: stats }));
-      if (zoom !== 0) rows.push(el('div', { className: 'rp-tip-stats', text: M.formatPercent(M.percent(n.wall_s, zoomTotal)) + ' of the zoomed frame' }));
+      var inZoom = id >= zoom && id < index.end[zoom];
+      if (zoom !== 0 && inZoom && id !== zoom) rows.push(el('div', { className: 'rp-tip-stats', text: M.formatPercent(M.percent(n.wall_s, zoomTotal)) + ' of the zoomed frame' }));
       var hl = M.hotLines(n);
       if (hl.length && n.kind === 'frame') rows.push(el('div', { className: 'rp-tip-stats', text: 'hot line ' + hl[0][0] + ': ' + M.formatTime(hl[0][1]) }));
       if (V.KIND_TITLES[n.kind]) rows.push(el('div', { className: 'rp-tip-note', text: V.KIND_TITLES[n.kind] }));

@@ -40,6 +40,8 @@
     ]);
     var scroller = el('div', { className: 'rp-tree', role: 'tree', tabindex: '0', 'aria-label': 'Call tree', 'aria-multiselectable': 'false' });
     var sizer = el('div', { className: 'rp-tree-sizer' });
+    var empty = el('p', { className: 'rp-empty', hidden: true, text: 'No frame matches the search.' });
+    scroller.appendChild(empty);
     scroller.appendChild(sizer);
     host.appendChild(head);
     host.appendChild(scroller);
@@ -93,9 +95,11 @@
     }
 
     function refreshRows() {
-      rows = M.visibleRows(display, expanded);
+      var none = !!search && !search.count;
+      rows = none ? [] : M.visibleRows(display, expanded);
+      empty.hidden = !none;
       sizer.style.height = rows.length * ROW_H + 'px';
-      scheduleDraw();
+      draw();
     }
 
     function rowIndexOf(key) {
@@ -210,7 +214,7 @@
       selectedKey = rows[i].key;
       selectedId = rows[i].id;
       if (scroll !== false) ensureVisible(i);
-      scheduleDraw();
+      draw();
       notifySelect();
     }
 
@@ -262,15 +266,11 @@
         scroller.focus();
         return;
       }
-      var i = rowIndexOf(key);
-      if (ev.target.closest('.rp-toggle')) toggle(key);
-      selectRow(i, false);
+      // A click on the arrow toggles; so does a double click anywhere on the
+      // row (rows are redrawn on each click, so no dblclick event is relied on).
+      if (ev.target.closest('.rp-toggle') || ev.detail === 2) toggle(key);
+      selectRow(rowIndexOf(key), false);
       scroller.focus({ preventScroll: true });
-    });
-
-    scroller.addEventListener('dblclick', function (ev) {
-      var rowEl = ev.target.closest ? ev.target.closest('.rp-row') : null;
-      if (rowEl && !ev.target.closest('.rp-toggle') && !ev.target.closest('[data-action]')) toggle(rowEl.getAttribute('data-key'));
     });
 
     scroller.addEventListener('keydown', function (ev) {
