@@ -1,0 +1,110 @@
+"""Sampling-fidelity child: ``fidelity.py SCENARIO TOOL INTERVAL_S``.
+
+Profiles one scenario for DURATION seconds and prints the samples the tool
+recorded per second of profile, with the engine's tick statistics for
+reqprof (late ticks, average wait for the GIL)."""
+from __future__ import annotations
+
+import hashlib
+import sys
+import threading
+import time
+from typing import Callable
+
+from common import emit
+from tools import Run
+
+DURATION = 0.5
+
+
+def spin(seconds: float) -> None:
+    end = time.perf_counter() + seconds
+    x = 0
+    while time.perf_counter() < end:
+        for i in range(100):
+            x += i * i
+
+
+def pbkdf2_rounds(seconds: float) -> int:
+    rounds = 20000
+    t = time.perf_counter()
+    hashlib.pbkdf2_hmac("sha256", b"password", b"salt", rounds)
+    return max(1000, int(rounds * seconds / (time.perf_counter() - t)))
+
+
+def sum_count(seconds: float) -> int:
+    n = 2_000_000
+    t = time.perf_counter()
+    sum(range(n))
+    return max(100_000, int(n * seconds / (time.perf_counter() - t)))
+
+
+def scenario(name: str) -> tuple[Callable[[], None], Callable[[], None]]:
+    """(work, cleanup) for a scenario; calibration happens here, unprofiled."""
+    if name == "cpu":
+        return lambda: spin(DURATION), lambda: None
+    if name == "c_nogil":
+        rounds = pbkdf2_rounds(DURATION)
+        return lambda: hashlib.pbkdf2_hmac("sha256", b"pw", b"salt", rounds), lambda: None
+    if name == "c_gil":
+        n = sum_count(DURATION)
+        return lambda: sum(range(n)) and None, lambda: None
+    if name == "sleep":
+        return lambda: time.sleep(DURATION), lambda: None
+    if name == "threads4":
+        stop = threading.Event()
+
+        def busy() -> None:
+            x = 0
+            while not stop.is_set():
+                for i in range(100):
+                    x += i * i
+
+        threads = [threading.Thread(target=busy, daemon=True) for _ in range(4)]
+
+        def work() -> None:
+            if not threads[0].is_alive():
+                for t in threads:
+                    t.start()
+            spin(DURATION)
+
+        def cleanup() -> None:
+            stop.set()
+            for t in threads:
+                t.join()
+
+        return work, cleanup
+    raise ValueError(name)
+
+
+def main(name: str, tool: str, interval: float) -> None:
+    work, cleanup = scenario(name)
+    stats = None
+    try:
+        warm = Run(tool, interval=interval)
+        warm.start()
+        time.sleep(0.01)
+        warm.stop()
+        if tool.startswith("reqprof"):
+            from reqprof import _core
+            before = _core.stats()
+        run = Run(tool, interval=interval)
+        run.start()
+        work()
+        run.stop()
+        if tool.startswith("reqprof"):
+            after = _core.stats()
+            ticks = max(1, after["ticks"] - before["ticks"])
+            stats = {
+                "late_pct": 100.0 * (after["late_ticks"] - before["late_ticks"]) / ticks,
+                "gil_wait_us": (after["gil_wait_ns"] - before["gil_wait_ns"]) / ticks / 1000,
+            }
+    finally:
+        cleanup()
+    samples, duration = run.samples(), run.duration()
+    emit({"samples": samples, "duration_s": duration,
+          "rate": samples / duration if duration else 0.0, "stats": stats})
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2], float(sys.argv[3]))
