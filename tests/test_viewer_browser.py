@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import re
+import threading
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -540,6 +541,56 @@ def test_hostile_names_render_as_text_and_run_nothing(open_page: Any, name: str)
     assert p.page.evaluate("window.__xss") is None
     assert p.page.evaluate("document.title").startswith("GET /search/<script>")
     p.assert_clean()
+
+
+# ---------------------------------------------------------------- a report from the engine
+
+
+def _fib(n: int) -> int:
+    return n if n < 2 else _fib(n - 1) + _fib(n - 2)
+
+
+def test_report_from_the_engine_renders(browser: Any, tmp_path: Path) -> None:
+    """Report.to_html() end to end: the C writer's page, a real profile."""
+    import asyncio
+
+    try:
+        from reqprof.profiler import Profiler
+    except ImportError as e:  # the engine suites report a broken build
+        pytest.skip(f"reqprof._core is not built: {e}")
+
+    async def request() -> Any:
+        with Profiler() as prof:
+            _fib(22)
+            await asyncio.sleep(0.01)
+            await asyncio.to_thread(_fib, 20)
+        return prof.report
+
+    # Playwright's sync API keeps an event loop on this thread: profile on another.
+    out: list[Any] = []
+    worker = threading.Thread(target=lambda: out.append(asyncio.run(request())))
+    worker.start()
+    worker.join(60)
+    report = out[0]
+    report.meta.update(method="GET", path="/engine</script><script>window.__xss=1</script>", status=200)
+    page_file = tmp_path / "engine.html"
+    page_file.write_text(report.to_html(), encoding="utf-8")
+    ctx = browser.new_context(viewport=VIEWPORT)
+    try:
+        p = Loaded(ctx.new_page(), page_file.as_uri()).open()
+        assert "/engine</script><script>window.__xss=1</script>" in p.page.locator(".rp-header").inner_text()
+        assert p.search("_fib").endswith(("frame", "frames"))
+        assert any("_fib" in r for r in p.rows())
+        p.page.locator(".rp-search").press("Escape")
+        p.shot("engine-tree")
+        p.page.keyboard.press("2")
+        assert "request" in p.hover_flame(0, 0.5)
+        p.page.keyboard.press("3")
+        assert "_fib" in p.page.locator(".rp-top").inner_text()
+        assert p.page.evaluate("window.__xss") is None
+        p.assert_clean()
+    finally:
+        ctx.close()
 
 
 # ---------------------------------------------------------------- 50,000 nodes

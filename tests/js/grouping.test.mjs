@@ -122,3 +122,18 @@ test('a search filter keeps the way to matches, and opens the groups that hide o
   assert.deepEqual(shape(idx, dt), { handler: [{ 'Router.__call__': [{ 'Route.handle': ['dumps'] }] }] });
   assert.equal(dt.locate(idOf(idx, 'helper')), null, 'filtered out');
 });
+
+test('hottestMember names the group frame with most self time, when it matters', () => {
+  const idx = M.flatten(sampleTree());
+  const dt = M.buildDisplayTree(idx, { groupLibrary: true });
+  const g = dt.children(dt.root).find((d) => d.type === 'group');
+  // dumps has 1 ms of the group's 6.5 ms: under a quarter.
+  assert.equal(M.hottestMember(idx, g), -1);
+  assert.equal(M.hottestMember(idx, g, 0.1), idOf(idx, 'dumps'));
+  const leaf = finish(frame('view', APP + 'v.py', 1, {},
+    frame('dumps', STDLIB + 'json/__init__.py', 1, { self: 0.001 },
+      frame('iterencode', STDLIB + 'json/encoder.py', 2, { self: 0.009 }))));
+  const li = M.flatten(leaf);
+  const lg = M.buildDisplayTree(li, { groupLibrary: true });
+  assert.equal(M.hottestMember(li, lg.children(lg.root)[0]), idOf(li, 'iterencode'));
+});

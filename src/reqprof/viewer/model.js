@@ -513,6 +513,21 @@
     return out;
   }
 
+  /**
+   * The member of a group with the most self wall time, when it holds at
+   * least minShare (default 0.25) of the group's wall time; else -1.
+   */
+  function hottestMember(index, g, minShare) {
+    var best = -1;
+    var bestV = 0;
+    for (var i = 0; i < g.members.length; i++) {
+      var v = index.nodes[g.members[i]].self_wall_s || 0;
+      if (v > bestV) { bestV = v; best = g.members[i]; }
+    }
+    var floor = (minShare === undefined ? 0.25 : minShare) * (g.wall_s || 0);
+    return best >= 0 && bestV > 0 && bestV >= floor ? best : -1;
+  }
+
   /** A short label for a group: "5 library frames: starlette, anyio". */
   function groupLabel(g) {
     var pk = g.packages.slice(0, 4).join(', ');
@@ -783,6 +798,7 @@
     buildDisplayTree: buildDisplayTree,
     visibleRows: visibleRows,
     groupLabel: groupLabel,
+    hottestMember: hottestMember,
     functionKey: functionKey,
     topFunctions: topFunctions,
     sortRows: sortRows,

@@ -157,6 +157,11 @@
       var q = search ? search.query : '';
       if (isGroup) {
         name.appendChild(el('span', { className: 'rp-fn' }, V.highlighted(M.groupLabel(d), q)));
+        var hottest = M.hottestMember(index, d);
+        if (hottest >= 0) {
+          name.appendChild(el('span', { className: 'rp-where', title: 'The frame of this group with the most self time' },
+            V.highlighted('self time in ' + V.frameLabel(index.nodes[hottest]), q)));
+        }
         name.appendChild(el('button', { type: 'button', className: 'rp-open-group', tabindex: '-1', 'data-action': 'open-group', title: 'Show these frames (o)', text: 'show frames' }));
       } else {
         var label = V.frameLabel(node);
