@@ -77,10 +77,15 @@ def test_template_csp_pins_the_inline_script_and_style_by_hash() -> None:
 
 
 def test_script_safe_json_cannot_close_the_element() -> None:
+    from reqprof.viewer import render_page, script_safe_json
+
     text = fx.script_safe_json(fx.hostile_profile())
     for bad in ("<", ">", "&", "\u2028", "\u2029"):
         assert bad not in text
     assert json.loads(text) == fx.hostile_profile()
+    raw = json.dumps(fx.hostile_profile(), ensure_ascii=False)
+    assert script_safe_json(raw) == fx.script_safe_json(raw)
+    assert render_page(raw) == fx.page_html(raw)
 
 
 # ---------------------------------------------------------------- browser fixtures
@@ -573,8 +578,13 @@ def test_report_from_the_engine_renders(browser: Any, tmp_path: Path) -> None:
     worker.join(60)
     report = out[0]
     report.meta.update(method="GET", path="/engine</script><script>window.__xss=1</script>", status=200)
+    html = report.to_html()
+    # The C writer and the Python path make the same page.
+    from reqprof.viewer import render_page
+
+    assert html == render_page(report.to_json())
     page_file = tmp_path / "engine.html"
-    page_file.write_text(report.to_html(), encoding="utf-8")
+    page_file.write_text(html, encoding="utf-8")
     ctx = browser.new_context(viewport=VIEWPORT)
     try:
         p = Loaded(ctx.new_page(), page_file.as_uri()).open()

@@ -21,7 +21,7 @@ import functools
 import hashlib
 from importlib import resources
 
-__all__ = ["load_template", "JS_FILES", "CSS_FILES"]
+__all__ = ["load_template", "render_page", "script_safe_json", "JS_FILES", "CSS_FILES"]
 
 #: The viewer's scripts, in the order they run (each one uses the ones before).
 JS_FILES = ("model.js", "views.js", "tree.js", "flame.js", "table.js", "app.js")
@@ -79,3 +79,22 @@ def load_template() -> tuple[str, str]:
     head = head.replace(_CSP, csp).replace(_CSS, css)
     tail = tail.replace(_JS, js)
     return head, tail
+
+
+_SCRIPT_SAFE = str.maketrans(
+    {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+)
+
+
+def script_safe_json(json_text: str) -> str:
+    """A JSON document made safe to embed in a <script> element: ``<``,
+    ``>``, ``&``, U+2028 and U+2029 as ``\\u`` escapes. Outside strings a
+    JSON document has none of these characters, so the value is unchanged."""
+    return json_text.translate(_SCRIPT_SAFE)
+
+
+def render_page(json_text: str) -> str:
+    """The HTML report for a profile JSON document (docs/json-schema.md), in
+    Python; ``Report.to_html()`` writes the same page in C."""
+    head, tail = load_template()
+    return head + script_safe_json(json_text) + tail
