@@ -119,6 +119,7 @@ def pages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         ("small", fx.small_profile()),
         ("hostile", fx.hostile_profile()),
         ("large", fx.large_profile()),
+        ("empty", fx.empty_profile()),
     ):
         made[name] = out / f"{name}.html"
         made[name].write_text(fx.page_html(profile), encoding="utf-8")
@@ -487,6 +488,18 @@ def test_views_switch_with_tabs_and_keys(open_page: Any) -> None:
     p.page.locator("#rp-tab-flame").focus()
     p.page.keyboard.press("ArrowRight")
     assert p.page.locator("#rp-view-top").is_visible()
+    p.assert_clean()
+
+
+def test_profile_without_samples_shows_every_view(open_page: Any) -> None:
+    p = open_page("empty")
+    assert p.rows() == ["handler app/main.py:1"]
+    for key in ("2", "3", "1"):
+        p.page.keyboard.press(key)
+        p.page.wait_for_timeout(50)
+    p.page.keyboard.press("2")
+    p.page.mouse.click(*p.flame_point(0, 0.5))
+    assert p.search("handler") == "1 frame"
     p.assert_clean()
 
 

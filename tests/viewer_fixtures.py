@@ -9,6 +9,7 @@ have an empty file and line 0.
 - ``large_profile(n)``: a deterministic tree of exactly ``n`` nodes.
 - ``hostile_profile()``: names, paths and metadata that would run script or
   break the page if they were ever inserted as HTML.
+- ``empty_profile()``: no sample at all.
 
 ``page_html(profile)`` builds the report page the way the C writer does:
 ``head + script-safe JSON + tail`` with ``reqprof.viewer.load_template()``.
@@ -302,6 +303,15 @@ def hostile_profile() -> dict[str, Any]:
     return document(root, meta)
 
 
+def empty_profile() -> dict[str, Any]:
+    """A session stopped before its first sample: a root and nothing else."""
+    root = frame("handler", APP + "app/main.py", 1)
+    doc = document(root, {"method": "HEAD", "path": "/health", "status": 204})
+    root.update(wall_s=0, cpu_s=0, samples=0)
+    doc.update(samples=0, wall_s=0, cpu_s=0, duration_s=0.00002)
+    return doc
+
+
 # ---------------------------------------------------------------- the page
 
 
@@ -332,6 +342,7 @@ def page_html(profile: dict[str, Any] | str, *, csp: bool = True) -> str:
 
 FIXTURES = {
     "small": small_profile,
+    "empty": empty_profile,
     "hostile": hostile_profile,
     "large": large_profile,
 }

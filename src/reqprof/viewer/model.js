@@ -207,12 +207,18 @@
     var end = new Int32Array(count);
     var lib = new Uint8Array(count);
     var maxDepth = 0;
+    var libByFile = new Map();
     for (var i = 0; i < count; i++) {
       parent[i] = parents[i];
       depth[i] = depths[i];
       end[i] = i + 1;
       if (depths[i] > maxDepth) maxDepth = depths[i];
-      lib[i] = isLibrary(nodes[i]) ? 1 : 0;
+      var nd = nodes[i];
+      if (nd.kind && nd.kind !== 'frame') continue;
+      var f = nd.file || '';
+      var isLib = libByFile.get(f);
+      if (isLib === undefined) { isLib = isLibrary(nd) ? 1 : 0; libByFile.set(f, isLib); }
+      lib[i] = isLib;
     }
     for (var j = count - 1; j > 0; j--) {
       if (end[j] > end[parent[j]]) end[parent[j]] = end[j];
