@@ -117,6 +117,19 @@ rp_compat_request_gil(const rp_compat *c, PyInterpreterState *interp)
 #endif
 }
 
+void
+rp_compat_withdraw_gil_request(const rp_compat *c, PyInterpreterState *interp)
+{
+#ifdef RP_FAST_311
+    if (c->fast) {
+        _Py_atomic_store_relaxed(&interp->ceval.gil_drop_request, 0);
+    }
+#else
+    (void)c;
+    (void)interp;
+#endif
+}
+
 int
 rp_compat_finalizing(void)
 {

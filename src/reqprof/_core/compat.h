@@ -48,6 +48,12 @@ const char *rp_compat_mode(const rp_compat *c);
  * WITHOUT the GIL, from the sampler thread. */
 void rp_compat_request_gil(const rp_compat *c, PyInterpreterState *interp);
 
+/* Withdraws a GIL-drop request nobody needs any more (called by the GIL
+ * holder). The eval breaker is left set: a spurious check is harmless and
+ * the next GIL hand-over recomputes it. No-op on the portable path. */
+void rp_compat_withdraw_gil_request(const rp_compat *c,
+                                    PyInterpreterState *interp);
+
 /* Whether the runtime is finalizing (then the GIL must not be taken).
  * No GIL needed. */
 int rp_compat_finalizing(void);

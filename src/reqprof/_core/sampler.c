@@ -7,9 +7,20 @@
  *   the next tick on an absolute schedule, asks the running thread to drop
  *   the GIL (compat), takes the GIL, samples, releases it. It parks on
  *   `engine.cv` while no session is active.
- * - `engine.mu` guards only what the sampler reads without the GIL: the
- *   stop flags, the number of active sessions and the interval. It is never
- *   held while waiting for the GIL, so fork and shutdown cannot deadlock.
+ * - When other threads compete for the GIL, the one drop request a tick
+ *   makes can hand the GIL to one of them instead of the sampler, which
+ *   then waits a whole switch interval (5 ms) or more. After such a wait
+ *   the sampler wakes a helper thread (the "assist" thread) that repeats
+ *   the drop request every 50 us while the sampler still waits, for the
+ *   next ASSIST_TICKS ticks. The helper never takes the GIL. A request
+ *   arriving when no one waits would make the running thread stop until
+ *   the next tick, so it only requests under `assist_mu` while
+ *   `gil_waiting` is set, and the sampler clears that flag under the same
+ *   lock as soon as it holds the GIL, then withdraws any request left.
+ * - `engine.mu` guards only what the threads read without the GIL: the
+ *   stop flags, the number of active sessions, the interval and the assist
+ *   sequence. It is never held while waiting for the GIL, so fork and
+ *   shutdown cannot deadlock.
  * - Everything else (sessions, scratch buffers, tables) is touched only
  *   with the GIL held. A tick runs no Python code: it allocates no Python
  *   objects on the fast path, drops no last reference (so no finaliser can
@@ -48,6 +59,10 @@
 #define MAX_AWAIT_CHAIN 4096u       /* longest await chain followed */
 #define MAX_CPU_THREADS 4096u       /* threads whose CPU clock is tracked */
 #define CORO_FLAGS (CO_COROUTINE | CO_ITERABLE_COROUTINE | CO_ASYNC_GENERATOR)
+#define ASSIST_AFTER_NS 300000u     /* a GIL wait this long calls for help */
+#define ASSIST_TICKS 50u            /* ticks helped after such a wait */
+#define ASSIST_PERIOD_NS 50000u     /* drop request repeated this often */
+#define ASSIST_MAX_NS 50000000u     /* help with one wait at most this long */
 
 /* A set of objects by identity, holding strong references. */
 typedef struct ptrset {
@@ -80,6 +95,14 @@ static struct rp_engine {
     pthread_t thread;
     PyThreadState *sampler_ts;
     pid_t pid;
+    pthread_cond_t assist_cv;
+    int assist_alive;
+    pthread_t assist_thread;
+    uint64_t assist_seq;            /* bumped to ask for help with a wait */
+
+    /* Guarded by assist_mu. */
+    pthread_mutex_t assist_mu;
+    int gil_waiting;                /* the sampler waits for the GIL */
 
     /* Guarded by the GIL. */
     rp_session **active;
@@ -100,9 +123,19 @@ static struct rp_engine {
     uint64_t ticks, late_ticks, samples;
     uint64_t gil_wait_ns, gil_wait_max_ns, tick_ns;
     uint64_t threads_started;
+    uint64_t assisted_waits;
 } engine = {
     .mu = PTHREAD_MUTEX_INITIALIZER,
+    .assist_mu = PTHREAD_MUTEX_INITIALIZER,
 };
+
+static void
+set_gil_waiting(int waiting)
+{
+    pthread_mutex_lock(&engine.assist_mu);
+    engine.gil_waiting = waiting;
+    pthread_mutex_unlock(&engine.assist_mu);
+}
 
 static uint64_t
 now_ns(void)
@@ -599,6 +632,64 @@ add_ns(struct timespec *t, uint64_t ns)
     t->tv_nsec = (long)(total % 1000000000u);
 }
 
+/* The assist thread: repeats the GIL-drop request while the sampler waits
+ * for the GIL, each time the sampler asks (see the file comment). */
+static void *
+assist_main(void *arg)
+{
+    (void)arg;
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
+    pthread_setname_np(pthread_self(), "reqprof-assist");
+    uint64_t seen = 0;
+    pthread_mutex_lock(&engine.mu);
+    for (;;) {
+        while (!engine.stop && engine.assist_seq == seen) {
+            pthread_cond_wait(&engine.assist_cv, &engine.mu);
+        }
+        if (engine.stop) {
+            break;
+        }
+        seen = engine.assist_seq;
+        pthread_mutex_unlock(&engine.mu);
+        const struct timespec period = {0, ASSIST_PERIOD_NS};
+        int waiting = 1;
+        for (uint64_t waited = 0; waited < ASSIST_MAX_NS && waiting;
+                waited += ASSIST_PERIOD_NS) {
+            nanosleep(&period, NULL);
+            pthread_mutex_lock(&engine.assist_mu);
+            waiting = engine.gil_waiting;
+            if (waiting) {
+                rp_compat_request_gil(&engine.compat, engine.interp);
+            }
+            pthread_mutex_unlock(&engine.assist_mu);
+        }
+        pthread_mutex_lock(&engine.mu);
+    }
+    pthread_mutex_unlock(&engine.mu);
+    return NULL;
+}
+
+/* Asks the assist thread to help with the wait about to start, creating
+ * it the first time. Called by the sampler without the GIL or `mu`. */
+static void
+ask_assist(void)
+{
+    pthread_mutex_lock(&engine.mu);
+    if (!engine.assist_alive && !engine.stop) {
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setstacksize(&attr, 64 * 1024);
+        engine.assist_alive = pthread_create(&engine.assist_thread, &attr,
+                                             assist_main, NULL) == 0;
+        pthread_attr_destroy(&attr);
+    }
+    engine.assist_seq++;
+    pthread_cond_signal(&engine.assist_cv);
+    pthread_mutex_unlock(&engine.mu);
+}
+
 static void *
 sampler_main(void *arg)
 {
@@ -606,9 +697,11 @@ sampler_main(void *arg)
     sigset_t all;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, NULL);    /* signals go elsewhere */
+    pthread_setname_np(pthread_self(), "reqprof-sampler");
 
     PyThreadState *ts;
     struct timespec next;
+    unsigned assist_ticks = 0;
     clock_gettime(CLOCK_MONOTONIC, &next);
     pthread_mutex_lock(&engine.mu);
     ts = engine.sampler_ts;
@@ -650,8 +743,24 @@ sampler_main(void *arg)
         }
         uint64_t t0 = now_ns();
         rp_compat_request_gil(&engine.compat, engine.interp);
+        int assisted = assist_ticks > 0;
+        if (assisted) {
+            set_gil_waiting(1);
+            ask_assist();
+        }
         PyEval_RestoreThread(ts);
+        if (assisted) {
+            set_gil_waiting(0);
+            rp_compat_withdraw_gil_request(&engine.compat, engine.interp);
+        }
         uint64_t t1 = now_ns();
+        if (engine.compat.fast && t1 - t0 > ASSIST_AFTER_NS) {
+            assist_ticks = ASSIST_TICKS;
+            engine.assisted_waits++;
+        }
+        else if (assist_ticks > 0) {
+            assist_ticks--;
+        }
 #ifdef RP_HAVE_GC_TOGGLE
         int gc_was_on = PyGC_Disable();
 #endif
@@ -892,6 +1001,19 @@ rp_engine_stop(rp_session *s)
 
 /* ---- lifecycle ----------------------------------------------------------- */
 
+/* Creates the condition variables (on the monotonic clock, as the tick
+ * schedule is). */
+static void
+init_conds(void)
+{
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&engine.cv, &attr);
+    pthread_cond_init(&engine.assist_cv, &attr);
+    pthread_condattr_destroy(&attr);
+}
+
 /* pthread_atfork handlers. Holding `mu` across fork() means the sampler
  * thread is parked or waiting for the GIL (which the forking thread holds),
  * never between the two, when the child's copy of memory is taken. */
@@ -916,13 +1038,14 @@ atfork_child(void)
      * on them, and glibc's destroy would wait for that ghost forever. */
     memset(&engine.mu, 0, sizeof(engine.mu));
     memset(&engine.cv, 0, sizeof(engine.cv));
+    memset(&engine.assist_cv, 0, sizeof(engine.assist_cv));
     pthread_mutex_init(&engine.mu, NULL);
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&engine.cv, &attr);
-    pthread_condattr_destroy(&attr);
+    init_conds();
     engine.thread_alive = 0;
+    engine.assist_alive = 0;
+    memset(&engine.assist_mu, 0, sizeof(engine.assist_mu));
+    pthread_mutex_init(&engine.assist_mu, NULL);
+    engine.gil_waiting = 0;
     engine.stop = 0;
     engine.sampler_ts = NULL;
 }
@@ -941,11 +1064,7 @@ rp_engine_init(int portable)
         rp_compat_clear(&engine.compat);
         return -1;
     }
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&engine.cv, &attr);
-    pthread_condattr_destroy(&attr);
+    init_conds();
     if (pthread_atfork(atfork_prepare, atfork_parent, atfork_child) != 0) {
         PyErr_SetString(PyExc_RuntimeError, "reqprof: pthread_atfork failed");
         Py_CLEAR(engine.sessions_var);
@@ -971,9 +1090,18 @@ rp_engine_shutdown(void)
     if (alive) {
         Py_BEGIN_ALLOW_THREADS
         pthread_join(engine.thread, NULL);
+        /* The sampler is gone: no one creates the assist thread now. */
+        pthread_mutex_lock(&engine.mu);
+        int assist = engine.assist_alive;
+        pthread_cond_signal(&engine.assist_cv);
+        pthread_mutex_unlock(&engine.mu);
+        if (assist) {
+            pthread_join(engine.assist_thread, NULL);
+        }
         Py_END_ALLOW_THREADS
         pthread_mutex_lock(&engine.mu);
         engine.thread_alive = 0;
+        engine.assist_alive = 0;
         engine.sampler_ts = NULL;
         pthread_mutex_unlock(&engine.mu);
     }
@@ -1039,7 +1167,7 @@ PyObject *
 rp_engine_stats(void)
 {
     return Py_BuildValue(
-        "{s:s, s:K, s:K, s:K, s:K, s:K, s:K, s:K, s:n, s:i}",
+        "{s:s, s:K, s:K, s:K, s:K, s:K, s:K, s:K, s:K, s:n, s:i}",
         "mode", rp_compat_mode(&engine.compat),
         "ticks", (unsigned long long)engine.ticks,
         "late_ticks", (unsigned long long)engine.late_ticks,
@@ -1048,6 +1176,7 @@ rp_engine_stats(void)
         "gil_wait_max_ns", (unsigned long long)engine.gil_wait_max_ns,
         "tick_ns", (unsigned long long)engine.tick_ns,
         "threads_started", (unsigned long long)engine.threads_started,
+        "assisted_waits", (unsigned long long)engine.assisted_waits,
         "active_sessions", (Py_ssize_t)engine.n_active,
         "thread_alive", rp_engine_thread_alive());
 }
