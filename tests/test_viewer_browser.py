@@ -267,6 +267,20 @@ def test_call_tree_opens_on_the_hot_path(open_page: Any) -> None:
     p.assert_clean()
 
 
+def test_pseudo_frames_are_styled_apart(open_page: Any) -> None:
+    p = open_page("small")
+    assert p.search("[") == "3 frames"  # [await], [thread …], [truncated]
+    colour = "r => getComputedStyle(r.querySelector('.rp-fn')).color"
+    colours = {
+        kind: p.page.eval_on_selector(f"#rp-view-tree .rp-row.kind-{kind}", colour)
+        for kind in ("await", "thread", "truncated")
+    }
+    colours["frame"] = p.page.eval_on_selector("#rp-view-tree .rp-row:not([class*=kind-]):not(.is-group):not(.cat-library):not(.cat-stdlib)", colour)
+    colours["group"] = p.page.eval_on_selector("#rp-view-tree .rp-row.is-group", colour)
+    assert len(set(colours.values())) == len(colours), colours
+    p.assert_clean()
+
+
 def test_call_tree_expands_and_collapses_with_the_mouse(open_page: Any) -> None:
     p = open_page("small")
     assert not any(r.startswith("walk_tree") for r in p.rows())

@@ -253,6 +253,8 @@ def large_profile(n: int = 50_000, seed: int = 7) -> dict[str, Any]:
                                lines={rng.randrange(10, 900): 0.0})
             elif roll < 0.012:
                 child = pseudo("thread", f"[thread worker-{k % 4}]")
+            elif roll < 0.013:
+                child = pseudo("out-of-context", "[out-of-context]", self_wall=rng.uniform(1e-4, 1e-3))
             else:
                 fn, file, line = functions[k]
                 self_wall = rng.uniform(0, 2e-4) if rng.random() < 0.6 else 0.0
