@@ -78,8 +78,18 @@ test-valgrind: $(C_PLAIN_BINS)
 demo: build
 	$(PY) examples/demo.py
 
-bench: build
-	$(PY) bench/run.py
+# Benchmarks against pyinstrument and cProfile (bench/run.py, under 15 minutes);
+# writes bench/RESULTS.md. Bench-only dependencies: bench/requirements.txt and
+# Debian's wrk for the HTTP part.
+$(VENV)/.bench: $(VENV)/.installed bench/requirements.txt
+	$(PY) -m pip install -q -r bench/requirements.txt
+	touch $@
+
+bench: build $(VENV)/.bench
+	@command -v wrk >/dev/null 2>&1 || { DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; } || \
+	  echo "wrk could not be installed: the HTTP benchmark will say it is not available"
+	REQPROF_BENCH_VIA_MAKE=1 $(PY) bench/run.py
 
 clean:
 	rm -rf build $(C_BUILD) src/reqprof/*.so *.egg-info src/*.egg-info

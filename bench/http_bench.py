@@ -3,7 +3,8 @@
 sends its next request when the last one is answered).
 
 Each configuration gets a fresh server; a round runs every configuration
-once (warm-up, then concurrency 1, then 16), rounds are interleaved. Where a
+once, in a shuffled order (a one-second warm-up at concurrency 1, then
+concurrency 1, then 16). Where a
 configuration profiles requests that return their report (``?profile=1``),
 probe requests to ``/probe`` are also sent, idle and under load, and the
 report each gets back is examined: its duration, samples, and the share of
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import json
 import os
-import re
+import random
 import shutil
 import signal
 import socket
@@ -122,8 +123,8 @@ class Server:
         }
 
 
-def wrk(url: str, connections: int, seconds: float) -> dict[str, Any]:
-    cmd = [wrk_path() or "wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "10s",
+def wrk(url: str, connections: int, seconds: int) -> dict[str, Any]:
+    cmd = [wrk_path() or "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s",
            "-s", os.path.join(BENCH, "wrk_report.lua"), url]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 30)
     for line in out.stdout.splitlines():
@@ -195,11 +196,14 @@ def probe_under_load(server: Server, kind: str, url: str, n: int) -> list[dict[s
         load.wait(10)
 
 
-def run(rounds: int, seconds: float, progress: Callable[[str], None]) -> dict[str, Any]:
+def run(rounds: int, seconds: int, progress: Callable[[str], None]) -> dict[str, Any]:
     results: dict[str, Any] = {key: {"runs": {c: [] for c in CONCURRENCY}, "probes": {}, "log": [],
                                      "error": None} for key, *_ in CONFIGS}
+    rng = random.Random(3)
     for r in range(rounds):
-        for key, desc, env, query, probe_kind in CONFIGS:
+        order = list(CONFIGS)
+        rng.shuffle(order)
+        for key, desc, env, query, probe_kind in order:
             res = results[key]
             if res["error"]:
                 continue
@@ -208,7 +212,7 @@ def run(rounds: int, seconds: float, progress: Callable[[str], None]) -> dict[st
             try:
                 server.wait_ready()
                 url = server.url(PATH + query)
-                wrk(url, 16, 1.0)                     # warm-up
+                wrk(url, 1, 1)                        # warm-up
                 for conc in CONCURRENCY:
                     res["runs"][conc].append(wrk(url, conc, seconds))
                 if probe_kind and r == 0:

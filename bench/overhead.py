@@ -1,19 +1,28 @@
 """Overhead child: ``overhead.py WORKLOAD TOOL``.
 
 Builds the workload, runs it once under the tool (warm-up: caches, the
-sampler thread), then times it twice bare and twice under the tool,
-alternating, and prints the best of each:
-``{"bare_s": ..., "tool_s": ..., "samples": ...}``. With TOOL ``bare``
-both figures are bare runs (the noise floor of the ratio)."""
+sampler thread), then times it REPEATS times bare and REPEATS times under the
+tool, alternating, and prints the best of each, in wall time and in CPU time
+of the whole process (all threads: the sampler's too):
+``{"bare_s", "tool_s", "bare_cpu_s", "tool_cpu_s", "samples"}``. With TOOL
+``bare`` both sides are bare runs (the noise floor of the ratio)."""
 from __future__ import annotations
 
 import sys
+import time
+from typing import Callable
 
 from common import emit
 from tools import Run, timed
 from workloads import WORKLOADS
 
-REPEATS = 2
+REPEATS = 3
+
+
+def measure(run: Run, work: Callable[[], object]) -> tuple[float, float]:
+    cpu = time.process_time()
+    wall = timed(run, work)
+    return wall, time.process_time() - cpu
 
 
 def main(workload: str, tool: str) -> None:
@@ -21,11 +30,13 @@ def main(workload: str, tool: str) -> None:
     timed(Run(tool, interval=0.001), work)
     bare, profiled, samples = [], [], None
     for _ in range(REPEATS):
-        bare.append(timed(Run("bare"), work))
+        bare.append(measure(Run("bare"), work))
         run = Run(tool, interval=0.001)
-        profiled.append(timed(run, work))
+        profiled.append(measure(run, work))
         samples = run.samples()
-    emit({"bare_s": min(bare), "tool_s": min(profiled), "samples": samples})
+    emit({"bare_s": min(w for w, _ in bare), "tool_s": min(w for w, _ in profiled),
+          "bare_cpu_s": min(c for _, c in bare), "tool_cpu_s": min(c for _, c in profiled),
+          "samples": samples})
 
 
 if __name__ == "__main__":
