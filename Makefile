@@ -14,7 +14,7 @@ C_BUILD   := tests/c/build
 C_CFLAGS  := -std=c11 -Wall -Wextra -Werror -Wno-missing-field-initializers -D_GNU_SOURCE -g -I$(CORE)
 CORE_SRC  := $(wildcard $(CORE)/*.c $(CORE)/*.h)
 
-.PHONY: build test test-c test-py test-portable test-asan test-valgrind demo bench clean
+.PHONY: build build-faults test test-c test-py test-portable test-asan test-valgrind demo bench clean
 
 $(VENV)/.installed: pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -69,6 +69,14 @@ test-asan: build
 	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:halt_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  REQPROF_EXPECT_SANITIZED=1 $(PY) -m pytest -q -p no:cacheprovider tests
+
+# The extension with fault injection compiled in (REQPROF_FAULT=...), in
+# build/faults (a copy of the package): tests put it first on PYTHONPATH.
+build-faults: build
+	rm -rf build/faults && mkdir -p build/faults
+	cp -r src/reqprof build/faults/reqprof
+	find build/faults -name '*.so' -delete
+	REQPROF_FAULTS=1 $(PY) setup.py -q build_ext --build-lib build/faults --build-temp build/faults-tmp --force
 
 # The C unit tests under valgrind memcheck (built without sanitizers).
 test-valgrind: $(C_PLAIN_BINS)

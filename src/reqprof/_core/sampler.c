@@ -124,6 +124,10 @@ static struct rp_engine {
     uint64_t gil_wait_ns, gil_wait_max_ns, tick_ns;
     uint64_t threads_started;
     uint64_t assisted_waits;
+    uint64_t dropped_samples;
+
+    /* Injected faults (RP_FAULTS builds): -1 always, N the next N times. */
+    long faults[RP_FAULT_KINDS];
 } engine = {
     .mu = PTHREAD_MUTEX_INITIALIZER,
     .assist_mu = PTHREAD_MUTEX_INITIALIZER,
@@ -437,6 +441,12 @@ static void
 add_sample(rp_session *s, size_t len, uint32_t loc, uint64_t wall,
            uint64_t cpu)
 {
+    if (RP_FAULT(RP_FAULT_SAMPLE)) {
+        /* As when the tree cannot grow: the report says it is incomplete. */
+        s->tree.truncated |= RP_TRUNC_NOMEM;
+        engine.dropped_samples++;
+        return;
+    }
     rp_tree_add_sample(&s->tree, engine.path, len, loc, wall, cpu);
     engine.samples++;
 }
@@ -911,6 +921,11 @@ int
 rp_engine_start(rp_session *s, PyFrameObject *root_frame, PyObject *coro)
 {
     check_fork();
+    if (RP_FAULT(RP_FAULT_START)) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "reqprof: injected fault at session start");
+        return -1;
+    }
     if (s->state != RP_SESSION_NEW) {
         PyErr_SetString(PyExc_RuntimeError,
                         "reqprof: a session can be started only once");
@@ -1071,6 +1086,14 @@ rp_engine_init(int portable)
         rp_compat_clear(&engine.compat);
         return -1;
     }
+#ifdef RP_FAULTS
+    const char *spec = getenv("REQPROF_FAULT");
+    if (spec != NULL && rp_engine_set_faults(spec) < 0) {
+        Py_CLEAR(engine.sessions_var);
+        rp_compat_clear(&engine.compat);
+        return -1;
+    }
+#endif
     engine.interp = PyThreadState_Get()->interp;
     engine.pid = getpid();
     engine.interval_ns = 1000000u;
@@ -1167,7 +1190,7 @@ PyObject *
 rp_engine_stats(void)
 {
     return Py_BuildValue(
-        "{s:s, s:K, s:K, s:K, s:K, s:K, s:K, s:K, s:K, s:n, s:i}",
+        "{s:s, s:K, s:K, s:K, s:K, s:K, s:K, s:K, s:K, s:K, s:n, s:i}",
         "mode", rp_compat_mode(&engine.compat),
         "ticks", (unsigned long long)engine.ticks,
         "late_ticks", (unsigned long long)engine.late_ticks,
@@ -1177,6 +1200,64 @@ rp_engine_stats(void)
         "tick_ns", (unsigned long long)engine.tick_ns,
         "threads_started", (unsigned long long)engine.threads_started,
         "assisted_waits", (unsigned long long)engine.assisted_waits,
+        "dropped_samples", (unsigned long long)engine.dropped_samples,
         "active_sessions", (Py_ssize_t)engine.n_active,
         "thread_alive", rp_engine_thread_alive());
 }
+
+#ifdef RP_FAULTS
+static const char *const fault_names[RP_FAULT_KINDS] = {
+    "start", "sample", "report",
+};
+
+int
+rp_engine_fault(int kind)
+{
+    long *f = &engine.faults[kind];
+    if (*f == 0) {
+        return 0;
+    }
+    if (*f > 0) {
+        (*f)--;
+    }
+    return 1;
+}
+
+int
+rp_engine_set_faults(const char *spec)
+{
+    long faults[RP_FAULT_KINDS] = {0};
+    const char *p = spec;
+    while (*p != '\0') {
+        size_t n = strcspn(p, ",");
+        int kind = -1;
+        for (int k = 0; k < RP_FAULT_KINDS; k++) {
+            size_t len = strlen(fault_names[k]);
+            if (n >= len && strncmp(p, fault_names[k], len) == 0
+                    && (n == len || p[len] == ':')) {
+                kind = k;
+                long count = -1;
+                if (n > len) {
+                    char *end;
+                    count = strtol(p + len + 1, &end, 10);
+                    if (end != p + n || count < 1) {
+                        kind = -1;
+                    }
+                }
+                if (kind >= 0) {
+                    faults[k] = count;
+                }
+            }
+        }
+        if (kind < 0) {
+            PyErr_Format(PyExc_ValueError,
+                         "REQPROF_FAULT=%s: expected start, sample or report, "
+                         "each optionally :N, comma-separated", spec);
+            return -1;
+        }
+        p += n + (p[n] == ',');
+    }
+    memcpy(engine.faults, faults, sizeof(faults));
+    return 0;
+}
+#endif

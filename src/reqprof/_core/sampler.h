@@ -41,4 +41,23 @@ void rp_engine_shutdown(void);
  * that do not exist here and restarts the sampler if sessions remain. */
 void rp_engine_after_fork_child(void);
 
+/* Fault injection, compiled in only with -DRP_FAULTS=1 (a test build):
+ * makes the engine fail on purpose where real failures can happen, so the
+ * tests can prove a host app survives them. REQPROF_FAULT, read at import,
+ * lists the faults: "start" (Session.start raises), "sample" (the sampler
+ * drops the sample and marks the report truncated, as when memory runs
+ * out), "report" (writers raise MemoryError), each optionally ":N" (only
+ * the next N times, so profiling recovers afterwards), comma-separated. */
+enum { RP_FAULT_START, RP_FAULT_SAMPLE, RP_FAULT_REPORT, RP_FAULT_KINDS };
+#ifdef RP_FAULTS
+/* Whether the fault `kind` strikes now (GIL held). */
+int rp_engine_fault(int kind);
+/* Replaces the faults with `spec` (REQPROF_FAULT's syntax). 0, or -1 with
+ * a ValueError set. */
+int rp_engine_set_faults(const char *spec);
+#  define RP_FAULT(kind) rp_engine_fault(kind)
+#else
+#  define RP_FAULT(kind) 0
+#endif
+
 #endif
