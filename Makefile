@@ -14,7 +14,7 @@ C_BUILD   := tests/c/build
 C_CFLAGS  := -std=c11 -Wall -Wextra -Werror -Wno-missing-field-initializers -D_GNU_SOURCE -g -I$(CORE)
 CORE_SRC  := $(wildcard $(CORE)/*.c $(CORE)/*.h)
 
-.PHONY: build build-faults test test-c test-py test-portable test-asan test-valgrind demo bench clean
+.PHONY: build build-faults fuzz test test-c test-py test-portable test-asan test-valgrind demo bench clean
 
 $(VENV)/.installed: pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -28,12 +28,12 @@ $(VENV)/.ext: $(VENV)/.installed $(CORE_SRC)
 
 build: $(VENV)/.ext
 
-$(C_BUILD)/%: tests/c/%.c $(C_UNITS) $(wildcard $(CORE)/*.h) tests/c/check.h
+$(C_BUILD)/%: tests/c/%.c $(C_UNITS) $(wildcard $(CORE)/*.h) tests/c/check.h tests/c/json_check.h
 	@mkdir -p $(C_BUILD)
 	$(CC) $(C_CFLAGS) -fsanitize=address,undefined -fno-sanitize-recover=undefined \
 	    -o $@ $< $(C_UNITS) -lm
 
-$(C_BUILD)/plain/%: tests/c/%.c $(C_UNITS) $(wildcard $(CORE)/*.h) tests/c/check.h
+$(C_BUILD)/plain/%: tests/c/%.c $(C_UNITS) $(wildcard $(CORE)/*.h) tests/c/check.h tests/c/json_check.h
 	@mkdir -p $(C_BUILD)/plain
 	$(CC) $(C_CFLAGS) -O1 -o $@ $< $(C_UNITS) -lm
 
@@ -82,6 +82,20 @@ build-faults: build
 test-valgrind: $(C_PLAIN_BINS)
 	@set -e; for t in $(C_PLAIN_BINS); do echo "== valgrind $$t"; \
 	  valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite $$t; done
+
+# Coverage-guided fuzzing of the writers and the escaping (libFuzzer, with
+# ASan+UBSan), seeded from tests/fuzz/corpus, for FUZZ_SECONDS.
+FUZZ_SECONDS ?= 60
+CLANG ?= clang
+build/fuzz/fuzz_writers: tests/fuzz/fuzz_writers.c tests/c/json_check.h $(C_UNITS) $(wildcard $(CORE)/*.h)
+	@mkdir -p build/fuzz
+	$(CLANG) -g -O1 -std=c11 -D_GNU_SOURCE -I$(CORE) -fsanitize=fuzzer,address,undefined \
+	    -fno-sanitize-recover=undefined -o $@ tests/fuzz/fuzz_writers.c $(C_UNITS) -lm
+
+fuzz: build/fuzz/fuzz_writers
+	@mkdir -p build/fuzz/corpus
+	build/fuzz/fuzz_writers -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -print_final_stats=1 \
+	    build/fuzz/corpus tests/fuzz/corpus
 
 demo: build
 	$(PY) examples/demo.py

@@ -1,0 +1,169 @@
+/* fuzz_writers.c - libFuzzer target for the report writers and escaping.
+ *
+ * The input is read as a little program: symbols with arbitrary bytes as
+ * names and files (any kind), samples along arbitrary paths, metadata with
+ * arbitrary keys and values. Every writer runs over the result; the JSON
+ * (alone and inside the HTML page) must be valid, the HTML data element
+ * must not be closable by any name, the collapsed format must keep one
+ * frame per `;` field and one stack per line, and the text tree one node
+ * per line. ASan/UBSan catch the rest.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../c/json_check.h"
+#include "report.h"
+#include "writers.h"
+
+typedef struct reader {
+    const uint8_t *p;
+    size_t n;
+} reader;
+
+static uint8_t
+byte(reader *r)
+{
+    if (r->n == 0) {
+        return 0;
+    }
+    r->n--;
+    return *r->p++;
+}
+
+static const char *
+slice(reader *r, size_t *len)
+{
+    size_t want = byte(r) % 48;
+    *len = want < r->n ? want : r->n;
+    const char *s = (const char *)r->p;
+    r->p += *len;
+    r->n -= *len;
+    return s;
+}
+
+static void
+check(int ok)
+{
+    if (!ok) {
+        abort();
+    }
+}
+
+/* Lines of `s` that do not end with " <digits>", or a line with a NUL. */
+static int
+collapsed_ok(const char *s, size_t n)
+{
+    size_t start = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '\0' || s[i] == '\r') {
+            return 0;
+        }
+        if (s[i] == '\n') {
+            size_t j = i;
+            while (j > start && s[j - 1] >= '0' && s[j - 1] <= '9') {
+                j--;
+            }
+            if (j == i || j == start || s[j - 1] != ' ') {
+                return 0;
+            }
+            start = i + 1;
+        }
+    }
+    return start == n;
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    reader r = {data, size};
+    rp_symtab st;
+    rp_tree tree;
+    rp_meta_item meta[3];
+    rp_buf b;
+    rp_symtab_init(&st);
+
+    uint32_t n_syms = 1 + byte(&r) % 32;
+    for (uint32_t i = 0; i < n_syms; i++) {
+        size_t fl, pl;
+        rp_kind kind = (rp_kind)(byte(&r) % RP_KIND_COUNT);
+        const char *f = slice(&r, &fl);
+        const char *p = slice(&r, &pl);
+        size_t skip = pl ? byte(&r) % (pl + 1) : 0;
+        if (rp_symtab_add(&st, kind, f, fl, p, pl, p + skip, pl - skip,
+                          byte(&r)) == RP_NONE) {
+            goto done;
+        }
+    }
+    if (rp_tree_init(&tree, 0, 16 + byte(&r), 1u << 20) < 0) {
+        goto done_syms;
+    }
+    for (int i = 0; i < 3; i++) {
+        size_t kl, vl;
+        const char *k = slice(&r, &kl);
+        const char *v = slice(&r, &vl);
+        meta[i].key.s = (char *)k;
+        meta[i].key.len = kl;
+        meta[i].value.s = (char *)v;
+        meta[i].value.len = vl;
+        meta[i].is_literal = byte(&r) & 1;
+    }
+    uint32_t path[16];
+    while (r.n > 0) {
+        size_t depth = byte(&r) % 16;
+        for (size_t i = 0; i < depth; i++) {
+            path[i] = byte(&r) % n_syms;
+        }
+        uint8_t loc = byte(&r);
+        rp_tree_add_sample(&tree, path, depth, loc == 255 ? RP_NONE : loc,
+                           (uint64_t)byte(&r) * 1000003u,
+                           (uint64_t)byte(&r) * 999983u);
+    }
+    rp_report rep = {
+        .tree = &tree, .syms = &st, .version = "fuzz", .started_at = 1.5,
+        .duration_s = 0.25, .interval_s = 0.001, .async_mode = "enabled",
+        .max_depth = 50, .truncated = tree.truncated, .meta = meta,
+        .n_meta = 3,
+    };
+
+    rp_buf_init(&b, 0);
+    check(rp_write_json(&b, &rep) == 0);
+    check(json_valid(b.data, b.len));
+    rp_buf_free(&b);
+
+    static const char head[] = "<script type=\"application/json\">";
+    static const char tail[] = "</script>";
+    rp_buf_init(&b, 0);
+    check(rp_write_html(&b, &rep, head, sizeof(head) - 1, tail,
+                        sizeof(tail) - 1) == 0);
+    size_t inner = b.len - (sizeof(head) - 1) - (sizeof(tail) - 1);
+    const char *json = b.data + sizeof(head) - 1;
+    check(json_valid(json, inner));
+    check(memchr(json, '<', inner) == NULL);
+    rp_buf_free(&b);
+
+    rp_buf_init(&b, 0);
+    check(rp_write_collapsed(&b, &rep) == 0);
+    check(collapsed_ok(b.data ? b.data : "", b.len));
+    rp_buf_free(&b);
+
+    for (int style = 0; style < 4; style++) {
+        rp_text_opts o = {style & 1, style >> 1, style ? 1.0 : 0.0, 200};
+        rp_buf_init(&b, 0);
+        check(rp_write_text(&b, &rep, &o) == 0);
+        check(b.len == 0 || memchr(b.data, '\0', b.len) == NULL);
+        rp_buf_free(&b);
+    }
+
+    /* The escaping alone, over the raw input. */
+    rp_buf_init(&b, 0);
+    check(rp_buf_put_json_string(&b, (const char *)data, size) == 0);
+    check(json_valid(b.data, b.len));
+    rp_buf_free(&b);
+
+    rp_tree_free(&tree);
+done_syms:
+done:
+    rp_symtab_free(&st);
+    return 0;
+}
