@@ -78,10 +78,12 @@ build-faults: build
 	find build/faults -name '*.so' -delete
 	REQPROF_FAULTS=1 $(PY) setup.py -q build_ext --build-lib build/faults --build-temp build/faults-tmp --force
 
-# The C unit tests under valgrind memcheck (built without sanitizers).
-test-valgrind: $(C_PLAIN_BINS)
+# The C unit tests under valgrind memcheck (built without sanitizers), then
+# a short run of the engine through Python (errors in reqprof's code fail).
+test-valgrind: $(C_PLAIN_BINS) build
 	@set -e; for t in $(C_PLAIN_BINS); do echo "== valgrind $$t"; \
 	  valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite $$t; done
+	$(PY) tests/valgrind/check_engine.py
 
 # Coverage-guided fuzzing of the writers and the escaping (libFuzzer, with
 # ASan+UBSan), seeded from tests/fuzz/corpus, for FUZZ_SECONDS.
