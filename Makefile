@@ -8,7 +8,7 @@ CORE   := src/reqprof/_core
 CC     ?= gcc
 
 # The pure-C parts of the engine (no Python): unit-tested on their own.
-C_UNITS   := $(CORE)/buf.c $(CORE)/tree.c $(CORE)/report.c $(wildcard $(CORE)/write_*.c)
+C_UNITS   := $(CORE)/buf.c $(CORE)/tree.c $(CORE)/report.c $(wildcard $(CORE)/write_*.c $(CORE)/read_*.c)
 C_TESTS   := $(wildcard tests/c/test_*.c)
 C_BUILD   := tests/c/build
 C_CFLAGS  := -std=c11 -Wall -Wextra -Werror -Wno-missing-field-initializers -D_GNU_SOURCE -g -I$(CORE)
@@ -28,14 +28,14 @@ $(VENV)/.ext: $(VENV)/.installed $(CORE_SRC)
 
 build: $(VENV)/.ext
 
-$(C_BUILD)/%: tests/c/%.c $(C_UNITS) $(wildcard $(CORE)/*.h) tests/c/check.h tests/c/json_check.h
+$(C_BUILD)/%: tests/c/%.c $(C_UNITS) $(wildcard $(CORE)/*.h tests/c/*.h)
 	@mkdir -p $(C_BUILD)
 	$(CC) $(C_CFLAGS) -fsanitize=address,undefined -fno-sanitize-recover=undefined \
-	    -o $@ $< $(C_UNITS) -lm
+	    -o $@ $< $(C_UNITS) -lm -lz
 
-$(C_BUILD)/plain/%: tests/c/%.c $(C_UNITS) $(wildcard $(CORE)/*.h) tests/c/check.h tests/c/json_check.h
+$(C_BUILD)/plain/%: tests/c/%.c $(C_UNITS) $(wildcard $(CORE)/*.h tests/c/*.h)
 	@mkdir -p $(C_BUILD)/plain
-	$(CC) $(C_CFLAGS) -O1 -o $@ $< $(C_UNITS) -lm
+	$(CC) $(C_CFLAGS) -O1 -o $@ $< $(C_UNITS) -lm -lz
 
 C_BINS       := $(patsubst tests/c/%.c,$(C_BUILD)/%,$(C_TESTS))
 C_PLAIN_BINS := $(patsubst tests/c/%.c,$(C_BUILD)/plain/%,$(C_TESTS))
@@ -92,7 +92,7 @@ CLANG ?= clang
 build/fuzz/fuzz_writers: tests/fuzz/fuzz_writers.c tests/c/json_check.h $(C_UNITS) $(wildcard $(CORE)/*.h)
 	@mkdir -p build/fuzz
 	$(CLANG) -g -O1 -std=c11 -D_GNU_SOURCE -I$(CORE) -fsanitize=fuzzer,address,undefined \
-	    -fno-sanitize-recover=undefined -o $@ tests/fuzz/fuzz_writers.c $(C_UNITS) -lm
+	    -fno-sanitize-recover=undefined -o $@ tests/fuzz/fuzz_writers.c $(C_UNITS) -lm -lz
 
 fuzz: build/fuzz/fuzz_writers
 	@mkdir -p build/fuzz/corpus

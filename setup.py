@@ -31,6 +31,7 @@ setup(
             depends=sorted(glob.glob(f"{CORE}/*.h")),
             extra_compile_args=cflags,
             extra_link_args=ldflags,
+            libraries=["z"],    # zlib: the pprof writer gzips its output
         )
     ],
 )

@@ -36,6 +36,20 @@ int rp_write_text(rp_buf *out, const rp_report *r, const rp_text_opts *o);
  * ';' and line breaks replaced, as the format cannot escape them. */
 int rp_write_collapsed(rp_buf *out, const rp_report *r);
 
+/* speedscope's file format: one "sampled" profile whose samples are the
+ * nodes with self wall time (stack of frame indices, root first; weight =
+ * self wall ns); frames named by function with short file and line;
+ * profile name "METHOD path" from meta, else the root's name. */
+int rp_write_speedscope(rp_buf *out, const rp_report *r);
+
+/* pprof: a gzipped profile.proto. Sample types samples/count,
+ * wall/nanoseconds, cpu/nanoseconds (default wall); one Sample per node
+ * with self time (locations leaf first, values its self samples, self wall,
+ * self CPU), the request metadata as string labels on every sample and as
+ * comments; period wall/nanoseconds = the interval. Strings are valid
+ * UTF-8 (invalid bytes become U+FFFD, control characters spaces). */
+int rp_write_pprof(rp_buf *out, const rp_report *r);
+
 /* The HTML report: `head`, the JSON document, `tail` (the viewer page split
  * where the profile goes). */
 int rp_write_html(rp_buf *out, const rp_report *r, const char *head,
