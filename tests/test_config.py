@@ -10,6 +10,7 @@ import pytest
 
 from reqprof.config import (
     ASYNC_MODES,
+    MAX_CONCURRENT_LIMIT,
     MAX_DEPTH_LIMIT,
     ConfigError,
     Settings,
@@ -30,6 +31,9 @@ def test_defaults_match_the_feature_text():
     assert s.async_mode == "enabled"
     assert s.interval == 0.001
     assert s.output_dir is None
+    assert s.manual is True
+    assert s.token is None
+    assert s.max_concurrent == 4
 
 
 def test_settings_are_frozen():
@@ -46,6 +50,9 @@ def test_variable_names():
         "async_mode": "PROFILING_ASYNC_MODE",
         "interval": "PROFILING_INTERVAL",
         "output_dir": "PROFILING_OUTPUT_DIR",
+        "manual": "PROFILING_MANUAL",
+        "token": "PROFILING_TOKEN",
+        "max_concurrent": "PROFILING_MAX_CONCURRENT",
     }
 
 
@@ -178,6 +185,125 @@ def test_output_dir_with_nul_is_rejected():
         settings({"PROFILING_OUTPUT_DIR": "a\x00b"})
 
 
+# -- PROFILING_MANUAL ---------------------------------------------------------
+
+@pytest.mark.parametrize("value", TRUE_SPELLINGS)
+def test_manual_true_spellings(value):
+    assert settings({"PROFILING_MANUAL": value}).manual is True
+
+
+@pytest.mark.parametrize("value", FALSE_SPELLINGS)
+def test_manual_false_spellings(value):
+    assert settings({"PROFILING_MANUAL": value}).manual is False
+
+
+@pytest.mark.parametrize("value", ["", "  ", "2", "disable", "nope", "1" * 10_000, "\x00", "ja"])
+def test_manual_rejects_anything_else(value):
+    with pytest.raises(ConfigError) as err:
+        settings({"PROFILING_MANUAL": value})
+    assert err.value.variable == "PROFILING_MANUAL"
+    assert "1/true/t/yes/y/on" in str(err.value)
+    assert len(str(err.value)) < 500            # a huge value is not repeated whole
+
+
+# -- PROFILING_TOKEN ----------------------------------------------------------
+
+GOOD_TOKEN = "s3cr3t-Token_0123456789"
+
+
+@pytest.mark.parametrize("value,expected", [
+    (GOOD_TOKEN, GOOD_TOKEN),
+    (f"  {GOOD_TOKEN}\n", GOOD_TOKEN),                # surrounding spaces are not part of it
+    ("!" * 16, "!" * 16),
+    ("~" * 256, "~" * 256),
+    ("aB3$%&'()*+,-./:;<=>?@[]^_`{|}", "aB3$%&'()*+,-./:;<=>?@[]^_`{|}"),
+    ("", None), ("   ", None),                        # empty means not set
+])
+def test_token_accepted(value, expected):
+    assert settings({"PROFILING_TOKEN": value}).token == expected
+
+
+@pytest.mark.parametrize("value", [
+    "short", "a" * 15, "a" * 257, "x" * 1_000_000,                  # too short / too long
+    "has a space inside!!", "tab\tinside-0123456789", "new\nline-0123456789",
+    "nul\x00byte-0123456789", "caf\u00e9-0123456789abcdef", "\u20ac" * 20,
+    "\x7f" * 20, "\udcff" * 20,
+])
+def test_token_rejected_without_showing_it(value):
+    with pytest.raises(ConfigError) as err:
+        settings({"PROFILING_TOKEN": value})
+    msg = str(err.value)
+    assert err.value.variable == "PROFILING_TOKEN"
+    assert "16 to 256 visible ASCII characters" in msg
+    assert f"<hidden, {len(value)} characters>" in msg
+    # Not even a piece of it: the message goes to the log.
+    assert value.strip()[:5] not in msg.replace("PROFILING_TOKEN", "").replace("hidden", "")
+    assert err.value.value == f"<hidden, {len(value)} characters>"
+    assert len(msg) < 300
+
+
+def test_token_never_in_repr_or_describe():
+    s = Settings(enabled=True, token=GOOD_TOKEN)
+    assert GOOD_TOKEN not in repr(s)
+    assert GOOD_TOKEN not in s.describe()
+    assert "manual=token" in s.describe()
+    assert s.public()["token"] is True and Settings().public()["token"] is False
+    assert GOOD_TOKEN not in str(s.public())
+
+
+def test_bad_token_keyword_is_hidden_too():
+    with pytest.raises(ConfigError) as err:
+        settings(token="tooshort")
+    assert "tooshort" not in str(err.value) and "keyword argument" in str(err.value)
+    with pytest.raises(ConfigError):
+        settings(token=12345678901234567890)         # not a string
+
+
+def test_token_from_dotenv_unterminated_quote_is_hidden(tmp_path):
+    env_file = tmp_path / ".env"
+    env_file.write_text('PROFILING_TOKEN="abcdefghijklmnopqrstuvwxyz\n')
+    with pytest.raises(ConfigError) as err:
+        settings({}, env_file)
+    assert "abcdefgh" not in str(err.value) and "line 1" in str(err.value)
+
+
+# -- PROFILING_MAX_CONCURRENT -------------------------------------------------
+
+@pytest.mark.parametrize("value,expected", [("1", 1), ("4", 4), (" 16 ", 16), ("+2", 2),
+                                            (str(MAX_CONCURRENT_LIMIT), MAX_CONCURRENT_LIMIT)])
+def test_max_concurrent_accepted(value, expected):
+    assert settings({"PROFILING_MAX_CONCURRENT": value}).max_concurrent == expected
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "", " ", "four", "4.0", "4e0", "0x4", "inf", "nan",
+                                   str(MAX_CONCURRENT_LIMIT + 1), "9" * 30, "9" * 100_000, "٤",
+                                   "4 4", "1_0"])
+def test_max_concurrent_rejected(value):
+    with pytest.raises(ConfigError) as err:
+        settings({"PROFILING_MAX_CONCURRENT": value})
+    msg = str(err.value)
+    assert err.value.variable == "PROFILING_MAX_CONCURRENT"
+    assert f"an integer from 1 to {MAX_CONCURRENT_LIMIT}" in msg
+    assert len(msg) < 500
+
+
+# -- huge values everywhere ------------------------------------------------------
+
+@pytest.mark.parametrize("var", sorted(set(Settings.variables().values()) - {"PROFILING_OUTPUT_DIR"}))
+def test_huge_values_are_rejected_with_a_bounded_message(var):
+    value = "1" + "0" * 1_000_000
+    with pytest.raises(ConfigError) as err:
+        settings({var: value})
+    assert err.value.variable == var
+    assert len(str(err.value)) < 500
+
+
+def test_huge_output_dir_is_taken_as_a_path_and_fails_at_startup():
+    # A path is a path: the middleware's directory check rejects it when it
+    # cannot be created (ENAMETOOLONG).
+    assert settings({"PROFILING_OUTPUT_DIR": "d" * 100_000}).output_dir == "d" * 100_000
+
+
 # -- keyword arguments and direct construction --------------------------------
 
 def test_keywords_win_over_environment(tmp_path):
@@ -207,7 +333,9 @@ def test_keywords_accept_path_objects(tmp_path):
                                 dict(sample_rate=True), dict(max_depth=0), dict(max_depth=2.0),
                                 dict(max_depth=True), dict(enabled=1), dict(enabled="maybe"),
                                 dict(async_mode="fast"), dict(interval=0), dict(interval=math.inf),
-                                dict(output_dir=42)])
+                                dict(output_dir=42), dict(manual="sometimes"), dict(manual=0),
+                                dict(max_concurrent=0), dict(max_concurrent=1.5),
+                                dict(max_concurrent=True), dict(max_concurrent=10**6)])
 def test_bad_keywords_raise_config_error_naming_the_argument(kw):
     (name, value), = kw.items()
     with pytest.raises(ConfigError) as err:
@@ -260,10 +388,12 @@ def test_dotenv_in_working_directory_is_read(monkeypatch, tmp_path):
     (tmp_path / ".env").write_text(
         "ENABLE_PROFILING=true\nPROFILING_SAMPLE_RATE=0.01\nPROFILING_MAX_DEPTH=30\n"
         "PROFILING_ASYNC_MODE=disabled\nPROFILING_INTERVAL=0.002\n"
-        "PROFILING_OUTPUT_DIR=profiles\n")
+        "PROFILING_OUTPUT_DIR=profiles\nPROFILING_MANUAL=off\n"
+        f"PROFILING_TOKEN='{GOOD_TOKEN}'\nPROFILING_MAX_CONCURRENT=2\n")
     s = Settings.from_env()
     assert s == Settings(enabled=True, sample_rate=0.01, max_depth=30, async_mode="disabled",
-                         interval=0.002, output_dir="profiles")
+                         interval=0.002, output_dir="profiles", manual=False, token=GOOD_TOKEN,
+                         max_concurrent=2)
 
 
 def test_environment_wins_over_dotenv(tmp_path):
@@ -370,8 +500,9 @@ def test_unreadable_dotenv_is_a_config_error(tmp_path):
 def test_describe_lists_every_setting():
     line = Settings(enabled=True, output_dir="/x").describe()
     for part in ("sample_rate=0.1", "max_depth=50", "async_mode=enabled", "interval=0.001s",
-                 "output_dir=/x"):
+                 "output_dir=/x", "manual=open", "max_concurrent=4"):
         assert part in line
+    assert "manual=off" in Settings(manual=False, token=GOOD_TOKEN).describe()
 
 
 def test_config_imports_without_the_extension(tmp_path):

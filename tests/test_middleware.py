@@ -652,7 +652,7 @@ def test_tree_starts_at_the_app_not_the_server(serve):
 
 
 def test_concurrent_manual_reports_hold_only_their_own_work(serve):
-    server = serve(profiled())
+    server = serve(profiled(max_concurrent=len(CONC_NAMES)))
     key = f"conc-{time.monotonic_ns()}"
 
     def get(name: str) -> dict:

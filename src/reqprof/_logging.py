@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 import sysconfig
 import threading
@@ -77,6 +78,26 @@ class _FallbackHandler(logging.StreamHandler):
 
 _lock = threading.Lock()
 
+# C0 and C1 controls, DEL, and the Unicode line/paragraph separators: what
+# could start a fake log line or rewrite a terminal.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def printable(text: Any) -> str:
+    """``text`` for a log line: control characters (newlines included)
+    written as escapes, so a request path or a function name can never
+    start a line of its own; lone surrogates as ``\\udcxx``."""
+    text = str(text)
+    if _CONTROL.search(text):
+        text = _CONTROL.sub(lambda m: _NAMED.get(m.group(), f"\\x{ord(m.group()):02x}")
+                            if ord(m.group()) < 0x100 else f"\\u{ord(m.group()):04x}", text)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
 
 def ensure_handler() -> bool:
     """Attach the fallback stderr handler when no handler would show the
@@ -122,17 +143,18 @@ def summary(report: Any, meta: dict, trigger: str) -> tuple[str, dict]:
     """The summary line of a profiled request and its ``extra`` fields."""
     top = []
     try:
-        top = [(str(name), float(secs)) for name, secs in report.top_functions(3)]
+        top = [(printable(name), float(secs)) for name, secs in report.top_functions(3)]
     except Exception:   # a summary without the top list beats no summary
         pass
     duration_ms = float(getattr(report, "duration_s", 0.0) or 0.0) * 1000.0
     samples = int(getattr(report, "samples", 0) or 0)
     status = meta.get("status")
     target = meta.get("route") or meta.get("path") or "?"
-    line = (f"{meta.get('method', '?')} {target} -> {status if status is not None else '-'} "
+    line = (f"{printable(meta.get('method', '?'))} {printable(target)} -> "
+            f"{status if status is not None else '-'} "
             f"in {duration_ms:.1f} ms, {samples} samples ({trigger})")
     if meta.get("exception"):
-        line += f", raised {meta['exception']}"
+        line += f", raised {printable(meta['exception'])}"
     if getattr(report, "truncated", False):
         line += ", truncated"
     if top:
@@ -169,7 +191,7 @@ def tree_text(report: Any, max_lines: int = TREE_MAX_LINES,
         text = report.to_text(min_percent=min_percent, max_lines=max_lines)
     except Exception:
         return None
-    lines = text.rstrip("\n").splitlines()
+    lines = [printable(line) for line in text.rstrip("\n").split("\n")]
     if len(lines) > max_lines:
         lines = lines[:max_lines] + ["…"]
     return "\n".join(lines)
@@ -225,11 +247,12 @@ def compact_tree(root: dict, max_lines: int = TREE_MAX_LINES,
             folded.append(cur)
             cur = kids[0]
         if len(folded) >= 2:
-            out.append(lead + line(node, f"{folded[0]['function']} → … → "
-                                         f"{folded[-1]['function']} [{len(folded)} frames]"))
+            out.append(lead + line(node, f"{printable(folded[0]['function'])} → … → "
+                                         f"{printable(folded[-1]['function'])} "
+                                         f"[{len(folded)} frames]"))
             stack.append((cur, child_lead + "└─ ", child_lead + "   "))
             continue
-        out.append(lead + line(node, node["name"]))
+        out.append(lead + line(node, printable(node["name"])))
         kids = visible(node)
         for i in range(len(kids) - 1, -1, -1):
             last = i == len(kids) - 1

@@ -6,18 +6,28 @@ configuration and thread-safe helpers; everything about one request lives
 in ``__call__`` and the per-request :class:`_Exchange`.
 
 - Disabled (or the C extension missing): one attribute check, then the app.
-- ``?profile=1`` (``true``, ``yes``, any case): the app runs profiled, its
-  response is captured and discarded, and the report is sent instead.
+- ``?profile=1`` (``true``, ``yes``, any case), when manual profiling is on
+  and, with a token set, the request carries it in ``X-Profiling-Token``:
+  the app runs profiled, its response is captured and discarded, and the
+  report is sent instead. Without the token the parameter is ignored.
 - Otherwise, with probability ``sample_rate``: the app runs profiled, every
   response message is forwarded untouched as it comes, and the report goes to
   a background thread that logs it (and writes it to ``output_dir``).
 
+At most ``max_concurrent`` requests are profiled at once; the others are
+served unprofiled (a manual one with ``X-Profiling-Skipped: busy``).
+
 A profiler failure never fails or changes a request: it is logged (at most
 once a minute per kind) and the request is served as if profiling were off.
+Reports and log lines carry the path and a redacted query string (values of
+reqprof's own parameters only), never request header values.
 """
 from __future__ import annotations
 
+import hashlib
+import hmac
 import html
+import ipaddress
 import itertools
 import logging
 import os
@@ -33,9 +43,10 @@ from urllib.parse import parse_qsl
 
 from . import _logging
 from ._logging import RateLimited, logger
+from ._logging import printable as _printable
 from .config import ConfigError, Settings
 
-__all__ = ["ProfilingMiddleware", "FORMATS", "OUTPUT_KEEP"]
+__all__ = ["ProfilingMiddleware", "FORMATS", "OUTPUT_KEEP", "TOKEN_HEADER", "SKIPPED_HEADER"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -63,6 +74,18 @@ REPORT_QUEUE = 64
 #: A manually profiled response is kept up to this size so it can be sent
 #: as it was if the report cannot be built.
 REPLAY_LIMIT = 32 * 1024 * 1024
+
+#: The request header that carries ``PROFILING_TOKEN`` (ASGI header names
+#: are lower case).
+TOKEN_HEADER = b"x-profiling-token"
+#: Response header of a manual request served unprofiled because
+#: ``PROFILING_MAX_CONCURRENT`` sessions were running.
+SKIPPED_HEADER = b"x-profiling-skipped"
+#: Query parameters that belong to reqprof: the only ones whose values a
+#: report or a log line shows.
+OWN_PARAMS = frozenset({"profile", "profile_format"})
+#: Request headers that say a proxy forwarded the request.
+_PROXY_HEADERS = frozenset({b"forwarded", b"x-forwarded-for", b"x-real-ip"})
 
 _YES = frozenset({"1", "true", "yes"})
 # App headers that describe the replaced body, or would stop a browser from
@@ -112,6 +135,14 @@ class ProfilingMiddleware:
         self.settings = settings
         self._output_dir = output_dir
         self._failures = RateLimited(60.0)
+        self._manual_on = settings.manual
+        self._token_digest = (hashlib.sha256(settings.token.encode("ascii")).digest()
+                              if settings.token is not None else None)
+        self._slots = threading.BoundedSemaphore(settings.max_concurrent)
+        # Manual profiling open to anyone: warn once it is reachable from
+        # outside (the first request that came in on a non-loopback address).
+        self._watch_bind = settings.manual and settings.token is None
+        self._local_hosts: set = set()
         if not settings.enabled:
             logger.debug("reqprof: profiling disabled (ENABLE_PROFILING is false); "
                          "requests pass through")
@@ -124,19 +155,26 @@ class ProfilingMiddleware:
         self._formats = {name: spec for name, spec in FORMATS.items()
                          if hasattr(report_class, spec[0])}
         self._off = False
+        if not settings.manual:
+            hint = "manual profiling is off"
+        elif settings.token is not None:
+            hint = "add ?profile=1 and the X-Profiling-Token header to a request for its report"
+        else:
+            hint = "add ?profile=1 to a request for its report"
         logger.info(
-            "reqprof: profiling enabled (%s); add ?profile=1 to a request for its report",
-            settings.describe(),
-            extra={"reqprof_" + name: getattr(settings, name) for name in Settings.variables()},
+            "reqprof: profiling enabled (%s); %s", settings.describe(), hint,
+            extra={"reqprof_" + name: value for name, value in settings.public().items()},
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self._off or scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        fmt = self._manual_format(scope)
-        if fmt is not None:
-            await self._manual(scope, receive, send, fmt)
+        if self._watch_bind:
+            self._check_bind(scope)
+        manual = self._manual_request(scope) if self._manual_on else None
+        if manual is not None:
+            await self._manual(manual[1], receive, send, manual[0])
         elif self.settings.sample_rate > 0.0 and random.random() < self.settings.sample_rate:
             await self._auto(scope, receive, send)
         else:
@@ -145,36 +183,63 @@ class ProfilingMiddleware:
     # -- the two kinds of profiled request -----------------------------------
 
     async def _auto(self, scope: Scope, receive: Receive, send: Send) -> None:
-        profiler = self._start(sys._getframe())
-        if profiler is None:
+        if not self._slots.acquire(blocking=False):
+            self._log_busy()
             await self.app(scope, receive, send)
             return
-        exchange = _Exchange(scope, send, keep=False)
+        held = True
         try:
-            await self.app(scope, receive, exchange.forward)
-        except BaseException as exc:
-            exchange.exception = exc
-            raise
+            profiler = self._start(sys._getframe())
+            if profiler is None:
+                self._slots.release()
+                held = False
+                await self.app(scope, receive, send)
+                return
+            exchange = _Exchange(scope, send, keep=False)
+            try:
+                await self.app(scope, receive, exchange.forward)
+            except BaseException as exc:
+                exchange.exception = exc
+                raise
+            finally:
+                report = self._finish(profiler, exchange, "auto")
+                self._slots.release()
+                held = False
+                if report is not None:
+                    _reporter.submit(report, self._output_dir, self._failures)
         finally:
-            report = self._finish(profiler, exchange, "auto")
-            if report is not None:
-                _reporter.submit(report, self._output_dir, self._failures)
+            if held:
+                self._slots.release()
 
     async def _manual(self, scope: Scope, receive: Receive, send: Send, fmt: str) -> None:
-        profiler = self._start(sys._getframe())
-        if profiler is None:
-            await self.app(scope, receive, send)
+        if not self._slots.acquire(blocking=False):
+            self._log_busy()
+            await self.app(scope, receive, _SkippedSend(send))
             return
-        exchange = _Exchange(scope, send, keep=True)
+        held = True
         try:
-            await self.app(scope, receive, exchange.capture)
-        except Exception as exc:
-            exchange.exception = exc
-        except BaseException:   # cancelled: nobody is waiting for a report
-            self._finish(profiler, exchange, "manual")
-            raise
-        report = self._finish(profiler, exchange, "manual")
-        rendered = self._render(report, fmt) if report is not None else None
+            profiler = self._start(sys._getframe())
+            if profiler is None:
+                self._slots.release()
+                held = False
+                await self.app(scope, receive, send)
+                return
+            exchange = _Exchange(scope, send, keep=True)
+            try:
+                await self.app(scope, receive, exchange.capture)
+            except Exception as exc:
+                exchange.exception = exc
+            except BaseException:   # cancelled: nobody is waiting for a report
+                self._finish(profiler, exchange, "manual")
+                raise
+            report = self._finish(profiler, exchange, "manual")
+            rendered = self._render(report, fmt) if report is not None else None
+            del report, profiler
+            self._slots.release()   # the session is over; sending the report is not profiling
+            held = False
+        finally:
+            if held:
+                self._slots.release()
         if rendered is None:
             await exchange.replay(send)
             return
@@ -197,10 +262,16 @@ class ProfilingMiddleware:
 
     # -- helpers (never raise) ------------------------------------------------
 
-    def _manual_format(self, scope: Scope) -> Optional[str]:
-        """The report format a ``?profile=`` request asks for, or None."""
+    def _manual_request(self, scope: Scope) -> Optional[tuple[str, Scope]]:
+        """(report format, scope for the app) when the request asks for a
+        report and may have one, else None (served like any other request).
+
+        ``profile`` and ``profile_format`` are read from the query string as
+        Starlette reads them (percent-decoded, the last one wins). With a
+        token set, the request must carry exactly one ``X-Profiling-Token``
+        header with that value; the app sees the request without it."""
         query = scope.get("query_string") or b""
-        if b"profile" not in query:
+        if b"profile" not in query and b"%" not in query:
             return None
         profile = fmt = None
         for key, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
@@ -210,6 +281,16 @@ class ProfilingMiddleware:
                 fmt = value
         if profile is None or profile.lower() not in _YES:
             return None
+        if self._token_digest is not None:
+            scope = self._authorised(scope)
+            if scope is None:
+                self._failures.log(
+                    "token", logging.WARNING,
+                    "reqprof: a ?profile= request without a valid X-Profiling-Token header "
+                    "was served as a normal request")
+                return None
+        elif self._watch_bind:
+            self._check_proxy(scope)
         fmt = (fmt or "html").lower()
         if fmt not in self._formats:
             self._failures.log(
@@ -217,7 +298,63 @@ class ProfilingMiddleware:
                 "reqprof: profile_format=%r is not available (use one of: %s); "
                 "serving the normal response", fmt[:40], ", ".join(self._formats))
             return None
-        return fmt
+        return fmt, scope
+
+    def _authorised(self, scope: Scope) -> Optional[Scope]:
+        """The scope without the token header when the request carries the
+        token (exactly one header, compared in constant time), else None."""
+        given = []
+        kept = []
+        for name, value in scope.get("headers") or ():
+            if bytes(name).lower() == TOKEN_HEADER:
+                given.append(bytes(value))
+            else:
+                kept.append((name, value))
+        if len(given) != 1:
+            return None
+        digest = hashlib.sha256(given[0].strip()).digest()
+        if not hmac.compare_digest(digest, self._token_digest or b""):
+            return None
+        return dict(scope, headers=kept)
+
+    def _check_bind(self, scope: Scope) -> None:
+        """Warns once when manual profiling is open (no token) and a request
+        came in on an address other than loopback: the server is reachable
+        from elsewhere. Cheap once a host is known to be local."""
+        server = scope.get("server")
+        if not server:
+            return
+        host = server[0]
+        if host in self._local_hosts:
+            return
+        if _is_local(host, server[1] if len(server) > 1 else None):
+            if len(self._local_hosts) < 64:
+                self._local_hosts.add(host)
+            return
+        self._warn_open(f"requests reach this app on {_printable(str(host))}:{server[1]}, "
+                        "not a loopback address")
+
+    def _check_proxy(self, scope: Scope) -> None:
+        for name, _ in scope.get("headers") or ():
+            if bytes(name).lower() in _PROXY_HEADERS:
+                self._warn_open("a ?profile= request came through a proxy "
+                                f"({bytes(name).decode('latin-1')} header)")
+                return
+
+    def _warn_open(self, why: str) -> None:
+        if not self._watch_bind:
+            return
+        self._watch_bind = False
+        logger.warning(
+            "reqprof: manual profiling is open to anyone: %s, and PROFILING_TOKEN is not set, "
+            "so any client can ask for a report with ?profile=1. Set PROFILING_TOKEN (or "
+            "PROFILING_MANUAL=false) for any deployment that is not local.", why)
+
+    def _log_busy(self) -> None:
+        self._failures.log(
+            "busy", logging.INFO,
+            "reqprof: %d requests are being profiled (PROFILING_MAX_CONCURRENT); more are "
+            "served unprofiled until one ends", self.settings.max_concurrent)
 
     def _start(self, root: FrameType) -> Any:
         try:
@@ -248,6 +385,14 @@ class ProfilingMiddleware:
         except Exception as exc:
             self._failures.log("meta", logging.ERROR, "reqprof: report metadata failed (%s: %s)",
                                type(exc).__name__, exc)
+        try:
+            lost = "memory" in (getattr(report, "truncated_reasons", None) or ())
+        except Exception:
+            lost = False
+        if lost:
+            self._failures.log("sample", logging.WARNING,
+                               "reqprof: the engine could not record some samples (out of "
+                               "memory); the report is incomplete")
         return report
 
     def _render(self, report: Any, fmt: str) -> Optional[tuple[bytes, str, Optional[str]]]:
@@ -350,20 +495,22 @@ class _Exchange:
             raise self.exception
 
     def meta(self, trigger: str) -> dict:
-        """What the report says about the request (scalars only)."""
+        """What the report says about the request (scalars only; strings
+        valid UTF-8 and bounded, whatever the client or the server sent)."""
         meta: dict = {
             "trigger": trigger,
-            "method": self.method,
-            "path": self.path,
-            "route": self._route(),
+            "method": _clean(self.method, 40),
+            "path": _clean(self.path, MAX_PATH),
+            "route": _clean(self._route(), MAX_PATH),
             "query": redact_query(self.query),
             "status": self.status,
-            "content_type": self.content_type,
+            "content_type": _clean(self.content_type, 200),
             "response_bytes": self.response_bytes,
-            "http_version": str(self.scope.get("http_version", "")),
+            "http_version": _clean(str(self.scope.get("http_version", "")), 10),
         }
         if self.exception is not None:
-            meta["exception"] = f"{type(self.exception).__name__}: {self.exception}"[:1000]
+            meta["exception"] = _clean(f"{type(self.exception).__name__}: {self.exception}",
+                                       1000)
         return meta
 
     def _route(self) -> Optional[str]:
@@ -377,13 +524,70 @@ class _Exchange:
         return prefix + template
 
 
+#: Longest path (and route) kept in a report's metadata, in characters.
+MAX_PATH = 2000
+
+
+def _clean(value: Optional[str], limit: int) -> Optional[str]:
+    """``value`` as valid UTF-8 text (lone surrogates, which some servers use
+    for undecodable bytes, spelled ``\\udcxx``) of at most ``limit``
+    characters (cut ones end with ``…``)."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        value = str(value)
+    if len(value) > limit:
+        value = value[:limit - 1] + "…"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        value = value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return value
+
+
 def redact_query(query: bytes) -> str:
     """The query string with every value replaced by ``*`` except those of
-    ``profile*`` parameters, so reports and logs never hold secrets."""
+    reqprof's own parameters (``profile``, ``profile_format``), so reports
+    and logs never hold the app's query values (tokens, emails, ...)."""
     parts = []
-    for key, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
-        parts.append(f"{key}={value}" if key.startswith("profile") else f"{key}=*")
-    return "&".join(parts)[:500]
+    for key, value in parse_qsl(bytes(query).decode("latin-1"), keep_blank_values=True):
+        parts.append(f"{key}={value}" if key in OWN_PARAMS else f"{key}=*")
+        if sum(len(p) + 1 for p in parts) > 500:
+            break
+    return _clean("&".join(parts)[:500], 500) or ""
+
+
+class _SkippedSend:
+    """The send of a manual request served unprofiled because too many
+    sessions run: adds ``X-Profiling-Skipped: busy`` to the response."""
+
+    __slots__ = ("send",)
+
+    def __init__(self, send: Send) -> None:
+        self.send = send
+
+    async def __call__(self, message: Message) -> None:
+        if message.get("type") == "http.response.start":
+            message = dict(message)
+            message["headers"] = [*(message.get("headers") or ()), (SKIPPED_HEADER, b"busy")]
+        await self.send(message)
+
+
+def _is_local(host: Any, port: Any) -> bool:
+    """Whether a request's ``scope["server"]`` is a loopback address (or a
+    Unix socket, ``(path, None)``)."""
+    if port is None:
+        return True
+    if not isinstance(host, str):
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return bool(address.is_loopback or (mapped is not None and mapped.is_loopback))
 
 
 def render_html(report: Any, failures: Optional[RateLimited] = None) -> str:
@@ -524,9 +728,10 @@ class _Reporter:
                 path = self.write(report, meta, output_dir, failures)
                 extra["reqprof_report_path"] = path
                 line += f"; report: {path}"
-            except OSError as exc:
+            except Exception as exc:    # a full disk or a failing writer: still log it
                 failures.log("write", logging.ERROR,
-                             "reqprof: could not write a report to %s (%s)", output_dir, exc)
+                             "reqprof: could not write a report to %s (%s: %s)", output_dir,
+                             type(exc).__name__, exc)
         tree = _logging.tree_text(report) if getattr(report, "samples", 0) else None
         logger.info("reqprof: %s%s", line, "\n" + tree if tree else "", extra=extra)
 

@@ -11,13 +11,18 @@ from __future__ import annotations
 import math
 import os
 import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Mapping, Optional, Union
 
-__all__ = ["ConfigError", "Settings", "MAX_DEPTH_LIMIT", "INTERVAL_RANGE", "ASYNC_MODES"]
+__all__ = ["ConfigError", "Settings", "MAX_DEPTH_LIMIT", "INTERVAL_RANGE", "ASYNC_MODES",
+           "MAX_CONCURRENT_LIMIT", "TOKEN_LENGTH"]
 
 #: The largest accepted ``PROFILING_MAX_DEPTH``.
 MAX_DEPTH_LIMIT = 1000
+#: The largest accepted ``PROFILING_MAX_CONCURRENT``.
+MAX_CONCURRENT_LIMIT = 1000
+#: Accepted ``PROFILING_TOKEN`` length, in characters.
+TOKEN_LENGTH = (16, 256)
 #: Accepted ``PROFILING_INTERVAL`` range, in seconds (100 µs to 1 s).
 INTERVAL_RANGE = (0.0001, 1.0)
 #: Accepted ``PROFILING_ASYNC_MODE`` values.
@@ -37,13 +42,20 @@ class ConfigError(ValueError):
     and ``source`` where the value came from.
     """
 
-    def __init__(self, variable: str, value: object, accepted: str, source: str = "") -> None:
+    def __init__(self, variable: str, value: object, accepted: str, source: str = "",
+                 secret: bool = False) -> None:
+        if secret:      # never repeat a secret in a message (or a log line)
+            size = len(value) if isinstance(value, (str, bytes)) else 0
+            value = f"<hidden, {size} characters>"
         self.variable = variable
         self.value = value
         self.accepted = accepted
         self.source = source
         where = f" (from {source})" if source else ""
-        super().__init__(f"{variable}={value!r}{where} is not valid: expected {accepted}")
+        shown = value if secret else repr(value)
+        if len(shown) > 200:    # a huge value: enough of it to recognise
+            shown = f"{shown[:160]}... ({len(value) if isinstance(value, str) else '?'} characters)"
+        super().__init__(f"{variable}={shown}{where} is not valid: expected {accepted}")
 
 
 # -- converters: str (from the environment) or a typed value (keyword) ------
@@ -91,19 +103,42 @@ def _to_interval(value: object) -> float:
     return interval
 
 
-def _to_depth(value: object) -> int:
+def _to_int(value: object, low: int, high: int) -> int:
     if isinstance(value, str):
         text = value.strip()
-        if not _INTEGER.fullmatch(text):
+        if not _INTEGER.fullmatch(text) or len(text) > 20:
             raise ValueError
-        depth = int(text)
+        number = int(text)
     elif isinstance(value, int) and not isinstance(value, bool):
-        depth = value
+        number = value
     else:
         raise ValueError
-    if not 1 <= depth <= MAX_DEPTH_LIMIT:
+    if not low <= number <= high:
         raise ValueError
-    return depth
+    return number
+
+
+def _to_depth(value: object) -> int:
+    return _to_int(value, 1, MAX_DEPTH_LIMIT)
+
+
+def _to_concurrent(value: object) -> int:
+    return _to_int(value, 1, MAX_CONCURRENT_LIMIT)
+
+
+def _to_token(value: object) -> Optional[str]:
+    """A shared secret sent in a header: visible ASCII only (no spaces or
+    control characters, which headers cannot carry reliably)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        token = value.strip()
+        if not token:
+            return None     # PROFILING_TOKEN= means "not set"
+        low, high = TOKEN_LENGTH
+        if low <= len(token) <= high and all("!" <= c <= "~" for c in token):
+            return token
+    raise ValueError
 
 
 def _to_mode(value: object) -> str:
@@ -134,6 +169,7 @@ class _Var:
     env: str
     accepted: str
     convert: Callable[[object], Any]
+    secret: bool = False
 
 
 _VARS = (
@@ -145,6 +181,13 @@ _VARS = (
     _Var("interval", "PROFILING_INTERVAL",
          f"a number of seconds from {INTERVAL_RANGE[0]} to {INTERVAL_RANGE[1]}", _to_interval),
     _Var("output_dir", "PROFILING_OUTPUT_DIR", "a directory path (empty means not set)", _to_dir),
+    _Var("manual", "PROFILING_MANUAL",
+         "a boolean: 1/true/t/yes/y/on or 0/false/f/no/n/off (any case)", _to_bool),
+    _Var("token", "PROFILING_TOKEN",
+         f"{TOKEN_LENGTH[0]} to {TOKEN_LENGTH[1]} visible ASCII characters, no spaces "
+         "(empty means not set)", _to_token, secret=True),
+    _Var("max_concurrent", "PROFILING_MAX_CONCURRENT",
+         f"an integer from 1 to {MAX_CONCURRENT_LIMIT}", _to_concurrent),
 )
 _BY_FIELD = {v.field: v for v in _VARS}
 
@@ -153,7 +196,7 @@ def _convert(var: _Var, value: object, label: str, source: str) -> Any:
     try:
         return var.convert(value)
     except (ValueError, TypeError, OverflowError):
-        raise ConfigError(label, value, var.accepted, source) from None
+        raise ConfigError(label, value, var.accepted, source, secret=var.secret) from None
 
 
 @dataclass(frozen=True)
@@ -173,6 +216,13 @@ class Settings:
     """``PROFILING_INTERVAL``: seconds between samples."""
     output_dir: Optional[str] = None
     """``PROFILING_OUTPUT_DIR``: where auto-sampled reports are also written."""
+    manual: bool = True
+    """``PROFILING_MANUAL``: whether ``?profile=1`` may ask for a report."""
+    token: Optional[str] = field(default=None, repr=False)
+    """``PROFILING_TOKEN``: when set, ``?profile=1`` also needs the header
+    ``X-Profiling-Token`` with this value (never shown in logs or reprs)."""
+    max_concurrent: int = 4
+    """``PROFILING_MAX_CONCURRENT``: profiling sessions at once, at most."""
 
     def __post_init__(self) -> None:
         for var in _VARS:
@@ -230,8 +280,20 @@ class Settings:
     def describe(self) -> str:
         """One line with every setting, as the startup log shows it."""
         out = self.output_dir if self.output_dir is not None else "-"
+        if not self.manual:
+            manual = "off"
+        else:
+            manual = "token" if self.token is not None else "open"
         return (f"sample_rate={self.sample_rate:g} max_depth={self.max_depth} "
-                f"async_mode={self.async_mode} interval={self.interval:g}s output_dir={out}")
+                f"async_mode={self.async_mode} interval={self.interval:g}s output_dir={out} "
+                f"manual={manual} max_concurrent={self.max_concurrent}")
+
+    def public(self) -> dict[str, Any]:
+        """Field name -> value, with the token replaced by whether it is set
+        (what logs may show)."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values["token"] = self.token is not None
+        return values
 
     @staticmethod
     def variables() -> dict[str, str]:
@@ -243,6 +305,7 @@ class Settings:
 
 _ASSIGN = re.compile(r"[ \t]*(?:export[ \t]+)?([A-Za-z_][A-Za-z0-9_.]*)[ \t]*=[ \t]*")
 _EXPAND = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_SECRET_VARS = frozenset({"PROFILING_TOKEN"})
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\", "'": "'", "$": "$"}
 
 
@@ -299,7 +362,7 @@ def read_env_file(
             if end < 0:
                 if wanted is None or key in wanted:
                     raise ConfigError(key, text[start:eol], f"a closing {quote} quote",
-                                      f"{fspath} line {line}")
+                                      f"{fspath} line {line}", secret=key in _SECRET_VARS)
                 pos = eol + 1   # unterminated quote on another tool's variable
                 continue
             if quote == '"':
