@@ -13,9 +13,15 @@
  * Mapping of the call tree:
  * - sample types samples/count, wall/nanoseconds, cpu/nanoseconds; the
  *   default is wall; period_type wall/nanoseconds, period = the interval.
- * - one Function per symbol used: name and system_name the function
- *   (co_qualname) or pseudo-frame label, filename the absolute file,
- *   start_line co_firstlineno.
+ * - one Function per symbol used: name the function (co_qualname) or
+ *   pseudo-frame label, system_name the display name "qualname
+ *   (short_file:line)" for frames (pprof "demangles" a system_name equal to
+ *   the name, and its C++ heuristics strip "<module>" or "f.<locals>.g" to
+ *   nothing, so the two must differ; pseudo-frames have none), filename the
+ *   absolute file, start_line co_firstlineno.
+ * - one Mapping (id 1, no file) marked as having functions, file names and
+ *   line numbers, which every Location uses: consumers then do not try to
+ *   symbolize addresses.
  * - one Location per (function, line), one Line each. A sample's leaf is
  *   at the node's hot line (the line with the most self wall time), its
  *   callers at their first line (the tree does not know call sites), except
@@ -46,7 +52,8 @@ enum { WT_VARINT = 0, WT_LEN = 2 };
 
 /* profile.proto field numbers. */
 enum {
-    PROFILE_SAMPLE_TYPE = 1, PROFILE_SAMPLE = 2, PROFILE_LOCATION = 4,
+    PROFILE_SAMPLE_TYPE = 1, PROFILE_SAMPLE = 2, PROFILE_MAPPING = 3,
+    PROFILE_LOCATION = 4,
     PROFILE_FUNCTION = 5, PROFILE_STRING_TABLE = 6, PROFILE_TIME_NANOS = 9,
     PROFILE_DURATION_NANOS = 10, PROFILE_PERIOD_TYPE = 11,
     PROFILE_PERIOD = 12, PROFILE_COMMENT = 13,
@@ -54,7 +61,9 @@ enum {
     VALUETYPE_TYPE = 1, VALUETYPE_UNIT = 2,
     SAMPLE_LOCATION_ID = 1, SAMPLE_VALUE = 2, SAMPLE_LABEL = 3,
     LABEL_KEY = 1, LABEL_STR = 2,
-    LOCATION_ID = 1, LOCATION_LINE = 4,
+    MAPPING_ID = 1, MAPPING_HAS_FUNCTIONS = 7, MAPPING_HAS_FILENAMES = 8,
+    MAPPING_HAS_LINE_NUMBERS = 9,
+    LOCATION_ID = 1, LOCATION_MAPPING_ID = 2, LOCATION_LINE = 4,
     LINE_FUNCTION_ID = 1, LINE_LINE = 2,
     FUNCTION_ID = 1, FUNCTION_NAME = 2, FUNCTION_SYSTEM_NAME = 3,
     FUNCTION_FILENAME = 4, FUNCTION_START_LINE = 5,
@@ -226,6 +235,7 @@ typedef struct pprof_ctx {
     rp_buf labels;          /* the Label fields every Sample carries */
     rp_buf msg, inner;      /* scratch for messages being built */
     rp_buf packed;          /* a Sample's packed ids and values */
+    rp_buf name;            /* scratch for display names */
 } pprof_ctx;
 
 static uint32_t
@@ -245,10 +255,19 @@ function_id(pprof_ctx *c, uint32_t frame)
         uint32_t name = strtab_add(&c->strings, sym->function.s,
                                    sym->function.len);
         uint32_t file = strtab_add(&c->strings, sym->file.s, sym->file.len);
+        uint32_t system_name = 0;
+        rp_buf_clear(&c->name);
+        rp_sym_put_name(&c->name, sym);
+        if (c->name.failed) {
+            c->msg.failed = 1;
+        }
+        else if (c->name.len != sym->function.len) {
+            system_name = strtab_add(&c->strings, c->name.data, c->name.len);
+        }
         c->fn_ids[slot] = ++c->n_functions;
         put_uint_field(&c->msg, FUNCTION_ID, c->fn_ids[slot]);
         put_uint_field(&c->msg, FUNCTION_NAME, name);
-        put_uint_field(&c->msg, FUNCTION_SYSTEM_NAME, name);
+        put_uint_field(&c->msg, FUNCTION_SYSTEM_NAME, system_name);
         put_uint_field(&c->msg, FUNCTION_FILENAME, file);
         put_uint_field(&c->msg, FUNCTION_START_LINE, sym->line);
         put_message(&c->functions, PROFILE_FUNCTION, &c->msg);
@@ -277,6 +296,7 @@ location_id(pprof_ctx *c, uint32_t frame, uint32_t line)
             put_uint_field(&c->inner, LINE_FUNCTION_ID, fn);
             put_uint_field(&c->inner, LINE_LINE, line);
             put_uint_field(&c->msg, LOCATION_ID, id);
+            put_uint_field(&c->msg, LOCATION_MAPPING_ID, 1);
             put_message(&c->msg, LOCATION_LINE, &c->inner);
             put_message(&c->locations, PROFILE_LOCATION, &c->msg);
             break;
@@ -438,6 +458,11 @@ put_tail(pprof_ctx *c, rp_buf *prof)
     put_uint_field(prof, PROFILE_PERIOD, to_ns(r->interval_s));
     put_uint_field(prof, PROFILE_TIME_NANOS, to_ns(r->started_at));
     put_uint_field(prof, PROFILE_DURATION_NANOS, to_ns(r->duration_s));
+    put_uint_field(&c->msg, MAPPING_ID, 1);
+    put_uint_field(&c->msg, MAPPING_HAS_FUNCTIONS, 1);
+    put_uint_field(&c->msg, MAPPING_HAS_FILENAMES, 1);
+    put_uint_field(&c->msg, MAPPING_HAS_LINE_NUMBERS, 1);
+    put_message(prof, PROFILE_MAPPING, &c->msg);
     if (c->functions.failed || c->locations.failed) {
         prof->failed = 1;
     }
@@ -509,14 +534,15 @@ ctx_init(pprof_ctx *c, const rp_report *r)
     rp_buf_init(&c->msg, 0);
     rp_buf_init(&c->inner, 0);
     rp_buf_init(&c->packed, 0);
+    rp_buf_init(&c->name, 0);
     c->loc_mask = table_size(max_locations) - 1;
     c->fn_ids = calloc(nslots, sizeof(uint32_t));
     c->loc_keys = calloc((size_t)c->loc_mask + 1, sizeof(uint64_t));
     c->loc_ids = calloc((size_t)c->loc_mask + 1, sizeof(uint32_t));
     c->child_samples = calloc((size_t)t->n_nodes + 1, sizeof(uint64_t));
-    /* Strings: two per function, two per meta item and its comment, the
+    /* Strings: three per function, two per meta item and its comment, the
      * fixed names and comments. */
-    int rc = strtab_init(&c->strings, 2 * (uint64_t)nslots
+    int rc = strtab_init(&c->strings, 3 * (uint64_t)nslots
                          + 3 * (uint64_t)r->n_meta + 16);
     if (rc < 0 || c->fn_ids == NULL || c->loc_keys == NULL
             || c->loc_ids == NULL || c->child_samples == NULL) {
@@ -547,6 +573,7 @@ ctx_free(pprof_ctx *c)
     rp_buf_free(&c->msg);
     rp_buf_free(&c->inner);
     rp_buf_free(&c->packed);
+    rp_buf_free(&c->name);
 }
 
 int
