@@ -438,13 +438,22 @@ put_metadata(pprof_ctx *c, rp_buf *prof)
     rp_buf_free(&text);
 }
 
-/* Nanoseconds from seconds, clamped to what an int64 field holds. */
+/* Nanoseconds from seconds (0 for negative or NaN), clamped to what an
+ * int64 field holds. Whole seconds and the fraction are converted apart,
+ * so a Unix time keeps its sub-microsecond digits. */
 static uint64_t
 to_ns(double s)
 {
-    double ns = s * 1e9;
-    return !(ns > 0.0) ? 0 : ns >= 9.2e18 ? (uint64_t)9.2e18
-                                          : (uint64_t)llround(ns);
+    uint64_t ns = 0;
+    if (s >= 9.2e9) {
+        ns = (uint64_t)9200000000 * 1000000000u;
+    }
+    else if (s > 0.0) {
+        double whole = floor(s);
+        ns = (uint64_t)whole * 1000000000u
+            + (uint64_t)llround((s - whole) * 1e9);
+    }
+    return ns;
 }
 
 /* Strings, functions, locations and scalar fields after the samples. */
