@@ -105,7 +105,13 @@ class Server:
     def log_tail(self) -> str:
         return " | ".join(self.log_text().strip().splitlines()[-5:])
 
-    def stop(self) -> dict[str, int]:
+    def cpu_seconds(self) -> float:
+        """CPU time the server process used so far (all its threads)."""
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def stop(self) -> dict[str, Any]:
         """Stops the server; returns counts of what its log says."""
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)
@@ -116,8 +122,10 @@ class Server:
                 self.proc.wait(5)
         text = self.log_text()
         os.unlink(self.log.name)
+        first = text.find("Traceback (most recent call last)")
         return {
             "tracebacks": text.count("Traceback (most recent call last)"),
+            "first_traceback": text[first:first + 3000] if first >= 0 else None,
             "error_lines": sum(1 for line in text.splitlines() if "ERROR" in line),
             "log_bytes": len(text.encode()),
         }
@@ -214,7 +222,10 @@ def run(rounds: int, seconds: int, progress: Callable[[str], None]) -> dict[str,
                 url = server.url(PATH + query)
                 wrk(url, 1, 1)                        # warm-up
                 for conc in CONCURRENCY:
-                    res["runs"][conc].append(wrk(url, conc, seconds))
+                    cpu = server.cpu_seconds()
+                    out = wrk(url, conc, seconds)
+                    out["server_cpu_s"] = server.cpu_seconds() - cpu
+                    res["runs"][conc].append(out)
                 if probe_kind and r == 0:
                     res["probes"]["idle"] = probe(server, probe_kind, 5)
                     res["probes"]["c16"] = probe_under_load(server, probe_kind, url, 5)

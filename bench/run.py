@@ -211,26 +211,31 @@ def bench_http(rounds: int, seconds: int, errors: list[str]) -> tuple[str, dict[
     results = http_bench.run(rounds, seconds, progress)
     parts = []
     base = {c: [x["rps"] for x in results["a"]["runs"][c]] for c in http_bench.CONCURRENCY}
+    base_cpu = {c: [cpu_per_request(x) for x in results["a"]["runs"][c]] for c in http_bench.CONCURRENCY}
     for conc in http_bench.CONCURRENCY:
         rows = []
         for key, desc, *_ in http_bench.CONFIGS:
             res = results[key]
             runs = res["runs"][conc]
-            if res["error"] and not runs:
-                rows.append([f"({key}) {desc}", f"not available: {res['error'][:120]}", "", "", "", ""])
+            if not runs:
+                rows.append([f"({key}) {desc}", "not available", "", "", "", "", "", ""])
                 continue
             rps = Spread(x["rps"] for x in runs)
-            # Ratio per round against (a) of the same round.
+            # Ratios per round against (a) of the same round.
             ratios = [x["rps"] / b for x, b in zip(runs, base[conc]) if b]
+            cpu = [cpu_per_request(x) for x in runs]
+            cpu_ratios = [c / b for c, b in zip(cpu, base_cpu[conc]) if b and c]
             p50 = Spread(x["p50_us"] / 1000 for x in runs if x["requests"])
             p99 = Spread(x["p99_us"] / 1000 for x in runs if x["requests"])
             errs = sum(x["errors"] for x in runs)
             rows.append([f"({key}) {desc}", rps.fmt(",.0f"), ratio_cell(ratios),
                          p50.fmt(".2f", " ms") if p50 else "no response",
                          p99.fmt(".2f", " ms") if p99 else "no response",
-                         f"{errs}" if errs else "0"])
+                         Spread(c * 1000 for c in cpu if c).fmt(".2f", " ms"),
+                         ratio_cell(cpu_ratios), f"{errs}" if errs else "0"])
         parts.append(f"**Concurrency {conc}**\n\n" + table(
-            ["configuration", "req/s", "vs (a)", "p50", "p99", "errors"], rows))
+            ["configuration", "req/s", "req/s vs (a)", "p50", "p99", "server CPU / request",
+             "CPU vs (a)", "errors"], rows))
     probe_rows = []
     for key, desc, _env, _q, kind in http_bench.CONFIGS:
         probes = results[key]["probes"]
@@ -249,16 +254,22 @@ def bench_http(rounds: int, seconds: int, errors: list[str]) -> tuple[str, dict[
             ])
     logs = []
     for key, desc, *_ in http_bench.CONFIGS:
-        log = results[key]["log"]
-        tb = sum(x["tracebacks"] for x in log)
+        res = results[key]
+        if res["error"]:
+            logs.append(f"- ({key}) stopped after {len(res['runs'][1])} round(s): {res['error'][:300]}")
+        tb = sum(x["tracebacks"] for x in res["log"])
         if tb:
-            logs.append(f"- ({key}): {tb} tracebacks in the server log")
+            first = next(x["first_traceback"] for x in res["log"] if x["first_traceback"])
+            last = first.strip().splitlines()[-1][:200] if first else ""
+            logs.append(f"- ({key}): {tb} traceback(s) in the server log; the first ends `{last}`")
     text = (
         f"FastAPI (`bench/http_app.py`: `GET /items`, filter + sort + pydantic response model) "
         f"under uvicorn, one worker, 127.0.0.1; `wrk -t1 -cN -d{seconds}s`; a fresh server "
         f"per configuration and round, {rounds} interleaved rounds, median (min–max). "
-        "*vs (a)* is req/s over (a)'s in the same round. The load generator and the server "
-        "share the machine's 2 cores. Rows (g) and (f0) are additions: (g) is reqprof's "
+        "*vs (a)* columns are ratios to (a) in the same round. *server CPU / request* is the "
+        "server process's CPU time (all threads) over the requests wrk completed: less "
+        "sensitive than req/s to other load on the machine. The load generator and the "
+        "server share the machine's 2 cores. Rows (g) and (f0) are additions: (g) is reqprof's "
         "counterpart of (f); (f0) is (f)'s middleware when it does not profile.\n\n"
         + "\n\n".join(parts)
     )
@@ -276,6 +287,10 @@ def bench_http(rounds: int, seconds: int, errors: list[str]) -> tuple[str, dict[
     if logs:
         text += "\n\n" + "\n".join(logs)
     return text, results
+
+
+def cpu_per_request(run: dict[str, Any]) -> float:
+    return run["server_cpu_s"] / run["requests"] if run.get("requests") else 0.0
 
 
 # -- 5. memory ---------------------------------------------------------------------
@@ -338,7 +353,9 @@ def bench_report(viewer_runs: int, errors: list[str]) -> tuple[str, dict[str, An
     rows = []
     if out is not None:
         for name, w in out["writers"].items():
-            rows.append([f"reqprof `Report.{name}()`", f"{out['nodes']:,} nodes",
+            where = f"`Report.{name}()`" if not w or w["via"] == "Report" else \
+                f"`{name}()` (engine; not on `Report` yet)"
+            rows.append([f"reqprof {where}", f"{out['nodes']:,} nodes",
                          f"{w['seconds'] * 1000:.0f} ms" if w else "not available",
                          mib(w["bytes"]) if w else "–"])
         for name, w in out["pyinstrument"]["writers"].items():
@@ -410,9 +427,12 @@ def targets(data: dict[str, Any]) -> str:
                 runs = http[key]["runs"][conc]
                 base = http["a"]["runs"][conc]
                 ratios = Spread(x["rps"] / b["rps"] for x, b in zip(runs, base) if b["rps"])
+                cpu = Spread(cpu_per_request(x) / cpu_per_request(b) for x, b in zip(runs, base)
+                             if cpu_per_request(x) and cpu_per_request(b))
                 if ratios:
                     rows.append([f"HTTP ({key}) req/s, concurrency {conc}", goal,
-                                 f"{100 * ratios.median:.1f}% ({100 * ratios.lo:.1f}–{100 * ratios.hi:.1f})",
+                                 f"{100 * ratios.median:.1f}% ({100 * ratios.lo:.1f}–{100 * ratios.hi:.1f}); "
+                                 f"server CPU per request {cpu.fmt('.2f', '×')}",
                                  status(ratios.median >= limit)])
     if not rows:
         return ""
