@@ -3,6 +3,7 @@ subprocess), a raw HTTP/1.1 client for byte-for-byte comparisons, and a
 capture of the `reqprof` log records."""
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -114,13 +115,15 @@ def serve() -> Iterator[Callable[..., ThreadServer]]:
 
 
 _DRIVER = """
-import socket, sys
+import json, socket, sys
 sys.path.insert(0, sys.argv[3])
 if sys.argv[4] == "no-core":
     sys.modules["reqprof._core"] = None     # as if the extension failed to load
 import uvicorn
 sock = socket.socket(fileno=int(sys.argv[1]))
-config = uvicorn.Config(sys.argv[2], factory=True, log_level="info")
+options = dict(factory=True, log_level="info")
+options.update(json.loads(sys.argv[5]))
+config = uvicorn.Config(sys.argv[2], **options)
 uvicorn.Server(config).run(sockets=[sock])
 """
 
@@ -130,7 +133,8 @@ class ProcessServer:
     default logging config), serving an app factory ``module:function``
     from the tests directory."""
 
-    def __init__(self, factory: str, env: dict, cwd: Path, no_core: bool = False) -> None:
+    def __init__(self, factory: str, env: dict, cwd: Path, no_core: bool = False,
+                 config: Optional[dict] = None) -> None:
         self.sock = listening_socket()
         self.port = self.sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
@@ -141,7 +145,7 @@ class ProcessServer:
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-c", _DRIVER, str(self.sock.fileno()), factory,
-                 str(TESTS_DIR), "no-core" if no_core else "-"],
+                 str(TESTS_DIR), "no-core" if no_core else "-", json.dumps(config or {})],
                 pass_fds=[self.sock.fileno()], env=full_env, cwd=cwd,
                 stdout=log, stderr=subprocess.STDOUT)
         self.client = httpx.Client(base_url=self.url, timeout=DEADLINE)
@@ -164,6 +168,14 @@ class ProcessServer:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def rss_kb(self) -> int:
+        """The server process's resident set size, in KiB."""
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        raise AssertionError("no VmRSS")
+
     def wait_exit(self) -> int:
         return self.proc.wait(DEADLINE)
 
@@ -181,12 +193,13 @@ class ProcessServer:
 
 @pytest.fixture
 def serve_process(tmp_path: Path) -> Iterator[Callable[..., ProcessServer]]:
-    """serve_process("module:factory", env={...}, no_core=False) -> ProcessServer."""
+    """serve_process("module:factory", env={...}, no_core=False, config={uvicorn
+    options}) -> ProcessServer."""
     servers: list[ProcessServer] = []
 
     def start(factory: str, env: Optional[dict] = None, no_core: bool = False,
-              cwd: Optional[Path] = None) -> ProcessServer:
-        server = ProcessServer(factory, env or {}, cwd or tmp_path, no_core)
+              cwd: Optional[Path] = None, config: Optional[dict] = None) -> ProcessServer:
+        server = ProcessServer(factory, env or {}, cwd or tmp_path, no_core, config)
         servers.append(server)
         return server
 

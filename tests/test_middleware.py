@@ -197,6 +197,11 @@ def make_app() -> FastAPI:
                          "x_test": request.headers.get("x-test")}
         return {"ok": True}
 
+    @app.get("/seen/{key}")
+    async def seen(key: str, request: Request) -> dict:
+        RECEIVED[key] = {"headers": [[k, v] for k, v in request.headers.items()]}
+        return {"ok": True}
+
     @app.get("/received/{key}")
     async def received(key: str) -> dict:
         return RECEIVED.get(key, {})
