@@ -114,7 +114,7 @@ def bench_overhead(rounds: int, errors: list[str]) -> tuple[str, dict[str, Any]]
 # -- 2. sampling fidelity --------------------------------------------------------
 
 def bench_fidelity(rounds: int, errors: list[str]) -> tuple[str, dict[str, Any]]:
-    results: dict[tuple[str, float], dict[str, list[dict]]] = {
+    results: dict[Any, Any] = {
         (s, i): {t: [] for t in SAMPLING_TOOLS} for s in FIDELITY_SCENARIOS for i in INTERVALS}
     rng = random.Random(7)
     for r in range(rounds):
@@ -138,6 +138,18 @@ def bench_fidelity(rounds: int, errors: list[str]) -> tuple[str, dict[str, Any]]
         row.append(f"{late.median:.0f}%" if late else "n/a")
         row.append(f"{wait.median:,.0f} µs" if wait else "n/a")
         rows.append(row)
+    short: dict[str, Any] = {}
+    for tool in SAMPLING_TOOLS:
+        progress(f"fidelity: short sessions, {tool}")
+        short[tool] = child("short_sessions.py", [tool], tool_env(tool), errors)
+    short_rows = []
+    for length in ("0.0005", "0.002", "0.005", "0.02"):
+        row = [f"{float(length) * 1000:g} ms"]
+        for tool in SAMPLING_TOOLS:
+            rec = (short.get(tool) or {}).get(length)
+            row.append(f"{rec['samples_per_session']:.2f} of {rec['expected']:.2f} · "
+                       f"{100 * rec['coverage']:.0f}%" if rec else "n/a")
+        short_rows.append(row)
     headers = ["code being profiled", "asked", "reqprof", "reqprof portable", "pyinstrument",
                "reqprof late ticks", "reqprof GIL wait / tick"]
     text = (
@@ -147,7 +159,13 @@ def bench_fidelity(rounds: int, errors: list[str]) -> tuple[str, dict[str, Any]]
         "asking for the GIL to holding it (`_core.stats()`). In *4 other threads busy*, "
         "the profiled code is the main thread's; the four threads are not part of the "
         "profile.\n\n" + table(headers, rows)
+        + "\n\n**Short sessions** (many requests one after another, each a session of CPU-bound "
+        "Python of the length shown, interval 1 ms): samples per session of the number the "
+        "interval implies (duration / interval) · share of the sessions' duration that the "
+        "profiles' wall time covers.\n\n"
+        + table(["session length"] + [TOOL_NAMES[t] for t in SAMPLING_TOOLS], short_rows)
     )
+    results["short"] = short
     return text, results
 
 
@@ -516,7 +534,8 @@ def main() -> int:
         doc += ["", f"## {titles[name]}", "", texts[name]]
     if errors:
         doc += ["", "## Runs that failed", ""] + [f"- {e}" for e in errors[:20]]
-    markdown = "\n".join(doc) + "\n"
+    # Paths of this checkout (in error messages) are shown relative to it.
+    markdown = ("\n".join(doc) + "\n").replace(ROOT + os.sep, "").replace(ROOT, ".")
     sys.stdout.write(markdown)
     if output:
         with open(output, "w", encoding="utf-8") as f:
