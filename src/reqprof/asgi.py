@@ -536,12 +536,13 @@ def _clean(value: Optional[str], limit: int) -> Optional[str]:
         return None
     if not isinstance(value, str):
         value = str(value)
-    if len(value) > limit:
-        value = value[:limit - 1] + "…"
+    value = value[:limit + 1]
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
         value = value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if len(value) > limit:
+        value = value[:limit - 1] + "…"
     return value
 
 
