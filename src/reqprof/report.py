@@ -1,7 +1,9 @@
 """Report: the result of a profiling session, in every format.
 
 The data stays in the C session (call tree, code table, resolved symbols);
-each ``to_*`` method runs a C writer over it.
+each ``to_*`` method runs a C writer over it. ``Report.from_json`` reads a
+saved profile back into a session (C, read_json.c), so every format can be
+written from a file.
 """
 from __future__ import annotations
 
@@ -15,9 +17,11 @@ class Report:
     """A finished profile. ``meta`` (a dict) describes what was profiled
     (the middleware puts the request there); writers embed it."""
 
-    def __init__(self, session: Any, meta: dict[str, Any] | None = None) -> None:
+    def __init__(self, session: Any, meta: dict[str, Any] | None = None, version: str = __version__) -> None:
         self._session = session
         self.meta: dict[str, Any] = dict(meta or {})
+        #: the reqprof that recorded the profile (written into every format)
+        self.version: str = version
         summary = session.summary()
         self.samples: int = summary["samples"]
         self.wall_s: float = summary["wall_s"]
@@ -33,13 +37,34 @@ class Report:
             "out_of_context": summary["out_of_context_samples"],
         }
 
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Report:
+        """A report from its JSON (``to_json()``, a saved ``.json`` profile).
+        ``to_json()`` of the result is the same document. Raises ValueError
+        with the reason when the text is not a valid reqprof profile."""
+        from . import _core
+
+        session, meta, version = _core.load_json(text)
+        return cls(session, meta, version)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Report:
+        """A report from ``to_dict()`` output (see ``from_json``)."""
+        if not isinstance(data, dict):
+            raise TypeError(f"from_dict() needs a dict, not {type(data).__name__}")
+        try:
+            text = json.dumps(data, allow_nan=False)
+        except (TypeError, ValueError, RecursionError) as e:
+            raise ValueError(f"invalid profile: {e}") from None
+        return cls.from_json(text)
+
     @property
     def truncated(self) -> bool:
         return bool(self.truncated_reasons)
 
     def to_json(self) -> str:
         """The documented JSON schema (docs/json-schema.md)."""
-        return self._session.to_json(self.meta, __version__)
+        return self._session.to_json(self.meta, self.version)
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(self.to_json())
@@ -52,7 +77,7 @@ class Report:
         max_lines: int = 0,
     ) -> str:
         """A console tree: wall, CPU and share of wall time per frame."""
-        return self._session.to_text(self.meta, __version__, ascii, color, float(min_percent), int(max_lines))
+        return self._session.to_text(self.meta, self.version, ascii, color, float(min_percent), int(max_lines))
 
     def to_collapsed(self) -> str:
         """Folded stacks, ``root;child;leaf <self wall µs>`` per line."""
@@ -64,7 +89,18 @@ class Report:
         from .viewer import load_template
 
         head, tail = load_template()
-        return self._session.to_html(head, tail, self.meta, __version__)
+        return self._session.to_html(head, tail, self.meta, self.version)
+
+    def to_speedscope(self) -> str:
+        """speedscope's file format (https://www.speedscope.app): one sampled
+        profile, each stack weighted by its self wall time."""
+        return self._session.to_speedscope(self.meta, self.version)
+
+    def to_pprof(self) -> bytes:
+        """pprof's gzipped profile.proto (``go tool pprof``, Pyroscope,
+        Parca): sample types samples/count, wall/nanoseconds and
+        cpu/nanoseconds, request metadata as labels."""
+        return self._session.to_pprof(self.meta, self.version)
 
     def top_functions(self, n: int = 3) -> list[tuple[str, float]]:
         """The n functions with the most self wall time: (name, seconds)."""

@@ -1,8 +1,9 @@
 /* module.c - the Python face of the engine: `reqprof._core`.
  *
  * Types: `Session` (one profiling session and, once stopped, its report
- * data). Functions: registration of hidden/dispatch code, engine stats and
- * lifecycle hooks. Multi-phase init; the engine itself is process-wide
+ * data). Functions: registration of hidden/dispatch code, engine stats,
+ * lifecycle hooks, and load_json (a stopped Session from a profile's JSON,
+ * read by read_json.c). Multi-phase init; the engine itself is process-wide
  * (sampler.c), so the module refuses sub-interpreters.
  *
  * Ownership: a Session owns its tree, code table and symbols; the engine
@@ -13,6 +14,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "read_json.h"
 #include "sampler.h"
 #include "writers.h"
 
@@ -279,8 +281,10 @@ fill_report(rp_session *s, rp_report *r, const meta_list *ml,
     r->syms = &s->syms;
     r->version = version;
     r->started_at = s->started_at;
-    r->duration_s = (double)(s->stop_ns - s->start_ns) / 1e9;
-    r->interval_s = (double)s->interval_ns / 1e9;
+    r->duration_s = s->loaded ? s->loaded_duration_s
+                              : (double)(s->stop_ns - s->start_ns) / 1e9;
+    r->interval_s = s->loaded ? s->loaded_interval_s
+                              : (double)s->interval_ns / 1e9;
     r->async_mode = mode_names[s->mode];
     r->max_depth = s->max_depth;
     r->truncated = s->truncated | s->tree.truncated;
@@ -300,7 +304,8 @@ buf_to_str(rp_buf *b)
                                 "replace");
 }
 
-enum { FMT_JSON, FMT_TEXT, FMT_COLLAPSED, FMT_HTML };
+enum { FMT_JSON, FMT_TEXT, FMT_COLLAPSED, FMT_HTML, FMT_SPEEDSCOPE,
+       FMT_PPROF };
 
 /* The viewer page around the data, for FMT_HTML. */
 typedef struct html_page {
@@ -326,11 +331,22 @@ session_write(rp_session *s, int fmt, PyObject *meta, const char *version,
         : fmt == FMT_HTML ? rp_write_html(&b, &r, page->head,
                                           (size_t)page->head_len, page->tail,
                                           (size_t)page->tail_len)
+        : fmt == FMT_SPEEDSCOPE ? rp_write_speedscope(&b, &r)
+        : fmt == FMT_PPROF ? rp_write_pprof(&b, &r)
         : rp_write_collapsed(&b, &r);
     if (rc < 0 && !b.failed) {
         b.failed = 1;
     }
-    out = buf_to_str(&b);
+    if (fmt != FMT_PPROF) {
+        out = buf_to_str(&b);
+    }
+    else if (b.failed) {
+        PyErr_NoMemory();
+    }
+    else {
+        out = PyBytes_FromStringAndSize(b.data ? b.data : "",
+                                        (Py_ssize_t)b.len);
+    }
     rp_buf_free(&b);
     meta_free(&ml);
     return out;
@@ -381,6 +397,32 @@ session_to_html(rp_session *s, PyObject *args, PyObject *kwargs)
         return NULL;
     }
     return session_write(s, FMT_HTML, meta, version, NULL, &page);
+}
+
+/* to_speedscope / to_pprof: (meta=None, version='') like to_json. */
+static PyObject *
+session_to_format(rp_session *s, PyObject *args, PyObject *kwargs, int fmt)
+{
+    static char *kwlist[] = {"meta", "version", NULL};
+    PyObject *meta = Py_None;
+    const char *version = "";
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|Os", kwlist, &meta,
+                                     &version)) {
+        return NULL;
+    }
+    return session_write(s, fmt, meta, version, NULL, NULL);
+}
+
+static PyObject *
+session_to_speedscope(rp_session *s, PyObject *args, PyObject *kwargs)
+{
+    return session_to_format(s, args, kwargs, FMT_SPEEDSCOPE);
+}
+
+static PyObject *
+session_to_pprof(rp_session *s, PyObject *args, PyObject *kwargs)
+{
+    return session_to_format(s, args, kwargs, FMT_PPROF);
 }
 
 static PyObject *
@@ -484,7 +526,8 @@ session_summary(rp_session *s, PyObject *Py_UNUSED(ignored))
         "samples", (unsigned long long)(root ? root->samples : 0),
         "wall_s", root ? (double)root->wall_ns / 1e9 : 0.0,
         "cpu_s", root ? (double)root->cpu_ns / 1e9 : 0.0,
-        "duration_s", s->start_ns ? (double)(end - s->start_ns) / 1e9 : 0.0,
+        "duration_s", s->loaded ? s->loaded_duration_s
+                      : s->start_ns ? (double)(end - s->start_ns) / 1e9 : 0.0,
         "started_at", s->started_at,
         "truncated_reasons", reasons,
         "nodes", s->tree.n_nodes,
@@ -511,6 +554,12 @@ static PyMethodDef session_methods[] = {
     {"to_html", (PyCFunction)(void (*)(void))session_to_html,
      METH_VARARGS | METH_KEYWORDS,
      "to_html(head, tail, meta=None, version='') -> str"},
+    {"to_speedscope", (PyCFunction)(void (*)(void))session_to_speedscope,
+     METH_VARARGS | METH_KEYWORDS,
+     "to_speedscope(meta=None, version='') -> str"},
+    {"to_pprof", (PyCFunction)(void (*)(void))session_to_pprof,
+     METH_VARARGS | METH_KEYWORDS,
+     "to_pprof(meta=None, version='') -> bytes (gzipped profile.proto)"},
     {"to_collapsed", (PyCFunction)session_to_collapsed, METH_NOARGS,
      "to_collapsed() -> str"},
     {"top_functions", (PyCFunction)session_top_functions, METH_VARARGS,
@@ -598,12 +647,143 @@ mod_after_fork_child(PyObject *m, PyObject *Py_UNUSED(ignored))
     Py_RETURN_NONE;
 }
 
+/* A meta value read from JSON as the Python value json.loads gives. */
+static PyObject *
+meta_value(const rp_meta_item *m)
+{
+    const char *s = m->value.s;
+    PyObject *v = NULL;
+    if (!m->is_literal) {
+        v = PyUnicode_DecodeUTF8(s, (Py_ssize_t)m->value.len, "strict");
+    }
+    else if (strcmp(s, "true") == 0 || strcmp(s, "false") == 0) {
+        v = PyBool_FromLong(s[0] == 't');
+    }
+    else if (strcmp(s, "null") == 0) {
+        v = Py_NewRef(Py_None);
+    }
+    else if (strpbrk(s, ".eE") != NULL) {
+        double d = PyOS_string_to_double(s, NULL, NULL);
+        v = d == -1.0 && PyErr_Occurred() ? NULL : PyFloat_FromDouble(d);
+    }
+    else {
+        v = PyLong_FromString(s, NULL, 10);
+    }
+    return v;
+}
+
+/* The meta dict of a loaded report. New reference, or NULL. */
+static PyObject *
+meta_to_dict(const rp_loaded *l)
+{
+    PyObject *d = PyDict_New();
+    if (d == NULL) {
+        goto error;
+    }
+    for (size_t i = 0; i < l->n_meta; i++) {
+        const rp_meta_item *m = &l->meta[i];
+        PyObject *k = PyUnicode_DecodeUTF8(m->key.s, (Py_ssize_t)m->key.len,
+                                           "strict");
+        PyObject *v = k != NULL ? meta_value(m) : NULL;
+        int rc = v != NULL ? PyDict_SetItem(d, k, v) : -1;
+        Py_XDECREF(k);
+        Py_XDECREF(v);
+        if (rc < 0) {
+            goto error;
+        }
+    }
+    return d;
+error:
+    Py_XDECREF(d);
+    return NULL;
+}
+
+/* load_json(text) -> (Session, meta, reqprof_version): a stopped session
+ * holding the profile of a JSON document (str or bytes). */
+static PyObject *
+mod_load_json(PyObject *m, PyObject *data)
+{
+    module_state *st = PyModule_GetState(m);
+    const char *text;
+    Py_ssize_t n;
+    rp_loaded l;
+    char err[256];
+    int rc;
+    PyObject *session = NULL, *meta = NULL, *version = NULL, *result = NULL;
+    memset(&l, 0, sizeof(l));
+    rp_symtab_init(&l.syms);
+    if (PyUnicode_Check(data)) {
+        text = PyUnicode_AsUTF8AndSize(data, &n);
+    }
+    else if (PyBytes_Check(data)) {
+        text = PyBytes_AS_STRING(data);
+        n = PyBytes_GET_SIZE(data);
+    }
+    else {
+        PyErr_Format(PyExc_TypeError, "load_json() takes str or bytes, not %s",
+                     Py_TYPE(data)->tp_name);
+        text = NULL;
+    }
+    if (text == NULL) {
+        goto done;
+    }
+    session = PyObject_CallNoArgs((PyObject *)st->session_type);
+    if (session == NULL) {
+        goto done;
+    }
+    /* The text is immutable (str's UTF-8 or bytes) and owned by the
+     * caller; the reader touches no Python object. */
+    Py_BEGIN_ALLOW_THREADS
+    rc = rp_read_json(text, (size_t)n, &l, err, sizeof(err));
+    Py_END_ALLOW_THREADS
+    if (rc == RP_READ_NOMEM) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (rc != RP_READ_OK) {
+        PyErr_SetString(PyExc_ValueError, err);
+        goto done;
+    }
+    meta = meta_to_dict(&l);
+    version = PyUnicode_DecodeUTF8(l.version, (Py_ssize_t)strlen(l.version),
+                                   "strict");
+    if (meta == NULL || version == NULL) {
+        goto done;
+    }
+    rp_session *s = (rp_session *)session;
+    rp_tree_free(&s->tree);
+    rp_symtab_free(&s->syms);
+    s->tree = l.tree;               /* moved: the session owns them now */
+    s->syms = l.syms;
+    memset(&l.tree, 0, sizeof(l.tree));
+    rp_symtab_init(&l.syms);
+    s->state = RP_SESSION_STOPPED;
+    s->resolved = 1;
+    s->loaded = 1;
+    s->started_at = l.started_at;
+    s->loaded_duration_s = l.duration_s;
+    s->loaded_interval_s = l.interval_s;
+    s->mode = (rp_mode)l.async_mode;
+    s->max_depth = l.max_depth;
+    s->truncated = l.truncated;
+    result = PyTuple_Pack(3, session, meta, version);
+done:
+    rp_loaded_free(&l);
+    Py_XDECREF(session);
+    Py_XDECREF(meta);
+    Py_XDECREF(version);
+    return result;
+}
+
 static PyMethodDef module_methods[] = {
     {"hide_code", mod_hide_code, METH_O,
      "Leave frames of this code object out of every report."},
     {"add_dispatch_code", mod_add_dispatch_code, METH_O,
      "Mark this code object as thread-pool plumbing."},
     {"stats", mod_stats, METH_NOARGS, "Engine counters."},
+    {"load_json", mod_load_json, METH_O,
+     "load_json(text) -> (Session, meta, reqprof_version): a stopped session "
+     "from a profile's JSON (str or bytes); ValueError when it is not one."},
     {"sampler_alive", mod_sampler_alive, METH_NOARGS,
      "Whether the sampler thread exists in this process."},
     {"_shutdown", mod_shutdown, METH_NOARGS,

@@ -62,6 +62,12 @@ typedef struct rp_session {
     /* Built at stop: symbols for the writers. */
     rp_symtab syms;
     int resolved;
+
+    /* A report read back from JSON (module.c load_json) has a tree and
+     * symbols but no engine history: the document's duration and interval
+     * stand in for the clock fields. */
+    int loaded;
+    double loaded_duration_s, loaded_interval_s;
 } rp_session;
 
 #endif
