@@ -72,6 +72,16 @@ def wander(depth: int, rng: random.Random) -> int:
     return path[0](path[1:], spin)
 
 
+def fetch_stats(port: int) -> dict:
+    """The `/_stats` probe of the server on 127.0.0.1:`port`."""
+    import json
+
+    from websockets.sync.client import connect
+
+    with connect(f"ws://127.0.0.1:{port}/_stats", open_timeout=30) as ws:
+        return json.loads(ws.recv(timeout=30))
+
+
 def process_stats() -> dict:
     """RSS, C heap in use, threads and the engine's state of this process."""
     with open("/proc/self/status") as f:
@@ -84,6 +94,7 @@ def process_stats() -> dict:
     }
     core = sys.modules.get("reqprof._core")
     if core is not None:
+        stats["core_file"] = core.__file__
         stats["engine"] = core.stats()
         gc.collect()
         stats["live_sessions"] = sum(1 for o in gc.get_objects()
@@ -178,9 +189,19 @@ def make_app() -> FastAPI:
             yield b"done\n"
         return StreamingResponse(lines(), media_type="text/plain")
 
-    @app.get("/_stats")
-    def stats() -> dict:
-        return process_stats()
+    @app.websocket("/_stats")
+    async def stats(websocket: WebSocket) -> None:
+        # A websocket, so that the probe itself is never a profiled request.
+        await websocket.accept()
+        await websocket.send_json(process_stats())
+        await websocket.close()
+
+    @app.post("/_stop_sampler")
+    def stop_sampler() -> dict:
+        """Stops the engine's sampler thread for good, as if it had died."""
+        core = sys.modules["reqprof._core"]
+        core._shutdown()
+        return {"thread_alive": core.stats()["thread_alive"]}
 
     @app.websocket("/ws")
     async def ws(websocket: WebSocket) -> None:
