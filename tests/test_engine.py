@@ -90,6 +90,17 @@ def test_report_totals_cover_the_profiled_time():
     assert r["truncated"] is False and r["truncated_reasons"] == []
 
 
+def test_short_sessions_cover_their_whole_duration():
+    # A session starts between two ticks and stops between two others: its
+    # first tick and a last sample at stop cover both ends.
+    for seconds in (0.0003, 0.002, 0.007):
+        with Profiler(interval=0.001) as prof:
+            spin(seconds)
+        report = prof.report
+        assert report.samples >= 1
+        assert report.wall_s == pytest.approx(report.duration_s, rel=0.02, abs=2e-5)
+
+
 def test_frames_are_named_qualname_file_and_first_line():
     class Worker:
         def run(self):

@@ -11,7 +11,8 @@
  *   makes can hand the GIL to one of them instead of the sampler, which
  *   then waits a whole switch interval (5 ms) or more. After such a wait
  *   the sampler wakes a helper thread (the "assist" thread) that repeats
- *   the drop request every 50 us while the sampler still waits, for the
+ *   the drop request every 50 us (backing off to 800 us when the holder
+ *   does not yield: a long C call) while the sampler still waits, for the
  *   next ASSIST_TICKS ticks. The helper never takes the GIL. A request
  *   arriving when no one waits would make the running thread stop until
  *   the next tick, so it only requests under `assist_mu` while
@@ -61,7 +62,8 @@
 #define CORO_FLAGS (CO_COROUTINE | CO_ITERABLE_COROUTINE | CO_ASYNC_GENERATOR)
 #define ASSIST_AFTER_NS 300000u     /* a GIL wait this long calls for help */
 #define ASSIST_TICKS 50u            /* ticks helped after such a wait */
-#define ASSIST_PERIOD_NS 50000u     /* drop request repeated this often */
+#define ASSIST_PERIOD_NS 50000u     /* drop request repeated this often, */
+#define ASSIST_PERIOD_MAX_NS 800000u /* backing off to this */
 #define ASSIST_MAX_NS 50000000u     /* help with one wait at most this long */
 
 /* A set of objects by identity, holding strong references. */
@@ -566,34 +568,42 @@ runs_for(const rp_session *s, PyThreadState *ts, PyObject *markers)
     return 0;
 }
 
-/* One tick, with the GIL held. `now` is when the GIL was taken. */
+/* Whether session `s` samples at `now`, setting its weight (the wall time
+ * since its previous sample). A session asking a longer interval than the
+ * engine's skips ticks, except its first (a session starts between ticks:
+ * its first one must count, or a short session would get no sample at
+ * all); one past its duration cap records nothing more. */
+static int
+mark_due(rp_session *s, uint64_t now, int force)
+{
+    s->due = 0;
+    if (s->max_duration_ns && now - s->start_ns > s->max_duration_ns) {
+        s->truncated |= RP_REPORT_TRUNC_DURATION;
+        return 0;
+    }
+    if (now <= s->last_ns) {
+        return 0;
+    }
+    if (!force && s->last_ns != s->start_ns
+            && now - s->last_ns < s->interval_ns - s->interval_ns / 4) {
+        return 0;
+    }
+    s->due = 1;
+    s->weight = now - s->last_ns;
+    s->last_ns = now;
+    return 1;
+}
+
+/* Records one sample for every session marked due: the threads running for
+ * it, or where it waits. GIL held; the cyclic GC stays off meanwhile so no
+ * finaliser runs in here. */
 static void
-tick(uint64_t now)
+sample_due(void)
 {
     engine.tick++;
-    size_t n_due = 0;
-    /* Which sessions sample this tick, and their weights. A session asking
-     * a longer interval than the engine's skips ticks; one past its
-     * duration cap records nothing more. */
-    for (size_t i = 0; i < engine.n_active; i++) {
-        rp_session *s = engine.active[i];
-        s->due = 0;
-        if (s->max_duration_ns && now - s->start_ns > s->max_duration_ns) {
-            s->truncated |= RP_REPORT_TRUNC_DURATION;
-            continue;
-        }
-        if (now - s->last_ns < s->interval_ns - s->interval_ns / 4) {
-            continue;
-        }
-        s->due = 1;
-        s->weight = now - s->last_ns;
-        s->last_ns = now;
-        s->sampled_tick = 0;
-        n_due++;
-    }
-    if (n_due == 0) {
-        return;
-    }
+#ifdef RP_HAVE_GC_TOGGLE
+    int gc_was_on = PyGC_Disable();
+#endif
     for (PyThreadState *ts = PyInterpreterState_ThreadHead(engine.interp);
             ts != NULL; ts = PyThreadState_Next(ts)) {
         if (ts == engine.sampler_ts) {
@@ -629,6 +639,26 @@ tick(uint64_t now)
         if (s->due && s->sampled_tick != engine.tick) {
             record_waiting(s, s->weight);
         }
+        s->due = 0;
+    }
+#ifdef RP_HAVE_GC_TOGGLE
+    if (gc_was_on) {
+        PyGC_Enable();
+    }
+#endif
+}
+
+/* One tick of the sampler thread, with the GIL held. `now` is when the GIL
+ * was taken. */
+static void
+tick(uint64_t now)
+{
+    int any = 0;
+    for (size_t i = 0; i < engine.n_active; i++) {
+        any |= mark_due(engine.active[i], now, 0);
+    }
+    if (any) {
+        sample_due();
     }
 }
 
@@ -663,10 +693,18 @@ assist_main(void *arg)
         }
         seen = engine.assist_seq;
         pthread_mutex_unlock(&engine.mu);
-        const struct timespec period = {0, ASSIST_PERIOD_NS};
+        /* Backing off: a thread that does not yield within a few periods
+         * is in a long C call holding the GIL, and polling faster would
+         * only burn CPU beside it. */
         int waiting = 1;
+        uint64_t period_ns = ASSIST_PERIOD_NS;
         for (uint64_t waited = 0; waited < ASSIST_MAX_NS && waiting;
-                waited += ASSIST_PERIOD_NS) {
+                waited += period_ns) {
+            if (waited >= 4 * ASSIST_PERIOD_NS
+                    && period_ns < ASSIST_PERIOD_MAX_NS) {
+                period_ns *= 2;
+            }
+            const struct timespec period = {0, (long)period_ns};
             nanosleep(&period, NULL);
             pthread_mutex_lock(&engine.assist_mu);
             waiting = engine.gil_waiting;
@@ -771,15 +809,7 @@ sampler_main(void *arg)
         else if (assist_ticks > 0) {
             assist_ticks--;
         }
-#ifdef RP_HAVE_GC_TOGGLE
-        int gc_was_on = PyGC_Disable();
-#endif
         tick(t1);
-#ifdef RP_HAVE_GC_TOGGLE
-        if (gc_was_on) {
-            PyGC_Enable();
-        }
-#endif
         uint64_t t2 = now_ns();
         engine.ticks++;
         engine.gil_wait_ns += t1 - t0;
@@ -992,6 +1022,15 @@ rp_engine_stop(rp_session *s)
     }
     check_fork();
     s->stop_ns = now_ns();
+    /* A last sample for the time since the previous tick (up to an
+     * interval): without it a session loses its tail, and one shorter than
+     * an interval would have no sample at all. */
+    for (size_t i = 0; i < engine.n_active; i++) {
+        engine.active[i]->due = 0;
+    }
+    if (mark_due(s, s->stop_ns, 1)) {
+        sample_due();
+    }
     s->state = RP_SESSION_STOPPED;
     for (size_t i = 0; i < engine.n_active; i++) {
         if (engine.active[i] == s) {
