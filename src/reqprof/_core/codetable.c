@@ -92,12 +92,21 @@ get_or_add(rp_codetable *ct, rp_kind kind, PyObject *obj, unsigned long ident)
     }
 }
 
+/* Bytes one entry can cost: the table doubles (so up to two entries'
+ * room per entry) and keeps two slots per entry. */
+#define BYTES_PER_ENTRY (2 * (sizeof(rp_ct_entry) + 2 * sizeof(uint32_t)))
+
 int
-rp_codetable_init(rp_codetable *ct, uint32_t max_entries)
+rp_codetable_init(rp_codetable *ct, uint32_t max_entries, size_t max_bytes)
 {
     memset(ct, 0, sizeof(*ct));
     ct->cap = 64;
     ct->mask = 127;
+    ct->full_reason = RP_TRUNC_NODES;
+    if (max_bytes && max_bytes / BYTES_PER_ENTRY < max_entries) {
+        max_entries = (uint32_t)(max_bytes / BYTES_PER_ENTRY);
+        ct->full_reason = RP_TRUNC_BYTES;
+    }
     ct->max = max_entries < 8 ? 8 : max_entries;
     ct->entries = malloc(ct->cap * sizeof(rp_ct_entry));
     ct->slots = malloc(((size_t)ct->mask + 1) * sizeof(uint32_t));

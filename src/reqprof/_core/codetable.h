@@ -27,14 +27,17 @@ typedef struct rp_ct_entry {
 typedef struct rp_codetable {
     rp_ct_entry *entries;
     uint32_t n, cap, max;
+    unsigned full_reason;   /* RP_TRUNC_NODES or _BYTES: what `max` is */
     uint32_t *slots;        /* open addressing on (kind, obj, ident) */
     uint32_t mask;
     uint32_t await_id, out_of_context_id, truncated_id;
 } rp_codetable;
 
-/* Creates the table with its fixed pseudo-frames; at most `max_entries`.
+/* Creates the table with its fixed pseudo-frames, holding at most
+ * `max_entries` and at most about `max_bytes` of tables (0: no byte cap).
  * Returns 0, or -1 when out of memory (no exception set). */
-int rp_codetable_init(rp_codetable *ct, uint32_t max_entries);
+int rp_codetable_init(rp_codetable *ct, uint32_t max_entries,
+                      size_t max_bytes);
 /* Releases every reference and the memory. */
 void rp_codetable_clear(rp_codetable *ct);
 int rp_codetable_traverse(const rp_codetable *ct, visitproc visit,

@@ -125,7 +125,8 @@ session_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     s->max_bytes = (size_t)max_bytes;
     s->max_duration_ns = (uint64_t)(max_duration * 1e9);
     rp_symtab_init(&s->syms);
-    if (rp_codetable_init(&s->codes, s->max_nodes + 16) < 0) {
+    if (rp_codetable_init(&s->codes, s->max_nodes + 16,
+                          s->max_bytes / 4) < 0) {
         Py_DECREF(s);
         return PyErr_NoMemory();
     }
@@ -498,6 +499,18 @@ error:
     return NULL;
 }
 
+/* Memory held by the resolved names of a stopped session. */
+static size_t
+symtab_bytes(const rp_symtab *st)
+{
+    size_t n = (size_t)st->cap * sizeof(rp_sym);
+    for (uint32_t i = 0; i < st->n; i++) {
+        const rp_sym *y = &st->syms[i];
+        n += y->function.len + y->file.len + y->short_file.len + 3;
+    }
+    return n;
+}
+
 static PyObject *
 session_summary(rp_session *s, PyObject *Py_UNUSED(ignored))
 {
@@ -532,7 +545,8 @@ session_summary(rp_session *s, PyObject *Py_UNUSED(ignored))
         "truncated_reasons", reasons,
         "nodes", s->tree.n_nodes,
         "memory_bytes", (Py_ssize_t)(s->tree.bytes
-                                     + rp_codetable_bytes(&s->codes)),
+                                     + rp_codetable_bytes(&s->codes)
+                                     + symtab_bytes(&s->syms)),
         "running_samples", (unsigned long long)s->n_running,
         "await_samples", (unsigned long long)s->n_await,
         "out_of_context_samples", (unsigned long long)s->n_out_of_context);

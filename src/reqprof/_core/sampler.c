@@ -348,7 +348,7 @@ append_frames(rp_session *s, const rp_frame *frames, long start, size_t *len)
         }
         uint32_t id = rp_codetable_code(&s->codes, code);
         if (id == RP_NONE) {
-            s->tree.truncated |= RP_TRUNC_NODES;
+            s->tree.truncated |= s->codes.full_reason;
             return -2;
         }
         engine.path[(*len)++] = id;
@@ -466,7 +466,7 @@ append_thread(rp_session *s, PyThreadState *ts, size_t *len)
     int is_new = 0;
     uint32_t id = rp_codetable_thread(&s->codes, ts->thread_id, &is_new);
     if (id == RP_NONE) {
-        s->tree.truncated |= RP_TRUNC_NODES;
+        s->tree.truncated |= s->codes.full_reason;
         return -1;
     }
     if (is_new) {
@@ -982,7 +982,7 @@ rp_engine_start(rp_session *s, PyFrameObject *root_frame, PyObject *coro)
     uint32_t root_id = rp_codetable_code(&s->codes, root_code);
     if (root_id == RP_NONE
             || rp_tree_init(&s->tree, root_id, s->max_nodes,
-                            s->max_bytes) < 0) {
+                            s->max_bytes - s->max_bytes / 4) < 0) {
         PyErr_NoMemory();
         goto error;
     }

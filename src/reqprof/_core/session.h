@@ -36,6 +36,8 @@ typedef struct rp_session {
     uint32_t max_nodes;
     size_t max_bytes;
     uint64_t max_duration_ns;
+    /* max_bytes is shared: the code table may take a quarter, the call
+     * tree the rest. */
 
     rp_state state;
     rp_tree tree;
