@@ -85,19 +85,23 @@ test-valgrind: $(C_PLAIN_BINS) build
 	  valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite $$t; done
 	$(PY) tests/valgrind/check_engine.py
 
-# Coverage-guided fuzzing of the writers and the escaping (libFuzzer, with
-# ASan+UBSan), seeded from tests/fuzz/corpus, for FUZZ_SECONDS.
+# Coverage-guided fuzzing (libFuzzer, with ASan+UBSan) of the writers and
+# the escaping, and of the JSON reader, each seeded from its corpus under
+# tests/fuzz and run for FUZZ_SECONDS.
 FUZZ_SECONDS ?= 60
 CLANG ?= clang
-build/fuzz/fuzz_writers: tests/fuzz/fuzz_writers.c tests/c/json_check.h $(C_UNITS) $(wildcard $(CORE)/*.h)
+FUZZ_TARGETS := fuzz_writers fuzz_read_json
+build/fuzz/%: tests/fuzz/%.c tests/c/json_check.h $(C_UNITS) $(wildcard $(CORE)/*.h)
 	@mkdir -p build/fuzz
 	$(CLANG) -g -O1 -std=c11 -D_GNU_SOURCE -I$(CORE) -fsanitize=fuzzer,address,undefined \
-	    -fno-sanitize-recover=undefined -o $@ tests/fuzz/fuzz_writers.c $(C_UNITS) -lm -lz
+	    -fno-sanitize-recover=undefined -o $@ $< $(C_UNITS) -lm -lz
 
-fuzz: build/fuzz/fuzz_writers
-	@mkdir -p build/fuzz/corpus
+fuzz: $(addprefix build/fuzz/,$(FUZZ_TARGETS))
+	@mkdir -p build/fuzz/corpus-writers build/fuzz/corpus-json
 	build/fuzz/fuzz_writers -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -print_final_stats=1 \
-	    build/fuzz/corpus tests/fuzz/corpus
+	    build/fuzz/corpus-writers tests/fuzz/corpus
+	build/fuzz/fuzz_read_json -max_total_time=$(FUZZ_SECONDS) -max_len=16384 -print_final_stats=1 \
+	    build/fuzz/corpus-json tests/fuzz/corpus-json
 
 demo: build
 	$(PY) examples/demo.py

@@ -4,7 +4,8 @@
  * names and files (any kind), samples along arbitrary paths, metadata with
  * arbitrary keys and values. Every writer runs over the result; the JSON
  * (alone and inside the HTML page) must be valid, the HTML data element
- * must not be closable by any name, the collapsed format must keep one
+ * must not be closable by any name, speedscope must be valid JSON and pprof
+ * gzip, the collapsed format must keep one
  * frame per `;` field and one stack per line, and the text tree one node
  * per line. ASan/UBSan catch the rest.
  */
@@ -154,6 +155,17 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check(b.len == 0 || memchr(b.data, '\0', b.len) == NULL);
         rp_buf_free(&b);
     }
+
+    rp_buf_init(&b, 0);
+    check(rp_write_speedscope(&b, &rep) == 0);
+    check(json_valid(b.data, b.len));
+    rp_buf_free(&b);
+
+    rp_buf_init(&b, 0);
+    check(rp_write_pprof(&b, &rep) == 0);
+    check(b.len >= 2 && (unsigned char)b.data[0] == 0x1f
+          && (unsigned char)b.data[1] == 0x8b);     /* gzip */
+    rp_buf_free(&b);
 
     /* The escaping alone, over the raw input. */
     rp_buf_init(&b, 0);

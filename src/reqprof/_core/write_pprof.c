@@ -191,7 +191,8 @@ strtab_add(strtab *st, const char *s, size_t n)
     if (st->text.failed) {
         goto done;
     }
-    const char *str = st->text.data + off;
+    /* An empty first string leaves the buffer unallocated (NULL). */
+    const char *str = st->text.data != NULL ? st->text.data + off : "";
     size_t len = st->text.len - off;
     uint64_t h = hash_bytes(str, len);
     for (;; h++) {
