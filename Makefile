@@ -14,7 +14,7 @@ C_BUILD   := tests/c/build
 C_CFLAGS  := -std=c11 -Wall -Wextra -Werror -Wno-missing-field-initializers -D_GNU_SOURCE -g -I$(CORE)
 CORE_SRC  := $(wildcard $(CORE)/*.c $(CORE)/*.h)
 
-.PHONY: build build-faults fuzz test test-c test-py test-portable test-asan test-valgrind demo bench clean
+.PHONY: build build-faults fuzz soak test test-c test-py test-portable test-asan test-valgrind demo bench clean
 
 $(VENV)/.installed: pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -69,6 +69,15 @@ test-asan: build
 	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:halt_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  REQPROF_EXPECT_SANITIZED=1 $(PY) -m pytest -q -p no:cacheprovider tests
+
+# Load and soak at full size (a few minutes, loopback only, not under ASan):
+# 20,000 profiled requests at concurrency 32 against a mixed FastAPI app, a
+# 60-second profiled stream beside a websocket session. `make test` runs
+# short versions of the same tests. Figures: test-output/soak.jsonl.
+soak: build
+	@mkdir -p test-output
+	REQPROF_SOAK=1 REQPROF_SOAK_RESULTS=test-output/soak.jsonl \
+	  $(PY) -m pytest -q -s -p no:cacheprovider --timeout=1800 tests/test_soak.py
 
 # The extension with fault injection compiled in (REQPROF_FAULT=...), in
 # build/faults (a copy of the package): tests put it first on PYTHONPATH.

@@ -46,7 +46,8 @@ def failing_work() -> None:
 def deep(n: int) -> int:
     """Recursion deeper than PROFILING_MAX_DEPTH."""
     if n <= 0:
-        return spin(0.002)
+        spin(0.002)
+        return 0
     return deep(n - 1) + 1
 
 
@@ -172,16 +173,17 @@ def make_app() -> FastAPI:
         return JSONResponse({"pid": os.getpid()}, headers={"x-worker-pid": str(os.getpid())})
 
     @app.get("/long-stream")
-    async def long_stream(seconds: float = 5.0, depth: int = 6,
-                          period_ms: float = 10.0) -> StreamingResponse:
+    async def long_stream(seconds: float = 5.0, depth: int = 6, period_ms: float = 10.0,
+                          calls: int = 4) -> StreamingResponse:
         """Streams for `seconds`: one line every `period_ms`, computed by
-        `depth` random frames (a fresh call path almost every sample)."""
+        `calls` runs through `depth` random frames (a fresh call path almost
+        every sample)."""
         async def lines():
             rng = random.Random(1234)
             end = time.monotonic() + seconds
             i = 0
             while time.monotonic() < end:
-                for _ in range(4):
+                for _ in range(calls):
                     wander(depth, rng)
                 yield f"line {i}\n".encode()
                 i += 1
