@@ -722,6 +722,8 @@ class _Reporter:
         return True
 
     def handle(self, report: Any, output_dir: Optional[str], failures: RateLimited) -> None:
+        if output_dir is None and not logger.isEnabledFor(logging.INFO):
+            return      # nobody would see it: skip the summary and the tree
         meta = dict(report.meta)
         line, extra = _logging.summary(report, meta, str(meta.get("trigger", "auto")))
         if output_dir is not None:
