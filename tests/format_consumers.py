@@ -169,12 +169,20 @@ def speedscope_release() -> Path:
     return index.parent
 
 
-def launch_chromium(playwright: Any) -> Any:
+def start_chromium() -> tuple[Any, Any]:
+    """(playwright, browser): headless Chromium driven by Playwright. A
+    sanitizer preloaded into the test run must reach neither Playwright's
+    driver process nor the browser."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail("the speedscope tests need the 'playwright' package: pip install -e '.[test]'", pytrace=False)
     if not os.access(CHROMIUM, os.X_OK):
         pytest.fail(f"the speedscope tests need Chromium at {CHROMIUM}: apt-get install -y chromium", pytrace=False)
     saved = {k: os.environ.pop(k) for k in ("LD_PRELOAD", "ASAN_OPTIONS", "UBSAN_OPTIONS") if k in os.environ}
     try:
-        return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        pw = sync_playwright().start()
+        return pw, pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
     finally:
         os.environ.update(saved)
 

@@ -40,12 +40,7 @@ def saved(report: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Pa
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.fail("the speedscope tests need the 'playwright' package: pip install -e '.[test]'", pytrace=False)
-    pw = sync_playwright().start()
-    b = fc.launch_chromium(pw)
+    pw, b = fc.start_chromium()
     yield b
     b.close()
     pw.stop()
