@@ -353,8 +353,9 @@ session_write(rp_session *s, int fmt, PyObject *meta, const char *version,
     return out;
 }
 
+/* to_json / to_speedscope / to_pprof: (meta=None, version=''). */
 static PyObject *
-session_to_json(rp_session *s, PyObject *args, PyObject *kwargs)
+session_to_format(rp_session *s, PyObject *args, PyObject *kwargs, int fmt)
 {
     static char *kwlist[] = {"meta", "version", NULL};
     PyObject *meta = Py_None;
@@ -363,7 +364,13 @@ session_to_json(rp_session *s, PyObject *args, PyObject *kwargs)
                                      &version)) {
         return NULL;
     }
-    return session_write(s, FMT_JSON, meta, version, NULL, NULL);
+    return session_write(s, fmt, meta, version, NULL, NULL);
+}
+
+static PyObject *
+session_to_json(rp_session *s, PyObject *args, PyObject *kwargs)
+{
+    return session_to_format(s, args, kwargs, FMT_JSON);
 }
 
 static PyObject *
@@ -398,20 +405,6 @@ session_to_html(rp_session *s, PyObject *args, PyObject *kwargs)
         return NULL;
     }
     return session_write(s, FMT_HTML, meta, version, NULL, &page);
-}
-
-/* to_speedscope / to_pprof: (meta=None, version='') like to_json. */
-static PyObject *
-session_to_format(rp_session *s, PyObject *args, PyObject *kwargs, int fmt)
-{
-    static char *kwlist[] = {"meta", "version", NULL};
-    PyObject *meta = Py_None;
-    const char *version = "";
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|Os", kwlist, &meta,
-                                     &version)) {
-        return NULL;
-    }
-    return session_write(s, fmt, meta, version, NULL, NULL);
 }
 
 static PyObject *

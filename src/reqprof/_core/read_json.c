@@ -682,6 +682,29 @@ seen_once(reader *rd, unsigned *seen, unsigned bit, const char *where)
     return 0;
 }
 
+/* A field an object may have: its key, its name in messages, its bit. */
+typedef struct field_spec {
+    const char *key, *what;
+    unsigned bit;
+} field_spec;
+
+/* The field named by rd->key among specs[n]: its bit (0 for a field this
+ * reader does not know, to be ignored) and name; -1 when the object had it
+ * already (`seen` holds the bits met so far in `where`). */
+static int
+find_field(reader *rd, const field_spec *specs, size_t n, unsigned *seen,
+           const char *where, unsigned *bit, const char **what)
+{
+    *bit = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (key_is(rd, specs[i].key)) {
+            *bit = specs[i].bit;
+            *what = specs[i].what;
+        }
+    }
+    return *bit == 0 ? 0 : seen_once(rd, seen, *bit, where);
+}
+
 /* A newly allocated NUL-terminated copy of buffer b. */
 static int
 copy_buf(reader *rd, const rp_buf *b, rp_str *out)
@@ -820,7 +843,7 @@ read_string(reader *rd, uint32_t v, rp_buf *out, const char *what)
 static int
 read_node_field(reader *rd, uint32_t v, node_fields *nf, unsigned *seen)
 {
-    static const struct { const char *key, *what; unsigned bit; } FIELDS[] = {
+    static const field_spec FIELDS[] = {
         {"name", "a node's \"name\"", F_NAME},
         {"function", "a node's \"function\"", F_FUNCTION},
         {"file", "a node's \"file\"", F_FILE},
@@ -835,22 +858,16 @@ read_node_field(reader *rd, uint32_t v, node_fields *nf, unsigned *seen)
         {"lines", "a node's \"lines\"", F_LINES},
         {"children", "a node's \"children\"", F_CHILDREN},
     };
-    unsigned bit = 0;
+    unsigned bit;
     const char *what = "";
     uint64_t x;
-    for (size_t i = 0; i < sizeof(FIELDS) / sizeof(FIELDS[0]); i++) {
-        if (key_is(rd, FIELDS[i].key)) {
-            bit = FIELDS[i].bit;
-            what = FIELDS[i].what;
-        }
-    }
-    if (bit == 0) {
-        return 0;   /* a field from a later schema: ignored */
-    }
-    if (seen_once(rd, seen, bit, "a node") < 0) {
+    if (find_field(rd, FIELDS, sizeof(FIELDS) / sizeof(FIELDS[0]), seen,
+                   "a node", &bit, &what) < 0) {
         return -1;
     }
     switch (bit) {
+    case 0:
+        return 0;   /* a field from a later schema: ignored */
     case F_NAME:
         return read_string(rd, v, &rd->value, what);
     case F_FUNCTION:
@@ -1163,34 +1180,35 @@ static int
 read_header_field(reader *rd, uint32_t v, rp_loaded *out, unsigned *seen,
                   uint32_t *root)
 {
-    static const struct { const char *key; unsigned bit; } FIELDS[] = {
-        {"version", H_VERSION}, {"reqprof_version", H_REQPROF_VERSION},
-        {"started_at", H_STARTED_AT}, {"duration_s", H_DURATION},
-        {"interval_s", H_INTERVAL}, {"samples", H_SAMPLES},
-        {"wall_s", H_WALL}, {"cpu_s", H_CPU}, {"async_mode", H_ASYNC_MODE},
-        {"max_depth", H_MAX_DEPTH}, {"truncated", H_TRUNCATED},
-        {"truncated_reasons", H_REASONS}, {"meta", H_META},
-        {"root", H_ROOT},
+    static const field_spec FIELDS[] = {
+        {"version", "\"version\"", H_VERSION},
+        {"reqprof_version", "\"reqprof_version\"", H_REQPROF_VERSION},
+        {"started_at", "\"started_at\"", H_STARTED_AT},
+        {"duration_s", "\"duration_s\"", H_DURATION},
+        {"interval_s", "\"interval_s\"", H_INTERVAL},
+        {"samples", "\"samples\"", H_SAMPLES},
+        {"wall_s", "\"wall_s\"", H_WALL},
+        {"cpu_s", "\"cpu_s\"", H_CPU},
+        {"async_mode", "\"async_mode\"", H_ASYNC_MODE},
+        {"max_depth", "\"max_depth\"", H_MAX_DEPTH},
+        {"truncated", "\"truncated\"", H_TRUNCATED},
+        {"truncated_reasons", "\"truncated_reasons\"", H_REASONS},
+        {"meta", "\"meta\"", H_META},
+        {"root", "\"root\"", H_ROOT},
     };
-    unsigned bit = 0;
+    unsigned bit;
     const char *what = "";
     uint64_t x;
-    for (size_t i = 0; i < sizeof(FIELDS) / sizeof(FIELDS[0]); i++) {
-        if (key_is(rd, FIELDS[i].key)) {
-            bit = FIELDS[i].bit;
-            what = FIELDS[i].key;
-        }
-    }
-    if (bit == 0) {
-        return 0;
-    }
-    if (seen_once(rd, seen, bit, "the profile") < 0) {
+    if (find_field(rd, FIELDS, sizeof(FIELDS) / sizeof(FIELDS[0]), seen,
+                   "the profile", &bit, &what) < 0) {
         return -1;
     }
     switch (bit) {
+    case 0:
+        return 0;   /* a field from a later schema: ignored */
     case H_VERSION:
         if (rd->vals[v].type != J_NUMBER) {
-            return expect_type(rd, v, J_NUMBER, "\"version\"");
+            return expect_type(rd, v, J_NUMBER, what);
         }
         if (rd->vals[v].len != 1
                 || rd->text[rd->vals[v].start] != '0' + RP_SCHEMA_VERSION) {
@@ -1232,8 +1250,8 @@ read_header_field(reader *rd, uint32_t v, rp_loaded *out, unsigned *seen,
                 return 0;
             }
         }
-        return fail(rd, "invalid profile: \"async_mode\" must be enabled, "
-                    "disabled or strict");
+        return fail(rd, "invalid profile: %s must be enabled, "
+                    "disabled or strict", what);
     case H_MAX_DEPTH:
         if (read_uint(rd, v, RP_NONE - 1, &x, what) < 0) {
             return -1;

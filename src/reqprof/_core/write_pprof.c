@@ -200,11 +200,13 @@ strtab_add(strtab *st, const char *s, size_t n)
         if (i == RP_NONE) {
             break;
         }
-        if (st->entries[i].len == len
-                && memcmp(st->text.data + st->entries[i].off, str, len) == 0) {
+        if (st->entries[i].len == len && (len == 0
+                || memcmp(st->text.data + st->entries[i].off, str, len) == 0)) {
             found = i;
             st->text.len = off;     /* a duplicate: drop the copy */
-            st->text.data[off] = '\0';
+            if (st->text.data != NULL) {
+                st->text.data[off] = '\0';
+            }
             goto done;
         }
     }
