@@ -21,7 +21,8 @@
 /* 3.11: _PyInterpreterFrame chain via tstate->cframe->current_frame,
  * frame->previous / is_entry / prev_instr, gi_iframe + gi_frame_state,
  * RESUME oparg >= 2 after a yield inside `await` / `yield from`,
- * interp->ceval.gil_drop_request + eval_breaker. */
+ * interp->ceval.gil_drop_request + eval_breaker,
+ * _PyRuntime.ceval.gil.switch_number. */
 #  define RP_FAST_311 1
 #  define Py_BUILD_CORE 1
 #endif
@@ -35,6 +36,7 @@
 #  include <opcode.h>
 #  include <internal/pycore_frame.h>
 #  include <internal/pycore_interp.h>
+#  include <internal/pycore_runtime.h>
 #endif
 
 /* `_Py_IsFinalizing` became public as `Py_IsFinalizing` in 3.13. */
@@ -128,6 +130,19 @@ rp_compat_withdraw_gil_request(const rp_compat *c, PyInterpreterState *interp)
     (void)c;
     (void)interp;
 #endif
+}
+
+unsigned long
+rp_compat_gil_switches(const rp_compat *c)
+{
+#ifdef RP_FAST_311
+    if (c->fast) {
+        return *(volatile unsigned long *)&_PyRuntime.ceval.gil.switch_number;
+    }
+#else
+    (void)c;
+#endif
+    return 0;
 }
 
 int

@@ -54,6 +54,10 @@ void rp_compat_request_gil(const rp_compat *c, PyInterpreterState *interp);
 void rp_compat_withdraw_gil_request(const rp_compat *c,
                                     PyInterpreterState *interp);
 
+/* How many times the GIL changed hands so far (a counter to compare), or 0
+ * on the portable path. No GIL needed: a racy read is fine for a hint. */
+unsigned long rp_compat_gil_switches(const rp_compat *c);
+
 /* Whether the runtime is finalizing (then the GIL must not be taken).
  * No GIL needed. */
 int rp_compat_finalizing(void);

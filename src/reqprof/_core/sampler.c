@@ -11,8 +11,8 @@
  *   makes can hand the GIL to one of them instead of the sampler, which
  *   then waits a whole switch interval (5 ms) or more. After such a wait
  *   the sampler wakes a helper thread (the "assist" thread) that repeats
- *   the drop request every 50 us (backing off to 800 us when the holder
- *   does not yield: a long C call) while the sampler still waits, for the
+ *   the drop request every 50 us (backing off to 800 us while the GIL does
+ *   not change hands: a long C call) while the sampler still waits, for the
  *   next ASSIST_TICKS ticks. The helper never takes the GIL. A request
  *   arriving when no one waits would make the running thread stop until
  *   the next tick, so it only requests under `assist_mu` while
@@ -693,17 +693,16 @@ assist_main(void *arg)
         }
         seen = engine.assist_seq;
         pthread_mutex_unlock(&engine.mu);
-        /* Backing off: a thread that does not yield within a few periods
-         * is in a long C call holding the GIL, and polling faster would
-         * only burn CPU beside it. */
+        /* While the GIL changes hands (to other threads), keep asking
+         * every period: each request is another draw. When it stops
+         * changing hands, the holder is in a long C call that checks no
+         * request: back off rather than burn CPU beside it. */
         int waiting = 1;
         uint64_t period_ns = ASSIST_PERIOD_NS;
+        unsigned stuck = 0;
+        unsigned long switches = rp_compat_gil_switches(&engine.compat);
         for (uint64_t waited = 0; waited < ASSIST_MAX_NS && waiting;
                 waited += period_ns) {
-            if (waited >= 4 * ASSIST_PERIOD_NS
-                    && period_ns < ASSIST_PERIOD_MAX_NS) {
-                period_ns *= 2;
-            }
             const struct timespec period = {0, (long)period_ns};
             nanosleep(&period, NULL);
             pthread_mutex_lock(&engine.assist_mu);
@@ -712,6 +711,15 @@ assist_main(void *arg)
                 rp_compat_request_gil(&engine.compat, engine.interp);
             }
             pthread_mutex_unlock(&engine.assist_mu);
+            unsigned long now_switches = rp_compat_gil_switches(&engine.compat);
+            if (now_switches != switches) {
+                stuck = 0;
+                period_ns = ASSIST_PERIOD_NS;
+            }
+            else if (++stuck >= 2 && period_ns < ASSIST_PERIOD_MAX_NS) {
+                period_ns *= 2;
+            }
+            switches = now_switches;
         }
         pthread_mutex_lock(&engine.mu);
     }
