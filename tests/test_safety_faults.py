@@ -166,20 +166,19 @@ def test_report_backlog_drops_new_reports_with_one_warning(serve, reqprof_logs, 
         release.wait(30)
         real_handle(*args)
 
+    # The reporter thread is stuck on its first report: the queue fills up.
     monkeypatch.setattr(asgi_module._reporter, "handle", slow_handle)
-    monkeypatch.setattr(asgi_module, "REPORT_QUEUE", 4)
-    asgi_module._reporter._queue = asgi_module.queue.Queue(4)
     try:
         server = serve(profiled(sample_rate=1.0))
         started = time.monotonic()
-        for i in range(20):
+        for i in range(asgi_module.REPORT_QUEUE + 20):
             assert server.client.get(f"/items/{i}").status_code == 200
-        assert time.monotonic() - started < 20      # never waited for the reporter
+        assert time.monotonic() - started < 30      # never waited for the reporter
         assert len(errors(reqprof_logs, "sampled reports are waiting")) == 1
     finally:
         release.set()
-        asgi_module._reporter.drain(30)
-        asgi_module._reporter._queue = asgi_module.queue.Queue(asgi_module.REPORT_QUEUE)
+        assert asgi_module._reporter.drain(30)
+    assert len(reqprof_logs.summaries()) >= asgi_module.REPORT_QUEUE
 
 
 def test_rate_limit_is_once_a_period_and_counts_what_it_held_back(reqprof_logs, monkeypatch):
@@ -287,7 +286,7 @@ def test_engine_start_fault_then_recovery(serve_process, faults_path):
     mixed_requests(server.client, 10, start=3)          # recovered
     server.wait_for_log("reqprof: GET", 10)
     report = server.client.get("/spin?ms=30&profile=1&profile_format=json").json()
-    assert report["samples"] > 0
+    assert report["samples"] > 5
     assert server.log().count("profiling could not start") == 1
     wait_quiet(server)
 
@@ -313,7 +312,7 @@ def test_engine_sample_fault_marks_the_report_and_recovers(serve_process, faults
     for _ in range(5):          # the remaining faults are used up
         server.client.get("/spin?ms=30&profile=1&profile_format=json")
     later = server.client.get("/spin?ms=60&profile=1&profile_format=json").json()
-    assert later["samples"] > 0 and "memory" not in later["truncated_reasons"]
+    assert later["samples"] > 5 and "memory" not in later["truncated_reasons"]
     # Auto-sampled requests meanwhile: the responses are the app's own.
     server2 = fault_server(serve_process, faults_path, "sample")
     mixed_requests(server2.client, 20)
@@ -350,7 +349,7 @@ def test_engine_report_fault_sends_the_apps_response_and_recovers(
     for _ in range(6):
         server.client.get("/async/4?profile=1&profile_format=json")
     report = server.client.get("/spin?ms=30&profile=1&profile_format=json").json()
-    assert report["samples"] > 0
+    assert report["samples"] > 5
 
 
 def test_engine_faults_of_every_kind_under_concurrent_load(serve_process, faults_path):
@@ -369,5 +368,5 @@ def test_engine_faults_of_every_kind_under_concurrent_load(serve_process, faults
     assert log.count("could not record some samples") <= 1
     assert server.proc.poll() is None and "Fatal Python error" not in log
     report = server.client.get("/spin?ms=50&profile=1&profile_format=json").json()
-    assert report["samples"] > 0 and report["truncated_reasons"] == []
+    assert report["samples"] > 5 and report["truncated_reasons"] == []
     assert stats["engine"]["active_sessions"] == 0 and stats["live_sessions"] == 0

@@ -32,6 +32,9 @@ from mixed_app import fetch_stats
 from test_middleware import profiled
 
 SANITIZED = os.environ.get("REQPROF_EXPECT_SANITIZED") == "1"
+# Samples in a report the sampler thread took no part in: the session's own
+# start and stop may each record the stack they run on.
+NO_SAMPLER = 2
 
 
 # -- a GIL hog ------------------------------------------------------------------------------
@@ -150,7 +153,7 @@ def sampler_server(serve_process):
                            env={"ENABLE_PROFILING": "1", "PROFILING_SAMPLE_RATE": "0"})
     server.wait_started()
     [warm] = profiled_reports(server.client, 1, ms=30)      # the sampler thread exists now
-    assert warm["samples"] > 0
+    assert warm["samples"] > NO_SAMPLER
     return server
 
 
@@ -174,9 +177,9 @@ def test_requests_go_on_while_the_parked_sampler_is_frozen(sampler_server):
         frozen.release()
     assert plain == [{"async": i} for i in range(30)]
     assert elapsed < 15, elapsed
-    assert all(r["samples"] == 0 and r["duration_s"] > 0.01 for r in reports)
+    assert all(r["samples"] <= NO_SAMPLER and r["duration_s"] > 0.01 for r in reports)
     after = profiled_reports(server.client, 3, ms=40)        # sampling is back
-    assert sum(r["samples"] for r in after) > 0
+    assert max(r["samples"] for r in after) > 10     # the sampler is back
 
 
 @pytest.mark.skipif(SANITIZED, reason="ptrace-stopping a thread of an ASan process is not "
@@ -214,10 +217,10 @@ def test_requests_go_on_while_the_busy_sampler_is_frozen(sampler_server):
         long_report = long.result()
     assert plain == [{"async": i} for i in range(20)]
     assert elapsed < 15, elapsed
-    assert all(r["samples"] == 0 for r in reports)
+    assert all(r["samples"] <= NO_SAMPLER for r in reports)
     assert long_report.status_code == 200 and long_report.json()["samples"] > 100
     after = profiled_reports(server.client, 3, ms=40)
-    assert sum(r["samples"] for r in after) > 0
+    assert max(r["samples"] for r in after) > 10     # the sampler is back
     print(f"sampler caught in the GIL hand-over {handover_stalls} time(s) before a clean freeze")
 
 
@@ -228,7 +231,7 @@ def test_requests_go_on_when_the_sampler_is_gone(sampler_server):
     assert server.client.post("/_stop_sampler").json() == {"thread_alive": 0}
     t0 = time.monotonic()
     reports = profiled_reports(server.client, 20)
-    assert all(r["samples"] == 0 for r in reports)
+    assert all(r["samples"] <= NO_SAMPLER for r in reports)
     assert [server.client.get(f"/sync/{i}").json() for i in range(10)] == \
         [{"sync": i} for i in range(10)]
     assert time.monotonic() - t0 < 15
