@@ -57,15 +57,22 @@ def main() -> int:
             return 1
         time.sleep(0.02)
 
+    settings = Settings.from_env()
+    # With PROFILING_TOKEN set, reports need it in the X-Profiling-Token header.
+    headers = {"X-Profiling-Token": settings.token} if settings.token else {}
+    curl_token = ' -H "X-Profiling-Token: $PROFILING_TOKEN"' if settings.token else ""
     base = f"http://{args.host}:{args.port}"
     try:
+        if not settings.manual:
+            raise RuntimeError("PROFILING_MANUAL is off: unset it to run the demo")
         with httpx.Client(base_url=base, timeout=60) as client:
             client.get("/books/1")          # warm up: imports, first-call caches
-            response = client.get("/books/7?profile=1")
+            response = client.get("/books/7?profile=1", headers=headers)
         response.raise_for_status()
         if not response.headers.get("content-type", "").startswith("text/html"):
-            raise RuntimeError("no report came back: is ENABLE_PROFILING off, or did "
-                               "reqprof._core fail to load? (see the log above)")
+            raise RuntimeError("no report came back: is ENABLE_PROFILING off, is "
+                               "PROFILING_TOKEN wrong, or did reqprof._core fail to "
+                               "load? (see the log above)")
         Path(args.report).write_bytes(response.content)
     except Exception as exc:
         print(f"demo: {exc}", file=sys.stderr)
@@ -73,16 +80,17 @@ def main() -> int:
         thread.join()
         return 1
 
-    rate = Settings.from_env().sample_rate
+    rate = settings.sample_rate
     print(f"\nreqprof demo: the bookshop example is on {base} with profiling on.")
     print(f"Wrote {args.report} from GET /books/7?profile=1: open it in a browser.\n")
-    print("Add ?profile=1 to any request for its report instead of the response:")
+    print("Add ?profile=1 to any request for its report instead of the response"
+          + (" (with the X-Profiling-Token header):" if settings.token else ":"))
     width = max(len(base + path) for path, _ in ENDPOINTS) + len("?profile=1") + 2
     for path, what in ENDPOINTS:
         url = f"{base}{path}{'&' if '?' in path else '?'}profile=1"
         print(f"  {url:<{width}} {what}")
-    print(f"\n  curl '{base}/books/7?profile=1&profile_format=text'")
-    print(f"  curl -o report.html '{base}/search?q=garden&profile=1'\n")
+    print(f"\n  curl{curl_token} '{base}/books/7?profile=1&profile_format=text'")
+    print(f"  curl{curl_token} -o report.html '{base}/search?q=garden&profile=1'\n")
     print(f"Requests without it are sampled ({rate:.0%} of them) and their profiles logged "
           "below.\nCtrl-C to stop.\n")
     if args.no_serve:
