@@ -107,9 +107,9 @@ build/fuzz/%: tests/fuzz/%.c tests/c/json_check.h $(C_UNITS) $(wildcard $(CORE)/
 
 fuzz: $(addprefix build/fuzz/,$(FUZZ_TARGETS))
 	@mkdir -p build/fuzz/corpus-writers build/fuzz/corpus-json
-	build/fuzz/fuzz_writers -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -print_final_stats=1 \
+	build/fuzz/fuzz_writers -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -print_final_stats=1 -artifact_prefix=build/fuzz/ \
 	    build/fuzz/corpus-writers tests/fuzz/corpus
-	build/fuzz/fuzz_read_json -max_total_time=$(FUZZ_SECONDS) -max_len=16384 -print_final_stats=1 \
+	build/fuzz/fuzz_read_json -max_total_time=$(FUZZ_SECONDS) -max_len=16384 -print_final_stats=1 -artifact_prefix=build/fuzz/ \
 	    build/fuzz/corpus-json tests/fuzz/corpus-json
 
 demo: build
