@@ -142,8 +142,11 @@ class Cluster:
         return self.proc.returncode
 
     def worker_pids(self) -> set[int]:
-        out = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True)
-        return {int(p) for p in out.stdout.split()}
+        pids = set()
+        for tid in os.listdir(f"/proc/{self.proc.pid}/task"):
+            with open(f"/proc/{self.proc.pid}/task/{tid}/children") as f:
+                pids.update(int(p) for p in f.read().split())
+        return pids
 
 
 def per_worker_reports(cluster: Cluster, workers: int) -> dict[int, list[dict]]:
