@@ -24,30 +24,28 @@ def functions(root: Node) -> set[str]:
     return {n["function"] for n, _ in walk(root)}
 
 
-def total_wall(root: Node, function: str) -> float:
-    """Wall time under `function`, counting nested calls of it once."""
+def _subtree_sum(root: Node, function: str, field: str) -> float:
+    """`field` summed over the subtrees of `function`, nested calls of it
+    counted once."""
     total = 0.0
     stack = [(root, False)]
     while stack:
         n, inside = stack.pop()
         hit = n["function"] == function
         if hit and not inside:
-            total += n["wall_s"]
+            total += n[field]
         stack.extend((c, inside or hit) for c in n["children"])
     return total
+
+
+def total_wall(root: Node, function: str) -> float:
+    """Wall time under `function`, counting nested calls of it once."""
+    return _subtree_sum(root, function, "wall_s")
 
 
 def self_cpu_under(root: Node, function: str) -> float:
     """CPU time of the subtree(s) of `function`, counted once."""
-    total = 0.0
-    stack = [(root, False)]
-    while stack:
-        n, inside = stack.pop()
-        hit = n["function"] == function
-        if hit and not inside:
-            total += n["cpu_s"]
-        stack.extend((c, inside or hit) for c in n["children"])
-    return total
+    return _subtree_sum(root, function, "cpu_s")
 
 
 def path_to(root: Node, function: str) -> list[str] | None:

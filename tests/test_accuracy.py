@@ -36,6 +36,17 @@ def calibrate_pbkdf2(seconds: float) -> int:
     return max(1000, int(seconds / per_round))
 
 
+def assert_shares(report: dict, truth: dict[str, float]) -> None:
+    """Each part's share of the profile's wall time is within 5 points of
+    its share of the measured time."""
+    total_truth = sum(truth.values())
+    total_prof = report["root"]["wall_s"]
+    for name, seconds in truth.items():
+        want = 100 * seconds / total_truth
+        got = 100 * total_wall(report["root"], name) / total_prof
+        assert abs(got - want) <= 5, f"{name}: profile {got:.1f}% vs truth {want:.1f}%"
+
+
 def test_known_split_python_sleep_and_c_call():
     rounds = calibrate_pbkdf2(0.25)
     truth: dict[str, float] = {}
@@ -51,12 +62,7 @@ def test_known_split_python_sleep_and_c_call():
             truth[name] = time.perf_counter() - t
             truth_cpu[name] = time.thread_time() - c
     report = prof.report.to_dict()
-    total_truth = sum(truth.values())
-    total_prof = report["root"]["wall_s"]
-    for name, seconds in truth.items():
-        want = 100 * seconds / total_truth
-        got = 100 * total_wall(report["root"], name) / total_prof
-        assert abs(got - want) <= 5, f"{name}: profile {got:.1f}% vs truth {want:.1f}%"
+    assert_shares(report, truth)
     # CPU time per part against the thread's CPU clock around it (on a busy
     # machine CPU is well below wall, so wall is no reference for it).
     for name, cpu in truth_cpu.items():
@@ -82,12 +88,7 @@ def test_known_split_with_an_await():
         return prof.report.to_dict(), truth
 
     report, truth = asyncio.run(main())
-    total_truth = sum(truth.values())
-    total_prof = report["root"]["wall_s"]
-    for name, seconds in truth.items():
-        want = 100 * seconds / total_truth
-        got = 100 * total_wall(report["root"], name) / total_prof
-        assert abs(got - want) <= 5, f"{name}: profile {got:.1f}% vs truth {want:.1f}%"
+    assert_shares(report, truth)
     # Waiting costs no CPU (a sample may catch the coroutine starting).
     awaited = total_wall(report["root"], awaiting_part.__qualname__)
     assert self_cpu_under(report["root"], awaiting_part.__qualname__) <= 0.1 * awaited
