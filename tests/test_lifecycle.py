@@ -196,12 +196,12 @@ def report_json_functions(report: dict) -> set[str]:
     return functions(report["root"])
 
 
-def test_uvicorn_workers_each_profile_their_own_requests(tmp_path):
-    port = free_port()
+def serve_workers(argv: list, port: int, tmp_path: Path) -> None:
+    """Runs a multi-worker server, checks that its 2 workers each profile
+    their own requests, stops it and checks it exited cleanly."""
     out = tmp_path / "reports"
-    cluster = Cluster([sys.executable, "-m", "uvicorn", "mixed_app:make_profiled_app", "--factory",
-                       "--workers", "2", "--host", "127.0.0.1", "--port", str(port)],
-                      port, dict(PROFILED, PROFILING_OUTPUT_DIR=str(out)), tmp_path / "uvicorn.log")
+    cluster = Cluster(argv, port, dict(PROFILED, PROFILING_OUTPUT_DIR=str(out)),
+                      tmp_path / "server.log")
     try:
         cluster.wait_log("Application startup complete", 2)
         check_workers(cluster, out, 2)
@@ -210,6 +210,12 @@ def test_uvicorn_workers_each_profile_their_own_requests(tmp_path):
     log = cluster.log()
     assert clean_exit(code), log
     assert not [s for s in CRASH_SIGNS if s in log], log
+
+
+def test_uvicorn_workers_each_profile_their_own_requests(tmp_path):
+    port = free_port()
+    serve_workers([sys.executable, "-m", "uvicorn", "mixed_app:make_profiled_app", "--factory",
+                   "--workers", "2", "--host", "127.0.0.1", "--port", str(port)], port, tmp_path)
 
 
 @pytest.mark.parametrize("preload", [True, False])
@@ -217,23 +223,13 @@ def test_gunicorn_uvicorn_workers_each_profile_their_own_requests(tmp_path, prel
     pytest.importorskip("gunicorn")
     pytest.importorskip("uvicorn_worker")
     port = free_port()
-    out = tmp_path / "reports"
     argv = [sys.executable, "-m", "gunicorn", "mixed_app:make_warm_profiled_app()",
             "-k", "uvicorn_worker.UvicornWorker", "-w", "2", "--bind", f"127.0.0.1:{port}",
             "--graceful-timeout", "10"]
     if preload:
         # The app, the engine and its sampler thread exist before the fork.
         argv.append("--preload")
-    cluster = Cluster(argv, port, dict(PROFILED, PROFILING_OUTPUT_DIR=str(out)),
-                      tmp_path / "gunicorn.log")
-    try:
-        cluster.wait_log("Application startup complete", 2)
-        check_workers(cluster, out, 2)
-    finally:
-        code = cluster.stop()
-    log = cluster.log()
-    assert clean_exit(code), log
-    assert not [s for s in CRASH_SIGNS if s in log], log
+    serve_workers(argv, port, tmp_path)
 
 
 # -- interpreter shutdown with sessions active ------------------------------------------------------

@@ -88,6 +88,7 @@ OWN_PARAMS = frozenset({"profile", "profile_format"})
 _PROXY_HEADERS = frozenset({b"forwarded", b"x-forwarded-for", b"x-real-ip"})
 
 _YES = frozenset({"1", "true", "yes"})
+_BUSY = object()    # _begin(): every profiling slot is taken
 # App headers that describe the replaced body, or would stop a browser from
 # showing the report (redirects, downloads, scripts blocked by a CSP).
 _DROP_HEADERS = frozenset({
@@ -183,48 +184,32 @@ class ProfilingMiddleware:
     # -- the two kinds of profiled request -----------------------------------
 
     async def _auto(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not self._slots.acquire(blocking=False):
-            self._log_busy()
+        exchange = _Exchange(scope, send, keep=False)
+        profiler = self._begin(sys._getframe())
+        if profiler is None or profiler is _BUSY:
             await self.app(scope, receive, send)
             return
-        held = True
         try:
-            profiler = self._start(sys._getframe())
-            if profiler is None:
-                self._slots.release()
-                held = False
-                await self.app(scope, receive, send)
-                return
-            exchange = _Exchange(scope, send, keep=False)
-            try:
-                await self.app(scope, receive, exchange.forward)
-            except BaseException as exc:
-                exchange.exception = exc
-                raise
-            finally:
-                report = self._finish(profiler, exchange, "auto")
-                self._slots.release()
-                held = False
-                if report is not None:
-                    _reporter.submit(report, self._output_dir, self._failures)
+            await self.app(scope, receive, exchange.forward)
+        except BaseException as exc:
+            exchange.exception = exc
+            raise
         finally:
-            if held:
-                self._slots.release()
+            report = self._finish(profiler, exchange, "auto")
+            self._slots.release()
+            if report is not None:
+                _reporter.submit(report, self._output_dir, self._failures)
 
     async def _manual(self, scope: Scope, receive: Receive, send: Send, fmt: str) -> None:
-        if not self._slots.acquire(blocking=False):
-            self._log_busy()
+        exchange = _Exchange(scope, send, keep=True)
+        profiler = self._begin(sys._getframe())
+        if profiler is _BUSY:
             await self.app(scope, receive, _SkippedSend(send))
             return
-        held = True
+        if profiler is None:
+            await self.app(scope, receive, send)
+            return
         try:
-            profiler = self._start(sys._getframe())
-            if profiler is None:
-                self._slots.release()
-                held = False
-                await self.app(scope, receive, send)
-                return
-            exchange = _Exchange(scope, send, keep=True)
             try:
                 await self.app(scope, receive, exchange.capture)
             except Exception as exc:
@@ -235,11 +220,8 @@ class ProfilingMiddleware:
             report = self._finish(profiler, exchange, "manual")
             rendered = self._render(report, fmt) if report is not None else None
             del report, profiler
-            self._slots.release()   # the session is over; sending the report is not profiling
-            held = False
         finally:
-            if held:
-                self._slots.release()
+            self._slots.release()   # the session is over; sending the report is not profiling
         if rendered is None:
             await exchange.replay(send)
             return
@@ -355,6 +337,18 @@ class ProfilingMiddleware:
             "busy", logging.INFO,
             "reqprof: %d requests are being profiled (PROFILING_MAX_CONCURRENT); more are "
             "served unprofiled until one ends", self.settings.max_concurrent)
+
+    def _begin(self, root: FrameType) -> Any:
+        """A started profiler holding one of the ``max_concurrent`` slots
+        (the caller releases it), ``_BUSY`` when every slot is taken, or None
+        when the profiler could not start (logged; no slot held)."""
+        if not self._slots.acquire(blocking=False):
+            self._log_busy()
+            return _BUSY
+        profiler = self._start(root)
+        if profiler is None:
+            self._slots.release()
+        return profiler
 
     def _start(self, root: FrameType) -> Any:
         try:
@@ -624,7 +618,8 @@ def _load_engine() -> Optional[tuple[Any, Any]]:
         from . import profiler as engine
         from .report import Report
         for func in (_Exchange.forward, _Exchange.capture, _Exchange._record,
-                     ProfilingMiddleware._start, ProfilingMiddleware._finish):
+                     ProfilingMiddleware._begin, ProfilingMiddleware._start,
+                     ProfilingMiddleware._finish):
             engine.hide(func)
         return engine.Profiler, Report
     except Exception as exc:
