@@ -351,3 +351,49 @@ rp_buf_put_plain(rp_buf *b, const char *s, size_t n, char from, char to)
     }
     return b->failed ? -1 : 0;
 }
+
+size_t
+rp_json_number_len(const char *s, size_t n)
+{
+    /* -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? */
+    size_t i = 0, start, len = 0;
+    if (i < n && s[i] == '-') {
+        i++;
+    }
+    if (i < n && s[i] == '0') {
+        i++;
+    }
+    else if (i < n && s[i] >= '1' && s[i] <= '9') {
+        while (i < n && s[i] >= '0' && s[i] <= '9') {
+            i++;
+        }
+    }
+    else {
+        goto done;
+    }
+    if (i < n && s[i] == '.') {
+        start = ++i;
+        while (i < n && s[i] >= '0' && s[i] <= '9') {
+            i++;
+        }
+        if (i == start) {
+            goto done;
+        }
+    }
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        i++;
+        if (i < n && (s[i] == '+' || s[i] == '-')) {
+            i++;
+        }
+        start = i;
+        while (i < n && s[i] >= '0' && s[i] <= '9') {
+            i++;
+        }
+        if (i == start) {
+            goto done;
+        }
+    }
+    len = i;
+done:
+    return len;
+}

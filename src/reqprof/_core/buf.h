@@ -55,4 +55,8 @@ int rp_buf_put_json_string(rp_buf *b, const char *s, size_t n);
  * The result never breaks a line nor drives a terminal. */
 int rp_buf_put_plain(rp_buf *b, const char *s, size_t n, char from, char to);
 
+/* The length of the JSON number (RFC 8259 grammar) that s[0..n) starts
+ * with, or 0 when it starts with none. */
+size_t rp_json_number_len(const char *s, size_t n);
+
 #endif

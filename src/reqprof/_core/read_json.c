@@ -220,52 +220,16 @@ scan_string(reader *rd, size_t *pos)
     return 0;
 }
 
-/* A number at text[*pos]: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? */
+/* A number at text[*pos] (the grammar is rp_json_number_len's). */
 static int
 scan_number(reader *rd, size_t *pos)
 {
-    const char *s = rd->text;
-    size_t i = *pos, n = rd->n, start;
-    if (i < n && s[i] == '-') {
-        i++;
+    size_t len = rp_json_number_len(rd->text + *pos, rd->n - *pos);
+    if (len == 0) {
+        return fail(rd, "invalid JSON at byte %zu: bad number", *pos);
     }
-    if (i < n && s[i] == '0') {
-        i++;
-    }
-    else if (i < n && s[i] >= '1' && s[i] <= '9') {
-        while (i < n && is_digit(s[i])) {
-            i++;
-        }
-    }
-    else {
-        goto error;
-    }
-    if (i < n && s[i] == '.') {
-        start = ++i;
-        while (i < n && is_digit(s[i])) {
-            i++;
-        }
-        if (i == start) {
-            goto error;
-        }
-    }
-    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
-        i++;
-        if (i < n && (s[i] == '+' || s[i] == '-')) {
-            i++;
-        }
-        start = i;
-        while (i < n && is_digit(s[i])) {
-            i++;
-        }
-        if (i == start) {
-            goto error;
-        }
-    }
-    *pos = i;
+    *pos += len;
     return 0;
-error:
-    return fail(rd, "invalid JSON at byte %zu: bad number", *pos);
 }
 
 /* Appends a value whose text starts at `start`; its index, or RP_NONE. */

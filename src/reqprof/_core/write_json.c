@@ -57,65 +57,17 @@ put_double(rp_buf *b, double x)
     return b->failed ? -1 : 0;
 }
 
-static int
-is_digit(char c)
-{
-    return c >= '0' && c <= '9';
-}
-
 /* Whether s is exactly a JSON number, true, false or null: only those are
  * written raw, anything else as a string, so the document stays valid. */
 static int
 is_json_literal(const char *s, size_t n)
 {
-    size_t i = 0, start;
-    int ok = 0;
     if ((n == 4 && memcmp(s, "true", 4) == 0)
             || (n == 5 && memcmp(s, "false", 5) == 0)
             || (n == 4 && memcmp(s, "null", 4) == 0)) {
-        ok = 1;
-        goto done;
+        return 1;
     }
-    /* -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? */
-    if (i < n && s[i] == '-') {
-        i++;
-    }
-    if (i < n && s[i] == '0') {
-        i++;
-    }
-    else if (i < n && s[i] >= '1' && s[i] <= '9') {
-        while (i < n && is_digit(s[i])) {
-            i++;
-        }
-    }
-    else {
-        goto done;
-    }
-    if (i < n && s[i] == '.') {
-        start = ++i;
-        while (i < n && is_digit(s[i])) {
-            i++;
-        }
-        if (i == start) {
-            goto done;
-        }
-    }
-    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
-        i++;
-        if (i < n && (s[i] == '+' || s[i] == '-')) {
-            i++;
-        }
-        start = i;
-        while (i < n && is_digit(s[i])) {
-            i++;
-        }
-        if (i == start) {
-            goto done;
-        }
-    }
-    ok = i == n;
-done:
-    return ok;
+    return n > 0 && rp_json_number_len(s, n) == n;
 }
 
 static int
