@@ -333,8 +333,7 @@ def _report_fault_works(faults_path: str) -> bool:
 
 def test_engine_report_fault_sends_the_apps_response_and_recovers(
         serve_process, faults_path, tmp_path):
-    if not _report_fault_works(faults_path):
-        pytest.skip("the engine's report fault hook is not in this build yet")
+    assert _report_fault_works(faults_path), "the faults build does not honour REQPROF_FAULT=report"
     bare = serve_process("mixed_app:make_app")
     bare.wait_started()
     server = fault_server(serve_process, faults_path, "report:6", PROFILING_SAMPLE_RATE="0",

@@ -335,8 +335,8 @@ session_write(rp_session *s, int fmt, PyObject *meta, const char *version,
         : fmt == FMT_SPEEDSCOPE ? rp_write_speedscope(&b, &r)
         : fmt == FMT_PPROF ? rp_write_pprof(&b, &r)
         : rp_write_collapsed(&b, &r);
-    if (rc < 0 && !b.failed) {
-        b.failed = 1;
+    if ((rc < 0 && !b.failed) || RP_FAULT(RP_FAULT_REPORT)) {
+        b.failed = 1;   /* an injected fault takes the out-of-memory path */
     }
     if (fmt != FMT_PPROF) {
         out = buf_to_str(&b);

@@ -1233,11 +1233,34 @@ rp_engine_mode(void)
     return rp_compat_mode(&engine.compat);
 }
 
+/* Bytes the engine holds for sampling: its scratch buffers and tables, and
+ * the trees and code tables of the active sessions. */
+static void
+pool_bytes(size_t *scratch, size_t *sessions)
+{
+    *scratch = engine.frames_cap * sizeof(rp_frame)
+        + engine.chain_cap * sizeof(rp_frame)
+        + engine.path_cap * sizeof(uint32_t)
+        + engine.cap_cpu * sizeof(thread_cpu)
+        + engine.cap_active * sizeof(rp_session *)
+        + (engine.hidden.mask ? engine.hidden.mask + 1 : 0) * sizeof(PyObject *)
+        + (engine.dispatch.mask ? engine.dispatch.mask + 1 : 0)
+          * sizeof(PyObject *);
+    *sessions = 0;
+    for (size_t i = 0; i < engine.n_active; i++) {
+        const rp_session *s = engine.active[i];
+        *sessions += s->tree.bytes + rp_codetable_bytes(&s->codes);
+    }
+}
+
 PyObject *
 rp_engine_stats(void)
 {
+    size_t scratch, sessions;
+    pool_bytes(&scratch, &sessions);
     return Py_BuildValue(
-        "{s:s, s:K, s:K, s:K, s:K, s:K, s:K, s:K, s:K, s:K, s:n, s:i}",
+        "{s:s, s:K, s:K, s:K, s:K, s:K, s:K, s:K, s:K, s:K, s:n, s:n, s:n, "
+        "s:i}",
         "mode", rp_compat_mode(&engine.compat),
         "ticks", (unsigned long long)engine.ticks,
         "late_ticks", (unsigned long long)engine.late_ticks,
@@ -1249,6 +1272,8 @@ rp_engine_stats(void)
         "assisted_waits", (unsigned long long)engine.assisted_waits,
         "dropped_samples", (unsigned long long)engine.dropped_samples,
         "active_sessions", (Py_ssize_t)engine.n_active,
+        "scratch_bytes", (Py_ssize_t)scratch,
+        "active_session_bytes", (Py_ssize_t)sessions,
         "thread_alive", rp_engine_thread_alive());
 }
 
