@@ -419,8 +419,7 @@ def secret_request(server: Any, target: str, extra: str = "", token: bool = True
 @pytest.mark.parametrize("fmt", ["html", "json", "text", "collapsed", "speedscope", "pprof"])
 def test_reports_hold_no_query_or_header_values(serve, fmt):
     middleware = with_token()
-    if fmt not in middleware._formats:
-        pytest.skip(f"the {fmt} writer is not in this build")
+    assert fmt in middleware._formats
     server = serve(middleware)
     response = secret_request(server, "/items/31", f"&profile_format={fmt}")
     assert response.status_code == 200
