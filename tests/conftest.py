@@ -240,3 +240,16 @@ def reqprof_logs() -> Iterator[LogCapture]:
     yield handler
     logger.removeHandler(handler)
     logger.setLevel(old_level)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """Headless Chromium for the tests whose consumer is a browser (the
+    viewer, speedscope's importer): one per test run, as Playwright's sync
+    API allows only one at a time in a process."""
+    from format_consumers import start_chromium
+
+    pw, b = start_chromium("the browser tests")
+    yield b
+    b.close()
+    pw.stop()

@@ -27,7 +27,7 @@ SPEEDSCOPE_SPEC = ROOT / "tests" / "speedscope"
 SPEEDSCOPE_DIR = ROOT / "build" / "speedscope"
 SPEEDSCOPE_VERSION = json.loads((SPEEDSCOPE_SPEC / "package.json").read_text())["dependencies"]["speedscope"]
 CHROMIUM = os.environ.get("REQPROF_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 HOT = "reqprof_hot_loop"
@@ -169,16 +169,17 @@ def speedscope_release() -> Path:
     return index.parent
 
 
-def start_chromium() -> tuple[Any, Any]:
+def start_chromium(who: str = "the speedscope tests") -> tuple[Any, Any]:
     """(playwright, browser): headless Chromium driven by Playwright. A
     sanitizer preloaded into the test run must reach neither Playwright's
-    driver process nor the browser."""
+    driver process nor the browser. Fails (never skips) when either is
+    missing, naming `who` needs them."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        pytest.fail("the speedscope tests need the 'playwright' package: pip install -e '.[test]'", pytrace=False)
+        pytest.fail(f"{who} need the 'playwright' package: pip install -e '.[test]'", pytrace=False)
     if not os.access(CHROMIUM, os.X_OK):
-        pytest.fail(f"the speedscope tests need Chromium at {CHROMIUM}: apt-get install -y chromium", pytrace=False)
+        pytest.fail(f"{who} need Chromium at {CHROMIUM}: apt-get install -y chromium", pytrace=False)
     saved = {k: os.environ.pop(k) for k in ("LD_PRELOAD", "ASAN_OPTIONS", "UBSAN_OPTIONS") if k in os.environ}
     try:
         pw = sync_playwright().start()

@@ -39,14 +39,6 @@ def saved(report: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Pa
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    pw, b = fc.start_chromium()
-    yield b
-    b.close()
-    pw.stop()
-
-
-@pytest.fixture(scope="module")
 def speedscope() -> Path:
     return fc.speedscope_release()
 
