@@ -242,11 +242,12 @@ def reqprof_logs() -> Iterator[LogCapture]:
     logger.setLevel(old_level)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     """Headless Chromium for the tests whose consumer is a browser (the
-    viewer, speedscope's importer): one per test run, as Playwright's sync
-    API allows only one at a time in a process."""
+    viewer, speedscope's importer). Module-scoped: Playwright's sync API
+    allows one at a time in a process and keeps an event loop on this thread
+    while it runs, which later tests' asyncio.run() must not meet."""
     from format_consumers import start_chromium
 
     pw, b = start_chromium("the browser tests")
