@@ -12,7 +12,7 @@ test('fileCategory tells site-packages, stdlib and app code apart', () => {
     ['/usr/lib/python3/dist-packages/yaml/__init__.py', 'library'],
     ['C:\\venv\\Lib\\site-packages\\fastapi\\routing.py', 'library'],
     [STDLIB + 'json/__init__.py', 'stdlib'],
-    ['/root/.pyenv/versions/3.11.7/lib/python3.11/asyncio/tasks.py', 'stdlib'],
+    ['/home/dev/.pyenv/versions/3.12.1/lib/python3.12/asyncio/tasks.py', 'stdlib'],
     ['/opt/py/lib64/python3.13t/threading.py', 'stdlib'],
     ['C:\\Python311\\Lib\\json\\encoder.py', 'stdlib'],
     ['<frozen importlib._bootstrap>', 'stdlib'],
