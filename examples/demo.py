@@ -1,6 +1,6 @@
 """`make demo`: serve the bookshop example (examples/fastapi_app.py) under
-uvicorn with profiling on, write demo-report.html from one profiled request,
-then keep serving so you can try ``?profile=1`` yourself.
+uvicorn with profiling on, write demo-report.html (and .json, .txt) from one
+profiled request, then keep serving so you can try ``?profile=1`` yourself.
 
     python examples/demo.py [--port 8000] [--report demo-report.html] [--no-serve]
 
@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import httpx  # noqa: E402
 import uvicorn  # noqa: E402
 
-from reqprof import Settings  # noqa: E402
+from reqprof import Report, Settings  # noqa: E402
 
 ENDPOINTS = [
     ("/books/7", "async def: two awaits in parallel, then CPU work"),
@@ -67,13 +67,20 @@ def main() -> int:
             raise RuntimeError("PROFILING_MANUAL is off: unset it to run the demo")
         with httpx.Client(base_url=base, timeout=60) as client:
             client.get("/books/1")          # warm up: imports, first-call caches
-            response = client.get("/books/7?profile=1", headers=headers)
+            response = client.get("/books/7?profile=1&profile_format=json", headers=headers)
         response.raise_for_status()
-        if not response.headers.get("content-type", "").startswith("text/html"):
+        if not response.headers.get("content-type", "").startswith("application/json"):
             raise RuntimeError("no report came back: is ENABLE_PROFILING off, is "
                                "PROFILING_TOKEN wrong, or did reqprof._core fail to "
                                "load? (see the log above)")
-        Path(args.report).write_bytes(response.content)
+        # One profile, three files: the JSON as served, the HTML and text
+        # reports rendered from it.
+        report = Report.from_json(response.text)
+        html = Path(args.report)
+        written = [html.with_suffix(".json"), html, html.with_suffix(".txt")]
+        written[0].write_bytes(response.content)
+        html.write_text(report.to_html(), encoding="utf-8")
+        written[2].write_text(report.to_text(), encoding="utf-8")
     except Exception as exc:
         print(f"demo: {exc}", file=sys.stderr)
         server.should_exit = True
@@ -82,7 +89,8 @@ def main() -> int:
 
     rate = settings.sample_rate
     print(f"\nreqprof demo: the bookshop example is on {base} with profiling on.")
-    print(f"Wrote {args.report} from GET /books/7?profile=1: open it in a browser.\n")
+    print(f"Wrote {', '.join(str(p) for p in written)} from GET /books/7?profile=1: "
+          f"open {args.report} in a browser.\n")
     print("Add ?profile=1 to any request for its report instead of the response"
           + (" (with the X-Profiling-Token header):" if settings.token else ":"))
     width = max(len(base + path) for path, _ in ENDPOINTS) + len("?profile=1") + 2
