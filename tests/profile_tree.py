@@ -6,6 +6,14 @@ from typing import Any, Iterator
 Node = dict[str, Any]
 
 
+def name_of(func: Any) -> str:
+    """The function name a report shows for `func`: its qualified name
+    (co_qualname, CPython 3.11+), or its bare name on older versions, whose
+    code objects do not know their qualified name."""
+    code = func.__code__
+    return getattr(code, "co_qualname", code.co_name)
+
+
 def walk(node: Node, depth: int = 0) -> Iterator[tuple[Node, int]]:
     """Every node with its depth (root = 0), without recursion."""
     stack = [(node, depth)]

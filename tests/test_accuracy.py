@@ -7,7 +7,7 @@ import asyncio
 import hashlib
 import time
 
-from profile_tree import self_cpu_under, total_wall
+from profile_tree import name_of, self_cpu_under, total_wall
 from reqprof import Profiler
 
 
@@ -84,11 +84,11 @@ def test_known_split_with_an_await():
             truth["python_part"] = time.perf_counter() - t
             t = time.perf_counter()
             await awaiting_part(0.2)
-            truth[awaiting_part.__qualname__] = time.perf_counter() - t
+            truth[name_of(awaiting_part)] = time.perf_counter() - t
         return prof.report.to_dict(), truth
 
     report, truth = asyncio.run(main())
     assert_shares(report, truth)
     # Waiting costs no CPU (a sample may catch the coroutine starting).
-    awaited = total_wall(report["root"], awaiting_part.__qualname__)
-    assert self_cpu_under(report["root"], awaiting_part.__qualname__) <= 0.1 * awaited
+    awaited = total_wall(report["root"], name_of(awaiting_part))
+    assert self_cpu_under(report["root"], name_of(awaiting_part)) <= 0.1 * awaited

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from profile_tree import find, functions, max_depth, path_to, total_wall, walk
+from profile_tree import find, functions, max_depth, name_of, path_to, total_wall, walk
 from reqprof import Profiler, _core
 
 FAST = _core.MODE.startswith("fast")
@@ -108,13 +108,13 @@ def test_frames_are_named_qualname_file_and_first_line():
 
     with Profiler() as prof:
         Worker().run()
-    node = find(prof.report.to_dict()["root"], f"{Worker.run.__qualname__}")[0]
+    node = find(prof.report.to_dict()["root"], name_of(Worker.run))[0]
     code = Worker.run.__code__
     assert node["kind"] == "frame"
     assert node["file"] == code.co_filename
     assert node["line"] == code.co_firstlineno
     assert node["short_file"] == "test_engine.py"
-    assert node["name"] == f"{Worker.run.__qualname__} (test_engine.py:{code.co_firstlineno})"
+    assert node["name"] == f"{name_of(Worker.run)} (test_engine.py:{code.co_firstlineno})"
 
 
 def test_hot_line_is_reported():
@@ -126,7 +126,7 @@ def test_hot_line_is_reported():
 
     with Profiler() as prof:
         hot()
-    node = find(prof.report.to_dict()["root"], hot.__qualname__)[0]
+    node = find(prof.report.to_dict()["root"], name_of(hot))[0]
     lines = {int(k): v for k, v in node["lines"].items()}
     first = hot.__code__.co_firstlineno
     hottest = max(lines, key=lines.get)
@@ -155,7 +155,7 @@ def test_await_time_shows_under_the_awaiting_function():
 
     report = asyncio.run(main()).to_dict()
     path = path_to(report["root"], "[await]")
-    assert path is not None and waiter.__qualname__ in path, path
+    assert path is not None and name_of(waiter) in path, path
     awaited = sum(n["wall_s"] for n in find(report["root"], "[await]"))
     assert awaited >= 0.12
     await_node = find(report["root"], "[await]")[0]
@@ -287,7 +287,7 @@ def test_copy_context_run_in_a_thread_counts_an_unrelated_thread_does_not():
     # Disabled profiles the starting thread only: here, it mostly waits in
     # join() (starting the threads takes its share under GIL contention).
     assert disabled["root"]["wall_s"] >= 0.08
-    assert total_wall(disabled["root"], "Thread.join") >= 0.04
+    assert total_wall(disabled["root"], name_of(threading.Thread.join)) >= 0.04
 
 
 def test_disabled_mode_does_not_follow_to_thread_but_keeps_own_work():

@@ -17,6 +17,59 @@
 #include <Python.h>
 #include <stdint.h>
 
+/* ---- public API differences between versions, for every file ---------- */
+
+/* PyFrameObject and PyFrame_Type are in frameobject.h before 3.11. */
+#if PY_VERSION_HEX < 0x030B0000
+#  include <frameobject.h>
+#endif
+
+/* Py_NewRef / Py_XNewRef and PyModule_AddObjectRef arrived in 3.10. */
+#if PY_VERSION_HEX < 0x030A0000
+static inline PyObject *
+rp_new_ref(PyObject *o)
+{
+    Py_INCREF(o);
+    return o;
+}
+static inline PyObject *
+rp_xnew_ref(PyObject *o)
+{
+    Py_XINCREF(o);
+    return o;
+}
+#  define Py_NewRef(o) rp_new_ref((PyObject *)(o))
+#  define Py_XNewRef(o) rp_xnew_ref((PyObject *)(o))
+static inline int
+PyModule_AddObjectRef(PyObject *m, const char *name, PyObject *value)
+{
+    Py_XINCREF(value);
+    int rc = PyModule_AddObject(m, name, value);
+    if (rc < 0) {
+        Py_XDECREF(value);
+    }
+    return rc;
+}
+#endif
+
+/* Saving the pending exception around work that may set one: PyErr_Fetch
+ * is deprecated from 3.12, which has PyErr_GetRaisedException. */
+#if PY_VERSION_HEX >= 0x030C0000
+typedef struct rp_saved_error {
+    PyObject *exc;
+} rp_saved_error;
+#  define RP_ERROR_SAVE(e) ((e)->exc = PyErr_GetRaisedException())
+#  define RP_ERROR_RESTORE(e) PyErr_SetRaisedException((e)->exc)
+#else
+typedef struct rp_saved_error {
+    PyObject *type, *value, *tb;
+} rp_saved_error;
+#  define RP_ERROR_SAVE(e) PyErr_Fetch(&(e)->type, &(e)->value, &(e)->tb)
+#  define RP_ERROR_RESTORE(e) PyErr_Restore((e)->type, (e)->value, (e)->tb)
+#endif
+
+/* ---- CPython internals, one function each ------------------------------ */
+
 /* One frame as the sampler records it. */
 typedef struct rp_frame {
     PyCodeObject *code;     /* borrowed: the frame holds it */

@@ -1049,12 +1049,12 @@ rp_engine_stop(rp_session *s)
     publish_schedule();
     /* Unbind: the context may live on (child tasks), holding only the
      * marker, which no active session matches any more. */
-    PyObject *exc_type, *exc_value, *exc_tb;
-    PyErr_Fetch(&exc_type, &exc_value, &exc_tb);
+    rp_saved_error saved;
+    RP_ERROR_SAVE(&saved);
     if (update_markers(NULL, s->marker) < 0) {
         PyErr_Clear();
     }
-    PyErr_Restore(exc_type, exc_value, exc_tb);
+    RP_ERROR_RESTORE(&saved);
     /* Let go of what the request owned. */
     Py_CLEAR(s->context);
     Py_CLEAR(s->coro);
