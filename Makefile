@@ -79,6 +79,23 @@ soak: build
 	REQPROF_SOAK=1 REQPROF_SOAK_RESULTS=test-output/soak.jsonl \
 	  $(PY) -m pytest -q -s -p no:cacheprovider --timeout=1800 tests/test_soak.py
 
+# The engine suites on every other CPython 3.9+ this machine has (pyenv's
+# versions): each builds the extension into build/py<version> and runs on
+# the public-API path (the fast path is 3.11's).
+OTHER_PYTHONS ?= $(shell for v in 3.9 3.10 3.12 3.13 3.14; do \
+    ls -d $$HOME/.pyenv/versions/$$v.*/bin/python3 2>/dev/null | sort -V | tail -1; done)
+test-versions:
+	@if [ -z "$(strip $(OTHER_PYTHONS))" ]; then echo "test-versions: no CPython besides the default found"; fi
+	@set -e; for py in $(OTHER_PYTHONS); do \
+	  v=$$($$py -c 'import sys; print("%d.%d" % sys.version_info[:2])'); d=build/py$$v; \
+	  echo "== CPython $$v ($$py)"; \
+	  rm -rf $$d && mkdir -p $$d && cp -r src/reqprof $$d/ && find $$d -name '*.so' -delete; \
+	  $$py -m venv $$d/venv && $$d/venv/bin/pip install -q pytest pytest-timeout 'setuptools>=77'; \
+	  $$d/venv/bin/python setup.py -q build_ext --build-lib $$d --build-temp $$d/tmp --force; \
+	  PYTHONPATH=$$d $$d/venv/bin/python -m pytest -q --noconftest -p no:cacheprovider \
+	    tests/test_engine.py tests/test_accuracy.py; \
+	done
+
 # The extension with fault injection compiled in (REQPROF_FAULT=...), in
 # build/faults (a copy of the package): tests put it first on PYTHONPATH.
 build-faults: build
