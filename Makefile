@@ -80,8 +80,8 @@ soak: build
 	  $(PY) -m pytest -q -s -p no:cacheprovider --timeout=1800 tests/test_soak.py
 
 # The engine suites on every other CPython 3.9+ this machine has (pyenv's
-# versions): each builds the extension into build/py<version> and runs on
-# the public-API path (the fast path is 3.11's).
+# versions): each builds the extension into build/py<version>; where the
+# fast path exists (3.12) the suites run again on the public-API path.
 OTHER_PYTHONS ?= $(shell for v in 3.9 3.10 3.12 3.13 3.14; do \
     ls -d $$HOME/.pyenv/versions/$$v.*/bin/python3 2>/dev/null | sort -V | tail -1; done)
 test-versions:
@@ -94,6 +94,11 @@ test-versions:
 	  $$d/venv/bin/python setup.py -q build_ext --build-lib $$d --build-temp $$d/tmp --force; \
 	  PYTHONPATH=$$d $$d/venv/bin/python -m pytest -q --noconftest -p no:cacheprovider \
 	    tests/test_engine.py tests/test_accuracy.py; \
+	  if PYTHONPATH=$$d $$d/venv/bin/python -c 'import sys, reqprof._core as c; sys.exit(not c.MODE.startswith("fast"))'; then \
+	    echo "== CPython $$v, public-API path"; \
+	    REQPROF_PORTABLE=1 PYTHONPATH=$$d $$d/venv/bin/python -m pytest -q --noconftest -p no:cacheprovider \
+	      tests/test_engine.py tests/test_accuracy.py; \
+	  fi; \
 	done
 
 # The extension with fault injection compiled in (REQPROF_FAULT=...), in

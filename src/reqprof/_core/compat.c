@@ -1,6 +1,6 @@
 /* compat.c - the one file that reads CPython internals (see compat.h).
  *
- * Fast path (CPython 3.11): frames are read straight from the
+ * Fast path (CPython 3.11 and 3.12): frames are read straight from the
  * `_PyInterpreterFrame` chain of each thread state and from the frame
  * embedded in each generator/coroutine, with no allocation; the GIL-drop
  * request makes the running thread yield the GIL at its next safe point.
@@ -20,10 +20,19 @@
 #if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000
 /* 3.11: _PyInterpreterFrame chain via tstate->cframe->current_frame,
  * frame->previous / is_entry / prev_instr, gi_iframe + gi_frame_state,
- * RESUME oparg >= 2 after a yield inside `await` / `yield from`,
+ * RESUME(_QUICK) oparg >= 2 after a yield inside `await` / `yield from`,
  * interp->ceval.gil_drop_request + eval_breaker,
  * _PyRuntime.ceval.gil.switch_number. */
 #  define RP_FAST_311 1
+#elif PY_VERSION_HEX >= 0x030C0000 && PY_VERSION_HEX < 0x030D0000
+/* 3.12: as 3.11, but C-stack shim frames (owner FRAME_OWNED_BY_CSTACK)
+ * mark entries instead of is_entry, RESUME may be INSTRUMENTED_RESUME
+ * (sys.monitoring), _Py_CODEUNIT is a union, and the GIL is per
+ * interpreter (interp->ceval.gil->switch_number). */
+#  define RP_FAST_312 1
+#endif
+#if defined(RP_FAST_311) || defined(RP_FAST_312)
+#  define RP_FAST 1
 #  define Py_BUILD_CORE 1
 #endif
 
@@ -32,11 +41,25 @@
 #include <pthread.h>
 #include <time.h>
 
-#ifdef RP_FAST_311
+#ifdef RP_FAST
 #  include <opcode.h>
 #  include <internal/pycore_frame.h>
 #  include <internal/pycore_interp.h>
 #  include <internal/pycore_runtime.h>
+#endif
+
+/* The few places the fast path differs between the versions it knows. */
+#if defined(RP_FAST_311)
+#  define RP_SHIM_FRAME(f) 0
+#  define RP_ENTRY_FRAME(f) ((f)->is_entry)
+#  define RP_IS_RESUME(op) ((op) == RESUME || (op) == RESUME_QUICK)
+#  define RP_GIL(c) (&_PyRuntime.ceval.gil)
+#elif defined(RP_FAST_312)
+#  define RP_SHIM_FRAME(f) ((f)->owner == FRAME_OWNED_BY_CSTACK)
+#  define RP_ENTRY_FRAME(f) \
+    ((f)->previous != NULL && (f)->previous->owner == FRAME_OWNED_BY_CSTACK)
+#  define RP_IS_RESUME(op) ((op) == RESUME || (op) == INSTRUMENTED_RESUME)
+#  define RP_GIL(c) ((c)->interp->ceval.gil)
 #endif
 
 /* `_Py_IsFinalizing` became public as `Py_IsFinalizing` in 3.13. */
@@ -72,7 +95,8 @@ int
 rp_compat_init(rp_compat *c, int force_portable)
 {
     memset(c, 0, sizeof(*c));
-#ifdef RP_FAST_311
+    c->interp = PyThreadState_Get()->interp;
+#ifdef RP_FAST
     c->fast = !force_portable;
 #else
     (void)force_portable;
@@ -105,7 +129,7 @@ rp_compat_mode(const rp_compat *c)
 void
 rp_compat_request_gil(const rp_compat *c, PyInterpreterState *interp)
 {
-#ifdef RP_FAST_311
+#ifdef RP_FAST
     if (c->fast) {
         /* What ceval_gil.h's SET_GIL_DROP_REQUEST does: the holder sees
          * the breaker at its next check, drops the GIL and waits until
@@ -122,7 +146,7 @@ rp_compat_request_gil(const rp_compat *c, PyInterpreterState *interp)
 void
 rp_compat_withdraw_gil_request(const rp_compat *c, PyInterpreterState *interp)
 {
-#ifdef RP_FAST_311
+#ifdef RP_FAST
     if (c->fast) {
         _Py_atomic_store_relaxed(&interp->ceval.gil_drop_request, 0);
     }
@@ -135,9 +159,9 @@ rp_compat_withdraw_gil_request(const rp_compat *c, PyInterpreterState *interp)
 unsigned long
 rp_compat_gil_switches(const rp_compat *c)
 {
-#ifdef RP_FAST_311
+#ifdef RP_FAST
     if (c->fast) {
-        return *(volatile unsigned long *)&_PyRuntime.ceval.gil.switch_number;
+        return *(volatile unsigned long *)&RP_GIL(c)->switch_number;
     }
 #else
     (void)c;
@@ -154,7 +178,7 @@ rp_compat_finalizing(void)
 const void *
 rp_compat_frame_key(const rp_compat *c, PyFrameObject *f)
 {
-#ifdef RP_FAST_311
+#ifdef RP_FAST
     if (c->fast) {
         return f->f_frame;
     }
@@ -187,7 +211,7 @@ reserve(rp_frame **buf, size_t *cap, size_t n, size_t max_frames)
     return 0;
 }
 
-#ifdef RP_FAST_311
+#ifdef RP_FAST
 static size_t
 walk_fast(PyThreadState *ts, rp_frame **buf, size_t *cap, size_t max_frames,
           int *more)
@@ -195,7 +219,7 @@ walk_fast(PyThreadState *ts, rp_frame **buf, size_t *cap, size_t max_frames,
     size_t n = 0;
     _PyInterpreterFrame *f = ts->cframe ? ts->cframe->current_frame : NULL;
     for (; f != NULL; f = f->previous) {
-        if (_PyFrame_IsIncomplete(f)) {
+        if (RP_SHIM_FRAME(f) || _PyFrame_IsIncomplete(f)) {
             continue;
         }
         if (reserve(buf, cap, n, max_frames) < 0) {
@@ -206,7 +230,7 @@ walk_fast(PyThreadState *ts, rp_frame **buf, size_t *cap, size_t max_frames,
         r->code = f->f_code;
         r->key = f;
         r->lasti = _PyInterpreterFrame_LASTI(f) * (int)sizeof(_Py_CODEUNIT);
-        r->is_entry = f->is_entry;
+        r->is_entry = RP_ENTRY_FRAME(f);
     }
     return n;
 }
@@ -246,7 +270,7 @@ rp_compat_walk(const rp_compat *c, PyThreadState *ts, rp_frame **buf,
                size_t *cap, size_t max_frames, int *more)
 {
     *more = 0;
-#ifdef RP_FAST_311
+#ifdef RP_FAST
     if (c->fast) {
         return walk_fast(ts, buf, cap, max_frames, more);
     }
@@ -315,7 +339,7 @@ suspended_frame_portable(const rp_compat *c, PyObject *obj)
 int
 rp_compat_coro_frame(const rp_compat *c, PyObject *obj, rp_frame *out)
 {
-#ifdef RP_FAST_311
+#ifdef RP_FAST
     if (c->fast) {
         if (gen_kind(obj) < 0) {
             return 0;
@@ -348,9 +372,9 @@ rp_compat_coro_frame(const rp_compat *c, PyObject *obj, rp_frame *out)
 PyObject *
 rp_compat_coro_awaiting(const rp_compat *c, PyObject *obj)
 {
-#ifdef RP_FAST_311
+#ifdef RP_FAST
     if (c->fast) {
-        /* _PyGen_yf of 3.11 (not exported): a suspended frame is inside
+        /* _PyGen_yf of 3.11/3.12 (not exported): a suspended frame is inside
          * `await` / `yield from` when the next instruction is a RESUME with
          * oparg >= 2; the awaited object is then on top of its stack. */
         if (gen_kind(obj) < 0) {
@@ -363,7 +387,7 @@ rp_compat_coro_awaiting(const rp_compat *c, PyObject *obj)
         _PyInterpreterFrame *f = (_PyInterpreterFrame *)gen->gi_iframe;
         _Py_CODEUNIT next = f->prev_instr[1];
         int op = _Py_OPCODE(next);
-        if ((op != RESUME && op != RESUME_QUICK) || _Py_OPARG(next) < 2) {
+        if (!RP_IS_RESUME(op) || _Py_OPARG(next) < 2) {
             return NULL;
         }
         if (f->stacktop <= f->f_code->co_nlocalsplus) {

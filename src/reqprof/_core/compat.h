@@ -85,12 +85,14 @@ typedef struct rp_frame {
  * and is passed to every function below that depends on the path. */
 typedef struct rp_compat {
     int fast;               /* 1: internals of a known CPython */
+    PyInterpreterState *interp; /* the one the engine serves */
     PyObject *names[6];     /* interned attribute names (portable path) */
 } rp_compat;
 
-/* Chooses the path once, at module init: `force_portable` selects the
- * public APIs even where the fast path is known. Returns 0, or -1 with an
- * exception set. */
+/* Chooses the path once, at module init (GIL held: the current
+ * interpreter is the one served): `force_portable` selects the public APIs
+ * even where the fast path is known. Returns 0, or -1 with an exception
+ * set. */
 int rp_compat_init(rp_compat *c, int force_portable);
 void rp_compat_clear(rp_compat *c);
 /* A short description of the mode, for logs and stats. */
