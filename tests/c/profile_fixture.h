@@ -1,5 +1,6 @@
 /* profile_fixture.h - hand-built profiles for the writer tests of
- * test_speedscope.c and test_pprof.c: a small request, hostile names, an
+ * test_writers.c, test_speedscope.c and test_pprof.c: a small request,
+ * hostile names, an
  * empty tree and a deep chain.
  *
  * Header-only: one test binary is one translation unit.
@@ -62,7 +63,9 @@ fx_small(fixture *f)
     fx_sym(&f->syms, RP_KIND_FRAME, "fast",
            "/venv/lib/python3.12/site-packages/lib/fast.py", "lib/fast.py",
            30);
+    CHECK_EQ_U64(f->syms.n, 4);
     CHECK(rp_tree_init(&f->tree, 0, 1000, 0) == 0);
+    /* slow is created before fast: the writers must sort, not list. */
     rp_tree_add_sample(&f->tree, slow_await, 2, 22, 3 * MS, 0);
     rp_tree_add_sample(&f->tree, fast, 1, 31, 3 * MS / 2, 3 * MS / 2);
     rp_tree_add_sample(&f->tree, slow, 1, 21, MS, MS);

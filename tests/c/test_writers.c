@@ -13,10 +13,8 @@
 #include "report.h"
 #include "writers.h"
 
-#define MS 1000000ull
-#define FFFD "\xEF\xBF\xBD"
-
 #include "json_check.h"
+#include "profile_fixture.h"
 
 
 static void
@@ -50,84 +48,14 @@ test_json_checker_itself(void)
         }                                                                   \
     } while (0)
 
-/* ---- a small profile --------------------------------------------------- */
-
-typedef struct fixture {
-    rp_tree tree;
-    rp_symtab syms;
-    rp_meta_item meta[5];
-    rp_report report;
-} fixture;
-
-static uint32_t
-add_sym(rp_symtab *st, rp_kind kind, const char *function, const char *file,
-        const char *short_file, uint32_t line)
-{
-    return rp_symtab_add(st, kind, function, strlen(function), file,
-                         strlen(file), short_file, strlen(short_file), line);
-}
-
-static void
-set_report(fixture *f)
-{
-    memset(&f->report, 0, sizeof(f->report));
-    f->report.tree = &f->tree;
-    f->report.syms = &f->syms;
-    f->report.version = "1.2.3";
-    f->report.started_at = 1700000000.25;
-    f->report.duration_s = 0.007;
-    f->report.interval_s = 0.001;
-    f->report.async_mode = "enabled";
-    f->report.max_depth = 128;
-}
-
-/*  handler (app.py:10)          wall 6   cpu 3   self 0.5 (line 11)
- *    slow (app.py:20)           wall 4   cpu 1   self 1   (line 21)
- *      [await]                  wall 3   cpu 0   self 3   (line 22)
- *    fast (lib/fast.py:30)      wall 1.5 cpu 1.5 self 1.5 (line 31)
- */
-static void
-fixture_init(fixture *f)
-{
-    const uint32_t slow_await[] = {1, 2}, slow[] = {1}, fast[] = {3};
-    rp_symtab_init(&f->syms);
-    add_sym(&f->syms, RP_KIND_FRAME, "handler", "/app/app.py", "app.py", 10);
-    add_sym(&f->syms, RP_KIND_FRAME, "slow", "/app/app.py", "app.py", 20);
-    add_sym(&f->syms, RP_KIND_AWAIT, "[await]", "", "", 0);
-    add_sym(&f->syms, RP_KIND_FRAME, "fast",
-            "/venv/lib/python3.12/site-packages/lib/fast.py", "lib/fast.py",
-            30);
-    CHECK_EQ_U64(f->syms.n, 4);
-    CHECK(rp_tree_init(&f->tree, 0, 1000, 0) == 0);
-    /* slow is created before fast: the writers must sort, not list. */
-    rp_tree_add_sample(&f->tree, slow_await, 2, 22, 3 * MS, 0);
-    rp_tree_add_sample(&f->tree, fast, 1, 31, 3 * MS / 2, 3 * MS / 2);
-    rp_tree_add_sample(&f->tree, slow, 1, 21, MS, MS);
-    rp_tree_add_sample(&f->tree, NULL, 0, 11, MS / 2, MS / 2);
-    set_report(f);
-    f->report.truncated = RP_REPORT_TRUNC_DEPTH;
-    f->meta[0] = (rp_meta_item){{"method", 6}, {"GET", 3}, 0};
-    f->meta[1] = (rp_meta_item){{"path", 4}, {"/x</script>", 11}, 0};
-    f->meta[2] = (rp_meta_item){{"status", 6}, {"200", 3}, 1};
-    f->meta[3] = (rp_meta_item){{"bogus", 5}, {"1; alert(1)", 11}, 1};
-    f->meta[4] = (rp_meta_item){{"exception", 9}, {"null", 4}, 1};
-    f->report.meta = f->meta;
-    f->report.n_meta = 5;
-}
-
-static void
-fixture_free(fixture *f)
-{
-    rp_tree_free(&f->tree);
-    rp_symtab_free(&f->syms);
-}
+/* ---- a small profile: fx_small of profile_fixture.h ------------------ */
 
 static void
 test_json_of_a_small_profile_is_exact(void)
 {
     fixture f;
     rp_buf out;
-    fixture_init(&f);
+    fx_small(&f);
     rp_buf_init(&out, 0);
     CHECK(rp_write_json(&out, &f.report) == 0);
     CHECK_BUF(&out,
@@ -160,7 +88,7 @@ test_json_of_a_small_profile_is_exact(void)
         "\"children\":[]}]}}");
     CHECK_JSON_VALID(&out);
     rp_buf_free(&out);
-    fixture_free(&f);
+    fx_free(&f);
 }
 
 static void
@@ -168,7 +96,7 @@ test_json_header_edge_values(void)
 {
     fixture f;
     rp_buf out;
-    fixture_init(&f);
+    fx_small(&f);
     f.report.truncated = RP_REPORT_TRUNC_DURATION | RP_REPORT_TRUNC_NODES;
     f.tree.truncated = RP_TRUNC_BYTES;      /* the tree's own caps count */
     f.report.started_at = NAN;
@@ -189,7 +117,7 @@ test_json_header_edge_values(void)
     CHECK(rp_write_json(&out, &f.report) == 0);
     CHECK_CONTAINS(&out, "\"truncated\":false,\"truncated_reasons\":[],");
     rp_buf_free(&out);
-    fixture_free(&f);
+    fx_free(&f);
 }
 
 static void
@@ -202,7 +130,7 @@ test_json_meta_literals_only_when_valid(void)
     };
     fixture f;
     rp_buf out, want;
-    fixture_init(&f);
+    fx_small(&f);
     rp_buf_init(&out, 0);
     rp_buf_init(&want, 0);
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -229,7 +157,7 @@ test_json_meta_literals_only_when_valid(void)
     }
     rp_buf_free(&want);
     rp_buf_free(&out);
-    fixture_free(&f);
+    fx_free(&f);
 }
 
 static void
@@ -237,7 +165,7 @@ test_json_lines_sorted_by_line_number(void)
 {
     fixture f;
     rp_buf out;
-    fixture_init(&f);
+    fx_small(&f);
     rp_tree_add_line(&f.tree, 0, 7, 2);
     rp_tree_add_line(&f.tree, 0, 100, 3);
     rp_tree_add_line(&f.tree, 0, 9, 1);
@@ -246,7 +174,7 @@ test_json_lines_sorted_by_line_number(void)
     CHECK_CONTAINS(&out, "\"lines\":{\"7\":0.000000002,\"9\":0.000000001,"
                          "\"11\":0.0005,\"100\":0.000000003}");
     rp_buf_free(&out);
-    fixture_free(&f);
+    fx_free(&f);
 }
 
 static void
@@ -255,7 +183,7 @@ test_text_ascii_of_a_small_profile_is_exact(void)
     fixture f;
     rp_buf out;
     rp_text_opts o = {1, 0, 0.0, 0};
-    fixture_init(&f);
+    fx_small(&f);
     rp_buf_init(&out, 0);
     CHECK(rp_write_text(&out, &f.report, &o) == 0);
     CHECK_BUF(&out,
@@ -278,7 +206,7 @@ test_text_ascii_of_a_small_profile_is_exact(void)
         "\xE2\x94\x82  \xE2\x94\x94\xE2\x94\x80 0.003  0.000  50.0%  [await]\n"
         "\xE2\x94\x94\xE2\x94\x80 0.002  0.002  25.0%  fast (lib/fast.py:30)\n");
     rp_buf_free(&out);
-    fixture_free(&f);
+    fx_free(&f);
 }
 
 static void
@@ -287,7 +215,7 @@ test_text_hides_small_nodes_and_says_so(void)
     fixture f;
     rp_buf out;
     rp_text_opts o = {1, 0, 30.0, 0};
-    fixture_init(&f);
+    fx_small(&f);
     f.report.truncated = 0;
     rp_buf_init(&out, 0);
     CHECK(rp_write_text(&out, &f.report, &o) == 0);
@@ -311,7 +239,7 @@ test_text_hides_small_nodes_and_says_so(void)
     CHECK_CONTAINS(&out, "\n\n0.006  0.003  100.0%  handler (app.py:10)\n"
                          "(3 nodes under 100.5% of wall time hidden)\n");
     rp_buf_free(&out);
-    fixture_free(&f);
+    fx_free(&f);
 }
 
 static void
@@ -320,7 +248,7 @@ test_text_max_lines_notes_the_rest(void)
     fixture f;
     rp_buf out;
     rp_text_opts o = {1, 0, 0.0, 2};
-    fixture_init(&f);
+    fx_small(&f);
     f.report.truncated = 0;
     rp_buf_init(&out, 0);
     CHECK(rp_write_text(&out, &f.report, &o) == 0);
@@ -340,7 +268,7 @@ test_text_max_lines_notes_the_rest(void)
     CHECK(rp_write_text(&out, &f.report, &o) == 0);
     CHECK_NOT_CONTAINS(&out, "more line");
     rp_buf_free(&out);
-    fixture_free(&f);
+    fx_free(&f);
 }
 
 static void
@@ -349,7 +277,7 @@ test_text_colours_only_when_asked(void)
     fixture f;
     rp_buf out;
     rp_text_opts o = {0, 1, 0.0, 0};
-    fixture_init(&f);
+    fx_small(&f);
     rp_buf_init(&out, 0);
     CHECK(rp_write_text(&out, &f.report, &o) == 0);
     CHECK_CONTAINS(&out, "\x1b[31m0.006  0.003  100.0%\x1b[0m  handler");
@@ -362,7 +290,7 @@ test_text_colours_only_when_asked(void)
     CHECK(rp_write_text(&out, &f.report, &o) == 0);
     CHECK_NOT_CONTAINS(&out, "\x1b");
     rp_buf_free(&out);
-    fixture_free(&f);
+    fx_free(&f);
 }
 
 static void
@@ -370,7 +298,7 @@ test_collapsed_of_a_small_profile_is_exact(void)
 {
     fixture f;
     rp_buf out;
-    fixture_init(&f);
+    fx_small(&f);
     rp_buf_init(&out, 0);
     CHECK(rp_write_collapsed(&out, &f.report) == 0);
     CHECK_BUF(&out,
@@ -379,7 +307,7 @@ test_collapsed_of_a_small_profile_is_exact(void)
         "handler (app.py:10);slow (app.py:20);[await] 3000\n"
         "handler (app.py:10);fast (lib/fast.py:30) 1500\n");
     rp_buf_free(&out);
-    fixture_free(&f);
+    fx_free(&f);
 }
 
 static void
@@ -389,17 +317,17 @@ test_collapsed_rounds_microseconds_and_keeps_tiny_nodes(void)
     rp_buf out;
     const uint32_t a[] = {1}, b[] = {3}, c[] = {2};
     rp_symtab_init(&f.syms);
-    add_sym(&f.syms, RP_KIND_THREAD, "[thread MainThread]", "", "", 0);
-    add_sym(&f.syms, RP_KIND_FRAME, "a", "a.py", "", 1);
-    add_sym(&f.syms, RP_KIND_FRAME, "b", "", "", 2);
-    add_sym(&f.syms, RP_KIND_OUT_OF_CONTEXT, "[out-of-context]", "x.py",
+    fx_sym(&f.syms, RP_KIND_THREAD, "[thread MainThread]", "", "", 0);
+    fx_sym(&f.syms, RP_KIND_FRAME, "a", "a.py", "", 1);
+    fx_sym(&f.syms, RP_KIND_FRAME, "b", "", "", 2);
+    fx_sym(&f.syms, RP_KIND_OUT_OF_CONTEXT, "[out-of-context]", "x.py",
             "x.py", 3);
     CHECK(rp_tree_init(&f.tree, 0, 100, 0) == 0);
     rp_tree_add_sample(&f.tree, a, 1, RP_NONE, 1499, 0);
     rp_tree_add_sample(&f.tree, b, 1, RP_NONE, 1500, 0);
     rp_tree_add_sample(&f.tree, c, 1, RP_NONE, 1, 0);
     rp_tree_get_child(&f.tree, 0, 77);      /* no time, unknown id */
-    set_report(&f);
+    fx_report(&f);
     rp_buf_init(&out, 0);
     CHECK(rp_write_collapsed(&out, &f.report) == 0);
     CHECK_BUF(&out,
@@ -407,7 +335,7 @@ test_collapsed_rounds_microseconds_and_keeps_tiny_nodes(void)
         "[thread MainThread];a (a.py:1) 1\n"
         "[thread MainThread];b 1\n");
     rp_buf_free(&out);
-    fixture_free(&f);
+    fx_free(&f);
 }
 
 /* A name with everything a format can choke on. */
@@ -418,7 +346,7 @@ hostile_init(fixture *f)
 {
     const uint32_t p[] = {1, 2};
     rp_symtab_init(&f->syms);
-    add_sym(&f->syms, RP_KIND_FRAME, "root", "r.py", "r.py", 1);
+    fx_sym(&f->syms, RP_KIND_FRAME, "root", "r.py", "r.py", 1);
     rp_symtab_add(&f->syms, RP_KIND_FRAME, HOSTILE, sizeof(HOSTILE) - 1,
                   "/s\xC0/\xff.py", 8, "\xff.py", 4, 9);
     rp_symtab_add(&f->syms, RP_KIND_THREAD, "[thread \x1b]0;x\x07]", 15,
@@ -426,7 +354,7 @@ hostile_init(fixture *f)
     CHECK(rp_tree_init(&f->tree, 0, 100, 0) == 0);
     rp_tree_add_sample(&f->tree, p, 2, 3, MS, MS);
     rp_tree_add_sample(&f->tree, p, 1, 3, MS, MS);
-    set_report(f);
+    fx_report(f);
 }
 
 static void
@@ -445,7 +373,7 @@ test_hostile_names_in_json(void)
     CHECK_NOT_CONTAINS(&out, "<");
     CHECK_NOT_CONTAINS(&out, "\xE2\x80\xA8");
     rp_buf_free(&out);
-    fixture_free(&f);
+    fx_free(&f);
 }
 
 static void
@@ -465,7 +393,7 @@ test_hostile_names_in_text(void)
         FFFD ".py:9)\n"
         "   \\- 0.001  0.001  50.0%  [thread  ]0;x ]\n");
     rp_buf_free(&out);
-    fixture_free(&f);
+    fx_free(&f);
 }
 
 static void
@@ -482,7 +410,7 @@ test_hostile_names_in_collapsed(void)
         "root (r.py:1);a:b c d </script>" FFFD " [2J& z (" FFFD ".py:9);"
         "[thread  ]0:x ] 1000\n");
     rp_buf_free(&out);
-    fixture_free(&f);
+    fx_free(&f);
 }
 
 /* A tree whose init failed has no nodes; every writer still works. */
@@ -495,7 +423,7 @@ test_writers_on_an_empty_tree(void)
     CHECK(rp_tree_init(&f.tree, 0, 10, 0) == 0);
     rp_tree_free(&f.tree);
     f.tree.truncated = RP_TRUNC_NOMEM;
-    set_report(&f);
+    fx_report(&f);
     rp_buf_init(&out, 0);
     CHECK(rp_write_json(&out, &f.report) == 0);
     CHECK_JSON_VALID(&out);
@@ -528,7 +456,7 @@ test_writers_fail_at_the_buffer_limit(void)
 {
     fixture f;
     rp_buf out;
-    fixture_init(&f);
+    fx_small(&f);
     for (size_t limit = 1; limit < 400; limit += 37) {
         rp_buf_init(&out, limit);
         CHECK(rp_write_json(&out, &f.report) == -1);
@@ -542,7 +470,7 @@ test_writers_fail_at_the_buffer_limit(void)
         CHECK(rp_write_collapsed(&out, &f.report) == -1);
         rp_buf_free(&out);
     }
-    fixture_free(&f);
+    fx_free(&f);
 }
 
 static size_t
@@ -567,9 +495,9 @@ test_10000_deep_tree_in_every_writer(void)
         return;
     }
     rp_symtab_init(&f.syms);
-    add_sym(&f.syms, RP_KIND_FRAME, "main", "m.py", "m.py", 1);
-    add_sym(&f.syms, RP_KIND_FRAME, "recurse", "m.py", "m.py", 5);
-    add_sym(&f.syms, RP_KIND_FRAME, "other", "m.py", "m.py", 9);
+    fx_sym(&f.syms, RP_KIND_FRAME, "main", "m.py", "m.py", 1);
+    fx_sym(&f.syms, RP_KIND_FRAME, "recurse", "m.py", "m.py", 5);
+    fx_sym(&f.syms, RP_KIND_FRAME, "other", "m.py", "m.py", 9);
     for (uint32_t i = 0; i < DEPTH; i++) {
         path[i] = 1;
     }
@@ -579,7 +507,7 @@ test_10000_deep_tree_in_every_writer(void)
     path[DEPTH / 2] = 2;                    /* a side branch half-way */
     rp_tree_add_sample(&f.tree, path, DEPTH / 2 + 1, 10, MS, 0);
     CHECK_EQ_U64(f.tree.n_nodes, DEPTH + 2);
-    set_report(&f);
+    fx_report(&f);
     rp_buf_init(&out, 0);
 
     CHECK(rp_write_json(&out, &f.report) == 0);
@@ -602,7 +530,7 @@ test_10000_deep_tree_in_every_writer(void)
     CHECK_EQ_U64(count_byte(&out, ';'), DEPTH + DEPTH / 2 + DEPTH / 2 + 1);
     CHECK_CONTAINS(&out, ";other (m.py:9) 1000\n");
     rp_buf_free(&out);
-    fixture_free(&f);
+    fx_free(&f);
     free(path);
 }
 
@@ -695,7 +623,7 @@ test_walk_order_and_skip(void)
     int ev;
     char trace[64];
     size_t n = 0;
-    fixture_init(&f);
+    fx_small(&f);
     CHECK(rp_walk_init(&w, &f.tree) == 0);
     while ((ev = rp_walk_next(&w, &node)) != RP_WALK_END && n < 60) {
         trace[n++] = ev == RP_WALK_ENTER ? '(' : ')';
@@ -718,7 +646,7 @@ test_walk_order_and_skip(void)
     trace[n] = '\0';
     CHECK_STR(trace, "(0(1)1(3)3)0");
     rp_walk_free(&w);
-    fixture_free(&f);
+    fx_free(&f);
 }
 
 int
