@@ -7,25 +7,6 @@
 #include "profile_fixture.h"
 #include "read_json.h"
 
-/* The report of a loaded profile (pointing into l). */
-static void
-loaded_report(rp_loaded *l, rp_report *r)
-{
-    static const char *const modes[] = {"enabled", "disabled", "strict"};
-    memset(r, 0, sizeof(*r));
-    r->tree = &l->tree;
-    r->syms = &l->syms;
-    r->version = l->version;
-    r->started_at = l->started_at;
-    r->duration_s = l->duration_s;
-    r->interval_s = l->interval_s;
-    r->async_mode = modes[l->async_mode];
-    r->max_depth = l->max_depth;
-    r->truncated = l->truncated;
-    r->meta = l->meta;
-    r->n_meta = l->n_meta;
-}
-
 /* JSON of r, read back, written again: the same bytes. */
 static void
 check_round_trip(const rp_report *r)
@@ -43,7 +24,7 @@ check_round_trip(const rp_report *r)
         fprintf(stderr, "    %s\n", err);
     }
     else {
-        loaded_report(&l, &back);
+        rp_loaded_report(&l, &back);
         CHECK(rp_write_json(&b, &back) == 0);
         CHECK_MEM(b.data, b.len, a.data, a.len);
         rp_loaded_free(&l);

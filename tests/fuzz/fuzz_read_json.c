@@ -21,26 +21,6 @@ check(int ok)
     }
 }
 
-static const char *const modes[] = {"enabled", "disabled", "strict"};
-
-static void
-to_report(const rp_loaded *l, rp_report *r)
-{
-    memset(r, 0, sizeof(*r));
-    r->tree = &l->tree;
-    r->syms = &l->syms;
-    r->version = l->version;
-    r->started_at = l->started_at;
-    r->duration_s = l->duration_s;
-    r->interval_s = l->interval_s;
-    r->async_mode = modes[l->async_mode >= 0 && l->async_mode < 3
-                          ? l->async_mode : 0];
-    r->max_depth = l->max_depth;
-    r->truncated = l->truncated;
-    r->meta = l->meta;
-    r->n_meta = l->n_meta;
-}
-
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -55,14 +35,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check(rc == RP_READ_NOMEM || err[0] != '\0');
         return 0;
     }
-    to_report(&first, &rep);
+    rp_loaded_report(&first, &rep);
     rp_buf_init(&a, 0);
     check(rp_write_json(&a, &rep) == 0);
     check(json_valid(a.data, a.len));
 
     check(rp_read_json(a.data, a.len, &second, err, sizeof(err))
           == RP_READ_OK);
-    to_report(&second, &rep);
+    rp_loaded_report(&second, &rep);
     rp_buf_init(&b, 0);
     check(rp_write_json(&b, &rep) == 0);
     check(a.len == b.len && memcmp(a.data, b.data, a.len) == 0);

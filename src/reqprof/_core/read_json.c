@@ -1327,3 +1327,22 @@ done:
     }
     return rd.rc;
 }
+
+void
+rp_loaded_report(const rp_loaded *l, rp_report *r)
+{
+    static const char *const modes[] = {"enabled", "disabled", "strict"};
+    memset(r, 0, sizeof(*r));
+    r->tree = &l->tree;
+    r->syms = &l->syms;
+    r->version = l->version;
+    r->started_at = l->started_at;
+    r->duration_s = l->duration_s;
+    r->interval_s = l->interval_s;
+    r->async_mode = modes[l->async_mode >= 0 && l->async_mode < 3
+                          ? l->async_mode : 0];
+    r->max_depth = l->max_depth;
+    r->truncated = l->truncated;
+    r->meta = l->meta;
+    r->n_meta = l->n_meta;
+}

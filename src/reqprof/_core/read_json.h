@@ -56,5 +56,7 @@ enum {
 int rp_read_json(const char *text, size_t n, rp_loaded *out, char *err,
                  size_t err_size);
 void rp_loaded_free(rp_loaded *l);
+/* The report of a loaded profile, for the writers (it points into `l`). */
+void rp_loaded_report(const rp_loaded *l, rp_report *r);
 
 #endif
