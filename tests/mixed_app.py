@@ -168,8 +168,8 @@ def make_app() -> FastAPI:
         return {"slept_ms": ms}
 
     @app.get("/pid")
-    def pid_endpoint() -> JSONResponse:
-        sync_work(20)
+    def pid_endpoint(ms: float = 20) -> JSONResponse:
+        sync_work(ms)
         return JSONResponse({"pid": os.getpid()}, headers={"x-worker-pid": str(os.getpid())})
 
     @app.get("/long-stream")

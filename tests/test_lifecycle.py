@@ -151,16 +151,18 @@ class Cluster:
 
 def per_worker_reports(cluster: Cluster, workers: int) -> dict[int, list[dict]]:
     """Manual JSON reports of /pid, on new connections, until every worker
-    has answered a few: {worker pid: [report, ...]}."""
+    has answered a few: {worker pid: [report, ...]}. Each request spins
+    for 200 ms in a worker thread: long enough that a loaded or throttled
+    machine still leaves it a few samples."""
     seen: dict[int, list[dict]] = {}
 
     def one(_: int) -> tuple[int, dict]:
-        r = httpx.get(f"{cluster.url}/pid?profile=1&profile_format=json",
+        r = httpx.get(f"{cluster.url}/pid?ms=200&profile=1&profile_format=json",
                       headers={"connection": "close"}, timeout=DEADLINE)
         assert r.status_code == 200 and r.headers["content-type"] == "application/json"
         return int(r.headers["x-worker-pid"]), r.json()
 
-    with ThreadPoolExecutor(8) as pool:
+    with ThreadPoolExecutor(4) as pool:
         for _ in range(25):
             for pid, report in pool.map(one, range(8)):
                 seen.setdefault(pid, []).append(report)
