@@ -6,7 +6,10 @@
  * - The sampler thread (a pthread with its own PyThreadState) sleeps until
  *   the next tick on an absolute schedule, asks the running thread to drop
  *   the GIL (compat), takes the GIL, samples, releases it. It parks on
- *   `engine.cv` while no session is active.
+ *   `engine.cv` when a tick finds no session active. A session starting
+ *   while it is not parked (waiting for a tick) needs no wake-up: it gets
+ *   the next tick of that schedule, and the starting thread saves a futex
+ *   call.
  * - When other threads compete for the GIL, the one drop request a tick
  *   makes can hand the GIL to one of them instead of the sampler, which
  *   then waits a whole switch interval (5 ms) or more. After such a wait
@@ -90,6 +93,7 @@ static struct rp_engine {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int thread_alive;               /* created and not yet joined */
+    int parked;                     /* the sampler waits for a session */
     int stop;                       /* the thread must exit */
     int shutdown;                   /* interpreter exiting: never restart */
     size_t wanted;                  /* number of active sessions */
@@ -762,8 +766,12 @@ sampler_main(void *arg)
     pthread_mutex_lock(&engine.mu);
     ts = engine.sampler_ts;
     for (;;) {
-        while (!engine.stop && engine.wanted == 0) {
-            pthread_cond_wait(&engine.cv, &engine.mu);
+        if (!engine.stop && engine.wanted == 0) {
+            engine.parked = 1;
+            while (!engine.stop && engine.wanted == 0) {
+                pthread_cond_wait(&engine.cv, &engine.mu);
+            }
+            engine.parked = 0;
             clock_gettime(CLOCK_MONOTONIC, &next);
         }
         if (engine.stop) {
@@ -782,11 +790,17 @@ sampler_main(void *arg)
             next.tv_nsec = (long)(t % 1000000000u);
         }
         int rc = 0;
-        while (!engine.stop && engine.wanted > 0 && rc != ETIMEDOUT) {
+        while (!engine.stop && engine.wanted > 0 && rc != ETIMEDOUT
+                && engine.interval_ns >= interval) {
             rc = pthread_cond_timedwait(&engine.cv, &engine.mu, &next);
         }
         if (engine.stop) {
             break;
+        }
+        if (rc != ETIMEDOUT) {
+            /* A session asked a shorter interval: a new schedule from now. */
+            clock_gettime(CLOCK_MONOTONIC, &next);
+            continue;
         }
         if (engine.wanted == 0) {
             continue;
@@ -893,7 +907,10 @@ publish_schedule(void)
         }
     }
     pthread_mutex_lock(&engine.mu);
-    int wake = engine.wanted == 0 || interval < engine.interval_ns;
+    /* A scheduled sampler needs no wake-up for a new session (see the top
+     * of this file), only for a shorter interval. */
+    int wake = engine.n_active > 0
+        && (engine.parked || interval < engine.interval_ns);
     engine.wanted = engine.n_active;
     engine.interval_ns = interval ? interval : 1000000u;
     if (wake) {
@@ -1104,6 +1121,7 @@ atfork_child(void)
     pthread_mutex_init(&engine.mu, NULL);
     init_conds();
     engine.thread_alive = 0;
+    engine.parked = 0;
     engine.assist_alive = 0;
     memset(&engine.assist_mu, 0, sizeof(engine.assist_mu));
     pthread_mutex_init(&engine.assist_mu, NULL);
