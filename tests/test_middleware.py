@@ -866,22 +866,27 @@ def test_no_fallback_handler_when_logging_is_configured(tmp_path):
 
 def node(name: str, wall: float, children: list = (), file: str = "", kind: str = "frame",
          self_wall: float = 0.0) -> dict:
+    """A JSON-schema node (times in seconds)."""
     short = "fw/routing.py" if file else "app.py"
     return {"name": f"{name} ({short}:1)", "function": name, "file": file or "/srv/app.py",
-            "kind": kind, "wall_s": wall, "self_wall_s": self_wall, "children": list(children)}
+            "short_file": short, "line": 1, "kind": kind, "wall_s": wall, "cpu_s": 0.0,
+            "self_wall_s": self_wall, "self_cpu_s": 0.0, "samples": 1, "lines": {},
+            "children": list(children)}
 
 
 def test_log_tree_folds_library_runs_and_keeps_app_frames():
-    from reqprof._logging import compact_tree
+    from reqprof.report import LIBRARY_DIRS, Report
     lib = "/usr/lib/python3/site-packages/fw/routing.py"
+    stdlib = os.path.join(LIBRARY_DIRS[0], "asyncio", "events.py")
     tree = node("root", 1.0, [
         node("fw_a", 1.0, [node("fw_b", 1.0, [node("fw_c", 1.0, [
             node("endpoint", 0.9, [node("helper", 0.9, self_wall=0.9)]),
             node("fw_tail", 0.095, file=lib, self_wall=0.095),
             node("tiny", 0.005, self_wall=0.005),
-        ], file=lib)], file=lib)], file=lib),
+        ], file=lib)], file=stdlib)], file=lib),
     ])
-    lines = compact_tree(tree, max_lines=40, min_percent=1.0).splitlines()
+    report = Report.from_dict({"version": 1, "root": tree})
+    lines = report.to_log_text(max_lines=40, min_percent=1.0).splitlines()
     assert lines == [
         "1000.0 ms 100%  root (app.py:1)",
         "└─ 1000.0 ms 100%  fw_a → … → fw_b [2 frames]",
@@ -890,4 +895,27 @@ def test_log_tree_folds_library_runs_and_keeps_app_frames():
         "      │  └─ 900.0 ms 90%  helper (app.py:1)",
         "      └─ 95.0 ms 10%  fw_tail (fw/routing.py:1)",
     ]
-    assert len(compact_tree(tree, max_lines=2).splitlines()) == 3      # 2 lines + "…"
+    assert report.to_log_text(max_lines=2).splitlines()[2:] == ["…"]    # 2 lines + "…"
+    # Without a threshold nothing is folded nor hidden.
+    assert len(report.to_log_text(max_lines=0, min_percent=0.0).splitlines()) == 8
+
+
+def test_log_tree_folds_a_run_at_any_depth_and_keeps_a_lone_library_frame():
+    from reqprof.report import Report
+    lib = "/venv/lib/python3.11/site-packages/fw/mod.py"
+    tree = node("root", 1.0, [
+        node("app_a", 0.6, [node("lib_1", 0.6, [node("lib_2", 0.6, [node("lib_3", 0.6, [
+            node("app_b", 0.6, self_wall=0.6)], file=lib)], file=lib)], file=lib)]),
+        node("app_c", 0.4, [node("lib_only", 0.4, [node("app_d", 0.4, self_wall=0.4)],
+                                 file=lib)]),
+    ])
+    lines = Report.from_dict({"version": 1, "root": tree}).to_log_text().splitlines()
+    assert lines == [
+        "1000.0 ms 100%  root (app.py:1)",
+        "├─ 600.0 ms 60%  app_a (app.py:1)",
+        "│  └─ 600.0 ms 60%  lib_1 → … → lib_3 [3 frames]",
+        "│     └─ 600.0 ms 60%  app_b (app.py:1)",
+        "└─ 400.0 ms 40%  app_c (app.py:1)",
+        "   └─ 400.0 ms 40%  lib_only (fw/routing.py:1)",
+        "      └─ 400.0 ms 40%  app_d (app.py:1)",
+    ]

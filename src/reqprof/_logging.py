@@ -11,10 +11,8 @@ configures logging itself (a handler on the root logger or on `reqprof`).
 from __future__ import annotations
 
 import logging
-import os
 import re
 import sys
-import sysconfig
 import threading
 import time
 from typing import Any, Optional
@@ -177,85 +175,9 @@ def summary(report: Any, meta: dict, trigger: str) -> tuple[str, dict]:
 
 def tree_text(report: Any, max_lines: int = TREE_MAX_LINES,
               min_percent: float = TREE_MIN_PERCENT) -> Optional[str]:
-    """The bounded text tree logged under the summary line, or None.
-
-    Frames under ``min_percent`` of the request's time are left out, and a
-    run of frames that only call one another (framework plumbing between
-    the root and the endpoint) is folded into one line, so the lines that
-    are left are where time splits or is spent."""
+    """The bounded text tree logged under the summary line
+    (``Report.to_log_text``), or None when it cannot be written."""
     try:
-        return compact_tree(report.to_dict()["root"], max_lines, min_percent)
-    except Exception:
-        pass
-    try:
-        text = report.to_text(min_percent=min_percent, max_lines=max_lines)
+        return report.to_log_text(max_lines=max_lines, min_percent=min_percent)
     except Exception:
         return None
-    lines = [printable(line) for line in text.rstrip("\n").split("\n")]
-    if len(lines) > max_lines:
-        lines = lines[:max_lines] + ["…"]
-    return "\n".join(lines)
-
-
-def _library_dirs() -> tuple[str, ...]:
-    paths = sysconfig.get_paths()
-    dirs = {paths.get("stdlib"), paths.get("platstdlib")}
-    return tuple(os.path.join(d, "") for d in dirs if d)
-
-
-_LIBRARY_DIRS = _library_dirs()
-
-
-def is_library(node: dict) -> bool:
-    """A frame of the standard library or of an installed package."""
-    if node.get("kind") != "frame":
-        return False
-    path = str(node.get("file") or "")
-    return (path.startswith(_LIBRARY_DIRS) or path.startswith("<frozen")
-            or f"{os.sep}site-packages{os.sep}" in path
-            or f"{os.sep}dist-packages{os.sep}" in path)
-
-
-def compact_tree(root: dict, max_lines: int = TREE_MAX_LINES,
-                 min_percent: float = TREE_MIN_PERCENT) -> str:
-    """Renders a JSON-schema call tree (``to_dict()["root"]``) for a log:
-    nodes under ``min_percent`` of the total left out, and runs of library
-    frames that only call one another (framework plumbing) folded into one
-    line, so what is left is the app's own frames and where time splits."""
-    total = float(root.get("wall_s") or 0.0) or 1e-12
-    floor = total * min_percent / 100.0
-
-    def visible(node: dict) -> list:
-        return [c for c in node.get("children", ()) if c["wall_s"] >= floor]
-
-    def line(node: dict, name: str) -> str:
-        return f"{node['wall_s'] * 1000:.1f} ms {node['wall_s'] * 100 / total:.0f}%  {name}"
-
-    out: list[str] = []
-    # (node, prefix of its line, prefix of its children's lines)
-    stack: list[tuple[dict, str, str]] = [(root, "", "")]
-    while stack:
-        if len(out) >= max_lines:
-            out.append("…")
-            break
-        node, lead, child_lead = stack.pop()
-        folded, cur = [], node
-        while node is not root and is_library(cur) and cur.get("self_wall_s", 0.0) < floor:
-            kids = visible(cur)
-            if len(kids) != 1:
-                break
-            folded.append(cur)
-            cur = kids[0]
-        if len(folded) >= 2:
-            out.append(lead + line(node, f"{printable(folded[0]['function'])} → … → "
-                                         f"{printable(folded[-1]['function'])} "
-                                         f"[{len(folded)} frames]"))
-            stack.append((cur, child_lead + "└─ ", child_lead + "   "))
-            continue
-        out.append(lead + line(node, printable(node["name"])))
-        kids = visible(node)
-        for i in range(len(kids) - 1, -1, -1):
-            last = i == len(kids) - 1
-            stack.append((kids[i], child_lead + ("└─ " if last else "├─ "),
-                          child_lead + ("   " if last else "│  ")))
-    return "\n".join(out)

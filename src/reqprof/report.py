@@ -8,9 +8,22 @@ written from a file.
 from __future__ import annotations
 
 import json
+import os
+import sysconfig
 from typing import Any
 
 from ._version import __version__
+
+
+def _library_dirs() -> tuple[str, ...]:
+    paths = sysconfig.get_paths()
+    dirs = {paths.get("stdlib"), paths.get("platstdlib")}
+    return tuple(sorted(os.path.join(d, "") for d in dirs if d))
+
+
+#: Directories of library code besides site-packages and dist-packages (the
+#: standard library): the text writers fold and dim their frames.
+LIBRARY_DIRS = _library_dirs()
 
 
 class Report:
@@ -77,7 +90,16 @@ class Report:
         max_lines: int = 0,
     ) -> str:
         """A console tree: wall, CPU and share of wall time per frame."""
-        return self._session.to_text(self.meta, self.version, ascii, color, float(min_percent), int(max_lines))
+        return self._session.to_text(self.meta, self.version, ascii, color, float(min_percent),
+                                     int(max_lines), False, LIBRARY_DIRS)
+
+    def to_log_text(self, max_lines: int = 40, min_percent: float = 1.0) -> str:
+        """The compact tree the middleware logs under a request's summary
+        line: ``12.3 ms 45%  name`` per frame over ``min_percent`` of the
+        time, runs of library frames that only call one another folded into
+        one line, at most ``max_lines`` lines (then ``…``)."""
+        return self._session.to_text(self.meta, self.version, False, False, float(min_percent),
+                                     int(max_lines), True, LIBRARY_DIRS).rstrip("\n")
 
     def to_collapsed(self) -> str:
         """Folded stacks, ``root;child;leaf <self wall µs>`` per line."""

@@ -294,6 +294,106 @@ test_text_colours_only_when_asked(void)
 }
 
 static void
+test_text_log_style_of_a_small_profile_is_exact(void)
+{
+    fixture f;
+    rp_buf out;
+    rp_text_opts o = {1, 0, 0.0, 0, 1};
+    fx_small(&f);
+    rp_buf_init(&out, 0);
+    CHECK(rp_write_text(&out, &f.report, &o) == 0);
+    CHECK_BUF(&out,
+        "6.0 ms 100%  handler (app.py:10)\n"
+        "|- 4.0 ms 67%  slow (app.py:20)\n"
+        "|  \\- 3.0 ms 50%  [await]\n"
+        "\\- 1.5 ms 25%  fast (lib/fast.py:30)\n");
+    /* A lone library frame is never folded; max_lines ends with one "…". */
+    rp_buf_clear(&out);
+    o.ascii = 0;
+    o.min_percent = 30.0;
+    o.max_lines = 2;
+    CHECK(rp_write_text(&out, &f.report, &o) == 0);
+    CHECK_BUF(&out,
+        "6.0 ms 100%  handler (app.py:10)\n"
+        "\xE2\x94\x94\xE2\x94\x80 4.0 ms 67%  slow (app.py:20)\n"
+        "\xE2\x80\xA6\n");
+    rp_buf_clear(&out);
+    o.max_lines = 3;
+    CHECK(rp_write_text(&out, &f.report, &o) == 0);
+    CHECK_NOT_CONTAINS(&out, "\xE2\x80\xA6");
+    rp_buf_free(&out);
+    fx_free(&f);
+}
+
+/*  main (app.py:1)                           10 ms
+ *    serve (site-packages/fw/a.py:10)        10     library
+ *      dispatch (/usr/lib/py/asyncio/b.py)   10     library when /usr/lib/py/
+ *        route (site-packages/fw/c.py:30)    10     library   is a prefix
+ *          endpoint (app.py:40)              9.95 (self)
+ *          tiny (app.py:50)                  0.05 (self): under 1%
+ */
+static void
+fx_plumbing(fixture *f)
+{
+    const uint32_t to_endpoint[] = {1, 2, 3, 4}, to_tiny[] = {1, 2, 3, 5};
+    rp_symtab_init(&f->syms);
+    fx_sym(&f->syms, RP_KIND_FRAME, "main", "/app/app.py", "app.py", 1);
+    fx_sym(&f->syms, RP_KIND_FRAME, "serve",
+           "/venv/lib/python3.11/site-packages/fw/a.py", "fw/a.py", 10);
+    fx_sym(&f->syms, RP_KIND_FRAME, "dispatch", "/usr/lib/py/asyncio/b.py",
+           "asyncio/b.py", 20);
+    fx_sym(&f->syms, RP_KIND_FRAME, "route",
+           "/venv/lib/python3.11/site-packages/fw/c.py", "fw/c.py", 30);
+    fx_sym(&f->syms, RP_KIND_FRAME, "endpoint", "/app/app.py", "app.py", 40);
+    fx_sym(&f->syms, RP_KIND_FRAME, "tiny", "/app/app.py", "app.py", 50);
+    CHECK(rp_tree_init(&f->tree, 0, 100, 0) == 0);
+    rp_tree_add_sample(&f->tree, to_endpoint, 4, 41, 9950 * MS / 1000, 0);
+    rp_tree_add_sample(&f->tree, to_tiny, 4, 51, 50 * MS / 1000, 0);
+    fx_report(f);
+}
+
+static void
+test_text_log_style_folds_library_runs(void)
+{
+    fixture f;
+    rp_buf out;
+    const rp_str stdlib = {"/usr/lib/py/", 12};
+    rp_text_opts o = {1, 0, 1.0, 40, 1, &stdlib, 1};
+    fx_plumbing(&f);
+    rp_buf_init(&out, 0);
+    CHECK(rp_write_text(&out, &f.report, &o) == 0);
+    CHECK_BUF(&out,
+        "10.0 ms 100%  main (app.py:1)\n"
+        "\\- 10.0 ms 100%  serve \xE2\x86\x92 ... \xE2\x86\x92 route [3 frames]\n"
+        "   \\- 10.0 ms 100%  endpoint (app.py:40)\n");
+    /* Without the standard library's directory, dispatch is app code and
+     * splits the run: serve and route stand alone, unfolded. */
+    rp_buf_clear(&out);
+    o.n_lib_prefixes = 0;
+    CHECK(rp_write_text(&out, &f.report, &o) == 0);
+    CHECK_BUF(&out,
+        "10.0 ms 100%  main (app.py:1)\n"
+        "\\- 10.0 ms 100%  serve (fw/a.py:10)\n"
+        "   \\- 10.0 ms 100%  dispatch (asyncio/b.py:20)\n"
+        "      \\- 10.0 ms 100%  route (fw/c.py:30)\n"
+        "         \\- 10.0 ms 100%  endpoint (app.py:40)\n");
+    /* Nothing is folded when nothing is hidden (min_percent 0). */
+    rp_buf_clear(&out);
+    o.n_lib_prefixes = 1;
+    o.min_percent = 0.0;
+    CHECK(rp_write_text(&out, &f.report, &o) == 0);
+    CHECK_BUF(&out,
+        "10.0 ms 100%  main (app.py:1)\n"
+        "\\- 10.0 ms 100%  serve (fw/a.py:10)\n"
+        "   \\- 10.0 ms 100%  dispatch (asyncio/b.py:20)\n"
+        "      \\- 10.0 ms 100%  route (fw/c.py:30)\n"
+        "         |- 10.0 ms 100%  endpoint (app.py:40)\n"
+        "         \\- 0.1 ms 1%  tiny (app.py:50)\n");
+    rp_buf_free(&out);
+    fx_free(&f);
+}
+
+static void
 test_collapsed_of_a_small_profile_is_exact(void)
 {
     fixture f;
@@ -392,6 +492,13 @@ test_hostile_names_in_text(void)
         "\\- 0.002  0.002  100.0%  a;b c d </script>" FFFD " [2J& z ("
         FFFD ".py:9)\n"
         "   \\- 0.001  0.001  50.0%  [thread  ]0;x ]\n");
+    rp_buf_clear(&out);
+    o.log = 1;
+    CHECK(rp_write_text(&out, &f.report, &o) == 0);
+    CHECK_BUF(&out,
+        "2.0 ms 100%  root (r.py:1)\n"
+        "\\- 2.0 ms 100%  a;b c d </script>" FFFD " [2J& z (" FFFD ".py:9)\n"
+        "   \\- 1.0 ms 50%  [thread  ]0;x ]\n");
     rp_buf_free(&out);
     fx_free(&f);
 }
@@ -433,6 +540,10 @@ test_writers_on_an_empty_tree(void)
     rp_buf_clear(&out);
     CHECK(rp_write_text(&out, &f.report, NULL) == 0);
     CHECK_CONTAINS(&out, "TRUNCATED (memory)\n\nNo samples recorded.\n");
+    rp_buf_clear(&out);
+    rp_text_opts log = {0, 0, 1.0, 40, 1};
+    CHECK(rp_write_text(&out, &f.report, &log) == 0);
+    CHECK_EQ_U64(out.len, 0);                   /* nothing to log */
     rp_buf_clear(&out);
     CHECK(rp_write_collapsed(&out, &f.report) == 0);
     CHECK_EQ_U64(out.len, 0);
@@ -523,6 +634,13 @@ test_10000_deep_tree_in_every_writer(void)
     rp_text_opts o = {1, 0, 0.0, 50};
     CHECK(rp_write_text(&out, &f.report, &o) == 0);
     CHECK_CONTAINS(&out, "\n... 9952 more lines\n");
+    rp_buf_clear(&out);
+    o.log = 1;
+    o.max_lines = 0;
+    CHECK(rp_write_text(&out, &f.report, &o) == 0);
+    CHECK_EQ_U64(count_byte(&out, '\n'), DEPTH + 2);
+    CHECK_CONTAINS(&out, "[+9951] ");
+    CHECK(out.len < (size_t)DEPTH * 250);   /* linear, not quadratic */
 
     rp_buf_clear(&out);
     CHECK(rp_write_collapsed(&out, &f.report) == 0);
@@ -661,6 +779,8 @@ main(void)
     RUN(test_text_hides_small_nodes_and_says_so);
     RUN(test_text_max_lines_notes_the_rest);
     RUN(test_text_colours_only_when_asked);
+    RUN(test_text_log_style_of_a_small_profile_is_exact);
+    RUN(test_text_log_style_folds_library_runs);
     RUN(test_collapsed_of_a_small_profile_is_exact);
     RUN(test_collapsed_rounds_microseconds_and_keeps_tiny_nodes);
     RUN(test_hostile_names_in_json);

@@ -148,8 +148,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check(collapsed_ok(b.data ? b.data : "", b.len));
     rp_buf_free(&b);
 
-    for (int style = 0; style < 4; style++) {
-        rp_text_opts o = {style & 1, style >> 1, style ? 1.0 : 0.0, 200};
+    /* Console and log styles; ASCII or not; colour; a library prefix. */
+    static const rp_str lib = {"/u", 2};
+    for (int style = 0; style < 8; style++) {
+        rp_text_opts o = {style & 1, (style >> 1) & 1, style ? 1.0 : 0.0, 200,
+                          style >> 2, &lib, 1};
         rp_buf_init(&b, 0);
         check(rp_write_text(&b, &rep, &o) == 0);
         check(b.len == 0 || memchr(b.data, '\0', b.len) == NULL);

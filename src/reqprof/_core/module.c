@@ -373,22 +373,51 @@ session_to_json(rp_session *s, PyObject *args, PyObject *kwargs)
     return session_to_format(s, args, kwargs, FMT_JSON);
 }
 
+#define MAX_LIB_PREFIXES 16
+
 static PyObject *
 session_to_text(rp_session *s, PyObject *args, PyObject *kwargs)
 {
     static char *kwlist[] = {"meta", "version", "ascii", "color",
-                             "min_percent", "max_lines", NULL};
-    PyObject *meta = Py_None;
+                             "min_percent", "max_lines", "log",
+                             "library_prefixes", NULL};
+    PyObject *meta = Py_None, *prefixes = NULL;
     const char *version = "";
-    int ascii = 0, color = 0;
+    int ascii = 0, color = 0, log = 0;
     double min_percent = 0.0;
     unsigned int max_lines = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|OsppdI", kwlist, &meta,
-                                     &version, &ascii, &color, &min_percent,
-                                     &max_lines)) {
+    rp_str lib[MAX_LIB_PREFIXES];
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|OsppdIpO!", kwlist,
+                                     &meta, &version, &ascii, &color,
+                                     &min_percent, &max_lines, &log,
+                                     &PyTuple_Type, &prefixes)) {
         return NULL;
     }
-    rp_text_opts o = {ascii, color, min_percent, max_lines};
+    Py_ssize_t n = prefixes != NULL ? PyTuple_GET_SIZE(prefixes) : 0;
+    if (n > MAX_LIB_PREFIXES) {
+        PyErr_Format(PyExc_ValueError,
+                     "library_prefixes: at most %d directories",
+                     MAX_LIB_PREFIXES);
+        return NULL;
+    }
+    /* The UTF-8 of each str stays valid while the tuple (held by the
+     * caller's arguments) lives. */
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_ssize_t len;
+        PyObject *item = PyTuple_GET_ITEM(prefixes, i);
+        if (!PyUnicode_Check(item)) {
+            PyErr_SetString(PyExc_TypeError,
+                            "library_prefixes: a tuple of str");
+            return NULL;
+        }
+        lib[i].s = (char *)PyUnicode_AsUTF8AndSize(item, &len);
+        if (lib[i].s == NULL) {
+            return NULL;
+        }
+        lib[i].len = (size_t)len;
+    }
+    rp_text_opts o = {ascii, color, min_percent, max_lines, log, lib,
+                      (size_t)n};
     return session_write(s, FMT_TEXT, meta, version, &o, NULL);
 }
 
@@ -557,7 +586,7 @@ static PyMethodDef session_methods[] = {
     {"to_text", (PyCFunction)(void (*)(void))session_to_text,
      METH_VARARGS | METH_KEYWORDS,
      "to_text(meta=None, version='', ascii=False, color=False, "
-     "min_percent=0.0, max_lines=0) -> str"},
+     "min_percent=0.0, max_lines=0, log=False, library_prefixes=()) -> str"},
     {"to_html", (PyCFunction)(void (*)(void))session_to_html,
      METH_VARARGS | METH_KEYWORDS,
      "to_html(head, tail, meta=None, version='') -> str"},

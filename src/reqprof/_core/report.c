@@ -170,6 +170,38 @@ rp_sym_put_name(rp_buf *b, const rp_sym *sym)
     return b->failed ? -1 : 0;
 }
 
+static int
+contains(const rp_str *s, const char *needle)
+{
+    size_t n = strlen(needle);
+    for (size_t i = 0; n <= s->len && i <= s->len - n; i++) {
+        if (memcmp(s->s + i, needle, n) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+int
+rp_sym_is_library(const rp_sym *sym, const rp_str *prefixes, size_t n)
+{
+    const rp_str *f = &sym->file;
+    if (sym->kind != RP_KIND_FRAME) {
+        return 0;
+    }
+    if (contains(f, "/site-packages/") || contains(f, "/dist-packages/")
+            || (f->len >= 7 && memcmp(f->s, "<frozen", 7) == 0)) {
+        return 1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (prefixes[i].len > 0 && f->len >= prefixes[i].len
+                && memcmp(f->s, prefixes[i].s, prefixes[i].len) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* Opens `node` at the top of the path. */
 static void
 walk_push(rp_walk *w, uint32_t node)

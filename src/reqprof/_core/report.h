@@ -67,6 +67,11 @@ const rp_sym *rp_symtab_get(const rp_symtab *st, uint32_t id);
  * no short_file shows `file`; with neither, only the function. */
 int rp_sym_put_name(rp_buf *b, const rp_sym *sym);
 
+/* Whether `sym` is a frame of library code: a file under site-packages or
+ * dist-packages, a frozen module, or a file under one of the `n` directory
+ * `prefixes` (the standard library's, each ending with a separator). */
+int rp_sym_is_library(const rp_sym *sym, const rp_str *prefixes, size_t n);
+
 /* Why a report is incomplete (rp_report.truncated). */
 enum {
     RP_REPORT_TRUNC_NODES = 1u << 0,    /* = RP_TRUNC_NODES */

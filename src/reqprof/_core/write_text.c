@@ -27,6 +27,7 @@
 #include "writers.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define MAX_INDENT 48u
@@ -107,22 +108,10 @@ is_last(const text_ctx *c, const rp_walk *w, uint32_t level)
 }
 
 static int
-contains(const rp_str *s, const char *needle)
+is_library(const text_ctx *c, uint32_t node)
 {
-    size_t n = strlen(needle);
-    int found = 0;
-    for (size_t i = 0; !found && n <= s->len && i <= s->len - n; i++) {
-        found = memcmp(s->s + i, needle, n) == 0;
-    }
-    return found;
-}
-
-static int
-is_library(const rp_sym *sym)
-{
-    return contains(&sym->file, "site-packages")
-        || contains(&sym->file, "dist-packages")
-        || contains(&sym->file, "<frozen ");
+    const rp_sym *sym = rp_symtab_get(c->r->syms, c->r->tree->nodes[node].frame);
+    return rp_sym_is_library(sym, c->o->lib_prefixes, c->o->n_lib_prefixes);
 }
 
 static void
@@ -206,7 +195,7 @@ put_node_line(text_ctx *c, const rp_walk *w, uint32_t node)
     colour = NULL;
     if (c->o->color) {
         colour = sym->kind != RP_KIND_FRAME ? CYAN
-               : is_library(sym) ? DIM : NULL;
+               : is_library(c, node) ? DIM : NULL;
     }
     if (colour != NULL) {
         rp_buf_puts(out, colour);
@@ -222,6 +211,195 @@ put_node_line(text_ctx *c, const rp_walk *w, uint32_t node)
     }
     rp_buf_putc(out, '\n');
 }
+
+/* ---- the log style ------------------------------------------------------ */
+
+/* State of one log-style write, per level of the walk (the node entered
+ * at walk depth d is at index d - 1) and per level of the output. */
+typedef struct log_ctx {
+    text_ctx *c;
+    uint32_t *out_depth;    /* walk level -> depth of its line (root 0) */
+    uint32_t *run_end;      /* walk level -> last node of the fold run it is
+                               in, RP_NONE when it is not in one */
+    unsigned char *last;    /* output depth -> its latest line is a last
+                               child */
+} log_ctx;
+
+/* The only visible child of `node`, or RP_NONE (none, or several). */
+static uint32_t
+only_visible_child(const text_ctx *c, uint32_t node)
+{
+    const rp_node *nodes = c->r->tree->nodes;
+    uint32_t only = RP_NONE;
+    for (uint32_t k = nodes[node].first_child; k != RP_NONE;
+            k = nodes[k].next_sibling) {
+        if (visible(c, k)) {
+            if (only != RP_NONE) {
+                return RP_NONE;
+            }
+            only = k;
+        }
+    }
+    return only;
+}
+
+/* Whether `node` (not the root) folds into a run: a library frame with
+ * little self time and one visible child, which goes to *next. */
+static int
+foldable(const text_ctx *c, uint32_t node, uint32_t *next)
+{
+    const rp_node *nd = &c->r->tree->nodes[node];
+    double min = c->o->min_percent;
+    if (node == 0 || !is_library(c, node)) {
+        return 0;
+    }
+    /* Little self time: under min_percent (nothing when it is not > 0). */
+    if (!(min > 0.0)
+            || (double)nd->self_wall_ns * 100.0 >= min * (double)c->root_wall) {
+        return 0;
+    }
+    *next = only_visible_child(c, node);
+    return *next != RP_NONE;
+}
+
+static void
+put_log_prefix(log_ctx *l, uint32_t depth, int is_last_child)
+{
+    const glyphs *g = l->c->g;
+    rp_buf *out = l->c->out;
+    uint32_t shown = depth - 1 < MAX_INDENT ? depth - 1 : MAX_INDENT;
+    for (uint32_t j = 1; j <= shown; j++) {
+        rp_buf_puts(out, l->last[j] ? g->space : g->pipe);
+    }
+    if (depth - 1 > shown) {
+        rp_buf_puts(out, "[+");
+        rp_buf_put_u64(out, depth - 1 - shown);
+        rp_buf_puts(out, "] ");
+    }
+    rp_buf_puts(out, is_last_child ? g->corner : g->tee);
+    l->last[depth] = (unsigned char)is_last_child;
+}
+
+/* "12.3 ms 45%  " for `node`. */
+static void
+put_log_figures(const text_ctx *c, uint32_t node)
+{
+    uint64_t wall = c->r->tree->nodes[node].wall_ns;
+    uint64_t tenths_ms = wall / 100000u + (wall % 100000u >= 50000u);
+    rp_buf_put_u64(c->out, tenths_ms / 10);
+    rp_buf_putc(c->out, '.');
+    rp_buf_putc(c->out, (char)('0' + tenths_ms % 10));
+    rp_buf_puts(c->out, " ms ");
+    rp_buf_put_u64(c->out, c->root_wall == 0 ? 0
+        : (uint64_t)((double)wall * 100.0 / (double)c->root_wall + 0.5));
+    rp_buf_puts(c->out, "%  ");
+}
+
+static void
+put_log_function(text_ctx *c, uint32_t node)
+{
+    const rp_sym *sym = rp_symtab_get(c->r->syms, c->r->tree->nodes[node].frame);
+    rp_buf_put_plain(c->out, sym->function.s, sym->function.len, 0, 0);
+}
+
+static void
+put_log_name(text_ctx *c, uint32_t node)
+{
+    const rp_sym *sym = rp_symtab_get(c->r->syms, c->r->tree->nodes[node].frame);
+    rp_buf_clear(&c->name);
+    rp_sym_put_name(&c->name, sym);
+    if (c->name.failed) {
+        c->out->failed = 1;
+    }
+    rp_buf_put_plain(c->out, c->name.data, c->name.len, 0, 0);
+}
+
+static int
+write_log(text_ctx *c)
+{
+    const rp_tree *t = c->r->tree;
+    log_ctx l = {c, NULL, NULL, NULL};
+    rp_walk walk;
+    int walking = 0;
+    uint64_t shown = 0;
+    uint32_t node;
+    int ev;
+    if (t->n_nodes == 0
+            || (t->nodes[0].samples == 0 && t->nodes[0].first_child == RP_NONE)) {
+        return 0;
+    }
+    l.out_depth = malloc(sizeof(uint32_t) * t->n_nodes);
+    l.run_end = malloc(sizeof(uint32_t) * t->n_nodes);
+    l.last = calloc((size_t)t->n_nodes + 1, 1);
+    if (l.out_depth == NULL || l.run_end == NULL || l.last == NULL
+            || rp_walk_init(&walk, t) < 0) {
+        c->out->failed = 1;
+        goto done;
+    }
+    walking = 1;
+    while (!c->out->failed && (ev = rp_walk_next(&walk, &node)) != RP_WALK_END) {
+        if (ev != RP_WALK_ENTER) {
+            continue;
+        }
+        uint32_t level = walk.depth - 1;    /* the node's depth; root = 0 */
+        if (!visible(c, node)) {
+            rp_walk_skip_children(&walk);
+            continue;
+        }
+        uint32_t parent_run = level > 0 ? l.run_end[level - 1] : RP_NONE;
+        uint32_t parent = level > 0 ? walk.frames[level - 1].node : RP_NONE;
+        if (parent_run != RP_NONE && parent != parent_run) {
+            /* Inside a run already written as one line. */
+            l.out_depth[level] = l.out_depth[level - 1];
+            l.run_end[level] = parent_run;
+            continue;
+        }
+        uint32_t depth = level > 0 ? l.out_depth[level - 1] + 1 : 0;
+        uint32_t next, after, run_last = RP_NONE, run_len = 0;
+        if (foldable(c, node, &next) && foldable(c, next, &after)) {
+            for (uint32_t k = node; foldable(c, k, &next); k = next) {
+                run_last = k;
+                run_len++;
+            }
+        }
+        if (c->o->max_lines != 0 && shown >= c->o->max_lines) {
+            rp_buf_puts(c->out, c->g->ellipsis);
+            rp_buf_putc(c->out, '\n');
+            break;
+        }
+        if (level > 0) {
+            put_log_prefix(&l, depth, is_last(c, &walk, level));
+        }
+        put_log_figures(c, node);
+        if (run_last != RP_NONE) {
+            put_log_function(c, node);
+            rp_buf_puts(c->out, " \xE2\x86\x92 ");
+            rp_buf_puts(c->out, c->g->ellipsis);
+            rp_buf_puts(c->out, " \xE2\x86\x92 ");
+            put_log_function(c, run_last);
+            rp_buf_puts(c->out, " [");
+            rp_buf_put_u64(c->out, run_len);
+            rp_buf_puts(c->out, " frames]");
+        }
+        else {
+            put_log_name(c, node);
+        }
+        rp_buf_putc(c->out, '\n');
+        shown++;
+        l.out_depth[level] = depth;
+        l.run_end[level] = run_last;
+    }
+done:
+    if (walking) {
+        rp_walk_free(&walk);
+    }
+    free(l.out_depth);
+    free(l.run_end);
+    free(l.last);
+    return c->out->failed ? -1 : 0;
+}
+
+/* ---- the console style --------------------------------------------------- */
 
 int
 rp_write_text(rp_buf *out, const rp_report *r, const rp_text_opts *o)
@@ -240,6 +418,11 @@ rp_write_text(rp_buf *out, const rp_report *r, const rp_text_opts *o)
     c.g = c.o->ascii ? &ASCII_GLYPHS : &UNICODE_GLYPHS;
     c.root_wall = t->n_nodes > 0 ? t->nodes[0].wall_ns : 0;
     rp_buf_init(&c.name, 0);
+    if (c.o->log) {
+        int rc = write_log(&c);
+        rp_buf_free(&c.name);
+        return rc;
+    }
     if (rp_walk_init(&walk, t) < 0) {
         out->failed = 1;
         goto done;

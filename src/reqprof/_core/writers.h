@@ -22,13 +22,23 @@ typedef struct rp_text_opts {
     int color;              /* ANSI colours (the caller decides: a TTY) */
     double min_percent;     /* hide nodes under this % of the root's wall */
     uint32_t max_lines;     /* stop after this many tree lines (0 = all) */
+    int log;                /* the log style (below) */
+    const rp_str *lib_prefixes; /* library directories (rp_sym_is_library) */
+    size_t n_lib_prefixes;
 } rp_text_opts;
 
 /* Console tree: header line, then one line per node with wall, CPU and %
  * of the root's wall time. A footer says how many lines max_lines cut and
  * how many nodes min_percent hid. Control characters in names become
  * spaces; indentation stops growing past 48 levels ("[+N]" tells the
- * rest). `o` may be NULL (unicode, no colour, nothing hidden). */
+ * rest). `o` may be NULL (unicode, no colour, nothing hidden).
+ *
+ * The log style (o->log) is the tree logged under a sampled request's
+ * summary line: no header, "12.3 ms 45%  name" per line, and a run of two
+ * or more library frames that only call one another (framework plumbing,
+ * each under min_percent of self time) folded into one line, "first → … →
+ * last [N frames]", so the lines left are the app's frames and where time
+ * splits. Past max_lines, one "…" line. Never coloured. */
 int rp_write_text(rp_buf *out, const rp_report *r, const rp_text_opts *o);
 
 /* Folded stacks: one line per node with self wall time,
