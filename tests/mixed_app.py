@@ -103,7 +103,7 @@ def process_stats() -> dict:
                                      and type(o).__module__ == "reqprof._core")
         asgi = sys.modules.get("reqprof.asgi")
         if asgi is not None:
-            stats["reports_queued"] = asgi._reporter._queue.unfinished_tasks
+            stats["reports_queued"] = asgi._reporter.pending
     return stats
 
 

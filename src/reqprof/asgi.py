@@ -24,6 +24,7 @@ reqprof's own parameters only), never request header values.
 """
 from __future__ import annotations
 
+import collections
 import hashlib
 import hmac
 import html
@@ -31,7 +32,6 @@ import ipaddress
 import itertools
 import logging
 import os
-import queue
 import random
 import re
 import sys
@@ -71,6 +71,10 @@ OUTPUT_KEEP = 100
 #: Auto-sampled reports waiting to be logged/written; beyond it new ones are
 #: dropped (and that is logged).
 REPORT_QUEUE = 64
+#: The reporter thread, woken by a report, waits this long before logging,
+#: so that a busy server wakes it once for a batch of reports rather than
+#: once for each (every wake-up is a GIL hand-over with the request thread).
+REPORT_BATCH_DELAY = 0.01
 #: A manually profiled response is kept up to this size so it can be sent
 #: as it was if the report cannot be built.
 REPLAY_LIMIT = 32 * 1024 * 1024
@@ -649,7 +653,8 @@ def _prepare_output_dir(settings: Settings) -> Optional[str]:
 class _Reporter:
     """One daemon thread per process that logs auto-sampled reports and
     writes them to the output directory, so neither slows a request. Started
-    with the first report (again in a forked child)."""
+    with the first report (again in a forked child). Reports are handled in
+    batches (REPORT_BATCH_DELAY)."""
 
     def __init__(self) -> None:
         self._seq = itertools.count()
@@ -659,19 +664,35 @@ class _Reporter:
         """A fresh state: at creation and in a forked child (the parent's
         thread does not exist there and its locks may be held)."""
         self._lock = threading.Lock()
-        self._queue: "queue.Queue[tuple[Any, Optional[str], RateLimited]]" = \
-            queue.Queue(REPORT_QUEUE)
+        self._work = threading.Condition(self._lock)    # the thread waits for reports
+        self._done = threading.Condition(self._lock)    # drain() waits for none pending
+        self._jobs: "collections.deque[tuple[Any, Optional[str], RateLimited]]" = \
+            collections.deque()
+        self._pending = 0       # handed over, not yet handled
+        self._idle = False      # the thread waits on _work: a report must wake it
         self._thread: Optional[threading.Thread] = None
         self._pid = 0
+
+    @property
+    def pending(self) -> int:
+        """Reports handed over and not yet logged or written."""
+        return self._pending
 
     def submit(self, report: Any, output_dir: Optional[str], failures: RateLimited) -> None:
         try:
             self._ensure_thread()
-            self._queue.put_nowait((report, output_dir, failures))
-        except queue.Full:
-            failures.log("backlog", logging.WARNING,
-                         "reqprof: %d sampled reports are waiting to be logged; dropping "
-                         "new ones (lower PROFILING_SAMPLE_RATE)", REPORT_QUEUE)
+            with self._lock:
+                full = self._pending >= REPORT_QUEUE
+                if not full:
+                    self._jobs.append((report, output_dir, failures))
+                    self._pending += 1
+                    if self._idle:
+                        self._idle = False
+                        self._work.notify()
+            if full:
+                failures.log("backlog", logging.WARNING,
+                             "reqprof: %d sampled reports are waiting to be logged; dropping "
+                             "new ones (lower PROFILING_SAMPLE_RATE)", REPORT_QUEUE)
         except Exception as exc:
             failures.log("submit", logging.ERROR, "reqprof: could not hand over a report (%s)",
                          exc)
@@ -681,39 +702,53 @@ class _Reporter:
         if self._thread is not None and self._pid == pid and self._thread.is_alive():
             return
         with self._lock:
-            if self._pid != pid:    # a forked child: the parent's queue may hold stale jobs
-                self._queue = queue.Queue(REPORT_QUEUE)
-            if self._thread is None or self._pid != pid or not self._thread.is_alive():
+            if self._pid != pid:
+                if self._pid:   # a fork the at-fork handler missed: the parent's jobs are stale
+                    self._jobs.clear()
+                    self._pending = 0
+                    self._idle = False
                 self._pid = pid
+                self._thread = None
+            if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="reqprof-reporter",
                                                 daemon=True)
                 self._thread.start()
 
     def _run(self) -> None:
-        q = self._queue
         while True:
-            report, output_dir, failures = q.get()
-            try:
-                self.handle(report, output_dir, failures)
-            except Exception as exc:
-                failures.log("report", logging.ERROR,
-                             "reqprof: a sampled report could not be logged (%s: %s)",
-                             type(exc).__name__, exc)
-            finally:
-                del report
-                q.task_done()
+            with self._lock:
+                while not self._jobs:
+                    self._idle = True
+                    self._work.wait()
+            time.sleep(REPORT_BATCH_DELAY)
+            while True:
+                with self._lock:
+                    if not self._jobs:
+                        break
+                    report, output_dir, failures = self._jobs.popleft()
+                try:
+                    self.handle(report, output_dir, failures)
+                except Exception as exc:
+                    failures.log("report", logging.ERROR,
+                                 "reqprof: a sampled report could not be logged (%s: %s)",
+                                 type(exc).__name__, exc)
+                finally:
+                    del report
+                    with self._lock:
+                        self._pending -= 1
+                        if self._pending == 0:
+                            self._done.notify_all()
 
     def drain(self, timeout: float) -> bool:
         """Waits until every report handed over so far is logged and written;
         False when that takes longer than ``timeout`` seconds."""
-        q = self._queue
         deadline = time.monotonic() + timeout
-        with q.all_tasks_done:
-            while q.unfinished_tasks:
+        with self._lock:
+            while self._pending:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
-                q.all_tasks_done.wait(left)
+                self._done.wait(left)
         return True
 
     def handle(self, report: Any, output_dir: Optional[str], failures: RateLimited) -> None:
