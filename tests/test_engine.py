@@ -75,6 +75,17 @@ def test_cpu_bound_code_is_sampled_at_close_to_the_asked_rate():
     assert rate >= floor, f"{rate:.0f} samples/s at 1 ms ({_core.MODE})"
 
 
+def test_a_session_after_a_long_interval_one_gets_its_own_rate():
+    # The sampler waits for the first session's one-second tick when the
+    # second one starts: it must reschedule at 1 ms, not sleep on.
+    with Profiler(interval=1.0):
+        spin(0.01)
+    with Profiler(interval=0.001) as prof:
+        spin(0.2)
+    floor = 50 if FAST else 10      # ~200 on the fast path, ~40 portable
+    assert prof.report.samples >= floor, (prof.report.samples, _core.MODE)
+
+
 def test_report_totals_cover_the_profiled_time():
     with Profiler() as prof:
         spin(0.2)

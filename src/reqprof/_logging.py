@@ -137,26 +137,37 @@ class RateLimited:
         return True
 
 
+def has_call_tree(report: Any) -> bool:
+    """Whether a sampler tick landed inside the profiled code. A profile
+    shorter than the interval holds only the sample ``stop()`` takes, which
+    puts the whole duration on the root frame: no tree to show."""
+    return int(getattr(report, "samples", 0) or 0) > 1
+
+
 def summary(report: Any, meta: dict, trigger: str) -> tuple[str, dict]:
     """The summary line of a profiled request and its ``extra`` fields."""
     top = []
-    try:
-        top = [(printable(name), float(secs)) for name, secs in report.top_functions(3)]
-    except Exception:   # a summary without the top list beats no summary
-        pass
+    if has_call_tree(report):
+        try:
+            top = [(printable(name), float(secs)) for name, secs in report.top_functions(3)]
+        except Exception:   # a summary without the top list beats no summary
+            pass
     duration_ms = float(getattr(report, "duration_s", 0.0) or 0.0) * 1000.0
     samples = int(getattr(report, "samples", 0) or 0)
     status = meta.get("status")
     target = meta.get("route") or meta.get("path") or "?"
     line = (f"{printable(meta.get('method', '?'))} {printable(target)} -> "
             f"{status if status is not None else '-'} "
-            f"in {duration_ms:.1f} ms, {samples} samples ({trigger})")
+            f"in {duration_ms:.1f} ms, {samples} sample{'' if samples == 1 else 's'} "
+            f"({trigger})")
     if meta.get("exception"):
         line += f", raised {printable(meta['exception'])}"
     if getattr(report, "truncated", False):
         line += ", truncated"
     if top:
         line += "; top: " + ", ".join(f"{name} {secs * 1000.0:.1f} ms" for name, secs in top)
+    elif not has_call_tree(report):
+        line += "; shorter than the sampling interval (PROFILING_INTERVAL): no call tree"
     extra = {
         "reqprof_trigger": trigger,
         "reqprof_method": meta.get("method"),

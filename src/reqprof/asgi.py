@@ -765,7 +765,7 @@ class _Reporter:
                 failures.log("write", logging.ERROR,
                              "reqprof: could not write a report to %s (%s: %s)", output_dir,
                              type(exc).__name__, exc)
-        tree = _logging.tree_text(report) if getattr(report, "samples", 0) else None
+        tree = _logging.tree_text(report) if _logging.has_call_tree(report) else None
         logger.info("reqprof: %s%s", line, "\n" + tree if tree else "", extra=extra)
 
     def write(self, report: Any, meta: dict, output_dir: str, failures: RateLimited) -> str:

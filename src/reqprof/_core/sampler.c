@@ -94,6 +94,7 @@ static struct rp_engine {
     pthread_cond_t cv;
     int thread_alive;               /* created and not yet joined */
     int parked;                     /* the sampler waits for a session */
+    uint64_t tick_interval_ns;      /* the interval of its current schedule */
     int stop;                       /* the thread must exit */
     int shutdown;                   /* interpreter exiting: never restart */
     size_t wanted;                  /* number of active sessions */
@@ -778,6 +779,7 @@ sampler_main(void *arg)
             break;
         }
         uint64_t interval = engine.interval_ns;
+        engine.tick_interval_ns = interval;
         add_ns(&next, interval);
         /* Fell behind by more than a tick (the GIL was held for long):
          * restart the schedule from now rather than burst. */
@@ -791,7 +793,7 @@ sampler_main(void *arg)
         }
         int rc = 0;
         while (!engine.stop && engine.wanted > 0 && rc != ETIMEDOUT
-                && engine.interval_ns >= interval) {
+                && engine.interval_ns >= interval) {   /* see publish_schedule */
             rc = pthread_cond_timedwait(&engine.cv, &engine.mu, &next);
         }
         if (engine.stop) {
@@ -908,9 +910,9 @@ publish_schedule(void)
     }
     pthread_mutex_lock(&engine.mu);
     /* A scheduled sampler needs no wake-up for a new session (see the top
-     * of this file), only for a shorter interval. */
+     * of this file), only for an interval shorter than its schedule's. */
     int wake = engine.n_active > 0
-        && (engine.parked || interval < engine.interval_ns);
+        && (engine.parked || interval < engine.tick_interval_ns);
     engine.wanted = engine.n_active;
     engine.interval_ns = interval ? interval : 1000000u;
     if (wake) {
@@ -1122,6 +1124,7 @@ atfork_child(void)
     init_conds();
     engine.thread_alive = 0;
     engine.parked = 0;
+    engine.tick_interval_ns = 0;
     engine.assist_alive = 0;
     memset(&engine.assist_mu, 0, sizeof(engine.assist_mu));
     pthread_mutex_init(&engine.assist_mu, NULL);
