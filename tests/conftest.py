@@ -232,6 +232,11 @@ class LogCapture(logging.Handler):
 
 @pytest.fixture
 def reqprof_logs() -> Iterator[LogCapture]:
+    from reqprof import asgi
+
+    # Reports an earlier test handed over are logged first, not into this
+    # test's capture (the reporter logs in batches, a little later).
+    assert asgi._reporter.drain(DEADLINE), "reports still queued"
     logger = logging.getLogger("reqprof")
     handler = LogCapture()
     old_level = logger.level
