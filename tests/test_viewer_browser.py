@@ -569,12 +569,17 @@ def test_report_from_the_engine_renders(browser: Any, tmp_path: Path) -> None:
             await asyncio.to_thread(_fib, 22)
         return prof.report
 
-    # Playwright's sync API keeps an event loop on this thread: profile on another.
-    out: list[Any] = []
-    worker = threading.Thread(target=lambda: out.append(asyncio.run(request())))
-    worker.start()
-    worker.join(60)
-    report = out[0]
+    # Playwright's sync API keeps an event loop on this thread: profile on
+    # another. What is tested here is the page, not the sampling: a profile
+    # that a loaded machine left without a _fib sample is taken again.
+    for _attempt in range(3):
+        out: list[Any] = []
+        worker = threading.Thread(target=lambda: out.append(asyncio.run(request())))
+        worker.start()
+        worker.join(60)
+        report = out[0]
+        if '"_fib"' in report.to_json():
+            break
     report.meta.update(method="GET", path="/engine</script><script>window.__xss=1</script>", status=200)
     html = report.to_html()
     # The C writer and the Python path make the same page.
