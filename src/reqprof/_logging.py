@@ -146,8 +146,9 @@ def has_call_tree(report: Any) -> bool:
 
 def summary(report: Any, meta: dict, trigger: str) -> tuple[str, dict]:
     """The summary line of a profiled request and its ``extra`` fields."""
+    sampled = has_call_tree(report)
     top = []
-    if has_call_tree(report):
+    if sampled:
         try:
             top = [(printable(name), float(secs)) for name, secs in report.top_functions(3)]
         except Exception:   # a summary without the top list beats no summary
@@ -166,7 +167,7 @@ def summary(report: Any, meta: dict, trigger: str) -> tuple[str, dict]:
         line += ", truncated"
     if top:
         line += "; top: " + ", ".join(f"{name} {secs * 1000.0:.1f} ms" for name, secs in top)
-    elif not has_call_tree(report):
+    elif not sampled:
         line += "; shorter than the sampling interval (PROFILING_INTERVAL): no call tree"
     extra = {
         "reqprof_trigger": trigger,

@@ -107,11 +107,29 @@ is_last(const text_ctx *c, const rp_walk *w, uint32_t level)
     return p->next >= p->count || !visible(c, w->pool[p->first + p->next]);
 }
 
+static const rp_sym *
+node_sym(const text_ctx *c, uint32_t node)
+{
+    return rp_symtab_get(c->r->syms, c->r->tree->nodes[node].frame);
+}
+
 static int
 is_library(const text_ctx *c, uint32_t node)
 {
-    const rp_sym *sym = rp_symtab_get(c->r->syms, c->r->tree->nodes[node].frame);
-    return rp_sym_is_library(sym, c->o->lib_prefixes, c->o->n_lib_prefixes);
+    return rp_sym_is_library(node_sym(c, node), c->o->lib_prefixes,
+                             c->o->n_lib_prefixes);
+}
+
+/* The node's display name, made plain (one line, no terminal control). */
+static void
+put_name(text_ctx *c, uint32_t node)
+{
+    rp_buf_clear(&c->name);
+    rp_sym_put_name(&c->name, node_sym(c, node));
+    if (c->name.failed) {
+        c->out->failed = 1;
+    }
+    rp_buf_put_plain(c->out, c->name.data, c->name.len, 0, 0);
 }
 
 static void
@@ -169,7 +187,7 @@ put_node_line(text_ctx *c, const rp_walk *w, uint32_t node)
 {
     rp_buf *out = c->out;
     const rp_node *nd = &c->r->tree->nodes[node];
-    const rp_sym *sym = rp_symtab_get(c->r->syms, nd->frame);
+    const rp_sym *sym = node_sym(c, node);
     uint64_t pm = permille(nd->wall_ns, c->root_wall);
     const char *colour = NULL;
     if (node != 0) {
@@ -200,12 +218,7 @@ put_node_line(text_ctx *c, const rp_walk *w, uint32_t node)
     if (colour != NULL) {
         rp_buf_puts(out, colour);
     }
-    rp_buf_clear(&c->name);
-    rp_sym_put_name(&c->name, sym);
-    if (c->name.failed) {
-        out->failed = 1;
-    }
-    rp_buf_put_plain(out, c->name.data, c->name.len, 0, 0);
+    put_name(c, node);
     if (colour != NULL) {
         rp_buf_puts(out, RESET);
     }
@@ -298,20 +311,8 @@ put_log_figures(const text_ctx *c, uint32_t node)
 static void
 put_log_function(text_ctx *c, uint32_t node)
 {
-    const rp_sym *sym = rp_symtab_get(c->r->syms, c->r->tree->nodes[node].frame);
+    const rp_sym *sym = node_sym(c, node);
     rp_buf_put_plain(c->out, sym->function.s, sym->function.len, 0, 0);
-}
-
-static void
-put_log_name(text_ctx *c, uint32_t node)
-{
-    const rp_sym *sym = rp_symtab_get(c->r->syms, c->r->tree->nodes[node].frame);
-    rp_buf_clear(&c->name);
-    rp_sym_put_name(&c->name, sym);
-    if (c->name.failed) {
-        c->out->failed = 1;
-    }
-    rp_buf_put_plain(c->out, c->name.data, c->name.len, 0, 0);
 }
 
 static int
@@ -354,18 +355,19 @@ write_log(text_ctx *c)
             l.run_end[level] = parent_run;
             continue;
         }
-        uint32_t depth = level > 0 ? l.out_depth[level - 1] + 1 : 0;
-        uint32_t next, after, run_last = RP_NONE, run_len = 0;
-        if (foldable(c, node, &next) && foldable(c, next, &after)) {
-            for (uint32_t k = node; foldable(c, k, &next); k = next) {
-                run_last = k;
-                run_len++;
-            }
-        }
         if (c->o->max_lines != 0 && shown >= c->o->max_lines) {
             rp_buf_puts(c->out, c->g->ellipsis);
             rp_buf_putc(c->out, '\n');
             break;
+        }
+        uint32_t depth = level > 0 ? l.out_depth[level - 1] + 1 : 0;
+        uint32_t next, run_last = RP_NONE, run_len = 0;
+        for (uint32_t k = node; foldable(c, k, &next); k = next) {
+            run_last = k;
+            run_len++;
+        }
+        if (run_len < 2) {
+            run_last = RP_NONE;     /* a lone library frame is shown as is */
         }
         if (level > 0) {
             put_log_prefix(&l, depth, is_last(c, &walk, level));
@@ -382,7 +384,7 @@ write_log(text_ctx *c)
             rp_buf_puts(c->out, " frames]");
         }
         else {
-            put_log_name(c, node);
+            put_name(c, node);
         }
         rp_buf_putc(c->out, '\n');
         shown++;
