@@ -64,26 +64,50 @@ def run_script(code: str, timeout: float = 30, env: dict | None = None) -> subpr
 # ---- sampling ---------------------------------------------------------------
 
 
+SAMPLE_RATE_SCRIPT = """
+import time
+from reqprof import Profiler
+def spin(seconds):
+    end = time.perf_counter() + seconds
+    x = 0
+    while time.perf_counter() < end:
+        for i in range(200):
+            x += i * i
+with Profiler(interval=0.001) as prof:
+    spin(0.4)
+print(prof.report.samples / prof.report.duration_s)
+"""
+
+
 def test_cpu_bound_code_is_sampled_at_close_to_the_asked_rate():
     with Profiler(interval=0.001) as prof:
         spin(0.4)
-    report = prof.report
-    rate = report.samples / report.duration_s
-    # Prompt GIL acquisition gives ~1000/s; without it (portable path) the
-    # sampler waits for the 5 ms switch interval: ~200/s.
-    floor = 500 if FAST else 100
-    assert rate >= floor, f"{rate:.0f} samples/s at 1 ms ({_core.MODE})"
+    rate = prof.report.samples / prof.report.duration_s
+    if not FAST:
+        # Without prompt GIL acquisition the sampler waits out the 5 ms
+        # switch interval: ~200/s on an idle machine, less on a loaded one;
+        # a sampler that never gets the GIL would give a handful.
+        assert rate >= 40, f"{rate:.0f} samples/s at 1 ms ({_core.MODE})"
+        return
+    # The fast path against the public-API path, side by side in the same
+    # conditions (absolute rates follow the machine's load): ~1000/s
+    # against ~200/s on an idle machine, 300 against 90 on a loaded one.
+    env = dict(os.environ, REQPROF_PORTABLE="1")
+    portable = float(run_script(SAMPLE_RATE_SCRIPT, env=env).stdout.split()[-1])
+    assert rate >= 2 * portable, (f"{rate:.0f} samples/s at 1 ms on the fast path, "
+                                  f"{portable:.0f} on the public-API one")
 
 
 def test_a_session_after_a_long_interval_one_gets_its_own_rate():
     # The sampler waits for the first session's one-second tick when the
-    # second one starts: it must reschedule at 1 ms, not sleep on.
+    # second one starts: it must reschedule at 1 ms, not sleep on (which
+    # leaves the second session its one sample at stop).
     with Profiler(interval=1.0):
         spin(0.01)
     with Profiler(interval=0.001) as prof:
         spin(0.2)
-    floor = 50 if FAST else 10      # ~200 on the fast path, ~40 portable
-    assert prof.report.samples >= floor, (prof.report.samples, _core.MODE)
+    # ~200 on the fast path and ~40 portable on an idle machine.
+    assert prof.report.samples >= 10, (prof.report.samples, _core.MODE)
 
 
 def test_report_totals_cover_the_profiled_time():
@@ -279,16 +303,18 @@ def test_copy_context_run_in_a_thread_counts_an_unrelated_thread_does_not():
     def run(mode):
         with Profiler(async_mode=mode) as prof:
             ctx = contextvars.copy_context()
-            t = threading.Thread(target=ctx.run, args=(ctx_work, 0.1))
-            u = threading.Thread(target=unrelated_work, args=(0.1,))
+            t = threading.Thread(target=ctx.run, args=(ctx_work, 0.3))
+            u = threading.Thread(target=unrelated_work, args=(0.3,))
             t.start()
             u.start()
             t.join()
             u.join()
         return prof.report.to_dict()
 
+    # The time after the worker's last tick is lost, and ticks come far
+    # apart when three threads share a loaded machine: generous floors.
     enabled = run("enabled")
-    assert total_wall(enabled["root"], "copied_context_work") >= 0.05
+    assert total_wall(enabled["root"], "copied_context_work") >= 0.15
     assert "unrelated_thread_work" not in functions(enabled["root"])
 
     disabled = run("disabled")
@@ -297,8 +323,8 @@ def test_copy_context_run_in_a_thread_counts_an_unrelated_thread_does_not():
     assert "unrelated_thread_work" not in names
     # Disabled profiles the starting thread only: here, it mostly waits in
     # join() (starting the threads takes its share under GIL contention).
-    assert disabled["root"]["wall_s"] >= 0.08
-    assert total_wall(disabled["root"], name_of(threading.Thread.join)) >= 0.04
+    assert disabled["root"]["wall_s"] >= 0.24
+    assert total_wall(disabled["root"], name_of(threading.Thread.join)) >= 0.12
 
 
 def test_disabled_mode_does_not_follow_to_thread_but_keeps_own_work():
