@@ -84,20 +84,23 @@ def fetch_stats(port: int) -> dict:
 
 
 def process_stats() -> dict:
-    """RSS, C heap in use, threads and the engine's state of this process."""
+    """RSS, C heap in use (after a collection, and before it), threads and
+    the engine's state of this process."""
     with open("/proc/self/status") as f:
         status = dict(line.split(":", 1) for line in f if ":" in line)
+    heap_before_gc = _heap_in_use()     # cyclic garbage included
+    gc.collect()
     stats: dict[str, Any] = {
         "pid": os.getpid(),
         "rss_kb": int(status["VmRSS"].split()[0]),
         "threads": int(status["Threads"]),
         "heap_bytes": _heap_in_use(),
+        "heap_before_gc": heap_before_gc,
     }
     core = sys.modules.get("reqprof._core")
     if core is not None:
         stats["core_file"] = core.__file__
         stats["engine"] = core.stats()
-        gc.collect()
         stats["live_sessions"] = sum(1 for o in gc.get_objects()
                                      if type(o).__name__ == "Session"
                                      and type(o).__module__ == "reqprof._core")

@@ -4,6 +4,7 @@ attribution, output files, startup behaviour."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import os
@@ -20,7 +21,7 @@ from fastapi import Depends, FastAPI, Request, WebSocket
 from fastapi.responses import FileResponse, RedirectResponse, Response, StreamingResponse
 
 from profile_tree import find, functions, total_wall, walk
-from reqprof import ConfigError, ProfilingMiddleware, Settings
+from reqprof import ConfigError, ProfilingMiddleware, Report, Settings
 from reqprof import asgi as asgi_module
 
 THIS_FILE = Path(__file__).resolve()
@@ -578,6 +579,36 @@ def test_rate_one_logs_every_request(serve, reqprof_logs):
         assert len(record.getMessage().splitlines()) <= 2 + asgi_module._logging.TREE_MAX_LINES
         extra = set(vars(record)) - STANDARD_RECORD_KEYS
         assert extra and all(k.startswith("reqprof_") for k in extra), extra
+
+
+def test_a_failing_request_leaves_no_profile_behind(serve, reqprof_logs):
+    # Frameworks keep exceptions in reference cycles (anyio's task groups
+    # do), and an exception's traceback holds the middleware's frames: they
+    # must not keep a profile (up to PROFILING_MAX_BYTES of call tree) alive
+    # until the cyclic GC happens to run.
+    middleware = profiled(sample_rate=1.0)
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await middleware(scope, receive, send)
+        except RuntimeError as exc:     # the app sent its 500 before raising
+            cycle: list = [exc]
+            cycle.append(cycle)
+
+    server = serve(app)
+    gc.collect()
+    gc.disable()
+    try:
+        for target in ("/fail", "/fail?profile=1", "/fail?profile=1&profile_format=nope"):
+            assert server.client.get(target).status_code in (200, 500)
+        server.wait_idle()
+        left = [o for o in gc.get_objects() if isinstance(o, Report)]
+        held = sum(1 for o in gc.get_objects() if isinstance(o, list) and o and o[-1] is o)
+    finally:
+        gc.enable()
+    assert held == 2            # the app's exception, in its cycle, twice
+    assert left == []
+    assert len(reqprof_logs.summaries()) == 2
 
 
 def test_rate_zero_logs_nothing(serve, reqprof_logs):

@@ -203,6 +203,12 @@ class ProfilingMiddleware:
             self._slots.release()
             if report is not None:
                 _reporter.submit(report, self._output_dir, self._failures)
+            # An exception leaving here holds this frame in its traceback,
+            # and frameworks keep exceptions in reference cycles (task
+            # groups): let the frame hold neither the profile nor the
+            # exception itself.
+            exchange.exception = None
+            del report, profiler
 
     async def _manual(self, scope: Scope, receive: Receive, send: Send, fmt: str) -> None:
         exchange = _Exchange(scope, send, keep=True)
@@ -220,6 +226,7 @@ class ProfilingMiddleware:
                 exchange.exception = exc
             except BaseException:   # cancelled: nobody is waiting for a report
                 self._finish(profiler, exchange, "manual")
+                del profiler        # (the exception's traceback holds this frame)
                 raise
             report = self._finish(profiler, exchange, "manual")
             rendered = self._render(report, fmt) if report is not None else None
@@ -233,6 +240,7 @@ class ProfilingMiddleware:
             logger.error("reqprof: exception in ASGI application (manually profiled "
                          "request: the report, which shows it, was sent instead)",
                          exc_info=exchange.exception)
+            exchange.exception = None   # its traceback holds this frame: no cycle
         body, content_type, disposition = rendered
         headers = [(k, v) for k, v in exchange.headers if k.lower() not in _DROP_HEADERS]
         headers += [
@@ -489,8 +497,12 @@ class _Exchange:
             return
         for message in self.messages:
             await send(message)
-        if self.exception is not None:
-            raise self.exception
+        exc, self.exception = self.exception, None
+        if exc is not None:
+            try:
+                raise exc
+            finally:
+                del exc     # the traceback holds this frame: no cycle through it
 
     def meta(self, trigger: str) -> dict:
         """What the report says about the request (scalars only; strings
