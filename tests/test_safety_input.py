@@ -23,6 +23,10 @@ from test_middleware import make_app, profiled
 
 HTML = "text/html; charset=utf-8"
 
+# Long request heads stay under the server's 16 KiB limit (h11's): a longer
+# one is refused, or the connection reset, before it reaches any app,
+# depending on how its bytes happen to arrive.
+
 
 # -- ?profile= ------------------------------------------------------------------------
 
@@ -33,10 +37,10 @@ HTML = "text/html; charset=utf-8"
     "profile=%54RUE",
     "profile=%79%45%73",
     "profile=0&profile=1",                  # the last one wins
-    "&".join(["profile=0"] * 2000) + "&profile=1",
+    "&".join(["profile=0"] * 1200) + "&profile=1",
     "a=1&&&profile=1&&",
     "profile=1&x=%FF%FE%00",                # another parameter with non-UTF-8 and NUL
-    "x=" + "y" * 20_000 + "&profile=1",      # a long query string
+    "x=" + "y" * 12_000 + "&profile=1",      # a long query string
 ])
 def test_profile_param_odd_spellings_that_mean_yes(serve, query):
     server = serve(profiled())
@@ -110,7 +114,7 @@ def test_profile_format_spellings(serve, fmt, content_type):
 
 @pytest.mark.parametrize("fmt", [
     "bogus", "json%00", "html%0A", "%FF", "json%20", "%3Cscript%3Ealert(1)%3C%2Fscript%3E",
-    "x" * 100_000, "%0D%0AINFO:%20fake%20line", "pprof2", "to_json", "__class__",
+    "x" * 12_000, "%0D%0AINFO:%20fake%20line", "pprof2", "to_json", "__class__",
 ])
 def test_unknown_profile_format_is_the_normal_response_and_one_bounded_warning(
         serve, reqprof_logs, fmt):
