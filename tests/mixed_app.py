@@ -84,29 +84,28 @@ def fetch_stats(port: int) -> dict:
 
 
 def process_stats() -> dict:
-    """RSS, C heap in use (after a collection, and before it), threads and
-    the engine's state of this process."""
-    with open("/proc/self/status") as f:
-        status = dict(line.split(":", 1) for line in f if ":" in line)
-    heap_before_gc = _heap_in_use()     # cyclic garbage included
-    gc.collect()
-    stats: dict[str, Any] = {
-        "pid": os.getpid(),
-        "rss_kb": int(status["VmRSS"].split()[0]),
-        "threads": int(status["Threads"]),
-        "heap_bytes": _heap_in_use(),
-        "heap_before_gc": heap_before_gc,
-    }
+    """RSS, C heap in use, threads and the engine's state of this process.
+    The engine and the reporter are read first: a report the reporter has
+    let go of is freed, so the heap read after them holds no report that a
+    probe saying "idle" could miss."""
+    stats: dict[str, Any] = {"pid": os.getpid()}
     core = sys.modules.get("reqprof._core")
     if core is not None:
         stats["core_file"] = core.__file__
         stats["engine"] = core.stats()
-        stats["live_sessions"] = sum(1 for o in gc.get_objects()
-                                     if type(o).__name__ == "Session"
-                                     and type(o).__module__ == "reqprof._core")
         asgi = sys.modules.get("reqprof.asgi")
         if asgi is not None:
             stats["reports_queued"] = asgi._reporter.pending
+    gc.collect()
+    with open("/proc/self/status") as f:
+        status = dict(line.split(":", 1) for line in f if ":" in line)
+    stats["rss_kb"] = int(status["VmRSS"].split()[0])
+    stats["threads"] = int(status["Threads"])
+    stats["heap_bytes"] = _heap_in_use()
+    if core is not None:
+        stats["live_sessions"] = sum(1 for o in gc.get_objects()
+                                     if type(o).__name__ == "Session"
+                                     and type(o).__module__ == "reqprof._core")
     return stats
 
 
