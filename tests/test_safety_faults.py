@@ -325,6 +325,23 @@ def test_engine_sample_fault_marks_the_report_and_recovers(serve_process, faults
     assert stats["engine"]["dropped_samples"] > 0
 
 
+def test_a_sampler_wedged_holding_its_lock_blocks_no_request(serve_process, faults_path):
+    # The "wedge" fault stops the sampler thread for 5 s at its first tick
+    # holding the lock of its schedule, as a debugger could: sessions start
+    # and stop without it, and it samples again when it goes on.
+    server = fault_server(serve_process, faults_path, "wedge:1", PROFILING_SAMPLE_RATE="0")
+    t0 = time.monotonic()
+    during = [server.client.get("/spin?ms=30&profile=1&profile_format=json").json()
+              for _ in range(5)]
+    elapsed = time.monotonic() - t0
+    assert elapsed < 2.5, elapsed       # not waiting out the wedge
+    assert fetch_stats(server.port)["engine"]["lock_misses"] > 0
+    assert all(r["meta"]["status"] == 200 for r in during)
+    time.sleep(max(0.0, t0 + 5.5 - time.monotonic()))
+    later = server.client.get("/spin?ms=60&profile=1&profile_format=json").json()
+    assert later["samples"] > 5, later["samples"]
+
+
 def _report_fault_works(faults_path: str) -> bool:
     code = ("from reqprof import Profiler\n"
             "with Profiler() as p: sum(range(1000))\n"

@@ -24,7 +24,9 @@
  * - `engine.mu` guards only what the threads read without the GIL: the
  *   stop flags, the number of active sessions, the interval and the assist
  *   sequence. It is never held while waiting for the GIL, so fork and
- *   shutdown cannot deadlock.
+ *   shutdown cannot deadlock. A thread serving a request waits for it at
+ *   most LOCK_WAIT_NS (lock_briefly): past that the sampler is wedged, and
+ *   the schedule is published without it, atomically.
  * - Everything else (sessions, scratch buffers, tables) is touched only
  *   with the GIL held. A tick runs no Python code: it allocates no Python
  *   objects on the fast path, drops no last reference (so no finaliser can
@@ -48,6 +50,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,6 +71,9 @@
 #define ASSIST_PERIOD_NS 50000u     /* drop request repeated this often, */
 #define ASSIST_PERIOD_MAX_NS 800000u /* backing off to this */
 #define ASSIST_MAX_NS 50000000u     /* help with one wait at most this long */
+#define LOCK_WAIT_NS 2000000u       /* a request thread waits this long for mu */
+#define PARK_RECHECK_NS 1000000000u /* a parked sampler looks again this often */
+#define WEDGE_NS 5000000000u        /* the "wedge" fault holds mu this long */
 
 /* A set of objects by identity, holding strong references. */
 typedef struct ptrset {
@@ -89,16 +95,18 @@ static struct rp_engine {
     PyObject *sessions_var;         /* ContextVar: tuple of markers */
     uint64_t next_marker;
 
-    /* Guarded by mu. */
+    /* Guarded by mu, except that threads serving requests never wait
+     * long for it (lock_briefly): the three fields they may have to
+     * publish without it are written and read atomically. */
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    int thread_alive;               /* created and not yet joined */
+    int thread_alive;               /* created and not yet joined (atomic) */
     int parked;                     /* the sampler waits for a session */
     uint64_t tick_interval_ns;      /* the interval of its current schedule */
     int stop;                       /* the thread must exit */
     int shutdown;                   /* interpreter exiting: never restart */
-    size_t wanted;                  /* number of active sessions */
-    uint64_t interval_ns;           /* smallest interval asked */
+    size_t wanted;                  /* number of active sessions (atomic) */
+    uint64_t interval_ns;           /* smallest interval asked (atomic) */
     pthread_t thread;
     PyThreadState *sampler_ts;
     pid_t pid;
@@ -132,6 +140,7 @@ static struct rp_engine {
     uint64_t threads_started;
     uint64_t assisted_waits;
     uint64_t dropped_samples;
+    uint64_t lock_misses;           /* schedules published without mu */
 
     /* Injected faults (RP_FAULTS builds): -1 always, N the next N times. */
     long faults[RP_FAULT_KINDS];
@@ -154,6 +163,38 @@ now_ns(void)
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+static size_t
+load_wanted(void)
+{
+    return __atomic_load_n(&engine.wanted, __ATOMIC_RELAXED);
+}
+
+static uint64_t
+load_interval(void)
+{
+    return __atomic_load_n(&engine.interval_ns, __ATOMIC_RELAXED);
+}
+
+/* Takes `mu` for a thread serving a request, which must never wait on the
+ * sampler: the sampler holds it for microseconds, so waiting longer than
+ * LOCK_WAIT_NS means it is wedged (stopped by a debugger, say) or
+ * descheduled on a loaded machine. 1 when taken, 0 when not. */
+static int
+lock_briefly(void)
+{
+    if (pthread_mutex_trylock(&engine.mu) == 0) {
+        return 1;
+    }
+    uint64_t deadline = now_ns() + LOCK_WAIT_NS;
+    do {
+        sched_yield();
+        if (pthread_mutex_trylock(&engine.mu) == 0) {
+            return 1;
+        }
+    } while (now_ns() < deadline);
+    return 0;
 }
 
 /* ---- ptrset ------------------------------------------------------------ */
@@ -767,10 +808,14 @@ sampler_main(void *arg)
     pthread_mutex_lock(&engine.mu);
     ts = engine.sampler_ts;
     for (;;) {
-        if (!engine.stop && engine.wanted == 0) {
+        if (!engine.stop && load_wanted() == 0) {
             engine.parked = 1;
-            while (!engine.stop && engine.wanted == 0) {
-                pthread_cond_wait(&engine.cv, &engine.mu);
+            while (!engine.stop && load_wanted() == 0) {
+                /* Timed: a session start that could not take `mu` (see
+                 * lock_briefly) could not wake us either. */
+                clock_gettime(CLOCK_MONOTONIC, &next);
+                add_ns(&next, PARK_RECHECK_NS);
+                pthread_cond_timedwait(&engine.cv, &engine.mu, &next);
             }
             engine.parked = 0;
             clock_gettime(CLOCK_MONOTONIC, &next);
@@ -778,7 +823,7 @@ sampler_main(void *arg)
         if (engine.stop) {
             break;
         }
-        uint64_t interval = engine.interval_ns;
+        uint64_t interval = load_interval();
         engine.tick_interval_ns = interval;
         add_ns(&next, interval);
         /* Fell behind by more than a tick (the GIL was held for long):
@@ -792,8 +837,8 @@ sampler_main(void *arg)
             next.tv_nsec = (long)(t % 1000000000u);
         }
         int rc = 0;
-        while (!engine.stop && engine.wanted > 0 && rc != ETIMEDOUT
-                && engine.interval_ns >= interval) {   /* see publish_schedule */
+        while (!engine.stop && load_wanted() > 0 && rc != ETIMEDOUT
+                && load_interval() >= interval) {   /* see publish_schedule */
             rc = pthread_cond_timedwait(&engine.cv, &engine.mu, &next);
         }
         if (engine.stop) {
@@ -804,9 +849,16 @@ sampler_main(void *arg)
             clock_gettime(CLOCK_MONOTONIC, &next);
             continue;
         }
-        if (engine.wanted == 0) {
+        if (load_wanted() == 0) {
             continue;
         }
+#ifdef RP_FAULTS
+        if (engine.faults[RP_FAULT_WEDGE] != 0) {     /* read by this thread only */
+            rp_engine_fault(RP_FAULT_WEDGE);
+            const struct timespec wedge = {WEDGE_NS / 1000000000u, 0};
+            nanosleep(&wedge, NULL);                  /* holding mu */
+        }
+#endif
         pthread_mutex_unlock(&engine.mu);
 
         if (rp_compat_finalizing()) {
@@ -862,6 +914,9 @@ sampler_main(void *arg)
 static int
 ensure_thread(void)
 {
+    if (__atomic_load_n(&engine.thread_alive, __ATOMIC_ACQUIRE)) {
+        return 0;       /* (without mu: see lock_briefly) */
+    }
     int rc = 0;
     pthread_mutex_lock(&engine.mu);
     if (engine.thread_alive || engine.shutdown) {
@@ -890,7 +945,7 @@ ensure_thread(void)
         rc = -1;
         goto done;
     }
-    engine.thread_alive = 1;
+    __atomic_store_n(&engine.thread_alive, 1, __ATOMIC_RELEASE);
     engine.threads_started++;
 done:
     pthread_mutex_unlock(&engine.mu);
@@ -908,14 +963,20 @@ publish_schedule(void)
             interval = iv;
         }
     }
-    pthread_mutex_lock(&engine.mu);
+    int locked = lock_briefly();
+    __atomic_store_n(&engine.wanted, engine.n_active, __ATOMIC_RELAXED);
+    __atomic_store_n(&engine.interval_ns, interval ? interval : 1000000u,
+                     __ATOMIC_RELAXED);
+    if (!locked) {
+        /* The sampler is wedged (or descheduled) holding mu: it reads the
+         * new schedule when it goes on. */
+        engine.lock_misses++;
+        return;
+    }
     /* A scheduled sampler needs no wake-up for a new session (see the top
      * of this file), only for an interval shorter than its schedule's. */
-    int wake = engine.n_active > 0
-        && (engine.parked || interval < engine.tick_interval_ns);
-    engine.wanted = engine.n_active;
-    engine.interval_ns = interval ? interval : 1000000u;
-    if (wake) {
+    if (engine.n_active > 0
+            && (engine.parked || interval < engine.tick_interval_ns)) {
         pthread_cond_signal(&engine.cv);
     }
     pthread_mutex_unlock(&engine.mu);
@@ -1122,7 +1183,7 @@ atfork_child(void)
     memset(&engine.assist_cv, 0, sizeof(engine.assist_cv));
     pthread_mutex_init(&engine.mu, NULL);
     init_conds();
-    engine.thread_alive = 0;
+    __atomic_store_n(&engine.thread_alive, 0, __ATOMIC_RELAXED);
     engine.parked = 0;
     engine.tick_interval_ns = 0;
     engine.assist_alive = 0;
@@ -1191,7 +1252,7 @@ rp_engine_shutdown(void)
         }
         Py_END_ALLOW_THREADS
         pthread_mutex_lock(&engine.mu);
-        engine.thread_alive = 0;
+        __atomic_store_n(&engine.thread_alive, 0, __ATOMIC_RELEASE);
         engine.assist_alive = 0;
         engine.sampler_ts = NULL;
         pthread_mutex_unlock(&engine.mu);
@@ -1242,10 +1303,8 @@ rp_engine_add_dispatch_code(PyObject *code)
 int
 rp_engine_thread_alive(void)
 {
-    pthread_mutex_lock(&engine.mu);
-    int alive = engine.thread_alive && engine.pid == getpid();
-    pthread_mutex_unlock(&engine.mu);
-    return alive;
+    return __atomic_load_n(&engine.thread_alive, __ATOMIC_ACQUIRE)
+        && engine.pid == getpid();
 }
 
 const char *
@@ -1281,7 +1340,7 @@ rp_engine_stats(void)
     pool_bytes(&scratch, &sessions);
     return Py_BuildValue(
         "{s:s, s:K, s:K, s:K, s:K, s:K, s:K, s:K, s:K, s:K, s:n, s:n, s:n, "
-        "s:i}",
+        "s:K, s:i}",
         "mode", rp_compat_mode(&engine.compat),
         "ticks", (unsigned long long)engine.ticks,
         "late_ticks", (unsigned long long)engine.late_ticks,
@@ -1295,12 +1354,13 @@ rp_engine_stats(void)
         "active_sessions", (Py_ssize_t)engine.n_active,
         "scratch_bytes", (Py_ssize_t)scratch,
         "active_session_bytes", (Py_ssize_t)sessions,
+        "lock_misses", (unsigned long long)engine.lock_misses,
         "thread_alive", rp_engine_thread_alive());
 }
 
 #ifdef RP_FAULTS
 static const char *const fault_names[RP_FAULT_KINDS] = {
-    "start", "sample", "report",
+    "start", "sample", "report", "wedge",
 };
 
 int
@@ -1344,7 +1404,7 @@ rp_engine_set_faults(const char *spec)
         }
         if (kind < 0) {
             PyErr_Format(PyExc_ValueError,
-                         "REQPROF_FAULT=%s: expected start, sample or report, "
+                         "REQPROF_FAULT=%s: expected start, sample, report or wedge, "
                          "each optionally :N, comma-separated", spec);
             return -1;
         }

@@ -46,9 +46,14 @@ void rp_engine_after_fork_child(void);
  * tests can prove a host app survives them. REQPROF_FAULT, read at import,
  * lists the faults: "start" (Session.start raises), "sample" (the sampler
  * drops the sample and marks the report truncated, as when memory runs
- * out), "report" (writers raise MemoryError), each optionally ":N" (only
- * the next N times, so profiling recovers afterwards), comma-separated. */
-enum { RP_FAULT_START, RP_FAULT_SAMPLE, RP_FAULT_REPORT, RP_FAULT_KINDS };
+ * out), "report" (writers raise MemoryError), "wedge" (the sampler thread
+ * stops for 5 s holding its lock, as under a debugger), each optionally
+ * ":N" (only the next N times, so profiling recovers afterwards),
+ * comma-separated. */
+enum {
+    RP_FAULT_START, RP_FAULT_SAMPLE, RP_FAULT_REPORT, RP_FAULT_WEDGE,
+    RP_FAULT_KINDS
+};
 #ifdef RP_FAULTS
 /* Whether the fault `kind` strikes now (GIL held). */
 int rp_engine_fault(int kind);
