@@ -853,8 +853,7 @@ sampler_main(void *arg)
             continue;
         }
 #ifdef RP_FAULTS
-        if (engine.faults[RP_FAULT_WEDGE] != 0) {     /* read by this thread only */
-            rp_engine_fault(RP_FAULT_WEDGE);
+        if (rp_engine_fault(RP_FAULT_WEDGE)) {  /* (its count: this thread's) */
             const struct timespec wedge = {WEDGE_NS / 1000000000u, 0};
             nanosleep(&wedge, NULL);                  /* holding mu */
         }

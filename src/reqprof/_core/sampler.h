@@ -55,7 +55,8 @@ enum {
     RP_FAULT_KINDS
 };
 #ifdef RP_FAULTS
-/* Whether the fault `kind` strikes now (GIL held). */
+/* Whether the fault `kind` strikes now (GIL held; the wedge fault is only
+ * asked on the sampler thread, without it). */
 int rp_engine_fault(int kind);
 /* Replaces the faults with `spec` (REQPROF_FAULT's syntax). 0, or -1 with
  * a ValueError set. */
