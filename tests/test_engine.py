@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import gc
+import inspect
 import json
 import os
 import subprocess
@@ -64,19 +65,14 @@ def run_script(code: str, timeout: float = 30, env: dict | None = None) -> subpr
 # ---- sampling ---------------------------------------------------------------
 
 
-SAMPLE_RATE_SCRIPT = """
-import time
-from reqprof import Profiler
-def spin(seconds):
-    end = time.perf_counter() + seconds
-    x = 0
-    while time.perf_counter() < end:
-        for i in range(200):
-            x += i * i
-with Profiler(interval=0.001) as prof:
-    spin(0.4)
-print(prof.report.samples / prof.report.duration_s)
-"""
+SAMPLE_RATE_SCRIPT = "\n".join([
+    "import time",
+    "from reqprof import Profiler",
+    inspect.getsource(spin),
+    "with Profiler(interval=0.001) as prof:",
+    "    spin(0.4)",
+    "print(prof.report.samples / prof.report.duration_s)",
+])
 
 
 def test_cpu_bound_code_is_sampled_at_close_to_the_asked_rate():
