@@ -84,13 +84,13 @@ class ThreadServer:
     def wait_idle(self) -> None:
         """Waits until no request is being handled and every auto-sampled
         report handed over has been logged."""
-        from reqprof import asgi
+        from reqprof._reporter import reporter
 
         deadline = time.monotonic() + DEADLINE
         while self.server.server_state.tasks:
             assert time.monotonic() < deadline, "requests still running"
             time.sleep(0.01)
-        assert asgi._reporter.drain(DEADLINE), "reports still queued"
+        assert reporter.drain(DEADLINE), "reports still queued"
 
     def close(self) -> None:
         self.client.close()
@@ -232,11 +232,11 @@ class LogCapture(logging.Handler):
 
 @pytest.fixture
 def reqprof_logs() -> Iterator[LogCapture]:
-    from reqprof import asgi
+    from reqprof._reporter import reporter
 
     # Reports an earlier test handed over are logged first, not into this
     # test's capture (the reporter logs in batches, a little later).
-    assert asgi._reporter.drain(DEADLINE), "reports still queued"
+    assert reporter.drain(DEADLINE), "reports still queued"
     logger = logging.getLogger("reqprof")
     handler = LogCapture()
     old_level = logger.level

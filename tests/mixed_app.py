@@ -93,9 +93,9 @@ def process_stats() -> dict:
     if core is not None:
         stats["core_file"] = core.__file__
         stats["engine"] = core.stats()
-        asgi = sys.modules.get("reqprof.asgi")
-        if asgi is not None:
-            stats["reports_queued"] = asgi._reporter.pending
+        reporter = sys.modules.get("reqprof._reporter")
+        if reporter is not None:
+            stats["reports_queued"] = reporter.reporter.pending
     gc.collect()
     with open("/proc/self/status") as f:
         status = dict(line.split(":", 1) for line in f if ":" in line)

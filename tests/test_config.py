@@ -53,6 +53,8 @@ def test_variable_names():
         "manual": "PROFILING_MANUAL",
         "token": "PROFILING_TOKEN",
         "max_concurrent": "PROFILING_MAX_CONCURRENT",
+        "output_max_mb": "PROFILING_OUTPUT_MAX_MB",
+        "manual_timeout": "PROFILING_MANUAL_TIMEOUT",
     }
 
 
@@ -74,7 +76,12 @@ def test_enable_profiling_false_spellings(value):
     assert settings({"ENABLE_PROFILING": value}).enabled is False
 
 
-@pytest.mark.parametrize("value", ["", " ", "2", "-1", "enable", "tru", "yess", "si", "oui",
+@pytest.mark.parametrize("value", ["", " ", "\t"])
+def test_empty_enable_profiling_means_off(value):
+    assert settings({"ENABLE_PROFILING": value}).enabled is False
+
+
+@pytest.mark.parametrize("value", ["2", "-1", "enable", "tru", "yess", "si", "oui",
                                    "1.0", "none", "null", "true false", "\x00"])
 def test_enable_profiling_rejects_anything_else(value):
     with pytest.raises(ConfigError) as err:

@@ -21,7 +21,8 @@ from fastapi import Depends, FastAPI, Request, WebSocket
 from fastapi.responses import FileResponse, RedirectResponse, Response, StreamingResponse
 
 from profile_tree import find, functions, total_wall, walk
-from reqprof import ConfigError, ProfilingMiddleware, Report, Settings
+from reqprof import ProfilingMiddleware, Report, Settings
+from reqprof import _output as output_module
 from reqprof import asgi as asgi_module
 
 THIS_FILE = Path(__file__).resolve()
@@ -408,8 +409,10 @@ def test_manual_report_for_a_failing_endpoint(serve, reqprof_logs):
     assert data["meta"]["exception"] == "RuntimeError: boom from the app"
     assert data["meta"]["status"] in (None, 500)     # whatever the app sent before raising
     assert "failing_work" in functions(data["root"])
-    errors = [r for r in reqprof_logs.records if r.levelno == logging.ERROR]
-    assert errors and errors[0].exc_info[0] is RuntimeError
+    errors = [r.getMessage() for r in reqprof_logs.records if r.levelno == logging.ERROR]
+    assert errors and "GET /fail" in errors[0]
+    assert errors[0].endswith("\nRuntimeError: boom from the app")    # the traceback, escaped
+    assert ", in fail\n" in errors[0]
 
 
 def test_manual_report_for_a_file_response(serve):
@@ -630,7 +633,7 @@ def test_rate_point_three_samples_about_thirty_percent(serve, reqprof_logs):
 
 
 def test_output_dir_keeps_the_newest_reports(serve, tmp_path, monkeypatch, reqprof_logs):
-    monkeypatch.setattr(asgi_module, "OUTPUT_KEEP", 3)
+    monkeypatch.setattr(output_module, "OUTPUT_KEEP", 3)
     out = tmp_path / "profiles"
     (out).mkdir()
     (out / "notes.txt").write_text("not ours")
@@ -653,13 +656,13 @@ def test_output_dir_keeps_the_newest_reports(serve, tmp_path, monkeypatch, reqpr
 
 def test_output_dir_is_created_or_rejected(tmp_path):
     target = tmp_path / "a" / "b"
-    ProfilingMiddleware(make_app(), settings=Settings(enabled=True, output_dir=str(target)))
-    assert target.is_dir()
+    ok = ProfilingMiddleware(make_app(), settings=Settings(enabled=True, output_dir=str(target)))
+    assert target.is_dir() and ok.config_error is None
     blocker = tmp_path / "file"
     blocker.write_text("")
-    with pytest.raises(ConfigError, match="PROFILING_OUTPUT_DIR"):
-        ProfilingMiddleware(make_app(),
-                            settings=Settings(enabled=True, output_dir=str(blocker / "x")))
+    bad = ProfilingMiddleware(make_app(),
+                              settings=Settings(enabled=True, output_dir=str(blocker / "x")))
+    assert "PROFILING_OUTPUT_DIR" in bad.config_error and "Not a directory" in bad.config_error
 
 
 # -- what a report shows (through the real server) -----------------------------------
@@ -749,8 +752,7 @@ def test_keyword_settings_win_over_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("PROFILING_SAMPLE_RATE", "0.5")
     middleware = ProfilingMiddleware(make_app(), sample_rate=1.0, max_depth=9)
     assert middleware.settings == Settings(enabled=True, sample_rate=1.0, max_depth=9)
-    with pytest.raises(ConfigError, match="sample_rate=1.5"):
-        ProfilingMiddleware(make_app(), sample_rate=1.5)
+    assert "sample_rate=1.5" in ProfilingMiddleware(make_app(), sample_rate=1.5).config_error
 
 
 def test_dotenv_and_uvicorn_logging(serve_process, tmp_path):
@@ -771,7 +773,7 @@ def test_bad_setting_stops_the_server_at_startup(serve_process):
                            env={"ENABLE_PROFILING": "1", "PROFILING_SAMPLE_RATE": "abc"})
     assert server.wait_exit() != 0
     log = server.log()
-    assert "ConfigError" in log
+    assert "Application startup failed" in log
     assert "PROFILING_SAMPLE_RATE='abc'" in log and "0.0 to 1.0" in log
 
 

@@ -27,7 +27,8 @@ from typing import Any
 import httpx
 import pytest
 
-from reqprof import asgi as asgi_module
+from reqprof import _output as output_module
+from reqprof import _reporter as reporter_module
 from reqprof._logging import RateLimited
 from reqprof.profiler import Profiler
 from mixed_app import fetch_stats
@@ -82,7 +83,7 @@ def test_profiler_failures_serve_the_apps_response_log_once_and_recover(
     server.wait_idle()
     assert len(errors(reqprof_logs, message, logging.ERROR)) == 1
     assert reqprof_logs.summaries() == []
-    assert middleware._slots._value == middleware.settings.max_concurrent
+    assert middleware._slots.free == middleware.settings.max_concurrent
     # Recovery: the same middleware with a working profiler.
     middleware._profiler_class = Profiler
     assert server.client.get("/json?profile=1").headers["content-type"] == HTML
@@ -143,42 +144,42 @@ def test_failing_writers_in_the_background_still_log_the_summary(serve, reqprof_
 
 
 def test_full_disk_is_logged_once_and_requests_go_on(serve, reqprof_logs, tmp_path, monkeypatch):
-    def full(path: str, data: bytes) -> None:
-        raise OSError(errno.ENOSPC, "No space left on device", path)
+    def full(self: Any, stem: str, parts: Any) -> str:
+        raise OSError(errno.ENOSPC, "No space left on device", stem)
 
-    monkeypatch.setattr(asgi_module, "_write_atomic", full)
+    monkeypatch.setattr(output_module.OutputDir, "_write_pair", full)
     server = serve(profiled(sample_rate=1.0, output_dir=str(tmp_path)))
     for i in range(10):
         assert server.client.get(f"/items/{i}").json() == {"item": i}
     server.wait_idle()
     assert len(reqprof_logs.summaries()) == 10
-    [error] = errors(reqprof_logs, "could not write a report", logging.ERROR)
-    assert "No space left" in error
+    [error] = errors(reqprof_logs, "was not written", logging.WARNING)
+    assert "the file system is full (No space left on device)" in error
 
 
 def test_report_backlog_drops_new_reports_with_one_warning(serve, reqprof_logs, monkeypatch):
     import threading
 
     release = threading.Event()
-    real_handle = asgi_module._reporter.handle
+    real_handle = reporter_module.reporter.handle
 
     def slow_handle(*args: Any) -> None:
         release.wait(30)
         real_handle(*args)
 
     # The reporter thread is stuck on its first report: the queue fills up.
-    monkeypatch.setattr(asgi_module._reporter, "handle", slow_handle)
+    monkeypatch.setattr(reporter_module.reporter, "handle", slow_handle)
     try:
         server = serve(profiled(sample_rate=1.0))
         started = time.monotonic()
-        for i in range(asgi_module.REPORT_QUEUE + 20):
+        for i in range(reporter_module.REPORT_QUEUE + 20):
             assert server.client.get(f"/items/{i}").status_code == 200
         assert time.monotonic() - started < 30      # never waited for the reporter
         assert len(errors(reqprof_logs, "sampled reports are waiting")) == 1
     finally:
         release.set()
-        assert asgi_module._reporter.drain(30)
-    assert len(reqprof_logs.summaries()) >= asgi_module.REPORT_QUEUE
+        assert reporter_module.reporter.drain(30)
+    assert len(reqprof_logs.summaries()) >= reporter_module.REPORT_QUEUE
 
 
 def test_rate_limit_is_once_a_period_and_counts_what_it_held_back(reqprof_logs, monkeypatch):

@@ -97,6 +97,59 @@ def printable(text: Any) -> str:
     return text
 
 
+class Lines(str):
+    """Text reqprof wrote itself, one line per ``\n`` on purpose (a call tree
+    whose names the C writer escaped): logged as it is."""
+
+
+class _EscapeArguments(logging.Filter):
+    """Every argument of a `reqprof` record is made :func:`printable` (an
+    exception by its type and message), except :class:`Lines`: text a
+    request controls (paths, exception messages, names) can never start a
+    log line of its own or reach a terminal raw."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and args:
+            record.args = tuple(_escaped(a) for a in args)
+        elif isinstance(args, dict) and args:
+            record.args = {k: _escaped(v) for k, v in args.items()}
+        return True
+
+
+def _escaped(value: Any) -> Any:
+    if isinstance(value, Lines) or isinstance(value, (int, float)):
+        return value
+    if isinstance(value, BaseException):
+        return printable(str(value))
+    if isinstance(value, str):
+        return printable(value)
+    return value
+
+
+logger.addFilter(_EscapeArguments())
+
+
+def exception_text(exc: BaseException, limit: int = 30) -> Lines:
+    """A traceback of ``exc`` for a log record, with every piece a request
+    can control (the messages, the source lines) escaped onto its own line:
+    at most ``limit`` frames per exception in the chain."""
+    import traceback
+
+    out: list[str] = []
+    seen: set = set()
+    chain: Optional[BaseException] = exc
+    while chain is not None and id(chain) not in seen and len(seen) < 5:
+        seen.add(id(chain))
+        stack = traceback.extract_tb(chain.__traceback__, limit=-limit)
+        block = [f"  File {printable(f.filename)}, line {f.lineno}, in {printable(f.name)}"
+                 + (f"\n    {printable(f.line)}" if f.line else "") for f in stack]
+        block.append(printable(f"{type(chain).__name__}: {chain}"))
+        out[:0] = block if not out else block + ["(which led to the exception below)"]
+        chain = chain.__cause__ or (None if chain.__suppress_context__ else chain.__context__)
+    return Lines("Traceback (most recent call last):\n" + "\n".join(out))
+
+
 def ensure_handler() -> bool:
     """Attach the fallback stderr handler when no handler would show the
     `reqprof` INFO records. Returns True when it attached one."""

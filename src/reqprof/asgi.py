@@ -3,37 +3,43 @@
 Pure ASGI (no BaseHTTPMiddleware: it breaks context variables and
 streaming), meant to be the outermost middleware. The instance holds only
 configuration and thread-safe helpers; everything about one request lives
-in ``__call__`` and the per-request :class:`_Exchange`.
+in ``__call__``, the per-request :class:`_Exchange` and its
+:class:`~reqprof._request.RequestProfile`.
 
 - Disabled (or the C extension missing): one attribute check, then the app.
 - ``?profile=1`` (``true``, ``yes``, any case), when manual profiling is on
   and, with a token set, the request carries it in ``X-Profiling-Token``:
   the app runs profiled, its response is captured and discarded, and the
-  report is sent instead. Without the token the parameter is ignored.
+  report is sent instead. Without the token the parameter is ignored. The
+  capture is bounded in messages, bytes and time
+  (``PROFILING_MANUAL_TIMEOUT``): past a bound the app is cancelled (a
+  stream is cut) and the report of what was recorded is sent.
 - Otherwise, with probability ``sample_rate``: the app runs profiled, every
   response message is forwarded untouched as it comes, and the report goes to
-  a background thread that logs it (and writes it to ``output_dir``).
+  the reporter thread that logs it (and writes it to ``output_dir``).
 
-At most ``max_concurrent`` requests are profiled at once; the others are
-served unprofiled (a manual one with ``X-Profiling-Skipped: busy``).
+At most ``max_concurrent`` requests are profiled at once, and automatic
+sampling never takes the slots kept for ``?profile=1``; the others are
+served unprofiled (a manual one with ``X-Profiling-Skipped: busy``). A slot
+is given back when its profile ends, even if the response goes on.
 
 A profiler failure never fails or changes a request: it is logged (at most
 once a minute per kind) and the request is served as if profiling were off.
-Reports and log lines carry the path and a redacted query string (values of
-reqprof's own parameters only), never request header values.
+A bad setting never fails a request either: it fails the ASGI lifespan
+startup (the server refuses to start, saying why), and without lifespan
+every request is served unprofiled. Reports and log lines carry the path and
+a redacted query string (values of reqprof's own parameters only), never
+request header values; with a token set, its header never reaches the app.
 """
 from __future__ import annotations
 
-import collections
+import functools
 import hashlib
 import hmac
-import html
 import ipaddress
-import itertools
 import logging
 import os
 import random
-import re
 import sys
 import threading
 import time
@@ -41,12 +47,15 @@ from types import FrameType
 from typing import Any, Awaitable, Callable, MutableMapping, Optional, Union
 from urllib.parse import parse_qsl
 
-from . import _logging
+from . import _aio, _logging
 from ._logging import RateLimited, logger
 from ._logging import printable as _printable
-from .config import ConfigError, Settings
+from ._output import OutputDir
+from ._render import FORMATS, Format, render
+from ._request import AUTO_MAX_DURATION, BUSY, RequestProfile, Slots, reserved_slots
+from .config import ConfigError, Settings, load
 
-__all__ = ["ProfilingMiddleware", "FORMATS", "OUTPUT_KEEP", "TOKEN_HEADER", "SKIPPED_HEADER"]
+__all__ = ["ProfilingMiddleware", "TOKEN_HEADER", "SKIPPED_HEADER"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -54,30 +63,14 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-#: ``profile_format`` -> (Report method, content type, content-disposition).
-#: A format is served only when the installed Report has its method.
-FORMATS: dict[str, tuple[str, str, Optional[str]]] = {
-    "html": ("to_html", "text/html; charset=utf-8", None),
-    "json": ("to_json", "application/json", None),
-    "text": ("to_text", "text/plain; charset=utf-8", None),
-    "collapsed": ("to_collapsed", "text/plain; charset=utf-8", None),
-    "speedscope": ("to_speedscope", "application/json",
-                   'attachment; filename="profile.speedscope.json"'),
-    "pprof": ("to_pprof", "application/octet-stream", 'attachment; filename="profile.pb.gz"'),
-}
-#: Auto-sampled reports kept in ``output_dir`` (HTML + JSON each); older
-#: ones are removed.
-OUTPUT_KEEP = 100
-#: Auto-sampled reports waiting to be logged/written; beyond it new ones are
-#: dropped (and that is logged).
-REPORT_QUEUE = 64
-#: The reporter thread, woken by a report, waits this long before logging,
-#: so that a busy server wakes it once for a batch of reports rather than
-#: once for each (every wake-up is a GIL hand-over with the request thread).
-REPORT_BATCH_DELAY = 0.01
-#: A manually profiled response is kept up to this size so it can be sent
-#: as it was if the report cannot be built.
-REPLAY_LIMIT = 32 * 1024 * 1024
+#: A manually profiled response is captured (to be sent as it was if the
+#: report cannot be built) up to this many bytes, each message counting its
+#: body plus CAPTURE_MESSAGE_OVERHEAD, and up to CAPTURE_MESSAGES messages.
+#: Past either, the capture is full: the app is cancelled and the report
+#: sent, saying so ("size limit").
+CAPTURE_BYTES = 32 * 1024 * 1024
+CAPTURE_MESSAGES = 50_000
+CAPTURE_MESSAGE_OVERHEAD = 512
 
 #: The request header that carries ``PROFILING_TOKEN`` (ASGI header names
 #: are lower case).
@@ -92,7 +85,6 @@ OWN_PARAMS = frozenset({"profile", "profile_format"})
 _PROXY_HEADERS = frozenset({b"forwarded", b"x-forwarded-for", b"x-real-ip"})
 
 _YES = frozenset({"1", "true", "yes"})
-_BUSY = object()    # _begin(): every profiling slot is taken
 # App headers that describe the replaced body, or would stop a browser from
 # showing the report (redirects, downloads, scripts blocked by a CSP).
 _DROP_HEADERS = frozenset({
@@ -102,7 +94,8 @@ _DROP_HEADERS = frozenset({
     b"content-security-policy-report-only", b"cache-control", b"expires",
     b"x-content-type-options", b"trailer", b"content-md5", b"digest",
 })
-_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+# Variables that look like reqprof's and are not: warned about once a process.
+_warned_unknown: set = set()
 
 
 class ProfilingMiddleware:
@@ -114,7 +107,10 @@ class ProfilingMiddleware:
     ``sample_rate=0.0``, ...) win over both, ``settings=`` gives them all at
     once and ``env_file=None`` skips the `.env` file.
 
-    Raises :class:`~reqprof.ConfigError` for a bad setting (and logs it).
+    Never raises for a bad setting: it is logged at ERROR, the ASGI lifespan
+    startup fails with the same message (so the server refuses to start),
+    and requests are served unprofiled. A bad setting that only matters
+    when profiling is on is a WARNING while ``ENABLE_PROFILING`` is off.
     """
 
     def __init__(
@@ -127,38 +123,62 @@ class ProfilingMiddleware:
     ) -> None:
         self.app = app
         self._off = True
-        try:
-            if settings is None:
-                settings = Settings.from_env(env_file=env_file, **overrides)
-            elif overrides:
-                settings = settings.replace(**overrides)
-            output_dir = _prepare_output_dir(settings) if settings.enabled else None
-        except ConfigError as exc:
-            _logging.ensure_handler()
-            logger.error("reqprof: invalid configuration: %s", exc)
-            raise
-        self.settings = settings
-        self._output_dir = output_dir
+        #: Why the configuration cannot be used (ERROR), or None.
+        self.config_error: Optional[str] = None
         self._failures = RateLimited(60.0)
-        self._manual_on = settings.manual
+        if settings is None:
+            loaded = load(env_file=env_file, **overrides)
+            settings, errors, unknown = loaded.settings, loaded.errors, loaded.unknown
+        else:
+            errors, unknown = {}, ()
+            try:
+                settings = settings.replace(**overrides)
+            except ConfigError as exc:
+                errors = {"": exc}
+            except TypeError as exc:
+                errors = {"": ConfigError("keyword argument", ", ".join(sorted(overrides)),
+                                          f"names of Settings fields ({exc})")}
+        self.settings = settings
+        self._output: Optional[OutputDir] = None
+        # A token given, even a bad one: its header is never passed on.
+        self._token_set = settings.token is not None or "token" in errors
         self._token_digest = (hashlib.sha256(settings.token.encode("ascii")).digest()
                               if settings.token is not None else None)
-        self._slots = threading.BoundedSemaphore(settings.max_concurrent)
+        self._manual_on = settings.manual
+        reserved = reserved_slots(settings.max_concurrent, settings.manual)
+        self._slots = Slots(settings.max_concurrent, reserved)
         # Manual profiling open to anyone: warn once it is reachable from
         # outside (the first request that came in on a non-loopback address).
         self._watch_bind = settings.manual and settings.token is None
         self._local_hosts: set = set()
+        if errors or unknown or settings.enabled:
+            _logging.ensure_handler()
+        for item in unknown:
+            if item.name not in _warned_unknown:
+                _warned_unknown.add(item.name)
+                logger.warning("reqprof: %s", item.message())
+        if "enabled" in errors or (settings.enabled and errors):
+            self._refuse(errors.values())
+            return
         if not settings.enabled:
+            for exc in errors.values():
+                logger.warning("reqprof: %s (ignored while ENABLE_PROFILING is off)", exc)
             logger.debug("reqprof: profiling disabled (ENABLE_PROFILING is false); "
                          "requests pass through")
             return
-        _logging.ensure_handler()
+        try:
+            self._output = _prepare_output_dir(settings)
+        except ConfigError as exc:
+            self._refuse([exc])
+            return
         engine = _load_engine()
         if engine is None:
             return
         self._profiler_class, report_class = engine
+        self._options = dict(interval=settings.interval, max_depth=settings.max_depth,
+                             async_mode=settings.async_mode)
         self._formats = {name: spec for name, spec in FORMATS.items()
-                         if hasattr(report_class, spec[0])}
+                         if hasattr(report_class, spec.method)}
         self._off = False
         if not settings.manual:
             hint = "manual profiling is off"
@@ -170,27 +190,60 @@ class ProfilingMiddleware:
             "reqprof: profiling enabled (%s); %s", settings.describe(), hint,
             extra={"reqprof_" + name: value for name, value in settings.public().items()},
         )
+        if settings.sample_rate > 0.0 and self._slots.auto_limit == 0:
+            logger.warning(
+                "reqprof: PROFILING_MAX_CONCURRENT=%d keeps its only slot for ?profile=1, so "
+                "automatic sampling (PROFILING_SAMPLE_RATE=%g) never runs; set it to 2 or more",
+                settings.max_concurrent, settings.sample_rate)
+
+    def _refuse(self, errors: Any) -> None:
+        """Profiling stays off for a bad configuration, said once at ERROR."""
+        self.config_error = ("reqprof: invalid configuration: "
+                             + "; ".join(str(e) for e in errors))
+        logger.error("%s. Profiling is off: the server is asked not to start (ASGI lifespan "
+                     "startup fails); without lifespan, requests are served unprofiled.",
+                     self.config_error)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self._off or scope["type"] != "http":
+        kind = scope["type"]
+        tokens: Optional[list] = None
+        if self._token_set and kind in ("http", "websocket"):
+            scope, tokens = _take_token(scope)
+        if self._off or kind != "http":
+            if self.config_error is not None:
+                if kind == "lifespan":
+                    await self._fail_startup(scope, receive, send)
+                    return
+                if kind == "http":
+                    self._failures.log("config", logging.ERROR, "%s; this request is served "
+                                       "unprofiled", self.config_error)
             await self.app(scope, receive, send)
             return
         if self._watch_bind:
             self._check_bind(scope)
-        manual = self._manual_request(scope) if self._manual_on else None
-        if manual is not None:
-            await self._manual(manual[1], receive, send, manual[0])
+        fmt = self._manual_request(scope, tokens) if self._manual_on else None
+        if fmt is not None:
+            await self._manual(scope, receive, send, fmt)
         elif self.settings.sample_rate > 0.0 and random.random() < self.settings.sample_rate:
             await self._auto(scope, receive, send)
         else:
             await self.app(scope, receive, send)
 
+    async def _fail_startup(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answers the lifespan startup with ``lifespan.startup.failed``: the
+        server (uvicorn, hypercorn, granian) logs the message and exits."""
+        message = await receive()
+        if message.get("type") == "lifespan.startup":
+            await send({"type": "lifespan.startup.failed", "message": self.config_error})
+        else:   # not the protocol we know: let the app have it
+            await self.app(scope, _replay_first(message, receive), send)
+
     # -- the two kinds of profiled request -----------------------------------
 
     async def _auto(self, scope: Scope, receive: Receive, send: Send) -> None:
-        exchange = _Exchange(scope, send, keep=False)
-        profiler = self._begin(sys._getframe())
-        if profiler is None or profiler is _BUSY:
+        exchange = _Exchange(scope, send)
+        run = self._begin(sys._getframe(), exchange, manual=False)
+        if run is None or run is BUSY:
             await self.app(scope, receive, send)
             return
         try:
@@ -199,71 +252,103 @@ class ProfilingMiddleware:
             exchange.exception = exc
             raise
         finally:
-            report = self._finish(profiler, exchange, "auto")
-            self._slots.release()
-            if report is not None:
-                _reporter.submit(report, self._output_dir, self._failures)
+            run.end()       # the report goes to the reporter
             # An exception leaving here holds this frame in its traceback,
             # and frameworks keep exceptions in reference cycles (task
             # groups): let the frame hold neither the profile nor the
             # exception itself.
             exchange.exception = None
-            del report, profiler
+            del run
 
     async def _manual(self, scope: Scope, receive: Receive, send: Send, fmt: str) -> None:
-        exchange = _Exchange(scope, send, keep=True)
-        profiler = self._begin(sys._getframe())
-        if profiler is _BUSY:
+        exchange = _Exchange(scope, send, capture_for=self.settings.manual_timeout)
+        run = self._begin(sys._getframe(), exchange, manual=True)
+        if run is BUSY:
             await self.app(scope, receive, _SkippedSend(send))
             return
-        if profiler is None:
+        if run is None:
             await self.app(scope, receive, send)
             return
+        lib = _aio.library()
+        cutter = exchange.cutter = _aio.Cutter(lib)
+        run.on_deadline = functools.partial(cutter.call_soon, exchange.time_limit)
         try:
             try:
-                await self.app(scope, receive, exchange.capture)
+                with cutter:
+                    await self.app(scope, receive, exchange.capture)
             except Exception as exc:
                 exchange.exception = exc
             except BaseException:   # cancelled: nobody is waiting for a report
-                self._finish(profiler, exchange, "manual")
-                del profiler        # (the exception's traceback holds this frame)
+                run.end()
                 raise
-            report = self._finish(profiler, exchange, "manual")
-            rendered = self._render(report, fmt) if report is not None else None
-            del report, profiler
+            report = run.end()
+            del run                 # (it holds the deadline's callback)
+            if report is not None and cutter.reason is not None:
+                report.meta.update(ended=cutter.reason, response_cut=True)
+            rendered = None
+            if report is not None:
+                rendered = await _aio.run_in_thread(
+                    lib, functools.partial(self._render, report, fmt))
+            del report
+            if rendered is None:
+                await exchange.replay(send)
+                return
+            if exchange.exception is not None:
+                logger.error("reqprof: exception in the app during a manually profiled "
+                             "request (%s %s); its report, which shows it, was sent instead of "
+                             "the response\n%s", exchange.method, exchange.path,
+                             _logging.exception_text(exchange.exception))
+            body, spec = rendered
+            headers = [(k, v) for k, v in exchange.headers if k.lower() not in _DROP_HEADERS]
+            headers += [
+                (b"content-type", spec.content_type.encode("latin-1")),
+                (b"content-length", str(len(body)).encode("latin-1")),
+                (b"cache-control", b"no-store"),
+                (b"x-content-type-options", b"nosniff"),
+            ]
+            if spec.disposition:
+                headers.append((b"content-disposition", spec.disposition.encode("latin-1")))
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await send({"type": "http.response.body", "body": body, "more_body": False})
         finally:
-            self._slots.release()   # the session is over; sending the report is not profiling
-        if rendered is None:
-            await exchange.replay(send)
-            return
-        if exchange.exception is not None:
-            logger.error("reqprof: exception in ASGI application (manually profiled "
-                         "request: the report, which shows it, was sent instead)",
-                         exc_info=exchange.exception)
-            exchange.exception = None   # its traceback holds this frame: no cycle
-        body, content_type, disposition = rendered
-        headers = [(k, v) for k, v in exchange.headers if k.lower() not in _DROP_HEADERS]
-        headers += [
-            (b"content-type", content_type.encode("latin-1")),
-            (b"content-length", str(len(body)).encode("latin-1")),
-            (b"cache-control", b"no-store"),
-            (b"x-content-type-options", b"nosniff"),
-        ]
-        if disposition:
-            headers.append((b"content-disposition", disposition.encode("latin-1")))
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": body, "more_body": False})
+            # Whatever holds this frame (an exception's traceback, in a
+            # framework's reference cycle) holds no captured response.
+            exchange.release()
 
     # -- helpers (never raise) ------------------------------------------------
 
-    def _manual_request(self, scope: Scope) -> Optional[tuple[str, Scope]]:
-        """(report format, scope for the app) when the request asks for a
-        report and may have one, else None (served like any other request).
+    def _begin(self, root: FrameType, exchange: "_Exchange", manual: bool) -> Any:
+        run = RequestProfile.begin(
+            self._profiler_class, self._options, root, self._slots, manual, self._failures,
+            functools.partial(exchange.meta, "manual" if manual else "auto"),
+            self.settings.manual_timeout if manual else AUTO_MAX_DURATION,
+            None if manual else self._output)
+        if run is BUSY:
+            self._failures.log(
+                "busy", logging.INFO,
+                "reqprof: %d requests are being profiled (PROFILING_MAX_CONCURRENT; %d of the "
+                "slots are kept for ?profile=1); more are served unprofiled until one ends",
+                self.settings.max_concurrent, self._slots.total - self._slots.auto_limit)
+        return run
+
+    def _render(self, report: Any, fmt: str) -> Optional[tuple[bytes, Format]]:
+        """(In a render thread.) The report's bytes, or None (logged)."""
+        try:
+            return render(report, fmt, self._failures), self._formats[fmt]
+        except Exception as exc:
+            self._failures.log("render", logging.ERROR,
+                               "reqprof: the %s report could not be written (%s: %s); "
+                               "the normal response was sent", fmt, type(exc).__name__, exc)
+            return None
+
+    def _manual_request(self, scope: Scope, tokens: Optional[list]) -> Optional[str]:
+        """The report format when the request asks for a report and may have
+        one, else None (served like any other request).
 
         ``profile`` and ``profile_format`` are read from the query string as
         Starlette reads them (percent-decoded, the last one wins). With a
-        token set, the request must carry exactly one ``X-Profiling-Token``
-        header with that value; the app sees the request without it."""
+        token set, the request must have carried exactly one
+        ``X-Profiling-Token`` header (``tokens``) with that value."""
         query = scope.get("query_string") or b""
         if b"profile" not in query and b"%" not in query:
             return None
@@ -276,8 +361,7 @@ class ProfilingMiddleware:
         if profile is None or profile.lower() not in _YES:
             return None
         if self._token_digest is not None:
-            scope = self._authorised(scope)
-            if scope is None:
+            if not self._authorised(tokens or []):
                 self._failures.log(
                     "token", logging.WARNING,
                     "reqprof: a ?profile= request without a valid X-Profiling-Token header "
@@ -292,24 +376,15 @@ class ProfilingMiddleware:
                 "reqprof: profile_format=%r is not available (use one of: %s); "
                 "serving the normal response", fmt[:40], ", ".join(self._formats))
             return None
-        return fmt, scope
+        return fmt
 
-    def _authorised(self, scope: Scope) -> Optional[Scope]:
-        """The scope without the token header when the request carries the
-        token (exactly one header, compared in constant time), else None."""
-        given = []
-        kept = []
-        for name, value in scope.get("headers") or ():
-            if bytes(name).lower() == TOKEN_HEADER:
-                given.append(bytes(value))
-            else:
-                kept.append((name, value))
-        if len(given) != 1:
-            return None
-        digest = hashlib.sha256(given[0].strip()).digest()
-        if not hmac.compare_digest(digest, self._token_digest or b""):
-            return None
-        return dict(scope, headers=kept)
+    def _authorised(self, tokens: list) -> bool:
+        """Whether exactly one token header came, with the token (compared in
+        constant time)."""
+        if len(tokens) != 1:
+            return False
+        digest = hashlib.sha256(tokens[0].strip()).digest()
+        return hmac.compare_digest(digest, self._token_digest or b"")
 
     def _check_bind(self, scope: Scope) -> None:
         """Warns once when manual profiling is open (no token) and a request
@@ -344,93 +419,41 @@ class ProfilingMiddleware:
             "so any client can ask for a report with ?profile=1. Set PROFILING_TOKEN (or "
             "PROFILING_MANUAL=false) for any deployment that is not local.", why)
 
-    def _log_busy(self) -> None:
-        self._failures.log(
-            "busy", logging.INFO,
-            "reqprof: %d requests are being profiled (PROFILING_MAX_CONCURRENT); more are "
-            "served unprofiled until one ends", self.settings.max_concurrent)
 
-    def _begin(self, root: FrameType) -> Any:
-        """A started profiler holding one of the ``max_concurrent`` slots
-        (the caller releases it), ``_BUSY`` when every slot is taken, or None
-        when the profiler could not start (logged; no slot held)."""
-        if not self._slots.acquire(blocking=False):
-            self._log_busy()
-            return _BUSY
-        profiler = self._start(root)
-        if profiler is None:
-            self._slots.release()
-        return profiler
+def _take_token(scope: Scope) -> tuple[Scope, list]:
+    """The scope without any ``X-Profiling-Token`` header, and the values of
+    those headers: whenever a token is configured, the app never sees it."""
+    headers = scope.get("headers") or ()
+    if not any(bytes(name).lower() == TOKEN_HEADER for name, _ in headers):
+        return scope, []
+    tokens = [bytes(v) for n, v in headers if bytes(n).lower() == TOKEN_HEADER]
+    return dict(scope, headers=[(n, v) for n, v in headers
+                                if bytes(n).lower() != TOKEN_HEADER]), tokens
 
-    def _start(self, root: FrameType) -> Any:
-        try:
-            profiler = self._profiler_class(
-                interval=self.settings.interval,
-                max_depth=self.settings.max_depth,
-                async_mode=self.settings.async_mode,
-            )
-            profiler.start(root_frame=root)
-            return profiler
-        except Exception as exc:
-            self._failures.log("start", logging.ERROR,
-                               "reqprof: profiling could not start (%s: %s); the request "
-                               "is served unprofiled", type(exc).__name__, exc)
-            return None
 
-    def _finish(self, profiler: Any, exchange: "_Exchange", trigger: str) -> Any:
-        """Stops the profiler and fills the report's metadata."""
-        try:
-            report = profiler.stop()
-        except Exception as exc:
-            self._failures.log("stop", logging.ERROR,
-                               "reqprof: profiling could not stop (%s: %s)",
-                               type(exc).__name__, exc)
-            return None
-        try:
-            report.meta.update(exchange.meta(trigger))
-        except Exception as exc:
-            self._failures.log("meta", logging.ERROR, "reqprof: report metadata failed (%s: %s)",
-                               type(exc).__name__, exc)
-        try:
-            lost = "memory" in (getattr(report, "truncated_reasons", None) or ())
-        except Exception:
-            lost = False
-        if lost:
-            self._failures.log("sample", logging.WARNING,
-                               "reqprof: the engine could not record some samples (out of "
-                               "memory); the report is incomplete")
-        return report
+def _replay_first(first: Message, receive: Receive) -> Receive:
+    """A receive that gives ``first`` again, then what ``receive`` gives."""
+    pending = [first]
 
-    def _render(self, report: Any, fmt: str) -> Optional[tuple[bytes, str, Optional[str]]]:
-        method, content_type, disposition = self._formats[fmt]
-        try:
-            if fmt == "html":
-                data: Any = render_html(report, self._failures)
-            else:
-                data = getattr(report, method)()
-            if isinstance(data, str):
-                data = data.encode("utf-8", "replace")
-            return bytes(data), content_type, disposition
-        except Exception as exc:
-            self._failures.log("render", logging.ERROR,
-                               "reqprof: the %s report could not be written (%s: %s); "
-                               "the normal response was sent", fmt, type(exc).__name__, exc)
-            return None
+    async def again() -> Message:
+        return pending.pop() if pending else await receive()
+
+    return again
 
 
 class _Exchange:
     """One request's view of the response: what the app sent, and (manual
     profiling) the messages kept to be sent as they were if no report can
-    be built. Its send functions are hidden from the call trees."""
+    be built, within the capture's bounds. Its send functions are hidden
+    from the call trees."""
 
-    __slots__ = ("scope", "send", "keep", "method", "path", "root_path", "query",
-                 "status", "headers", "content_type", "response_bytes",
-                 "messages", "kept_bytes", "overflow", "exception")
+    __slots__ = ("scope", "send", "method", "path", "root_path", "query",
+                 "status", "headers", "content_type", "response_bytes", "complete",
+                 "messages", "kept_bytes", "deadline", "cut", "cutter", "exception")
 
-    def __init__(self, scope: Scope, send: Send, keep: bool) -> None:
+    def __init__(self, scope: Scope, send: Send, capture_for: float = 0.0) -> None:
         self.scope = scope
         self.send = send
-        self.keep = keep
         # Read now: the app may change the scope as it routes.
         self.method = str(scope.get("method", ""))
         self.path = str(scope.get("path", ""))
@@ -440,9 +463,12 @@ class _Exchange:
         self.headers: list = []
         self.content_type: Optional[str] = None
         self.response_bytes = 0
+        self.complete = False       # the last body message was sent
         self.messages: list = []
         self.kept_bytes = 0
-        self.overflow = False
+        self.deadline = time.monotonic() + capture_for
+        self.cut = False            # the capture was cut short: nothing kept
+        self.cutter: Optional[_aio.Cutter] = None
         self.exception: Optional[BaseException] = None
 
     async def forward(self, message: Message) -> None:
@@ -451,18 +477,45 @@ class _Exchange:
 
     async def capture(self, message: Message) -> None:
         self._record(message)
-        if self.overflow:
+        if self.cut:
             return
         kept = dict(message)
         body = kept.get("body")
         if body is not None and not isinstance(body, bytes):
             kept["body"] = bytes(body)
-        self.kept_bytes += len(kept.get("body") or b"")
-        if self.kept_bytes > REPLAY_LIMIT:
-            self.overflow = True
-            self.messages.clear()
-        else:
-            self.messages.append(kept)
+        self.kept_bytes += len(kept.get("body") or b"") + CAPTURE_MESSAGE_OVERHEAD
+        self.messages.append(kept)
+        if self.kept_bytes > CAPTURE_BYTES or len(self.messages) >= CAPTURE_MESSAGES:
+            await self._cut("size limit")
+        elif kept.get("more_body") and time.monotonic() >= self.deadline:
+            # Still streaming past the time limit, in an app that may never
+            # let the loop run the deadline's callback.
+            await self._cut("time limit")
+
+    async def _cut(self, reason: str) -> None:
+        self.time_limit(reason)
+        if self.cutter is not None:
+            await _aio.checkpoint(self.cutter.lib)   # the cancellation comes in here
+
+    def time_limit(self, reason: str = "time limit") -> None:
+        """(On the event loop.) The capture's bound was reached: a response
+        that is still streaming (or any response, for the size limit) is
+        cut, the app cancelled. A response not started yet goes on: it ends
+        by itself, and its profile has already ended."""
+        if self.cut or self.complete or (reason == "time limit" and self.status is None):
+            return
+        self.cut = True
+        self.messages.clear()
+        self.kept_bytes = 0
+        if self.cutter is not None:
+            self.cutter.cut(reason)
+
+    def release(self) -> None:
+        """Drops what the request no longer needs (the captured response,
+        the exception, the cutter)."""
+        self.messages = []
+        self.exception = None
+        self.cutter = None
 
     def _record(self, message: Message) -> None:
         try:
@@ -475,6 +528,8 @@ class _Exchange:
                         self.content_type = bytes(value).decode("latin-1")
             elif kind == "http.response.body":
                 self.response_bytes += len(message.get("body") or b"")
+                if not message.get("more_body"):
+                    self.complete = True
             elif kind == "http.response.pathsend":
                 self.response_bytes += os.stat(message["path"]).st_size
             elif kind == "http.response.zerocopy":
@@ -488,7 +543,7 @@ class _Exchange:
     async def replay(self, send: Send) -> None:
         """Sends the captured response as the app sent it (re-raising the
         app's exception, if any, afterwards)."""
-        if self.overflow:
+        if self.cut:
             body = b"reqprof: the profiling report failed; see the server log\n"
             await send({"type": "http.response.start", "status": 500, "headers": [
                 (b"content-type", b"text/plain; charset=utf-8"),
@@ -601,41 +656,21 @@ def _is_local(host: Any, port: Any) -> bool:
     return bool(address.is_loopback or (mapped is not None and mapped.is_loopback))
 
 
-def render_html(report: Any, failures: Optional[RateLimited] = None) -> str:
-    """The interactive HTML report, or a plain page around the text tree when
-    the viewer is not available."""
-    try:
-        return str(report.to_html())
-    except NotImplementedError:
-        pass
-    except Exception as exc:
-        if failures is not None:
-            failures.log("html", logging.ERROR,
-                         "reqprof: the HTML viewer failed (%s: %s); sending the text report "
-                         "as HTML", type(exc).__name__, exc)
-    meta = dict(getattr(report, "meta", {}) or {})
-    title = f"reqprof: {meta.get('method', '')} {meta.get('path', '')}".strip()
-    rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
-                   for k, v in meta.items())
-    return ("<!doctype html>\n<html><head><meta charset=\"utf-8\">"
-            f"<title>{html.escape(title)}</title>"
-            "<style>body{font:14px sans-serif;margin:1.5em}th{text-align:left;padding-right:1em}"
-            "pre{font:13px monospace}</style></head><body>"
-            f"<h1>{html.escape(title)}</h1><table>{rows}</table>"
-            f"<pre>{html.escape(report.to_text())}</pre></body></html>\n")
-
-
 # -- engine loading -----------------------------------------------------------
 
 def _load_engine() -> Optional[tuple[Any, Any]]:
     """(Profiler, Report) from the C engine, or None (logged at ERROR) when
     it cannot be imported."""
     try:
+        from . import _request
         from . import profiler as engine
         from .report import Report
-        for func in (_Exchange.forward, _Exchange.capture, _Exchange._record,
-                     ProfilingMiddleware._begin, ProfilingMiddleware._start,
-                     ProfilingMiddleware._finish):
+        for func in (_Exchange.forward, _Exchange.capture, _Exchange._record, _Exchange._cut,
+                     _Exchange.time_limit, _aio.checkpoint, _aio.Cutter.__enter__,
+                     _aio.Cutter.__exit__, _aio.Cutter.cut, ProfilingMiddleware._begin,
+                     _request.RequestProfile.begin, _request.RequestProfile.end,
+                     _request.RequestProfile._end, _request.RequestProfile._stop,
+                     _request.Slots.take, _request.Slots.give):
             engine.hide(func)
         return engine.Profiler, Report
     except Exception as exc:
@@ -646,7 +681,7 @@ def _load_engine() -> Optional[tuple[Any, Any]]:
         return None
 
 
-def _prepare_output_dir(settings: Settings) -> Optional[str]:
+def _prepare_output_dir(settings: Settings) -> Optional[OutputDir]:
     if settings.output_dir is None:
         return None
     path = os.path.abspath(settings.output_dir)
@@ -657,172 +692,4 @@ def _prepare_output_dir(settings: Settings) -> Optional[str]:
     except OSError as exc:
         raise ConfigError("PROFILING_OUTPUT_DIR", settings.output_dir,
                           f"a writable directory ({exc.strerror or exc})") from None
-    return path
-
-
-# -- background reporting (auto-sampled requests) ------------------------------
-
-class _Reporter:
-    """One daemon thread per process that logs auto-sampled reports and
-    writes them to the output directory, so neither slows a request. Started
-    with the first report (again in a forked child). Reports are handled in
-    batches (REPORT_BATCH_DELAY)."""
-
-    def __init__(self) -> None:
-        self._seq = itertools.count()
-        self._reset()
-
-    def _reset(self) -> None:
-        """A fresh state: at creation and in a forked child (the parent's
-        thread does not exist there and its locks may be held)."""
-        self._lock = threading.Lock()
-        self._work = threading.Condition(self._lock)    # the thread waits for reports
-        self._done = threading.Condition(self._lock)    # drain() waits for none pending
-        self._jobs: "collections.deque[tuple[Any, Optional[str], RateLimited]]" = \
-            collections.deque()
-        self._pending = 0       # handed over, not yet handled
-        self._idle = False      # the thread waits on _work: a report must wake it
-        self._thread: Optional[threading.Thread] = None
-        self._pid = 0
-
-    @property
-    def pending(self) -> int:
-        """Reports handed over and not yet logged or written."""
-        return self._pending
-
-    def submit(self, report: Any, output_dir: Optional[str], failures: RateLimited) -> None:
-        try:
-            self._ensure_thread()
-            with self._lock:
-                full = self._pending >= REPORT_QUEUE
-                if not full:
-                    self._jobs.append((report, output_dir, failures))
-                    self._pending += 1
-                    if self._idle:
-                        self._idle = False
-                        self._work.notify()
-            if full:
-                failures.log("backlog", logging.WARNING,
-                             "reqprof: %d sampled reports are waiting to be logged; dropping "
-                             "new ones (lower PROFILING_SAMPLE_RATE)", REPORT_QUEUE)
-        except Exception as exc:
-            failures.log("submit", logging.ERROR, "reqprof: could not hand over a report (%s)",
-                         exc)
-
-    def _ensure_thread(self) -> None:
-        pid = os.getpid()
-        if self._thread is not None and self._pid == pid and self._thread.is_alive():
-            return
-        with self._lock:
-            if self._pid != pid:
-                if self._pid:   # a fork the at-fork handler missed: the parent's jobs are stale
-                    self._jobs.clear()
-                    self._pending = 0
-                    self._idle = False
-                self._pid = pid
-                self._thread = None
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="reqprof-reporter",
-                                                daemon=True)
-                self._thread.start()
-
-    def _run(self) -> None:
-        while True:
-            with self._lock:
-                while not self._jobs:
-                    self._idle = True
-                    self._work.wait()
-            time.sleep(REPORT_BATCH_DELAY)
-            while True:
-                with self._lock:
-                    if not self._jobs:
-                        break
-                    report, output_dir, failures = self._jobs.popleft()
-                try:
-                    self.handle(report, output_dir, failures)
-                except Exception as exc:
-                    failures.log("report", logging.ERROR,
-                                 "reqprof: a sampled report could not be logged (%s: %s)",
-                                 type(exc).__name__, exc)
-                finally:
-                    del report
-                    with self._lock:
-                        self._pending -= 1
-                        if self._pending == 0:
-                            self._done.notify_all()
-
-    def drain(self, timeout: float) -> bool:
-        """Waits until every report handed over so far is logged and written;
-        False when that takes longer than ``timeout`` seconds."""
-        deadline = time.monotonic() + timeout
-        with self._lock:
-            while self._pending:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._done.wait(left)
-        return True
-
-    def handle(self, report: Any, output_dir: Optional[str], failures: RateLimited) -> None:
-        if output_dir is None and not logger.isEnabledFor(logging.INFO):
-            return      # nobody would see it: skip the summary and the tree
-        meta = dict(report.meta)
-        line, extra = _logging.summary(report, meta, str(meta.get("trigger", "auto")))
-        if output_dir is not None:
-            try:
-                path = self.write(report, meta, output_dir, failures)
-                extra["reqprof_report_path"] = path
-                line += f"; report: {path}"
-            except Exception as exc:    # a full disk or a failing writer: still log it
-                failures.log("write", logging.ERROR,
-                             "reqprof: could not write a report to %s (%s: %s)", output_dir,
-                             type(exc).__name__, exc)
-        tree = _logging.tree_text(report) if _logging.has_call_tree(report) else None
-        logger.info("reqprof: %s%s", line, "\n" + tree if tree else "", extra=extra)
-
-    def write(self, report: Any, meta: dict, output_dir: str, failures: RateLimited) -> str:
-        """Writes ``<name>.html`` and ``<name>.json``, removes the oldest
-        beyond :data:`OUTPUT_KEEP`, returns the HTML path."""
-        now = time.time()
-        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f".{int(now % 1 * 1e6):06d}Z"
-        target = _UNSAFE_NAME.sub("_", str(meta.get("path") or "/")).strip("_")[:60] or "root"
-        name = (f"reqprof-{stamp}-{os.getpid()}-{next(self._seq)}-"
-                f"{_UNSAFE_NAME.sub('_', str(meta.get('method') or 'HTTP'))[:10]}-{target}-"
-                f"{meta.get('status') or 'none'}")
-        base = os.path.join(output_dir, name)
-        _write_atomic(base + ".json", report.to_json().encode("utf-8", "replace"))
-        _write_atomic(base + ".html", render_html(report, failures).encode("utf-8", "replace"))
-        _prune(output_dir, OUTPUT_KEEP)
-        return base + ".html"
-
-
-def _write_atomic(path: str, data: bytes) -> None:
-    tmp = f"{path}.{os.getpid()}.tmp"
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
-def _prune(directory: str, keep: int) -> None:
-    """Removes all but the newest ``keep`` reports (only reqprof's own files)."""
-    stems = sorted({entry[:-5] for entry in os.listdir(directory)
-                    if entry.startswith("reqprof-") and entry.endswith((".html", ".json"))})
-    for stem in stems[:max(0, len(stems) - keep)]:
-        for ext in (".html", ".json"):
-            try:
-                os.unlink(os.path.join(directory, stem + ext))
-            except FileNotFoundError:
-                pass
-
-
-_reporter = _Reporter()
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reporter._reset)
-
+    return OutputDir(path, settings.output_max_mb << 20)

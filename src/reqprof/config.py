@@ -8,14 +8,16 @@ extension, so ``import reqprof.config`` always works.
 """
 from __future__ import annotations
 
+import difflib
 import math
 import os
 import re
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Mapping, Optional, Union
 
-__all__ = ["ConfigError", "Settings", "MAX_DEPTH_LIMIT", "INTERVAL_RANGE", "ASYNC_MODES",
-           "MAX_CONCURRENT_LIMIT", "TOKEN_LENGTH"]
+__all__ = ["ConfigError", "Settings", "Loaded", "load", "MAX_DEPTH_LIMIT", "INTERVAL_RANGE",
+           "ASYNC_MODES", "MAX_CONCURRENT_LIMIT", "TOKEN_LENGTH", "MANUAL_TIMEOUT_RANGE",
+           "OUTPUT_MAX_MB_LIMIT"]
 
 #: The largest accepted ``PROFILING_MAX_DEPTH``.
 MAX_DEPTH_LIMIT = 1000
@@ -25,6 +27,10 @@ MAX_CONCURRENT_LIMIT = 1000
 TOKEN_LENGTH = (16, 256)
 #: Accepted ``PROFILING_INTERVAL`` range, in seconds (100 µs to 1 s).
 INTERVAL_RANGE = (0.0001, 1.0)
+#: Accepted ``PROFILING_MANUAL_TIMEOUT`` range, in seconds.
+MANUAL_TIMEOUT_RANGE = (0.1, 3600.0)
+#: The largest accepted ``PROFILING_OUTPUT_MAX_MB``.
+OUTPUT_MAX_MB_LIMIT = 1 << 20
 #: Accepted ``PROFILING_ASYNC_MODE`` values.
 ASYNC_MODES = ("enabled", "disabled", "strict")
 
@@ -73,6 +79,14 @@ def _to_bool(value: object) -> bool:
     raise ValueError
 
 
+def _to_switch(value: object) -> bool:
+    """The master switch: a boolean, and an empty value means off (a
+    template's ``ENABLE_PROFILING=`` line)."""
+    if isinstance(value, str) and not value.strip():
+        return False
+    return _to_bool(value)
+
+
 def _to_number(value: object) -> float:
     if isinstance(value, str):
         text = value.strip()
@@ -103,6 +117,14 @@ def _to_interval(value: object) -> float:
     return interval
 
 
+def _to_timeout(value: object) -> float:
+    timeout = _to_number(value)
+    low, high = MANUAL_TIMEOUT_RANGE
+    if not low <= timeout <= high:
+        raise ValueError
+    return timeout
+
+
 def _to_int(value: object, low: int, high: int) -> int:
     if isinstance(value, str):
         text = value.strip()
@@ -124,6 +146,10 @@ def _to_depth(value: object) -> int:
 
 def _to_concurrent(value: object) -> int:
     return _to_int(value, 1, MAX_CONCURRENT_LIMIT)
+
+
+def _to_output_mb(value: object) -> int:
+    return _to_int(value, 1, OUTPUT_MAX_MB_LIMIT)
 
 
 def _to_token(value: object) -> Optional[str]:
@@ -172,24 +198,29 @@ class _Var:
     secret: bool = False
 
 
+_BOOLEAN = "a boolean: 1/true/t/yes/y/on or 0/false/f/no/n/off (any case)"
 _VARS = (
-    _Var("enabled", "ENABLE_PROFILING",
-         "a boolean: 1/true/t/yes/y/on or 0/false/f/no/n/off (any case)", _to_bool),
+    _Var("enabled", "ENABLE_PROFILING", _BOOLEAN + " (empty means off)", _to_switch),
     _Var("sample_rate", "PROFILING_SAMPLE_RATE", "a number from 0.0 to 1.0", _to_rate),
     _Var("max_depth", "PROFILING_MAX_DEPTH", f"an integer from 1 to {MAX_DEPTH_LIMIT}", _to_depth),
     _Var("async_mode", "PROFILING_ASYNC_MODE", "one of enabled, disabled, strict", _to_mode),
     _Var("interval", "PROFILING_INTERVAL",
          f"a number of seconds from {INTERVAL_RANGE[0]} to {INTERVAL_RANGE[1]}", _to_interval),
     _Var("output_dir", "PROFILING_OUTPUT_DIR", "a directory path (empty means not set)", _to_dir),
-    _Var("manual", "PROFILING_MANUAL",
-         "a boolean: 1/true/t/yes/y/on or 0/false/f/no/n/off (any case)", _to_bool),
+    _Var("output_max_mb", "PROFILING_OUTPUT_MAX_MB",
+         f"an integer number of megabytes from 1 to {OUTPUT_MAX_MB_LIMIT}", _to_output_mb),
+    _Var("manual", "PROFILING_MANUAL", _BOOLEAN, _to_bool),
     _Var("token", "PROFILING_TOKEN",
          f"{TOKEN_LENGTH[0]} to {TOKEN_LENGTH[1]} visible ASCII characters, no spaces "
          "(empty means not set)", _to_token, secret=True),
     _Var("max_concurrent", "PROFILING_MAX_CONCURRENT",
          f"an integer from 1 to {MAX_CONCURRENT_LIMIT}", _to_concurrent),
+    _Var("manual_timeout", "PROFILING_MANUAL_TIMEOUT",
+         f"a number of seconds from {MANUAL_TIMEOUT_RANGE[0]:g} to {MANUAL_TIMEOUT_RANGE[1]:g}",
+         _to_timeout),
 )
 _BY_FIELD = {v.field: v for v in _VARS}
+_BY_ENV = {v.env: v for v in _VARS}
 
 
 def _convert(var: _Var, value: object, label: str, source: str) -> Any:
@@ -216,6 +247,9 @@ class Settings:
     """``PROFILING_INTERVAL``: seconds between samples."""
     output_dir: Optional[str] = None
     """``PROFILING_OUTPUT_DIR``: where auto-sampled reports are also written."""
+    output_max_mb: int = 256
+    """``PROFILING_OUTPUT_MAX_MB``: the reports in ``output_dir`` take at most
+    this many megabytes."""
     manual: bool = True
     """``PROFILING_MANUAL``: whether ``?profile=1`` may ask for a report."""
     token: Optional[str] = field(default=None, repr=False)
@@ -223,6 +257,10 @@ class Settings:
     ``X-Profiling-Token`` with this value (never shown in logs or reprs)."""
     max_concurrent: int = 4
     """``PROFILING_MAX_CONCURRENT``: profiling sessions at once, at most."""
+    manual_timeout: float = 30.0
+    """``PROFILING_MANUAL_TIMEOUT``: seconds after which a ``?profile=1``
+    request's profile ends and its report is sent, whatever the app still
+    does (a stream is cut)."""
 
     def __post_init__(self) -> None:
         for var in _VARS:
@@ -249,21 +287,10 @@ class Settings:
             raise TypeError(
                 f"unknown setting(s): {', '.join(unknown)}; "
                 f"known: {', '.join(v.field for v in _VARS)}")
-        env = os.environ if environ is None else environ
-        wanted = {v.env for v in _VARS}
-        from_file = read_env_file(env_file, wanted, env) if env_file is not None else {}
-
-        values: dict[str, Any] = {}
-        for var in _VARS:
-            given = overrides.get(var.field)
-            if given is not None:
-                values[var.field] = _convert(var, given, var.field, "keyword argument")
-            elif var.env in env:
-                values[var.field] = _convert(var, env[var.env], var.env, "the environment")
-            elif var.env in from_file:
-                raw, where = from_file[var.env]
-                values[var.field] = _convert(var, raw, var.env, where)
-        return cls(**values)
+        loaded = load(environ, env_file, **overrides)
+        for error in loaded.errors.values():
+            raise error
+        return loaded.settings
 
     def replace(self, **changes: Any) -> "Settings":
         """A copy with some fields changed (checked like the constructor);
@@ -284,9 +311,12 @@ class Settings:
             manual = "off"
         else:
             manual = "token" if self.token is not None else "open"
+        if self.output_dir is not None:
+            out += f" output_max_mb={self.output_max_mb}"
         return (f"sample_rate={self.sample_rate:g} max_depth={self.max_depth} "
                 f"async_mode={self.async_mode} interval={self.interval:g}s output_dir={out} "
-                f"manual={manual} max_concurrent={self.max_concurrent}")
+                f"manual={manual} max_concurrent={self.max_concurrent} "
+                f"manual_timeout={self.manual_timeout:g}s")
 
     def public(self) -> dict[str, Any]:
         """Field name -> value, with the token replaced by whether it is set
@@ -301,6 +331,102 @@ class Settings:
         return {v.field: v.env for v in _VARS}
 
 
+@dataclass(frozen=True)
+class Unknown:
+    """A variable named like reqprof's that reqprof does not know."""
+
+    name: str
+    source: str
+    suggestion: Optional[str]
+    """The known variable it is most likely a misspelling of, if any."""
+
+    def message(self) -> str:
+        hint = f"; did you mean {self.suggestion}?" if self.suggestion else ""
+        return f"{self.name} (from {self.source}) is not a reqprof setting{hint}"
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """What :func:`load` found. ``settings`` holds every valid value, a bad
+    one being left at its default; ``errors`` maps a field name (``""`` for
+    the `.env` file itself, or an unknown keyword's name) to what was wrong
+    with it; ``unknown`` lists the variables that look like reqprof's but
+    are not."""
+
+    settings: Settings
+    errors: dict[str, ConfigError]
+    unknown: tuple[Unknown, ...]
+
+
+#: Names that say "this variable is meant for reqprof".
+_OWN_PREFIXES = ("PROFILING_", "ENABLE_PROF")
+
+
+def load(
+    environ: Optional[Mapping[str, str]] = None,
+    env_file: Union[str, "os.PathLike[str]", None] = ".env",
+    **overrides: Any,
+) -> Loaded:
+    """Read the settings like :meth:`Settings.from_env`, but never raise:
+    each bad value (and each unknown keyword) is an entry of
+    ``Loaded.errors``, so a caller can report all of them at once and tell
+    a bad master switch from a bad setting that profiling-off ignores."""
+    errors: dict[str, ConfigError] = {}
+    for name in sorted(set(overrides) - set(_BY_FIELD)):
+        errors[name] = ConfigError(name, overrides.pop(name),
+                                   "one of the keyword arguments "
+                                   + ", ".join(v.field for v in _VARS), "keyword argument")
+    env = os.environ if environ is None else environ
+    known = {v.env for v in _VARS}
+    from_file: dict[str, tuple[str, str]] = {}
+    if env_file is not None:
+        try:
+            from_file = read_env_file(
+                env_file, lambda name: name in known or name.startswith(_OWN_PREFIXES), env)
+        except ConfigError as exc:
+            errors[_BY_ENV[exc.variable].field if exc.variable in _BY_ENV else ""] = exc
+
+    values: dict[str, Any] = {}
+    for var in _VARS:
+        given = overrides.get(var.field)
+        if given is not None:
+            raw, label, source = given, var.field, "keyword argument"
+        elif var.env in env:
+            raw, label, source = env[var.env], var.env, "the environment"
+        elif var.env in from_file:
+            raw, source = from_file[var.env]
+            label = var.env
+        else:
+            continue
+        try:
+            values[var.field] = _convert(var, raw, label, source)
+        except ConfigError as exc:
+            errors.setdefault(var.field, exc)
+
+    unknown = [Unknown(name, "the environment", _closest(name, known))
+               for name in sorted(env) if name.startswith(_OWN_PREFIXES) and name not in known]
+    unknown += [Unknown(name, where, _closest(name, known))
+                for name, (_, where) in sorted(from_file.items()) if name not in known]
+    return Loaded(Settings(**values), errors, tuple(unknown))
+
+
+def _closest(name: str, known: set) -> Optional[str]:
+    """The known variable ``name`` most likely misspells: compared as
+    written, without underscores, and with its words in any order
+    (``PROFILING_ENABLED`` -> ``ENABLE_PROFILING``)."""
+    def forms(text: str) -> tuple[str, ...]:
+        words = text.upper().split("_")
+        return text.upper(), "".join(words), "_".join(sorted(words))
+
+    best, best_score = None, 0.0
+    for candidate in sorted(known):
+        score = max(difflib.SequenceMatcher(None, a, b).ratio()
+                    for a, b in zip(forms(name), forms(candidate)))
+        if score > best_score:
+            best, best_score = candidate, score
+    return best if best_score >= 0.75 else None
+
+
 # -- .env files --------------------------------------------------------------
 
 _ASSIGN = re.compile(r"[ \t]*(?:export[ \t]+)?([A-Za-z_][A-Za-z0-9_.]*)[ \t]*=[ \t]*")
@@ -311,7 +437,7 @@ _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\", "'": "'", "$"
 
 def read_env_file(
     path: Union[str, "os.PathLike[str]"],
-    wanted: Optional[set] = None,
+    wanted: Union[set, Callable[[str], bool], None] = None,
     environ: Optional[Mapping[str, str]] = None,
 ) -> dict[str, tuple[str, str]]:
     """Parse a `.env` file the way python-dotenv does (``KEY=value``,
@@ -321,7 +447,7 @@ def read_env_file(
     values from ``environ`` first, then earlier lines).
 
     Returns ``{name: (value, "FILE line N")}`` for the names in ``wanted``
-    (all names when ``None``). A missing file gives ``{}``; an unreadable one,
+    (a set, or a predicate on the name; all names when ``None``). A missing file gives ``{}``; an unreadable one,
     or an unterminated quote on a wanted name, raises ConfigError.
     """
     env = os.environ if environ is None else environ
@@ -337,6 +463,13 @@ def read_env_file(
 
     found: dict[str, tuple[str, str]] = {}
     seen: dict[str, str] = {}
+    if wanted is None:
+        def is_wanted(name: str) -> bool:
+            return True
+    elif callable(wanted):
+        is_wanted = wanted
+    else:
+        is_wanted = wanted.__contains__
 
     def expand(value: str) -> str:
         def sub(m: re.Match) -> str:
@@ -360,7 +493,7 @@ def read_env_file(
         if quote:
             value, end = _read_quoted(text, start)
             if end < 0:
-                if wanted is None or key in wanted:
+                if is_wanted(key):
                     raise ConfigError(key, text[start:eol], f"a closing {quote} quote",
                                       f"{fspath} line {line}", secret=key in _SECRET_VARS)
                 pos = eol + 1   # unterminated quote on another tool's variable
@@ -377,7 +510,7 @@ def read_env_file(
             value = expand(raw.strip())
             pos = eol + 1
         seen[key] = value
-        if wanted is None or key in wanted:
+        if is_wanted(key):
             found[key] = (value, f"{fspath} line {line}")
     return found
 

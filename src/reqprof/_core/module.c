@@ -327,7 +327,12 @@ session_write(rp_session *s, int fmt, PyObject *meta, const char *version,
     }
     rp_buf_init(&b, MAX_OUTPUT_BYTES);
     fill_report(s, &r, &ml, version);
-    int rc = fmt == FMT_JSON ? rp_write_json(&b, &r)
+    int rc;
+    /* The writers read only C data (the stopped session's tree and
+     * symbols, the meta copied into `ml`, strings the arguments keep
+     * alive): a large report does not stop the other threads. */
+    Py_BEGIN_ALLOW_THREADS
+    rc = fmt == FMT_JSON ? rp_write_json(&b, &r)
         : fmt == FMT_TEXT ? rp_write_text(&b, &r, opts)
         : fmt == FMT_HTML ? rp_write_html(&b, &r, page->head,
                                           (size_t)page->head_len, page->tail,
@@ -335,6 +340,7 @@ session_write(rp_session *s, int fmt, PyObject *meta, const char *version,
         : fmt == FMT_SPEEDSCOPE ? rp_write_speedscope(&b, &r)
         : fmt == FMT_PPROF ? rp_write_pprof(&b, &r)
         : rp_write_collapsed(&b, &r);
+    Py_END_ALLOW_THREADS
     if ((rc < 0 && !b.failed) || RP_FAULT(RP_FAULT_REPORT)) {
         b.failed = 1;   /* an injected fault takes the out-of-memory path */
     }

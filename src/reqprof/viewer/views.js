@@ -95,6 +95,13 @@
     duration: 'the session reached its duration cap'
   };
 
+  /** Why a request's profile ended before the request (meta.ended). */
+  var ENDED_REASONS = {
+    'time limit': 'it reached the time limit (PROFILING_MANUAL_TIMEOUT)',
+    'size limit': 'the captured response reached its size limit',
+    'max duration': 'it reached the longest a sampled request is profiled'
+  };
+
   function metaValue(v) {
     if (v === null || v === undefined) return '–';
     if (typeof v === 'boolean') return v ? 'yes' : 'no';
@@ -149,7 +156,15 @@
       ]));
     }
 
-    var shown = { method: 1, path: 1, query: 1, status: 1, route: 1, content_type: 1, response_bytes: 1, exception: 1 };
+    if (meta.ended !== undefined && meta.ended !== null && meta.ended !== '') {
+      var why = ENDED_REASONS[meta.ended] || String(meta.ended);
+      header.appendChild(el('div', { className: 'rp-banner rp-ended', role: 'status' }, [
+        el('strong', { text: 'Profile ended early: ' }),
+        why + (meta.response_cut ? '; the response was still streaming and was cut there.' : '.')
+      ]));
+    }
+
+    var shown = { method: 1, path: 1, query: 1, status: 1, route: 1, content_type: 1, response_bytes: 1, exception: 1, ended: 1, response_cut: 1 };
     var extra = Object.keys(meta).filter(function (k) { return !shown[k]; });
     if (extra.length) {
       var list = el('dl', { className: 'rp-meta-extra' });

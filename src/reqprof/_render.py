@@ -1,0 +1,64 @@
+"""Reports as bytes to send or store: the formats a request may ask for
+(``?profile_format=``) and the HTML page, with a plain fallback page when
+the viewer cannot be used."""
+from __future__ import annotations
+
+import html
+import logging
+from typing import Any, NamedTuple, Optional
+
+from ._logging import RateLimited
+
+
+class Format(NamedTuple):
+    method: str                 #: the Report method that writes it
+    content_type: str
+    disposition: Optional[str]  #: Content-Disposition, for downloads
+
+
+#: ``profile_format`` -> how it is written and served. A format is served
+#: only when the installed Report has its method.
+FORMATS: dict[str, Format] = {
+    "html": Format("to_html", "text/html; charset=utf-8", None),
+    "json": Format("to_json", "application/json", None),
+    "text": Format("to_text", "text/plain; charset=utf-8", None),
+    "collapsed": Format("to_collapsed", "text/plain; charset=utf-8", None),
+    "speedscope": Format("to_speedscope", "application/json",
+                         'attachment; filename="profile.speedscope.json"'),
+    "pprof": Format("to_pprof", "application/octet-stream",
+                    'attachment; filename="profile.pb.gz"'),
+}
+
+
+def render(report: Any, fmt: str, failures: Optional[RateLimited] = None) -> bytes:
+    """The report in format ``fmt`` (a key of :data:`FORMATS`). Raises what
+    the writer raises."""
+    data: Any = render_html(report, failures) if fmt == "html" else \
+        getattr(report, FORMATS[fmt].method)()
+    if isinstance(data, str):
+        data = data.encode("utf-8", "replace")
+    return bytes(data)
+
+
+def render_html(report: Any, failures: Optional[RateLimited] = None) -> str:
+    """The interactive HTML report, or a plain page around the text tree when
+    the viewer is not available."""
+    try:
+        return str(report.to_html())
+    except NotImplementedError:
+        pass
+    except Exception as exc:
+        if failures is not None:
+            failures.log("html", logging.ERROR,
+                         "reqprof: the HTML viewer failed (%s: %s); sending the text report "
+                         "as HTML", type(exc).__name__, exc)
+    meta = dict(getattr(report, "meta", {}) or {})
+    title = f"reqprof: {meta.get('method', '')} {meta.get('path', '')}".strip()
+    rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
+                   for k, v in meta.items())
+    return ("<!doctype html>\n<html><head><meta charset=\"utf-8\">"
+            f"<title>{html.escape(title)}</title>"
+            "<style>body{font:14px sans-serif;margin:1.5em}th{text-align:left;padding-right:1em}"
+            "pre{font:13px monospace}</style></head><body>"
+            f"<h1>{html.escape(title)}</h1><table>{rows}</table>"
+            f"<pre>{html.escape(report.to_text())}</pre></body></html>\n")

@@ -1,0 +1,260 @@
+"""The reporter: one daemon thread per process that logs sampled reports,
+writes them to the output directory, and ends profiles that reach their
+deadline, so that none of this runs in a request.
+
+Reports are handed over through a bounded deque and handled in batches
+(:data:`REPORT_BATCH_DELAY`). Deadlines (:meth:`Reporter.watch`) are kept in
+a heap; a cancelled one is dropped lazily. The thread starts with the first
+report or deadline, and again in a forked child (whose copy of the parent's
+state is thrown away).
+"""
+from __future__ import annotations
+
+import collections
+import heapq
+import itertools
+import logging
+import os
+import re
+import threading
+import time
+from typing import Any, Callable, Optional
+
+from . import _logging
+from ._logging import RateLimited, logger
+from ._output import Dropped, OutputDir
+from ._render import render_html
+
+#: Reports waiting to be logged/written; beyond it new ones are dropped (and
+#: that is logged).
+REPORT_QUEUE = 64
+#: The thread, woken by a report, waits this long before logging, so that a
+#: busy server wakes it once for a batch of reports rather than once for
+#: each (every wake-up is a GIL hand-over with the request threads).
+REPORT_BATCH_DELAY = 0.01
+#: Cancelled deadlines kept in the heap before it is rebuilt without them.
+_CANCELLED_SLACK = 64
+_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+class Watch:
+    """A deadline handed to :meth:`Reporter.watch`."""
+
+    __slots__ = ("callback", "cancelled", "_owner")
+
+    def __init__(self, callback: Callable[[], None], owner: "Reporter") -> None:
+        self.callback: Optional[Callable[[], None]] = callback
+        self.cancelled = False
+        self._owner = owner
+
+    def cancel(self) -> None:
+        """The callback will not run (if it has not started yet)."""
+        if not self.cancelled:
+            self.cancelled = True
+            self.callback = None
+            self._owner._cancelled()
+
+
+class Reporter:
+    def __init__(self) -> None:
+        self._seq = itertools.count()
+        self._reset()
+
+    def _reset(self) -> None:
+        """A fresh state: at creation and in a forked child (the parent's
+        thread does not exist there and its locks may be held)."""
+        self._lock = threading.Lock()
+        self._work = threading.Condition(self._lock)    # the thread waits for work
+        self._done = threading.Condition(self._lock)    # drain() waits for none pending
+        self._jobs: "collections.deque[tuple[Any, Optional[OutputDir], RateLimited]]" = \
+            collections.deque()
+        self._pending = 0       # handed over, not yet handled
+        self._watches: list[tuple[float, int, Watch]] = []
+        self._n_cancelled = 0
+        self._idle = False      # the thread waits on _work: new work must wake it
+        self._wake_at: Optional[float] = None   # when it will wake by itself
+        self._thread: Optional[threading.Thread] = None
+        self._pid = 0
+
+    @property
+    def pending(self) -> int:
+        """Reports handed over and not yet logged or written."""
+        return self._pending
+
+    @property
+    def watching(self) -> int:
+        """Deadlines waiting (cancelled ones included until dropped)."""
+        return len(self._watches)
+
+    def submit(self, report: Any, output: Optional[OutputDir], failures: RateLimited) -> None:
+        try:
+            self._ensure_thread()
+            with self._lock:
+                full = self._pending >= REPORT_QUEUE
+                if not full:
+                    self._jobs.append((report, output, failures))
+                    self._pending += 1
+                    self._wake(0.0)
+            if full:
+                failures.log("backlog", logging.WARNING,
+                             "reqprof: %d sampled reports are waiting to be logged; dropping "
+                             "new ones (lower PROFILING_SAMPLE_RATE)", REPORT_QUEUE)
+        except Exception as exc:
+            failures.log("submit", logging.ERROR, "reqprof: could not hand over a report (%s)",
+                         exc)
+
+    def watch(self, delay: float, callback: Callable[[], None]) -> Watch:
+        """Runs ``callback()`` in the reporter thread ``delay`` seconds from
+        now, unless the returned Watch is cancelled first."""
+        entry = Watch(callback, self)
+        self._ensure_thread()
+        deadline = time.monotonic() + delay
+        with self._lock:
+            heapq.heappush(self._watches, (deadline, next(self._seq), entry))
+            self._wake(deadline)
+        return entry
+
+    def _wake(self, deadline: float) -> None:
+        """(Lock held.) Wakes the thread if it sleeps past ``deadline``."""
+        if self._idle and (self._wake_at is None or deadline < self._wake_at):
+            self._idle = False
+            self._work.notify()
+
+    def _cancelled(self) -> None:
+        with self._lock:
+            self._n_cancelled += 1
+            if self._n_cancelled > _CANCELLED_SLACK and \
+                    self._n_cancelled * 2 > len(self._watches):
+                self._watches = [w for w in self._watches if not w[2].cancelled]
+                heapq.heapify(self._watches)
+                self._n_cancelled = 0
+
+    def _ensure_thread(self) -> None:
+        pid = os.getpid()
+        if self._thread is not None and self._pid == pid and self._thread.is_alive():
+            return
+        with self._lock:
+            if self._pid != pid:
+                if self._pid:   # a fork the at-fork handler missed: the parent's work is stale
+                    self._jobs.clear()
+                    self._pending = 0
+                    self._watches.clear()
+                    self._idle = False
+                self._pid = pid
+                self._thread = None
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="reqprof-reporter",
+                                                daemon=True)
+                self._thread.start()
+
+    def _due(self) -> list[Watch]:
+        """(Lock held.) The deadlines that have come, removed from the heap."""
+        now = time.monotonic()
+        due = []
+        while self._watches and self._watches[0][0] <= now:
+            entry = heapq.heappop(self._watches)[2]
+            if entry.cancelled:
+                self._n_cancelled = max(0, self._n_cancelled - 1)
+            else:
+                due.append(entry)
+        return due
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                due = self._due()
+                while not self._jobs and not due:
+                    self._wake_at = self._watches[0][0] if self._watches else None
+                    self._idle = True
+                    self._work.wait(None if self._wake_at is None
+                                    else max(0.0, self._wake_at - time.monotonic()))
+                    self._idle = False
+                    due = self._due()
+            for entry in due:
+                self._expire(entry)
+            if self._jobs:
+                time.sleep(REPORT_BATCH_DELAY)
+                self._handle_jobs()
+
+    def _expire(self, entry: Watch) -> None:
+        callback = entry.callback
+        entry.callback = None
+        if callback is None or entry.cancelled:
+            return
+        try:
+            callback()
+        except Exception as exc:
+            logger.error("reqprof: ending a profile at its deadline failed (%s: %s)",
+                         type(exc).__name__, exc)
+
+    def _handle_jobs(self) -> None:
+        while True:
+            with self._lock:
+                if not self._jobs:
+                    return
+                report, output, failures = self._jobs.popleft()
+            try:
+                self.handle(report, output, failures)
+            except Exception as exc:
+                failures.log("report", logging.ERROR,
+                             "reqprof: a sampled report could not be logged (%s: %s)",
+                             type(exc).__name__, exc)
+            finally:
+                del report
+                with self._lock:
+                    self._pending -= 1
+                    if self._pending == 0:
+                        self._done.notify_all()
+
+    def drain(self, timeout: float) -> bool:
+        """Waits until every report handed over so far is logged and written;
+        False when that takes longer than ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while self._pending:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._done.wait(left)
+        return True
+
+    def handle(self, report: Any, output: Optional[OutputDir], failures: RateLimited) -> None:
+        if output is None and not logger.isEnabledFor(logging.INFO):
+            return      # nobody would see it: skip the summary and the tree
+        meta = dict(report.meta)
+        line, extra = _logging.summary(report, meta, str(meta.get("trigger", "auto")))
+        if output is not None:
+            path = self.write(report, meta, output, failures)
+            if path is not None:
+                extra["reqprof_report_path"] = path
+                line += f"; report: {path}"
+        tree = _logging.tree_text(report) if _logging.has_call_tree(report) else None
+        logger.info("reqprof: %s%s", line, _logging.Lines("\n" + tree if tree else ""),
+                    extra=extra)
+
+    def write(self, report: Any, meta: dict, output: OutputDir,
+              failures: RateLimited) -> Optional[str]:
+        """Writes ``<name>.json`` and ``<name>.html``; returns the HTML path,
+        or None when the report could not be written (logged, rate-limited)."""
+        now = time.time()
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f".{int(now % 1 * 1e6):06d}Z"
+        target = _UNSAFE_NAME.sub("_", str(meta.get("path") or "/")).strip("_")[:60] or "root"
+        stem = (f"reqprof-{stamp}-{os.getpid()}-{next(self._seq)}-"
+                f"{_UNSAFE_NAME.sub('_', str(meta.get('method') or 'HTTP'))[:10]}-{target}-"
+                f"{meta.get('status') or 'none'}")
+        try:
+            return output.write(stem, (report.to_json().encode("utf-8", "replace"),
+                                       render_html(report, failures).encode("utf-8", "replace")))
+        except Dropped as why:
+            failures.log("dropped", logging.WARNING,
+                         "reqprof: a report was not written to %s: %s", output.path, why)
+        except Exception as exc:    # a failing writer or file system: still log the request
+            failures.log("write", logging.ERROR,
+                         "reqprof: could not write a report to %s (%s: %s)", output.path,
+                         type(exc).__name__, exc)
+        return None
+
+
+reporter = Reporter()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=reporter._reset)
