@@ -216,6 +216,10 @@ def summary(report: Any, meta: dict, trigger: str) -> tuple[str, dict]:
             f"({trigger})")
     if meta.get("exception"):
         line += f", raised {printable(meta['exception'])}"
+    if meta.get("ended"):
+        line += f", ended at {printable(meta['ended'])}"
+        if meta.get("response_cut"):
+            line += " (the response was cut)"
     if getattr(report, "truncated", False):
         line += ", truncated"
     if top:

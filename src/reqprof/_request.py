@@ -112,8 +112,13 @@ class RequestProfile:
     def end(self) -> Any:
         """Ends the profile now if its deadline has not (stops the session,
         gives the slot back; an automatic one's report goes to the
-        reporter). Returns the report (None when stopping failed)."""
-        self._end(None)
+        reporter). Returns the report (None when stopping failed); one that
+        ended at its deadline is described again, now the request is over."""
+        if not self._end(None) and self.report is not None:
+            try:
+                self.report.meta.update(self.describe())
+            except Exception:   # logged when it first failed
+                pass
         return self.report
 
     def _deadline(self) -> None:

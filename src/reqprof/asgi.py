@@ -52,7 +52,8 @@ from ._logging import RateLimited, logger
 from ._logging import printable as _printable
 from ._output import OutputDir
 from ._render import FORMATS, Format, render
-from ._request import AUTO_MAX_DURATION, BUSY, RequestProfile, Slots, reserved_slots
+from . import _request
+from ._request import BUSY, RequestProfile, Slots, reserved_slots
 from .config import ConfigError, Settings, load
 
 __all__ = ["ProfilingMiddleware", "TOKEN_HEADER", "SKIPPED_HEADER"]
@@ -321,7 +322,7 @@ class ProfilingMiddleware:
         run = RequestProfile.begin(
             self._profiler_class, self._options, root, self._slots, manual, self._failures,
             functools.partial(exchange.meta, "manual" if manual else "auto"),
-            self.settings.manual_timeout if manual else AUTO_MAX_DURATION,
+            self.settings.manual_timeout if manual else _request.AUTO_MAX_DURATION,
             None if manual else self._output)
         if run is BUSY:
             self._failures.log(
@@ -478,6 +479,10 @@ class _Exchange:
     async def capture(self, message: Message) -> None:
         self._record(message)
         if self.cut:
+            # Sent after the cut without awaiting anything in between (the
+            # cancellation is delivered at an await): let it in here.
+            if self.cutter is not None:
+                await _aio.checkpoint(self.cutter.lib)
             return
         kept = dict(message)
         body = kept.get("body")
@@ -486,16 +491,11 @@ class _Exchange:
         self.kept_bytes += len(kept.get("body") or b"") + CAPTURE_MESSAGE_OVERHEAD
         self.messages.append(kept)
         if self.kept_bytes > CAPTURE_BYTES or len(self.messages) >= CAPTURE_MESSAGES:
-            await self._cut("size limit")
+            self.time_limit("size limit")
         elif kept.get("more_body") and time.monotonic() >= self.deadline:
             # Still streaming past the time limit, in an app that may never
             # let the loop run the deadline's callback.
-            await self._cut("time limit")
-
-    async def _cut(self, reason: str) -> None:
-        self.time_limit(reason)
-        if self.cutter is not None:
-            await _aio.checkpoint(self.cutter.lib)   # the cancellation comes in here
+            self.time_limit()
 
     def time_limit(self, reason: str = "time limit") -> None:
         """(On the event loop.) The capture's bound was reached: a response
@@ -662,10 +662,9 @@ def _load_engine() -> Optional[tuple[Any, Any]]:
     """(Profiler, Report) from the C engine, or None (logged at ERROR) when
     it cannot be imported."""
     try:
-        from . import _request
         from . import profiler as engine
         from .report import Report
-        for func in (_Exchange.forward, _Exchange.capture, _Exchange._record, _Exchange._cut,
+        for func in (_Exchange.forward, _Exchange.capture, _Exchange._record,
                      _Exchange.time_limit, _aio.checkpoint, _aio.Cutter.__enter__,
                      _aio.Cutter.__exit__, _aio.Cutter.cut, ProfilingMiddleware._begin,
                      _request.RequestProfile.begin, _request.RequestProfile.end,
