@@ -10,7 +10,7 @@ for servers in a subprocess, configured from the environment.
 """
 from __future__ import annotations
 
-import asyncio
+import anyio
 import random
 import threading
 import time
@@ -74,7 +74,7 @@ def make_app() -> FastAPI:
             try:
                 while True:
                     yield EVENT
-                    await asyncio.sleep(0.01)
+                    await anyio.sleep(0.01)
             finally:
                 closed(key).set()
         return StreamingResponse(events(), media_type="text/event-stream")
@@ -98,7 +98,7 @@ def make_app() -> FastAPI:
             try:
                 while True:
                     yield chunk
-                    await asyncio.sleep(0)
+                    await anyio.sleep(0)
             finally:
                 closed(key).set()
         return StreamingResponse(chunks(), media_type="application/octet-stream")
@@ -107,7 +107,7 @@ def make_app() -> FastAPI:
     async def silent_stream(key: str) -> StreamingResponse:
         async def never():
             try:
-                await asyncio.sleep(3600)
+                await anyio.sleep(3600)
                 yield b"too late"
             finally:
                 closed(key).set()
@@ -115,7 +115,7 @@ def make_app() -> FastAPI:
 
     @app.get("/slow")
     async def slow(ms: int = 1000) -> dict:
-        await asyncio.sleep(ms / 1000)
+        await anyio.sleep(ms / 1000)
         return {"slept_ms": ms}
 
     @app.get("/json")

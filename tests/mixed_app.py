@@ -127,6 +127,9 @@ def _heap_in_use() -> int:
     return int(info.uordblks + info.hblkhd)
 
 
+SSE_EVENT = b"data: tick\n\n\n"
+
+
 def make_app() -> FastAPI:
     app = FastAPI()
 
@@ -192,6 +195,17 @@ def make_app() -> FastAPI:
                 await asyncio.sleep(period_ms / 1000)
             yield b"done\n"
         return StreamingResponse(lines(), media_type="text/plain")
+
+    @app.get("/sse")
+    async def sse() -> StreamingResponse:
+        """Server-sent events, one 13-byte event every 10 ms, until the
+        client leaves."""
+        async def events():
+            while True:
+                spin(0.0001)
+                yield SSE_EVENT
+                await asyncio.sleep(0.01)
+        return StreamingResponse(events(), media_type="text/event-stream")
 
     @app.websocket("/_stats")
     async def stats(websocket: WebSocket) -> None:

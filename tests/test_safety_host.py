@@ -485,3 +485,35 @@ def test_large_report_is_rendered_in_a_reqprof_thread(serve, monkeypatch):
     response = server.client.get("/wide?ms=200&depth=600&profile=1")
     assert response.status_code == 200 and len(response.content) > 1 << 20
     assert threads and all(name.startswith("reqprof-render") for name in threads), threads
+
+
+def test_streams_are_cut_under_trio(tmp_path):
+    """hypercorn's trio worker: the same time and size limits, through trio's
+    cancel scopes."""
+    from conftest import listening_socket
+
+    sock = listening_socket()
+    port = sock.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PROFILING_", "ENABLE_PROF"))}
+    env.update(ENABLE_PROFILING="1", PROFILING_SAMPLE_RATE="0", PROFILING_MANUAL_TIMEOUT="1",
+               PYTHONPATH=str(Path(__file__).parent))
+    log = open(tmp_path / "hypercorn.log", "wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hypercorn", "-k", "trio", "--bind", f"fd://{sock.fileno()}",
+         "host_app:make_lazy_app()"],
+        cwd=tmp_path, env=env, pass_fds=[sock.fileno()], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=DEADLINE) as client:
+            started = time.monotonic()
+            sse = client.get("/sse/trio?profile=1&profile_format=json").json()
+            assert time.monotonic() - started < 1 + 5
+            assert sse["meta"]["ended"] == "time limit" and sse["meta"]["response_cut"] is True
+            empty = client.get("/empty-stream/trio?profile=1&profile_format=json").json()
+            assert empty["meta"]["ended"] == "size limit"
+            assert client.get("/json").json() == {"hello": "world"}
+    finally:
+        proc.terminate()
+        proc.wait(DEADLINE)
+        log.close()
+        sock.close()
+    assert "Traceback" not in (tmp_path / "hypercorn.log").read_text()

@@ -239,3 +239,109 @@ def test_long_stream_and_websocket_during_profiling(serve_process, tmp_path):
     if not SANITIZED:
         assert flat_growth_kb < 10 * 1024, figures
         assert after["heap_bytes"] - before["heap_bytes"] < 8 * 2**20, figures
+
+
+SSE_SECONDS = 60.0 if FULL else 6.0
+SSE_TIMEOUT = 10.0 if FULL else 2.0
+SSE_ENV = {"ENABLE_PROFILING": "1", "PROFILING_SAMPLE_RATE": "1.0",
+           "PROFILING_MAX_CONCURRENT": "32", "PROFILING_MANUAL_TIMEOUT": str(SSE_TIMEOUT)}
+
+
+def test_event_streams_profiled_manually_and_sampled(serve_process):
+    """8 clients hold ?profile=1 event streams (each gets its report at the
+    time limit, and asks again), 8 hold sampled ones, 4 make normal
+    requests: the normal requests all succeed, memory stays flat, and every
+    slot is free afterwards."""
+    from mixed_app import SSE_EVENT
+
+    server = serve_process("mixed_app:make_profiled_app", env=SSE_ENV,
+                           config={"access_log": False})
+    server.wait_started()
+    asyncio.run(run_load(server.url, 0, 200))            # warm up
+    before = wait_idle(server)
+    start_rss = server.rss_kb()
+    stop = threading.Event()
+    errors: list[BaseException] = []
+    report_waits: list[float] = []
+    sampled_events = [0] * 8
+    normal = [0]
+    peak_rss = [start_rss]
+
+    def manual_client() -> None:
+        try:
+            with httpx.Client(base_url=server.url, timeout=SSE_TIMEOUT + 30) as client:
+                while not stop.is_set():
+                    t = time.monotonic()
+                    r = client.get("/sse?profile=1&profile_format=json")
+                    report_waits.append(time.monotonic() - t)
+                    assert r.status_code == 200, r.status_code
+                    assert "x-profiling-skipped" not in r.headers
+                    meta = r.json()["meta"]
+                    assert meta["ended"] == "time limit" and meta["response_cut"] is True
+        except BaseException as exc:
+            errors.append(exc)
+
+    def sampled_client(n: int) -> None:
+        try:
+            with httpx.Client(base_url=server.url, timeout=30) as client:
+                with client.stream("GET", "/sse") as response:
+                    got = b""
+                    for chunk in response.iter_raw():
+                        got += chunk
+                        whole = len(got) // len(SSE_EVENT)
+                        assert got[:whole * len(SSE_EVENT)] == SSE_EVENT * whole
+                        got = got[whole * len(SSE_EVENT):]
+                        sampled_events[n] += whole
+                        if stop.is_set():
+                            break
+        except BaseException as exc:
+            errors.append(exc)
+
+    def normal_client(n: int) -> None:
+        try:
+            with httpx.Client(base_url=server.url, timeout=30) as client:
+                i = n * 1_000_000
+                while not stop.is_set():
+                    assert client.get(f"/async/{i}").json() == {"async": i}
+                    normal[0] += 1
+                    i += 1
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = ([threading.Thread(target=manual_client) for _ in range(8)]
+               + [threading.Thread(target=sampled_client, args=(n,)) for n in range(8)]
+               + [threading.Thread(target=normal_client, args=(n,)) for n in range(4)])
+    t0 = time.monotonic()
+    for thread in threads:
+        thread.start()
+    while time.monotonic() - t0 < SSE_SECONDS:
+        peak_rss[0] = max(peak_rss[0], server.rss_kb())
+        time.sleep(0.5)
+    stop.set()
+    for thread in threads:
+        thread.join(SSE_TIMEOUT + 60)
+    assert not errors, errors[:3]
+    after = wait_idle(server)
+    # Every slot is free: as many ?profile=1 requests at once as there are slots.
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        from concurrent.futures import ThreadPoolExecutor
+        with ThreadPoolExecutor(8) as pool:
+            free = list(pool.map(lambda _: client.get("/async/1?profile=1&profile_format=json"),
+                                 range(8)))
+    assert all(r.headers["content-type"] == "application/json" for r in free)
+    figures = {
+        "seconds": SSE_SECONDS, "manual_timeout_s": SSE_TIMEOUT,
+        "manual_reports": len(report_waits),
+        "report_wait_max_s": round(max(report_waits), 2),
+        "report_wait_min_s": round(min(report_waits), 2),
+        "sampled_events": sum(sampled_events), "normal_requests": normal[0],
+        "rss_start_mb": round(start_rss / 1024, 1), "rss_peak_mb": round(peak_rss[0] / 1024, 1),
+        "heap_before_mb": round(before["heap_bytes"] / 2**20, 2),
+        "heap_after_mb": round(after["heap_bytes"] / 2**20, 2),
+    }
+    record("event_streams", figures)
+    assert len(report_waits) >= 8 and max(report_waits) <= SSE_TIMEOUT + 2, figures
+    assert min(sampled_events) > 0 and normal[0] > 0
+    assert after["engine"]["active_sessions"] == 0 and after["live_sessions"] == 0
+    if not SANITIZED:
+        assert peak_rss[0] - start_rss < 50 * 1024, figures
