@@ -31,7 +31,7 @@ from common import BENCH, ROOT, ChildError, Spread, machine, run_child, table  #
 from tools import SAMPLING_TOOLS, TOOLS, tool_env  # noqa: E402
 from workloads import WORKLOADS  # noqa: E402
 
-SECTIONS = ("overhead", "fidelity", "accuracy", "http", "memory", "report")
+SECTIONS = ("overhead", "fidelity", "accuracy", "http", "memory", "report", "render")
 FIDELITY_SCENARIOS = {
     "cpu": "CPU-bound Python",
     "c_nogil": "long C call, GIL released (pbkdf2_hmac)",
@@ -405,6 +405,39 @@ def bench_report(viewer_runs: int, errors: list[str]) -> tuple[str, dict[str, An
     return text, out or {}
 
 
+# -- 7. a large report beside other requests ------------------------------------------
+
+def bench_render(rounds: int, errors: list[str]) -> tuple[str, dict[str, Any]]:
+    results: dict[str, list[dict]] = {"loop": [], "thread": []}
+    for r in range(rounds):
+        for mode in random.Random(r).sample(list(results), 2):
+            progress(f"render stall: round {r + 1}/{rounds}, {mode}")
+            out = child("render_stall.py", [mode], None, errors, timeout=300)
+            if out is not None:
+                results[mode].append(out)
+    labels = {"loop": "rendered on the event loop (before)",
+              "thread": "rendered in a reqprof thread, writers without the GIL (now)"}
+    rows = []
+    for mode, runs in results.items():
+        if not runs:
+            continue
+
+        def cell(key: str) -> str:
+            s = Spread(x[key] for x in runs if x.get(key) is not None)
+            return s.fmt(".1f", " ms") if s else "n/a"
+
+        rows.append([labels[mode], Spread(x["report_mb"] for x in runs).fmt(".1f", " MB"),
+                     cell("render_ms"), cell("p50_idle_ms"), cell("p99_idle_ms"),
+                     cell("p50_during_ms"), cell("p99_during_ms"), cell("max_during_ms")])
+    text = ("`bench/render_stall.py`: a keep-alive client pings a trivial endpoint every 2 ms "
+            "while three `?profile=1` requests each get a ~25 MB HTML report (random call "
+            "paths 600 frames deep, `max_depth=1000`). Ping latency before any profiled "
+            "request (idle) and for the pings that overlap a render.\n\n"
+            + table(["report", "size", "render", "idle p50", "idle p99", "during p50",
+                     "during p99", "during max"], rows))
+    return text, results
+
+
 # -- targets ------------------------------------------------------------------------
 
 def targets(data: dict[str, Any]) -> str:
@@ -498,6 +531,7 @@ def main() -> int:
         "http": lambda: bench_http(http_rounds, http_seconds, errors),
         "memory": lambda: bench_memory(errors),
         "report": lambda: bench_report(1 if opts.quick else 3, errors),
+        "render": lambda: bench_render(1 if opts.quick else 3, errors),
     }
     for name in sections:
         texts[name], data[name] = runners[name]()
@@ -510,6 +544,7 @@ def main() -> int:
         "http": "4. HTTP throughput and latency",
         "memory": "5. Memory per session",
         "report": "6. Report writers",
+        "render": "7. A large report beside other requests",
     }
     end_load = machine()["load"]
     doc = [

@@ -107,7 +107,7 @@ class BrokenWriters:
         raise MemoryError("injected: writer out of memory")
 
     to_json = to_text = to_html = to_collapsed = to_dict = top_functions = _fail
-    to_speedscope = to_pprof = _fail
+    to_speedscope = to_pprof = to_bytes = _fail
 
 
 class WritersFail(Profiler):

@@ -474,13 +474,13 @@ def test_large_report_is_rendered_in_a_reqprof_thread(serve, monkeypatch):
     from reqprof import report as report_module
 
     threads: list[str] = []
-    real = report_module.Report.to_html
+    real = report_module.Report.to_bytes
 
-    def spy(self: Any) -> str:
+    def spy(self: Any, fmt: str) -> bytes:
         threads.append(threading.current_thread().name)
-        return real(self)
+        return real(self, fmt)
 
-    monkeypatch.setattr(report_module.Report, "to_html", spy)
+    monkeypatch.setattr(report_module.Report, "to_bytes", spy)
     server = serve(profiled(max_depth=1000))
     response = server.client.get("/wide?ms=200&depth=600&profile=1")
     assert response.status_code == 200 and len(response.content) > 1 << 20

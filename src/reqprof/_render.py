@@ -31,20 +31,13 @@ FORMATS: dict[str, Format] = {
 
 
 def render(report: Any, fmt: str, failures: Optional[RateLimited] = None) -> bytes:
-    """The report in format ``fmt`` (a key of :data:`FORMATS`). Raises what
-    the writer raises."""
-    data: Any = render_html(report, failures) if fmt == "html" else \
-        getattr(report, FORMATS[fmt].method)()
-    if isinstance(data, str):
-        data = data.encode("utf-8", "replace")
-    return bytes(data)
-
-
-def render_html(report: Any, failures: Optional[RateLimited] = None) -> str:
-    """The interactive HTML report, or a plain page around the text tree when
-    the viewer is not available."""
+    """The report in format ``fmt`` (a key of :data:`FORMATS`), written as
+    bytes by C (the HTML falls back to a plain page when the viewer fails).
+    Raises what the writer raises."""
+    if fmt != "html":
+        return report.to_bytes(fmt)
     try:
-        return str(report.to_html())
+        return report.to_bytes("html")
     except NotImplementedError:
         pass
     except Exception as exc:
@@ -52,6 +45,11 @@ def render_html(report: Any, failures: Optional[RateLimited] = None) -> str:
             failures.log("html", logging.ERROR,
                          "reqprof: the HTML viewer failed (%s: %s); sending the text report "
                          "as HTML", type(exc).__name__, exc)
+    return _plain_page(report).encode("utf-8", "replace")
+
+
+def _plain_page(report: Any) -> str:
+    """A plain HTML page around the text tree, for when the viewer fails."""
     meta = dict(getattr(report, "meta", {}) or {})
     title = f"reqprof: {meta.get('method', '')} {meta.get('path', '')}".strip()
     rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"

@@ -23,7 +23,7 @@ from typing import Any, Callable, Optional
 from . import _logging
 from ._logging import RateLimited, logger
 from ._output import Dropped, OutputDir
-from ._render import render_html
+from ._render import render
 
 #: Reports waiting to be logged/written; beyond it new ones are dropped (and
 #: that is logged).
@@ -243,8 +243,7 @@ class Reporter:
                 f"{_UNSAFE_NAME.sub('_', str(meta.get('method') or 'HTTP'))[:10]}-{target}-"
                 f"{meta.get('status') or 'none'}")
         try:
-            return output.write(stem, (report.to_json().encode("utf-8", "replace"),
-                                       render_html(report, failures).encode("utf-8", "replace")))
+            return output.write(stem, (render(report, "json"), render(report, "html", failures)))
         except Dropped as why:
             failures.log("dropped", logging.WARNING,
                          "reqprof: a report was not written to %s: %s", output.path, why)

@@ -73,6 +73,9 @@ CAPTURE_BYTES = 32 * 1024 * 1024
 CAPTURE_MESSAGES = 50_000
 CAPTURE_MESSAGE_OVERHEAD = 512
 
+#: A report is sent in body messages of at most this many bytes.
+REPORT_CHUNK = 256 * 1024
+
 #: The request header that carries ``PROFILING_TOKEN`` (ASGI header names
 #: are lower case).
 TOKEN_HEADER = b"x-profiling-token"
@@ -310,7 +313,11 @@ class ProfilingMiddleware:
             if spec.disposition:
                 headers.append((b"content-disposition", spec.disposition.encode("latin-1")))
             await send({"type": "http.response.start", "status": 200, "headers": headers})
-            await send({"type": "http.response.body", "body": body, "more_body": False})
+            # In pieces: the server writes (and buffers) each one on the
+            # event loop, and waits for the client between them.
+            for start in range(0, max(len(body), 1), REPORT_CHUNK):
+                await send({"type": "http.response.body", "body": body[start:start + REPORT_CHUNK],
+                            "more_body": start + REPORT_CHUNK < len(body)})
         finally:
             # Whatever holds this frame (an exception's traceback, in a
             # framework's reference cycle) holds no captured response.

@@ -124,6 +124,30 @@ class Report:
         cpu/nanoseconds, request metadata as labels."""
         return self._session.to_pprof(self.meta, self.version)
 
+    def to_bytes(self, fmt: str) -> bytes:
+        """The report in format ``fmt`` (``html``, ``json``, ``text``,
+        ``collapsed``, ``speedscope`` or ``pprof``) as bytes, UTF-8 for the
+        text formats: what a server sends or stores. The C writer's output
+        is returned as it is, without the decode and encode a large report
+        would cost through ``to_html().encode()``. Raises ValueError for an
+        unknown format."""
+        s = self._session
+        if fmt == "html":
+            from .viewer import load_template
+
+            head, tail = load_template()
+            return s.to_html(head, tail, self.meta, self.version, as_bytes=True)
+        if fmt == "text":
+            return s.to_text(self.meta, self.version, library_prefixes=LIBRARY_DIRS,
+                             as_bytes=True)
+        if fmt == "collapsed":
+            return s.to_collapsed(as_bytes=True)
+        if fmt == "pprof":
+            return self.to_pprof()
+        if fmt in ("json", "speedscope"):
+            return getattr(s, f"to_{fmt}")(self.meta, self.version, as_bytes=True)
+        raise ValueError(f"unknown report format {fmt!r}")
+
     def top_functions(self, n: int = 3) -> list[tuple[str, float]]:
         """The n functions with the most self wall time: (name, seconds)."""
         return self._session.top_functions(n)

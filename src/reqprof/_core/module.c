@@ -305,6 +305,23 @@ buf_to_str(rp_buf *b)
                                 "replace");
 }
 
+/* A new bytes object with the buffer's content, copied without the GIL: a
+ * report of tens of megabytes does not stop the other threads for the
+ * copy. (Nobody else can see the object before it is returned.) */
+static PyObject *
+bytes_from_buf(const rp_buf *b)
+{
+    PyObject *out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)b->len);
+    if (out == NULL || b->len == 0) {
+        return out;
+    }
+    char *dst = PyBytes_AS_STRING(out);
+    Py_BEGIN_ALLOW_THREADS
+    memcpy(dst, b->data, b->len);
+    Py_END_ALLOW_THREADS
+    return out;
+}
+
 enum { FMT_JSON, FMT_TEXT, FMT_COLLAPSED, FMT_HTML, FMT_SPEEDSCOPE,
        FMT_PPROF };
 
@@ -314,9 +331,12 @@ typedef struct html_page {
     Py_ssize_t head_len, tail_len;
 } html_page;
 
+/* Writes the session in format `fmt`: a str, or bytes (always for pprof;
+ * for the text formats when `as_bytes`: what a server sends, without a
+ * decode and an encode of a large report under the GIL). */
 static PyObject *
 session_write(rp_session *s, int fmt, PyObject *meta, const char *version,
-              const rp_text_opts *opts, const html_page *page)
+              const rp_text_opts *opts, const html_page *page, int as_bytes)
 {
     PyObject *out = NULL;
     meta_list ml;
@@ -344,33 +364,34 @@ session_write(rp_session *s, int fmt, PyObject *meta, const char *version,
     if ((rc < 0 && !b.failed) || RP_FAULT(RP_FAULT_REPORT)) {
         b.failed = 1;   /* an injected fault takes the out-of-memory path */
     }
-    if (fmt != FMT_PPROF) {
+    if (fmt != FMT_PPROF && !as_bytes) {
         out = buf_to_str(&b);
     }
     else if (b.failed) {
         PyErr_NoMemory();
     }
     else {
-        out = PyBytes_FromStringAndSize(b.data ? b.data : "",
-                                        (Py_ssize_t)b.len);
+        out = bytes_from_buf(&b);
     }
     rp_buf_free(&b);
     meta_free(&ml);
     return out;
 }
 
-/* to_json / to_speedscope / to_pprof: (meta=None, version=''). */
+/* to_json / to_speedscope / to_pprof: (meta=None, version='',
+ * as_bytes=False). */
 static PyObject *
 session_to_format(rp_session *s, PyObject *args, PyObject *kwargs, int fmt)
 {
-    static char *kwlist[] = {"meta", "version", NULL};
+    static char *kwlist[] = {"meta", "version", "as_bytes", NULL};
     PyObject *meta = Py_None;
     const char *version = "";
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|Os", kwlist, &meta,
-                                     &version)) {
+    int as_bytes = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|Osp", kwlist, &meta,
+                                     &version, &as_bytes)) {
         return NULL;
     }
-    return session_write(s, fmt, meta, version, NULL, NULL);
+    return session_write(s, fmt, meta, version, NULL, NULL, as_bytes);
 }
 
 static PyObject *
@@ -386,17 +407,17 @@ session_to_text(rp_session *s, PyObject *args, PyObject *kwargs)
 {
     static char *kwlist[] = {"meta", "version", "ascii", "color",
                              "min_percent", "max_lines", "log",
-                             "library_prefixes", NULL};
+                             "library_prefixes", "as_bytes", NULL};
     PyObject *meta = Py_None, *prefixes = NULL;
     const char *version = "";
-    int ascii = 0, color = 0, log = 0;
+    int ascii = 0, color = 0, log = 0, as_bytes = 0;
     double min_percent = 0.0;
     unsigned int max_lines = 0;
     rp_str lib[MAX_LIB_PREFIXES];
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|OsppdIpO!", kwlist,
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|OsppdIpO!p", kwlist,
                                      &meta, &version, &ascii, &color,
                                      &min_percent, &max_lines, &log,
-                                     &PyTuple_Type, &prefixes)) {
+                                     &PyTuple_Type, &prefixes, &as_bytes)) {
         return NULL;
     }
     Py_ssize_t n = prefixes != NULL ? PyTuple_GET_SIZE(prefixes) : 0;
@@ -424,22 +445,25 @@ session_to_text(rp_session *s, PyObject *args, PyObject *kwargs)
     }
     rp_text_opts o = {ascii, color, min_percent, max_lines, log, lib,
                       (size_t)n};
-    return session_write(s, FMT_TEXT, meta, version, &o, NULL);
+    return session_write(s, FMT_TEXT, meta, version, &o, NULL, as_bytes);
 }
 
 static PyObject *
 session_to_html(rp_session *s, PyObject *args, PyObject *kwargs)
 {
-    static char *kwlist[] = {"head", "tail", "meta", "version", NULL};
+    static char *kwlist[] = {"head", "tail", "meta", "version", "as_bytes",
+                             NULL};
     html_page page;
     PyObject *meta = Py_None;
     const char *version = "";
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "s#s#|Os", kwlist,
+    int as_bytes = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "s#s#|Osp", kwlist,
                                      &page.head, &page.head_len, &page.tail,
-                                     &page.tail_len, &meta, &version)) {
+                                     &page.tail_len, &meta, &version,
+                                     &as_bytes)) {
         return NULL;
     }
-    return session_write(s, FMT_HTML, meta, version, NULL, &page);
+    return session_write(s, FMT_HTML, meta, version, NULL, &page, as_bytes);
 }
 
 static PyObject *
@@ -455,9 +479,14 @@ session_to_pprof(rp_session *s, PyObject *args, PyObject *kwargs)
 }
 
 static PyObject *
-session_to_collapsed(rp_session *s, PyObject *Py_UNUSED(ignored))
+session_to_collapsed(rp_session *s, PyObject *args, PyObject *kwargs)
 {
-    return session_write(s, FMT_COLLAPSED, Py_None, "", NULL, NULL);
+    static char *kwlist[] = {"as_bytes", NULL};
+    int as_bytes = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|p", kwlist, &as_bytes)) {
+        return NULL;
+    }
+    return session_write(s, FMT_COLLAPSED, Py_None, "", NULL, NULL, as_bytes);
 }
 
 /* Display name of frame id `id` as a str. */
@@ -588,22 +617,22 @@ static PyMethodDef session_methods[] = {
      "stop(path_prefixes=None)\n--\n\nStop sampling and resolve names; "
      "path_prefixes shorten file names."},
     {"to_json", (PyCFunction)(void (*)(void))session_to_json,
-     METH_VARARGS | METH_KEYWORDS, "to_json(meta=None, version='') -> str"},
+     METH_VARARGS | METH_KEYWORDS, "to_json(meta=None, version='', as_bytes=False) -> str"},
     {"to_text", (PyCFunction)(void (*)(void))session_to_text,
      METH_VARARGS | METH_KEYWORDS,
      "to_text(meta=None, version='', ascii=False, color=False, "
      "min_percent=0.0, max_lines=0, log=False, library_prefixes=()) -> str"},
     {"to_html", (PyCFunction)(void (*)(void))session_to_html,
      METH_VARARGS | METH_KEYWORDS,
-     "to_html(head, tail, meta=None, version='') -> str"},
+     "to_html(head, tail, meta=None, version='', as_bytes=False) -> str"},
     {"to_speedscope", (PyCFunction)(void (*)(void))session_to_speedscope,
      METH_VARARGS | METH_KEYWORDS,
-     "to_speedscope(meta=None, version='') -> str"},
+     "to_speedscope(meta=None, version='', as_bytes=False) -> str"},
     {"to_pprof", (PyCFunction)(void (*)(void))session_to_pprof,
      METH_VARARGS | METH_KEYWORDS,
      "to_pprof(meta=None, version='') -> bytes (gzipped profile.proto)"},
-    {"to_collapsed", (PyCFunction)session_to_collapsed, METH_NOARGS,
-     "to_collapsed() -> str"},
+    {"to_collapsed", (PyCFunction)(void (*)(void))session_to_collapsed,
+     METH_VARARGS | METH_KEYWORDS, "to_collapsed(as_bytes=False) -> str"},
     {"top_functions", (PyCFunction)session_top_functions, METH_VARARGS,
      "top_functions(n=3) -> [(name, self_wall_s)]"},
     {"summary", (PyCFunction)session_summary, METH_NOARGS,
