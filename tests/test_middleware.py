@@ -842,7 +842,7 @@ def test_report_failure_sends_the_apps_own_response(serve, reqprof_logs):
         def __init__(self, report: Any) -> None:
             self.meta = report.meta
 
-        def to_json(self) -> str:
+        def to_bytes(self, fmt: str) -> bytes:
             raise MemoryError("injected: cannot render")
 
     class ProfilerWithBrokenReport(Profiler):

@@ -72,6 +72,9 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 CAPTURE_BYTES = 32 * 1024 * 1024
 CAPTURE_MESSAGES = 50_000
 CAPTURE_MESSAGE_OVERHEAD = 512
+#: Messages an app may send after a cut before the cancellation is forced
+#: in (when it has not awaited anything of its own in between).
+CUT_GRACE_MESSAGES = 64
 
 #: A report is sent in body messages of at most this many bytes.
 REPORT_CHUNK = 256 * 1024
@@ -457,7 +460,8 @@ class _Exchange:
 
     __slots__ = ("scope", "send", "method", "path", "root_path", "query",
                  "status", "headers", "content_type", "response_bytes", "complete",
-                 "messages", "kept_bytes", "deadline", "cut", "cutter", "exception")
+                 "messages", "kept_bytes", "deadline", "cut", "after_cut", "cutter",
+                 "exception")
 
     def __init__(self, scope: Scope, send: Send, capture_for: float = 0.0) -> None:
         self.scope = scope
@@ -476,6 +480,7 @@ class _Exchange:
         self.kept_bytes = 0
         self.deadline = time.monotonic() + capture_for
         self.cut = False            # the capture was cut short: nothing kept
+        self.after_cut = 0          # messages sent since
         self.cutter: Optional[_aio.Cutter] = None
         self.exception: Optional[BaseException] = None
 
@@ -486,9 +491,12 @@ class _Exchange:
     async def capture(self, message: Message) -> None:
         self._record(message)
         if self.cut:
-            # Sent after the cut without awaiting anything in between (the
-            # cancellation is delivered at an await): let it in here.
-            if self.cutter is not None:
+            # The cancellation is delivered at the app's next await: in
+            # its generator's own await, which closes the generator, if it
+            # has one. An app that sends on without ever awaiting gets it
+            # here, after a few messages.
+            self.after_cut += 1
+            if self.after_cut >= CUT_GRACE_MESSAGES and self.cutter is not None:
                 await _aio.checkpoint(self.cutter.lib)
             return
         kept = dict(message)
