@@ -1,11 +1,17 @@
 # reqprof - developer entry points. `make demo` and `make test` are the two
-# commands of the README's quick start.
+# commands of the README's quick start; the README's "Development" section
+# lists every target.
 
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 CORE   := src/reqprof/_core
 CC     ?= gcc
+PORT   ?= 8000
+
+# Development and CI builds treat compiler warnings as errors (setup.py);
+# a user's `pip install` does not.
+export REQPROF_WERROR := 1
 
 # The pure-C parts of the engine (no Python): unit-tested on their own.
 C_UNITS   := $(CORE)/buf.c $(CORE)/tree.c $(CORE)/report.c $(wildcard $(CORE)/write_*.c $(CORE)/read_*.c)
@@ -14,7 +20,8 @@ C_BUILD   := tests/c/build
 C_CFLAGS  := -std=c11 -Wall -Wextra -Werror -Wno-missing-field-initializers -D_GNU_SOURCE -g -I$(CORE)
 CORE_SRC  := $(wildcard $(CORE)/*.c $(CORE)/*.h)
 
-.PHONY: build build-faults fuzz soak test test-c test-py test-portable test-asan test-valgrind demo bench clean
+.PHONY: build build-faults speedscope fuzz soak test test-quick test-c test-js test-py test-portable \
+        test-asan test-valgrind test-versions test-install demo bench clean
 
 $(VENV)/.installed: pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -28,10 +35,18 @@ $(VENV)/.ext: $(VENV)/.installed $(CORE_SRC)
 
 build: $(VENV)/.ext
 
-$(C_BUILD)/%: tests/c/%.c $(C_UNITS) $(wildcard $(CORE)/*.h tests/c/*.h)
+# The units are compiled once (ASan+UBSan) and linked into each test binary.
+C_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+C_OBJS    := $(patsubst $(CORE)/%.c,$(C_BUILD)/obj/%.o,$(C_UNITS))
+.SECONDARY: $(C_OBJS)
+
+$(C_BUILD)/obj/%.o: $(CORE)/%.c $(wildcard $(CORE)/*.h)
+	@mkdir -p $(C_BUILD)/obj
+	$(CC) $(C_CFLAGS) $(C_SAN) -c -o $@ $<
+
+$(C_BUILD)/%: tests/c/%.c $(C_OBJS) $(wildcard $(CORE)/*.h tests/c/*.h)
 	@mkdir -p $(C_BUILD)
-	$(CC) $(C_CFLAGS) -fsanitize=address,undefined -fno-sanitize-recover=undefined \
-	    -o $@ $< $(C_UNITS) -lm -lz
+	$(CC) $(C_CFLAGS) $(C_SAN) -o $@ $< $(C_OBJS) -lm -lz
 
 $(C_BUILD)/plain/%: tests/c/%.c $(C_UNITS) $(wildcard $(CORE)/*.h tests/c/*.h)
 	@mkdir -p $(C_BUILD)/plain
@@ -44,7 +59,11 @@ C_PLAIN_BINS := $(patsubst tests/c/%.c,$(C_BUILD)/plain/%,$(C_TESTS))
 test-c: $(C_BINS)
 	@set -e; for t in $(C_BINS); do echo "== $$t"; $$t; done
 
-test-py: build
+# What the full suite needs besides the venv, prepared once (tests never
+# install anything): the extension with fault hooks, speedscope from npm.
+TEST_DEPS := build-faults speedscope
+
+test-py: build $(TEST_DEPS)
 	$(PY) -m pytest -q tests
 
 # The engine suite again with the public-API fallback forced.
@@ -53,6 +72,18 @@ test-portable: build
 
 test: test-js test-c test-py test-portable
 
+# The quick tier: C unit tests, the viewer model's tests and the pytest tests
+# that need no browser, Go, npm-installed consumer or real server (markers in
+# pyproject.toml). Under a minute.
+QUICK := not browser and not consumer and not server and not soak
+test-quick: test-c test-js build
+	$(PY) -m pytest -q -m '$(QUICK)' tests
+
+# sdist and wheel built, the wheel repaired to manylinux, each installed into a
+# fresh venv and smoke-tested there (tests/install/smoke.sh; CI runs it).
+test-install:
+	PYTHON=$(PYTHON) bash tests/install/smoke.sh
+
 # The viewer's model (src/reqprof/viewer/model.js) under Node's test runner.
 test-js:
 	node --test tests/js/
@@ -60,7 +91,7 @@ test-js:
 # The whole suite against an extension built with ASan+UBSan. The build goes
 # to build/asan (a copy of the package) so the normal build is left alone.
 ASAN_LIB = $(shell $(CC) -print-file-name=libasan.so)
-test-asan: build
+test-asan: build $(TEST_DEPS)
 	rm -rf build/asan && mkdir -p build/asan
 	cp -r src/reqprof build/asan/reqprof
 	find build/asan -name '*.so' -delete
@@ -103,11 +134,24 @@ test-versions:
 
 # The extension with fault injection compiled in (REQPROF_FAULT=...), in
 # build/faults (a copy of the package): tests put it first on PYTHONPATH.
-build-faults: build
+build/faults/.built: $(VENV)/.installed $(CORE_SRC) setup.py
 	rm -rf build/faults && mkdir -p build/faults
 	cp -r src/reqprof build/faults/reqprof
 	find build/faults -name '*.so' -delete
 	REQPROF_FAULTS=1 $(PY) setup.py -q build_ext --build-lib build/faults --build-temp build/faults-tmp --force
+	touch $@
+
+build-faults: build/faults/.built
+
+# speedscope's release (the pinned package and lockfile in tests/speedscope),
+# whose importer the format tests run in Chromium.
+build/speedscope/.installed: tests/speedscope/package.json tests/speedscope/package-lock.json
+	rm -rf build/speedscope && mkdir -p build/speedscope
+	cp tests/speedscope/package.json tests/speedscope/package-lock.json build/speedscope/
+	cd build/speedscope && npm ci --ignore-scripts --no-audit --no-fund
+	touch $@
+
+speedscope: build/speedscope/.installed
 
 # The C unit tests under valgrind memcheck (built without sanitizers), then
 # a short run of the engine through Python (errors in reqprof's code fail).
@@ -135,7 +179,7 @@ fuzz: $(addprefix build/fuzz/,$(FUZZ_TARGETS))
 	    build/fuzz/corpus-json tests/fuzz/corpus-json
 
 demo: build
-	$(PY) examples/demo.py
+	$(PY) examples/demo.py --port $(PORT)
 
 # Benchmarks against pyinstrument and cProfile (bench/run.py, under 15 minutes);
 # writes bench/RESULTS.md. Bench-only dependencies: bench/requirements.txt and

@@ -4,6 +4,9 @@ profiled request, then keep serving so you can try ``?profile=1`` yourself.
 
     python examples/demo.py [--port 8000] [--report demo-report.html] [--no-serve]
 
+The port is --port, else the PORT environment variable, else 8000 (`make demo
+PORT=8001` passes --port).
+
 The environment and a `.env` file still apply (ENABLE_PROFILING and
 PROFILING_SAMPLE_RATE default to on and 0.2 here).
 """
@@ -38,7 +41,8 @@ ENDPOINTS = [
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT") or 8000),
+                        help="port to serve on (default: $PORT, else 8000)")
     parser.add_argument("--report", default="demo-report.html")
     parser.add_argument("--no-serve", action="store_true",
                         help="write the report and stop instead of serving")
@@ -52,8 +56,10 @@ def main() -> int:
     thread.start()
     while not server.started:
         if not thread.is_alive():
-            print(f"could not start the server on {args.host}:{args.port} "
-                  "(port in use? try --port)", file=sys.stderr)
+            other = args.port + 1
+            print(f"demo: could not start the server on {args.host}:{args.port} (see the "
+                  f"error above); if the port is in use, choose another: make demo PORT={other} "
+                  f"(or python examples/demo.py --port {other})", file=sys.stderr)
             return 1
         time.sleep(0.02)
 

@@ -1,6 +1,12 @@
 """Shared fixtures: real uvicorn servers on 127.0.0.1 (in a thread or in a
 subprocess), a raw HTTP/1.1 client for byte-for-byte comparisons, and a
-capture of the `reqprof` log records."""
+capture of the `reqprof` log records.
+
+Test tiers: the markers registered in pyproject.toml (`browser`, `consumer`,
+`server`, `soak`) say what a test needs beyond the package; `make
+test-quick` runs the tests that have none of them. A test that uses one of
+the fixtures below gets the marker that fixture implies (see
+FIXTURE_MARKERS); other tests carry theirs explicitly."""
 from __future__ import annotations
 
 import json
@@ -20,6 +26,21 @@ import pytest
 
 TESTS_DIR = Path(__file__).resolve().parent
 DEADLINE = 30.0     # seconds to wait for anything that should happen "soon"
+
+#: Fixture -> the marker every test using it gets.
+FIXTURE_MARKERS = {
+    "serve": "server",
+    "serve_process": "server",
+    "browser": "browser",
+    "speedscope": "consumer",       # tests/test_formats.py: speedscope's release, from npm
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        for fixture, marker in FIXTURE_MARKERS.items():
+            if fixture in getattr(item, "fixturenames", ()):
+                item.add_marker(marker)
 
 
 def listening_socket() -> socket.socket:

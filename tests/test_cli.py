@@ -84,6 +84,7 @@ def test_render_writes_each_format_like_the_report_does(fmt: str, profile: Path,
     assert out.read_bytes() == _expected(report, fmt)
 
 
+@pytest.mark.consumer
 def test_render_pprof_is_read_by_go_pprof(profile: Path, tmp_path: Path) -> None:
     out = tmp_path / "profile.pb.gz"
     assert run("render", str(profile), "-o", str(out)).returncode == 0

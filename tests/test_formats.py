@@ -54,6 +54,7 @@ def test_pprof_is_gzip_of_a_protobuf(report: Any) -> None:
     assert report.to_pprof() == data, "deterministic"
 
 
+@pytest.mark.consumer
 def test_go_pprof_top_function_by_flat_time_is_the_hot_function(saved: dict[str, Path]) -> None:
     rows = fc.pprof_top(saved["pprof"])
     assert rows, "go tool pprof -top printed no rows"
@@ -62,6 +63,7 @@ def test_go_pprof_top_function_by_flat_time_is_the_hot_function(saved: dict[str,
     assert fc.pprof_top(saved["pprof"], "-sample_index=cpu")[0][1] == fc.HOT
 
 
+@pytest.mark.consumer
 def test_go_pprof_shows_sample_types_period_and_request_labels(saved: dict[str, Path]) -> None:
     raw = fc.go_pprof("-raw", str(saved["pprof"]))
     assert "samples/count wall/nanoseconds[dflt] cpu/nanoseconds" in raw
@@ -75,6 +77,7 @@ def test_go_pprof_shows_sample_types_period_and_request_labels(saved: dict[str, 
     assert re.search(r"method:\s+GET\n", hot) and re.search(r"status:\s+200\n", hot), hot
 
 
+@pytest.mark.consumer
 def test_go_pprof_lines_point_into_the_hot_loop(saved: dict[str, Path]) -> None:
     import inspect
 
@@ -381,6 +384,7 @@ def test_hostile_names_in_speedscope_load_in_speedscope(hostile: Any, browser: A
     assert {fc.CAFE, fc.SURROGATE_SHOWN, fc.XSS} <= shown, shown
 
 
+@pytest.mark.consumer
 def test_hostile_names_in_pprof_read_by_go(hostile: Any, tmp_path: Path) -> None:
     path = tmp_path / "hostile.pb.gz"
     path.write_bytes(hostile.to_pprof())

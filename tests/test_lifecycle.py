@@ -214,12 +214,14 @@ def serve_workers(argv: list, port: int, tmp_path: Path) -> None:
     assert not [s for s in CRASH_SIGNS if s in log], log
 
 
+@pytest.mark.server
 def test_uvicorn_workers_each_profile_their_own_requests(tmp_path):
     port = free_port()
     serve_workers([sys.executable, "-m", "uvicorn", "mixed_app:make_profiled_app", "--factory",
                    "--workers", "2", "--host", "127.0.0.1", "--port", str(port)], port, tmp_path)
 
 
+@pytest.mark.server
 @pytest.mark.parametrize("preload", [True, False])
 def test_gunicorn_uvicorn_workers_each_profile_their_own_requests(tmp_path, preload):
     pytest.importorskip("gunicorn")

@@ -14,9 +14,9 @@ from typing import Any, Optional
 import httpx
 import pytest
 
+from apps import make_app, profiled
 from reqprof import ProfilingMiddleware, Settings
 from reqprof import asgi as asgi_module
-from test_middleware import make_app, profiled
 
 TOKEN = "T0ken-for-the-tests_0123456789abcdef"
 HTML = "text/html; charset=utf-8"
@@ -134,7 +134,7 @@ def test_token_never_logged_at_startup(reqprof_logs):
 
 
 def test_token_from_the_environment(serve_process):
-    server = serve_process("test_middleware:make_eager_app",
+    server = serve_process("apps:make_eager_app",
                            env={"ENABLE_PROFILING": "1", "PROFILING_TOKEN": TOKEN})
     server.wait_started()
     assert server.client.get("/json?profile=1").headers["content-type"] == "application/json"
@@ -144,7 +144,7 @@ def test_token_from_the_environment(serve_process):
 
 
 def test_bad_token_stops_the_server_without_showing_it(serve_process):
-    server = serve_process("test_middleware:make_eager_app",
+    server = serve_process("apps:make_eager_app",
                            env={"ENABLE_PROFILING": "1", "PROFILING_TOKEN": "tooShort1"})
     assert server.wait_exit() != 0
     log = server.log()

@@ -27,12 +27,12 @@ from typing import Any
 import httpx
 import pytest
 
+from apps import make_app, profiled
+from mixed_app import fetch_stats
 from reqprof import _output as output_module
 from reqprof import _reporter as reporter_module
 from reqprof._logging import RateLimited
 from reqprof.profiler import Profiler
-from mixed_app import fetch_stats
-from test_middleware import make_app, profiled
 
 ROOT = Path(__file__).resolve().parent.parent
 CORE_DIR = ROOT / "src" / "reqprof" / "_core"
@@ -200,21 +200,15 @@ def test_rate_limit_is_once_a_period_and_counts_what_it_held_back(reqprof_logs, 
 # -- the engine's own fault hooks ------------------------------------------------------------
 
 def _faults_so() -> Path:
-    """The extension built with REQPROF_FAULTS=1 in build/faults (what
-    `make build-faults` makes), rebuilt here when older than its sources."""
+    """The extension built with REQPROF_FAULTS=1 in build/faults by `make
+    build-faults` (a prerequisite of `make test`). Fails when it is missing
+    or older than its sources."""
     out = ROOT / "build" / "faults"
     built = sorted(out.glob("reqprof/_core*.so"))
     newest = max(p.stat().st_mtime for p in [*CORE_DIR.iterdir(), ROOT / "setup.py"])
-    if built and built[0].stat().st_mtime >= newest:
-        return built[0]
-    env = dict(os.environ, REQPROF_FAULTS="1")
-    for var in ("LD_PRELOAD", "PYTHONMALLOC", "REQPROF_SANITIZE"):
-        env.pop(var, None)
-    subprocess.run([sys.executable, "setup.py", "-q", "build_ext", "--build-lib", str(out),
-                    "--build-temp", str(ROOT / "build" / "faults-tmp"), "--force"],
-                   cwd=ROOT, env=env, check=True, capture_output=True, timeout=600)
-    built = sorted(out.glob("reqprof/_core*.so"))
-    assert built, "the faults build made no extension"
+    if not built or built[0].stat().st_mtime < newest:
+        pytest.fail("the fault tests need the extension built with fault hooks, up to date: "
+                    "run `make build-faults`", pytrace=False)
     return built[0]
 
 

@@ -261,6 +261,7 @@ def test_unknown_variables_are_named_with_the_closest_known(serve_process, tmp_p
     assert log.count("did you mean PROFILING_SAMPLE_RATE") == 1
 
 
+@pytest.mark.server
 def test_bad_setting_stops_hypercorn_with_the_reason(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PROFILING_", "ENABLE_PROF"))}
     env.update(ENABLE_PROFILING="1", PROFILING_SAMPLE_RATE="abc",
@@ -487,6 +488,7 @@ def test_large_report_is_rendered_in_a_reqprof_thread(serve, monkeypatch):
     assert threads and all(name.startswith("reqprof-render") for name in threads), threads
 
 
+@pytest.mark.server
 def test_streams_are_cut_under_trio(tmp_path):
     """hypercorn's trio worker: the same time and size limits, through trio's
     cancel scopes."""

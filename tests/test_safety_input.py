@@ -17,9 +17,9 @@ from typing import Any, Optional
 import pytest
 from fastapi import FastAPI
 
+from apps import make_app, profiled
 from profile_tree import walk
 from reqprof import ProfilingMiddleware, Settings
-from test_middleware import make_app, profiled
 
 HTML = "text/html; charset=utf-8"
 

@@ -28,8 +28,8 @@ from typing import Any
 import httpx
 import pytest
 
+from apps import profiled
 from mixed_app import fetch_stats
-from test_middleware import profiled
 
 SANITIZED = os.environ.get("REQPROF_EXPECT_SANITIZED") == "1"
 # Samples in a report the sampler thread took no part in: the session's own

@@ -27,6 +27,8 @@ import pytest
 
 from mixed_app import STREAM_CHUNK, STREAM_CHUNKS, fetch_stats
 
+pytestmark = pytest.mark.soak
+
 FULL = os.environ.get("REQPROF_SOAK") == "1"
 SANITIZED = os.environ.get("REQPROF_EXPECT_SANITIZED") == "1"
 REQUESTS = 20_000 if FULL else (400 if SANITIZED else 1_500)

@@ -621,99 +621,6 @@
     return decorated.map(function (d) { return d[0]; });
   }
 
-  // ---------------------------------------------------------------- merge
-
-  function nodeIdentity(node) {
-    return functionKey(node);
-  }
-
-  function emptyLike(node) {
-    return {
-      name: node.name, function: node.function, file: node.file, short_file: node.short_file,
-      line: node.line, kind: node.kind, wall_s: 0, cpu_s: 0, self_wall_s: 0, self_cpu_s: 0,
-      samples: 0, lines: {}, children: []
-    };
-  }
-
-  function addInto(dst, src) {
-    dst.wall_s += src.wall_s || 0;
-    dst.cpu_s += src.cpu_s || 0;
-    dst.self_wall_s += src.self_wall_s || 0;
-    dst.self_cpu_s += src.self_cpu_s || 0;
-    dst.samples += src.samples || 0;
-    var lines = src.lines || {};
-    for (var k in lines) {
-      if (Object.prototype.hasOwnProperty.call(lines, k)) dst.lines[k] = (dst.lines[k] || 0) + lines[k];
-    }
-  }
-
-  /**
-   * Merge call trees: nodes with the same identity (kind, function, file,
-   * first line) under the same merged parent add up (times, samples, lines).
-   * Roots of one identity merge into one root; roots of different identities
-   * hang under a synthetic "[merged]" root. Children end up largest wall
-   * time first. Returns a new tree; the inputs are not changed.
-   */
-  function mergeTrees(roots) {
-    var list = roots.filter(Boolean);
-    if (!list.length) return null;
-    var same = list.every(function (r) { return nodeIdentity(r) === nodeIdentity(list[0]); });
-    var out;
-    var work = [];
-    if (same) {
-      out = emptyLike(list[0]);
-      work.push([out, list]);
-    } else {
-      out = {
-        name: '[merged]', function: '[merged]', file: '', short_file: '', line: 0, kind: 'frame',
-        wall_s: 0, cpu_s: 0, self_wall_s: 0, self_cpu_s: 0, samples: 0, lines: {}, children: []
-      };
-      var kids = [];
-      list.forEach(function (r) {
-        out.wall_s += r.wall_s || 0;
-        out.cpu_s += r.cpu_s || 0;
-        out.samples += r.samples || 0;
-        kids.push(r);
-      });
-      work.push([out, null, kids]);
-    }
-    while (work.length) {
-      var item = work.pop();
-      var dst = item[0];
-      var children;
-      if (item[1]) {
-        children = [];
-        for (var s = 0; s < item[1].length; s++) {
-          addInto(dst, item[1][s]);
-          var ch = item[1][s].children || [];
-          for (var c = 0; c < ch.length; c++) children.push(ch[c]);
-        }
-      } else {
-        children = item[2];
-      }
-      var groups = new Map();
-      for (var j = 0; j < children.length; j++) {
-        var key = nodeIdentity(children[j]);
-        var g = groups.get(key);
-        if (!g) { g = []; groups.set(key, g); }
-        g.push(children[j]);
-      }
-      groups.forEach(function (srcs) {
-        var m = emptyLike(srcs[0]);
-        dst.children.push(m);
-        work.push([m, srcs]);
-      });
-    }
-    // Sort children once every total is known.
-    var stack = [out];
-    while (stack.length) {
-      var n = stack.pop();
-      n.children.sort(function (a, b) { return b.wall_s - a.wall_s; });
-      for (var q = 0; q < n.children.length; q++) stack.push(n.children[q]);
-    }
-    return out;
-  }
-
   // ---------------------------------------------------------------- flame graph
 
   /**
@@ -808,7 +715,6 @@
     functionKey: functionKey,
     topFunctions: topFunctions,
     sortRows: sortRows,
-    mergeTrees: mergeTrees,
     flameLayout: flameLayout,
     firstEndingAfter: firstEndingAfter,
     flameHit: flameHit
