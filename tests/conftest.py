@@ -120,6 +120,18 @@ class ThreadServer:
         self.sock.close()
 
 
+@pytest.fixture(autouse=True)
+def fresh_process_state() -> Iterator[None]:
+    """Each test starts as a fresh process would: the middlewares it builds
+    share no slots, rate-limited logs or startup line with earlier tests'
+    (reqprof keeps those per process and configuration)."""
+    yield
+    profiling = sys.modules.get("reqprof._profiling")
+    if profiling is not None:
+        profiling._shared.clear()
+        profiling._warned_unknown.clear()
+
+
 @pytest.fixture
 def serve() -> Iterator[Callable[..., ThreadServer]]:
     """serve(app, **uvicorn_config) -> a started ThreadServer (stopped at teardown)."""

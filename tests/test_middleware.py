@@ -20,7 +20,7 @@ from apps import CONC_NAMES, SERVED_FILE, make_app, profiled, sync_cpu_work
 from profile_tree import find, functions, total_wall, walk
 from reqprof import ProfilingMiddleware, Report, Settings
 from reqprof import _output as output_module
-from reqprof import asgi as asgi_module
+from reqprof import _logging
 
 
 def report_json(server: Any, target: str) -> dict:
@@ -339,7 +339,7 @@ def test_rate_one_logs_every_request(serve, reqprof_logs):
     assert "top: " in sync.getMessage().splitlines()[0]
     assert "sync_cpu_work" in sync.getMessage()           # the tree follows the summary
     for record in records:
-        assert len(record.getMessage().splitlines()) <= 2 + asgi_module._logging.TREE_MAX_LINES
+        assert len(record.getMessage().splitlines()) <= 2 + _logging.TREE_MAX_LINES
         extra = set(vars(record)) - STANDARD_RECORD_KEYS
         assert extra and all(k.startswith("reqprof_") for k in extra), extra
 
@@ -587,7 +587,7 @@ class ProfilerThatCannotStart:
 def test_profiler_start_failure_serves_normally_and_logs_once(serve, reqprof_logs):
     bare = serve(make_app())
     middleware = profiled(sample_rate=1.0)
-    middleware._profiler_class = ProfilerThatCannotStart
+    middleware.profiling._profiler_class = ProfilerThatCannotStart
     server = serve(middleware)
     for target in ["/json", "/json?profile=1", "/stream?profile=1", "/items/3"]:
         assert server.raw(target) == bare.raw(target), target
@@ -611,7 +611,7 @@ def test_report_failure_sends_the_apps_own_response(serve, reqprof_logs):
 
     bare = serve(make_app())
     middleware = profiled()
-    middleware._profiler_class = ProfilerWithBrokenReport
+    middleware.profiling._profiler_class = ProfilerWithBrokenReport
     server = serve(middleware)
     for target in ["/json", "/stream", "/headers", "/empty"]:
         profiled_target = f"{target}?profile=1&profile_format=json"

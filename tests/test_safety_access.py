@@ -16,7 +16,8 @@ import pytest
 
 from apps import make_app, profiled
 from reqprof import ProfilingMiddleware, Settings
-from reqprof import asgi as asgi_module
+from reqprof import _profiling as profiling_module
+from reqprof._meta import redact_query
 
 TOKEN = "T0ken-for-the-tests_0123456789abcdef"
 HTML = "text/html; charset=utf-8"
@@ -109,13 +110,13 @@ def test_rejected_attempts_log_one_warning_without_values(serve, reqprof_logs):
 
 def test_token_is_compared_in_constant_time(serve, monkeypatch):
     calls = []
-    real = asgi_module.hmac.compare_digest
+    real = profiling_module.hmac.compare_digest
 
     def spy(a: bytes, b: bytes) -> bool:
         calls.append((len(a), len(b)))
         return real(a, b)
 
-    monkeypatch.setattr(asgi_module.hmac, "compare_digest", spy)
+    monkeypatch.setattr(profiling_module.hmac, "compare_digest", spy)
     server = serve(with_token())
     server.client.get("/json?profile=1", headers={"X-Profiling-Token": "short"})
     server.client.get("/json?profile=1", headers={"X-Profiling-Token": TOKEN})
@@ -193,7 +194,7 @@ def wait_for(predicate: Any, what: str, timeout: float = 30.0) -> None:
 
 
 def free_slots(middleware: ProfilingMiddleware) -> int:
-    return middleware._slots.free
+    return middleware.profiling.slots.free
 
 
 @pytest.mark.parametrize("limit", [1, 2])
@@ -419,7 +420,7 @@ def secret_request(server: Any, target: str, extra: str = "", token: bool = True
 @pytest.mark.parametrize("fmt", ["html", "json", "text", "collapsed", "speedscope", "pprof"])
 def test_reports_hold_no_query_or_header_values(serve, fmt):
     middleware = with_token()
-    assert fmt in middleware._formats
+    assert fmt in middleware.profiling.formats
     server = serve(middleware)
     response = secret_request(server, "/items/31", f"&profile_format={fmt}")
     assert response.status_code == 200
@@ -453,12 +454,12 @@ def test_logs_and_saved_reports_hold_no_query_or_header_values(serve, reqprof_lo
 
 
 def test_only_reqprofs_own_parameters_keep_their_values():
-    assert asgi_module.redact_query(
+    assert redact_query(
         b"a=1&profile=1&profile_format=json&profile_id=5&profiler=x&PROFILE=2&b") == \
         "a=*&profile=1&profile_format=json&profile_id=*&profiler=*&PROFILE=*&b=*"
-    assert asgi_module.redact_query(b"") == ""
-    assert asgi_module.redact_query(b"%70rofile=%31&t=%FF") == "profile=1&t=*"
-    huge = asgi_module.redact_query(b"&".join(b"k%d=v" % i for i in range(100_000)))
+    assert redact_query(b"") == ""
+    assert redact_query(b"%70rofile=%31&t=%FF") == "profile=1&t=*"
+    huge = redact_query(b"&".join(b"k%d=v" % i for i in range(100_000)))
     assert len(huge) <= 500 and "v" not in huge.replace("k", "")
 
 

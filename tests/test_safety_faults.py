@@ -72,7 +72,7 @@ def test_profiler_failures_serve_the_apps_response_log_once_and_recover(
         serve, reqprof_logs, broken, message):
     bare = serve(make_app())
     middleware = profiled(sample_rate=1.0)
-    middleware._profiler_class = broken
+    middleware.profiling._profiler_class = broken
     server = serve(middleware)
     for target in TARGETS:
         for extra in ("", "profile=1", "profile=1&profile_format=json"):
@@ -83,9 +83,9 @@ def test_profiler_failures_serve_the_apps_response_log_once_and_recover(
     server.wait_idle()
     assert len(errors(reqprof_logs, message, logging.ERROR)) == 1
     assert reqprof_logs.summaries() == []
-    assert middleware._slots.free == middleware.settings.max_concurrent
+    assert middleware.profiling.slots.free == middleware.settings.max_concurrent
     # Recovery: the same middleware with a working profiler.
-    middleware._profiler_class = Profiler
+    middleware.profiling._profiler_class = Profiler
     assert server.client.get("/json?profile=1").headers["content-type"] == HTML
     server.client.get("/items/4")
     server.wait_idle()
@@ -118,9 +118,9 @@ class WritersFail(Profiler):
 def test_failing_writers_send_the_apps_own_response(serve, reqprof_logs):
     bare = serve(make_app())
     middleware = profiled()
-    middleware._profiler_class = WritersFail
+    middleware.profiling._profiler_class = WritersFail
     server = serve(middleware)
-    for fmt in middleware._formats:
+    for fmt in middleware.profiling.formats:
         for target in ["/json", "/stream", "/headers", "/empty", "/file"]:
             full = f"{target}?profile=1&profile_format={fmt}"
             assert server.raw(full) == bare.raw(full), full
@@ -131,7 +131,7 @@ def test_failing_writers_send_the_apps_own_response(serve, reqprof_logs):
 def test_failing_writers_in_the_background_still_log_the_summary(serve, reqprof_logs, tmp_path):
     bare = serve(make_app())
     middleware = profiled(sample_rate=1.0, output_dir=str(tmp_path))
-    middleware._profiler_class = WritersFail
+    middleware.profiling._profiler_class = WritersFail
     server = serve(middleware)
     for target in TARGETS:
         assert server.raw(target) == bare.raw(target), target

@@ -79,7 +79,7 @@ def test_event_stream_gets_its_report_at_the_time_limit(serve):
 
 
 def server_free(server: Any) -> bool:
-    return server.server.config.app._slots.free == server.server.config.app._slots.total
+    return server.server.config.app.profiling.slots.free == server.server.config.app.profiling.slots.total
 
 
 def test_html_report_of_a_cut_stream_says_why_it_ended(serve):
@@ -289,8 +289,8 @@ def test_long_sampled_streams_give_their_slots_back_at_max_duration(serve, reqpr
         readers = [s.__enter__().iter_raw() for s in streams]
         for r in readers:
             assert next(r).startswith(b"data: tick")
-        assert middleware._slots.free == 1      # three sampled; one slot kept for ?profile=1
-        wait_for(lambda: middleware._slots.free == 4, "slots held past the max duration")
+        assert middleware.profiling.slots.free == 1      # three sampled; one slot kept for ?profile=1
+        wait_for(lambda: middleware.profiling.slots.free == 4, "slots held past the max duration")
         data, _ = manual_json(server, "/json")  # not "busy"
         assert data["meta"]["path"] == "/json"
         for r in readers:                       # the streams go on untouched
@@ -312,7 +312,7 @@ def test_sampling_never_takes_the_slot_kept_for_manual_requests(serve):
     with httpx.Client(base_url=server.url, timeout=DEADLINE) as client:
         with client.stream("GET", f"/sse/{key('hold')}") as held:
             next(held.iter_raw())
-            assert middleware._slots.free == 1
+            assert middleware.profiling.slots.free == 1
             for _ in range(3):      # sampling is full; ?profile=1 is not
                 assert server.client.get("/json").json() == {"hello": "world"}
             data, _ = manual_json(server, "/json")
@@ -328,7 +328,7 @@ def test_manual_streams_give_their_slots_back_at_the_time_limit(serve):
         took = time.monotonic() - started
     assert all(r["meta"]["ended"] == "time limit" for r in reports)
     assert took < 0.5 + 8, took
-    wait_for(lambda: middleware._slots.free == 4, "slots not given back")
+    wait_for(lambda: middleware.profiling.slots.free == 4, "slots not given back")
 
 
 # -- 4. the output directory ------------------------------------------------------------------

@@ -229,7 +229,7 @@ def hostile_reports():
     server = ThreadServer(middleware)
     try:
         out: dict[str, Any] = {}
-        for fmt in middleware._formats:
+        for fmt in middleware.profiling.formats:
             for _ in range(5):      # a report with the hostile frame sampled
                 response = server.client.get(f"{HOSTILE_PATH}?profile=1&profile_format={fmt}")
                 assert response.status_code == 200, fmt
@@ -376,7 +376,7 @@ async def _small_app(scope: dict, receive: Any, send: Any) -> None:
 ])
 def test_scope_paths_from_any_server(path, expected):
     middleware = ProfilingMiddleware(_small_app, settings=Settings(enabled=True, sample_rate=0.0))
-    for fmt in middleware._formats:
+    for fmt in middleware.profiling.formats:
         status, headers, body = run_asgi(middleware, path,
                                          query=f"profile=1&profile_format={fmt}".encode())
         assert status == 200 and headers[b"content-type"] != b"text/plain", fmt

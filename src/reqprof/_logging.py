@@ -150,6 +150,15 @@ def exception_text(exc: BaseException, limit: int = 30) -> Lines:
     return Lines("Traceback (most recent call last):\n" + "\n".join(out))
 
 
+def log_manual_exception(method: Any, path: Any, exc: BaseException) -> None:
+    """The app raised during a ``?profile=1`` request: its report (which
+    shows the exception) was sent instead of the response; the traceback
+    goes to the log, escaped."""
+    logger.error("reqprof: exception in the app during a manually profiled request (%s %s); "
+                 "its report, which shows it, was sent instead of the response\n%s",
+                 method, path, exception_text(exc))
+
+
 def ensure_handler() -> bool:
     """Attach the fallback stderr handler when no handler would show the
     `reqprof` INFO records. Returns True when it attached one."""

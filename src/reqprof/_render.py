@@ -30,6 +30,28 @@ FORMATS: dict[str, Format] = {
 }
 
 
+#: The app's response headers a report does not keep: they describe the
+#: replaced body, or would stop a browser from showing the report
+#: (redirects, downloads, scripts blocked by a CSP). Lower case.
+REPLACED_HEADERS = frozenset({
+    "content-type", "content-length", "content-encoding", "transfer-encoding",
+    "etag", "last-modified", "location", "refresh", "content-disposition",
+    "content-range", "accept-ranges", "content-security-policy",
+    "content-security-policy-report-only", "cache-control", "expires",
+    "x-content-type-options", "trailer", "content-md5", "digest",
+})
+
+
+def report_headers(spec: Format, length: int) -> list[tuple[str, str]]:
+    """The headers a report is served with (after the app's own headers
+    that :data:`REPLACED_HEADERS` does not name)."""
+    headers = [("content-type", spec.content_type), ("content-length", str(length)),
+               ("cache-control", "no-store"), ("x-content-type-options", "nosniff")]
+    if spec.disposition:
+        headers.append(("content-disposition", spec.disposition))
+    return headers
+
+
 def render(report: Any, fmt: str, failures: Optional[RateLimited] = None) -> bytes:
     """The report in format ``fmt`` (a key of :data:`FORMATS`), written as
     bytes by C (the HTML falls back to a plain page when the viewer fails).

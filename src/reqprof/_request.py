@@ -55,6 +55,12 @@ class Slots:
             if not manual:
                 self._auto -= 1
 
+    def reset(self) -> None:
+        """All free (in a forked child, which runs none of the parent's
+        profiles)."""
+        self._lock = threading.Lock()
+        self._used = self._auto = 0
+
 
 def reserved_slots(total: int, manual: bool) -> int:
     """Slots automatic sampling never takes: a quarter, at least one, when
