@@ -46,6 +46,29 @@ CONFIGS: list[tuple[str, str, dict[str, str], str, str | None]] = [
     ("f", "pyinstrument's documented middleware, `?profile=1` on every request (report returned)",
      {"BENCH_MIDDLEWARE": "pyinstrument"}, "&profile=1", "pyinstrument"),
 ]
+# The same rows for a WSGI app: Flask (``wsgi_app.py``) under gunicorn.
+WSGI_CONFIGS: list[tuple[str, str, dict[str, str], str, str | None]] = [
+    ("a", "no middleware", {"BENCH_MIDDLEWARE": "none"}, "", None),
+    ("b", "reqprof, ENABLE_PROFILING=false",
+     {"BENCH_MIDDLEWARE": "reqprof", "ENABLE_PROFILING": "false"}, "", None),
+    ("c", "reqprof, rate 0.0",
+     {"BENCH_MIDDLEWARE": "reqprof", "ENABLE_PROFILING": "true", "PROFILING_SAMPLE_RATE": "0.0"}, "", None),
+    ("d", "reqprof, rate 0.1",
+     {"BENCH_MIDDLEWARE": "reqprof", "ENABLE_PROFILING": "true", "PROFILING_SAMPLE_RATE": "0.1"}, "", None),
+    ("e", "reqprof, rate 1.0 (every request profiled, report logged)",
+     {"BENCH_MIDDLEWARE": "reqprof", "ENABLE_PROFILING": "true", "PROFILING_SAMPLE_RATE": "1.0"}, "", None),
+    ("g", "reqprof, `?profile=1` on every request (report returned)",
+     {"BENCH_MIDDLEWARE": "reqprof", "ENABLE_PROFILING": "true", "PROFILING_SAMPLE_RATE": "0.0"},
+     "&profile=1", None),
+    ("f", "pyinstrument's documented Flask recipe, `?profile` on every request (report returned)",
+     {"BENCH_MIDDLEWARE": "pyinstrument"}, "&profile=1", None),
+]
+UVICORN = [sys.executable, "-m", "uvicorn", "--app-dir", BENCH, "http_app:app",
+           "--host", "127.0.0.1", "--port", "{port}", "--workers", "1",
+           "--log-level", "warning", "--no-access-log"]
+GUNICORN_GTHREAD = [sys.executable, "-m", "gunicorn", "--chdir", BENCH, "--bind",
+                    "127.0.0.1:{port}", "-w", "1", "-k", "gthread", "--threads", "4",
+                    "--log-level", "warning", "wsgi_app:app"]
 CONCURRENCY = (1, 16)
 PATH = "/items?q=a&limit=20"
 # Frames that a /probe request never runs itself: the load's endpoint and
@@ -64,9 +87,10 @@ def free_port() -> int:
 
 
 class Server:
-    """uvicorn in a process group of its own, stopped by its id."""
+    """A server (uvicorn, or ``command``) in a process group of its own,
+    stopped by its id."""
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], command: list[str] | None = None) -> None:
         self.port = free_port()
         self.log = tempfile.NamedTemporaryFile(prefix="reqprof-bench-", suffix=".log", delete=False)
         full_env = dict(os.environ)
@@ -75,9 +99,7 @@ class Server:
                 del full_env[name]
         full_env.update(env)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--app-dir", BENCH, "http_app:app",
-             "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
-             "--log-level", "warning", "--no-access-log"],
+            [a.format(port=self.port) for a in (command or UVICORN)],
             cwd=ROOT, env=full_env, stdout=self.log, stderr=subprocess.STDOUT,
             start_new_session=True,
         )
@@ -106,10 +128,20 @@ class Server:
         return " | ".join(self.log_text().strip().splitlines()[-5:])
 
     def cpu_seconds(self) -> float:
-        """CPU time the server process used so far (all its threads)."""
-        with open(f"/proc/{self.proc.pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        """CPU time the server's processes (its process group: gunicorn's
+        master and worker) used so far, all threads."""
+        ticks = 0
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == self.proc.pid:     # its process group
+                ticks += int(fields[11]) + int(fields[12])
+        return ticks / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> dict[str, Any]:
         """Stops the server; returns counts of what its log says."""
@@ -204,19 +236,20 @@ def probe_under_load(server: Server, kind: str, url: str, n: int) -> list[dict[s
         load.wait(10)
 
 
-def run(rounds: int, seconds: int, progress: Callable[[str], None]) -> dict[str, Any]:
+def run(rounds: int, seconds: int, progress: Callable[[str], None],
+        configs: list = CONFIGS, command: list[str] | None = None) -> dict[str, Any]:
     results: dict[str, Any] = {key: {"runs": {c: [] for c in CONCURRENCY}, "probes": {}, "log": [],
-                                     "error": None} for key, *_ in CONFIGS}
+                                     "error": None} for key, *_ in configs}
     rng = random.Random(3)
     for r in range(rounds):
-        order = list(CONFIGS)
+        order = list(configs)
         rng.shuffle(order)
         for key, desc, env, query, probe_kind in order:
             res = results[key]
             if res["error"]:
                 continue
             progress(f"http round {r + 1}/{rounds}: ({key}) {desc}")
-            server = Server(env)
+            server = Server(env, command)
             try:
                 server.wait_ready()
                 url = server.url(PATH + query)

@@ -31,7 +31,7 @@ from common import BENCH, ROOT, ChildError, Spread, machine, run_child, table  #
 from tools import SAMPLING_TOOLS, TOOLS, tool_env  # noqa: E402
 from workloads import WORKLOADS  # noqa: E402
 
-SECTIONS = ("overhead", "fidelity", "accuracy", "http", "memory", "report", "render")
+SECTIONS = ("overhead", "fidelity", "accuracy", "http", "wsgi", "memory", "report", "render")
 FIDELITY_SCENARIOS = {
     "cpu": "CPU-bound Python",
     "c_nogil": "long C call, GIL released (pbkdf2_hmac)",
@@ -223,16 +223,15 @@ def bench_accuracy(rounds: int, errors: list[str]) -> tuple[str, dict[str, Any]]
 
 # -- 4. HTTP -------------------------------------------------------------------------
 
-def bench_http(rounds: int, seconds: int, errors: list[str]) -> tuple[str, dict[str, Any]]:
-    if http_bench.wrk_path() is None:
-        return "not available: `wrk` is not installed (Debian package `wrk`).", {}
-    results = http_bench.run(rounds, seconds, progress)
+def http_tables(results: dict[str, Any], configs: list) -> list[str]:
+    """One table per concurrency: req/s, latency and server CPU per request
+    of each configuration, with ratios to (a) in the same round."""
     parts = []
     base = {c: [x["rps"] for x in results["a"]["runs"][c]] for c in http_bench.CONCURRENCY}
     base_cpu = {c: [cpu_per_request(x) for x in results["a"]["runs"][c]] for c in http_bench.CONCURRENCY}
     for conc in http_bench.CONCURRENCY:
         rows = []
-        for key, desc, *_ in http_bench.CONFIGS:
+        for key, desc, *_ in configs:
             res = results[key]
             runs = res["runs"][conc]
             if not runs:
@@ -254,6 +253,29 @@ def bench_http(rounds: int, seconds: int, errors: list[str]) -> tuple[str, dict[
         parts.append(f"**Concurrency {conc}**\n\n" + table(
             ["configuration", "req/s", "req/s vs (a)", "p50", "p99", "server CPU / request",
              "CPU vs (a)", "errors"], rows))
+    return parts
+
+
+def server_logs(results: dict[str, Any], configs: list) -> list[str]:
+    """What went wrong in a configuration's servers, a line each."""
+    logs = []
+    for key, desc, *_ in configs:
+        res = results[key]
+        if res["error"]:
+            logs.append(f"- ({key}) stopped after {len(res['runs'][1])} round(s): {res['error'][:300]}")
+        tb = sum(x["tracebacks"] for x in res["log"])
+        if tb:
+            first = next(x["first_traceback"] for x in res["log"] if x["first_traceback"])
+            last = first.strip().splitlines()[-1][:200] if first else ""
+            logs.append(f"- ({key}): {tb} traceback(s) in the server log; the first ends `{last}`")
+    return logs
+
+
+def bench_http(rounds: int, seconds: int, errors: list[str]) -> tuple[str, dict[str, Any]]:
+    if http_bench.wrk_path() is None:
+        return "not available: `wrk` is not installed (Debian package `wrk`).", {}
+    results = http_bench.run(rounds, seconds, progress)
+    parts = http_tables(results, http_bench.CONFIGS)
     probe_rows = []
     for key, desc, _env, _q, kind in http_bench.CONFIGS:
         probes = results[key]["probes"]
@@ -270,16 +292,7 @@ def bench_http(rounds: int, seconds: int, errors: list[str]) -> tuple[str, dict[
                 Spread(p["samples"] for p in recs).fmt(".0f"),
                 Spread(100 * p["foreign"] for p in recs).fmt(".0f", "%"),
             ])
-    logs = []
-    for key, desc, *_ in http_bench.CONFIGS:
-        res = results[key]
-        if res["error"]:
-            logs.append(f"- ({key}) stopped after {len(res['runs'][1])} round(s): {res['error'][:300]}")
-        tb = sum(x["tracebacks"] for x in res["log"])
-        if tb:
-            first = next(x["first_traceback"] for x in res["log"] if x["first_traceback"])
-            last = first.strip().splitlines()[-1][:200] if first else ""
-            logs.append(f"- ({key}): {tb} traceback(s) in the server log; the first ends `{last}`")
+    logs = server_logs(results, http_bench.CONFIGS)
     text = (
         f"FastAPI (`bench/http_app.py`: `GET /items`, filter + sort + pydantic response model) "
         f"under uvicorn, one worker, 127.0.0.1; `wrk -t1 -cN -d{seconds}s`; a fresh server "
@@ -302,6 +315,25 @@ def bench_http(rounds: int, seconds: int, errors: list[str]) -> tuple[str, dict[
             + table(["configuration", "probe sent", "latency", "report duration", "samples",
                      "foreign"], probe_rows)
         )
+    if logs:
+        text += "\n\n" + "\n".join(logs)
+    return text, results
+
+
+def bench_wsgi(rounds: int, seconds: int, errors: list[str]) -> tuple[str, dict[str, Any]]:
+    if http_bench.wrk_path() is None:
+        return "not available: `wrk` is not installed (Debian package `wrk`).", {}
+    results = http_bench.run(rounds, seconds, progress, http_bench.WSGI_CONFIGS,
+                             http_bench.GUNICORN_GTHREAD)
+    text = (
+        f"Flask (`bench/wsgi_app.py`: `GET /items`, the same filter + sort, `jsonify`) under "
+        f"gunicorn, one worker, gthread with 4 threads, 127.0.0.1; `wrk -t1 -cN -d{seconds}s`; "
+        f"a fresh server per configuration and round, {rounds} interleaved rounds, median "
+        "(min–max). *server CPU / request* counts gunicorn's master and worker. (f) is "
+        "pyinstrument's documented Flask recipe (`before_request`/`after_request`) asked "
+        "for a report on every request; (g) is reqprof's counterpart.\n\n"
+        + "\n\n".join(http_tables(results, http_bench.WSGI_CONFIGS)))
+    logs = server_logs(results, http_bench.WSGI_CONFIGS)
     if logs:
         text += "\n\n" + "\n".join(logs)
     return text, results
@@ -529,6 +561,7 @@ def main() -> int:
         "fidelity": lambda: bench_fidelity(fid_rounds, errors),
         "accuracy": lambda: bench_accuracy(rounds, errors),
         "http": lambda: bench_http(http_rounds, http_seconds, errors),
+        "wsgi": lambda: bench_wsgi(http_rounds, http_seconds, errors),
         "memory": lambda: bench_memory(errors),
         "report": lambda: bench_report(1 if opts.quick else 3, errors),
         "render": lambda: bench_render(1 if opts.quick else 3, errors),
@@ -542,6 +575,7 @@ def main() -> int:
         "fidelity": "2. Sampling fidelity",
         "accuracy": "3. Accuracy",
         "http": "4. HTTP throughput and latency",
+        "wsgi": "4b. WSGI: Flask under gunicorn",
         "memory": "5. Memory per session",
         "report": "6. Report writers",
         "render": "7. A large report beside other requests",

@@ -405,8 +405,8 @@ def test_litestar_route_copies_share_one_configuration(serve, reqprof_logs, monk
     monkeypatch.setenv("PROFILING_MAX_CONCURRENT", "3")
 
     def route(n: int) -> Any:
-        @get(f"/r{n}", sync_to_thread=False)
-        def handler() -> dict:
+        @get(f"/r{n}/{{item:int}}", sync_to_thread=False)
+        def handler(item: int) -> dict:
             return {"route": n}
         return handler
 
@@ -420,9 +420,9 @@ def test_litestar_route_copies_share_one_configuration(serve, reqprof_logs, monk
     app = Litestar(route_handlers=[route(n) for n in range(12)], middleware=[Counted])
     server = serve(app)
     for n in range(12):
-        assert server.client.get(f"/r{n}").json() == {"route": n}
-    data = server.client.get("/r3?profile=1&profile_format=json").json()
-    assert data["meta"]["path"] == "/r3"
+        assert server.client.get(f"/r{n}/5").json() == {"route": n}
+    data = server.client.get("/r3/5?profile=1&profile_format=json").json()
+    assert data["meta"]["path"] == "/r3/5" and data["meta"]["route"] == "/r3/{item}"
     assert len(built) >= 12                          # one copy per route (at least)
     assert len({id(m.profiling) for m in built}) == 1    # one configuration: one slot pool
     started = [m for m in reqprof_logs.messages() if "profiling enabled" in m]

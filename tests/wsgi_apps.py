@@ -14,17 +14,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Iterable
 
+from apps import spin
 from reqprof.wsgi import ProfilingMiddleware
 
 CONC = [f"conc_{i}" for i in range(8)]
-
-
-def spin(seconds: float) -> int:
-    end = time.perf_counter() + seconds
-    n = 0
-    while time.perf_counter() < end:
-        n += 1
-    return n
 
 
 def rank_books(rows: list) -> list:

@@ -115,16 +115,20 @@ class RequestProfile:
                          type(exc).__name__, exc)
         return run
 
-    def end(self) -> Any:
+    def end(self, cut: Optional[str] = None) -> Any:
         """Ends the profile now if its deadline has not (stops the session,
         gives the slot back; an automatic one's report goes to the
         reporter). Returns the report (None when stopping failed); one that
-        ended at its deadline is described again, now the request is over."""
+        ended at its deadline is described again, now the request is over.
+        ``cut``: why the app's response was cut short (``time limit``,
+        ``size limit``), which the report says."""
         if not self._end(None) and self.report is not None:
             try:
                 self.report.meta.update(self.describe())
             except Exception:   # logged when it first failed
                 pass
+        if self.report is not None and cut is not None:
+            self.report.meta.update(ended=cut, response_cut=True)
         return self.report
 
     def _deadline(self) -> None:

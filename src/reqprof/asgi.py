@@ -198,10 +198,8 @@ class ProfilingMiddleware:
             except BaseException:   # cancelled: nobody is waiting for a report
                 run.end()
                 raise
-            report = run.end()
+            report = run.end(cutter.reason)
             del run                 # (it holds the deadline's callback)
-            if report is not None and cutter.reason is not None:
-                report.meta.update(ended=cutter.reason, response_cut=True)
             rendered = None
             if report is not None:
                 rendered = await _aio.run_in_thread(
@@ -381,10 +379,12 @@ class _Exchange:
 
     def _route(self) -> Optional[str]:
         """The route template (``/items/{item_id}``) when the framework put
-        its route in the scope (Starlette, FastAPI), else None."""
+        its route in the scope (Starlette and FastAPI: ``route``, Litestar:
+        ``path_template``), else None."""
         template = getattr(self.scope.get("route"), "path", None)
         if not isinstance(template, str):
-            return None
+            template = self.scope.get("path_template")
+            return template if isinstance(template, str) else None
         root_path = str(self.scope.get("root_path", ""))
         prefix = root_path[len(self.root_path):] if root_path.startswith(self.root_path) else ""
         return prefix + template

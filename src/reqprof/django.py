@@ -157,10 +157,9 @@ class ProfilingMiddleware:
             except BaseException:
                 run.end()
                 raise
-            report = run.end()
+            report = run.end(box.cut)
             del run
-            return box.answer(report, fmt, self.profiling.render(report, fmt)
-                              if report is not None else None)
+            return box.answer(self.profiling.render(report, fmt) if report is not None else None)
         finally:
             box.release()
 
@@ -204,13 +203,13 @@ class ProfilingMiddleware:
             except BaseException:
                 run.end()
                 raise
-            report = run.end()
+            report = run.end(box.cut)
             del run
             rendered = None
             if report is not None:
                 rendered = await _aio.run_in_thread(
                     _aio.library(), functools.partial(self.profiling.render, report, fmt))
-            return box.answer(report, fmt, rendered)
+            return box.answer(rendered)
         finally:
             box.release()
 
@@ -337,13 +336,11 @@ class _Box:
         finally:
             response.close()
 
-    def answer(self, report: Any, fmt: str, rendered: Any) -> Any:
+    def answer(self, rendered: Any) -> Any:
         """The report as Django's response (the app's other headers and its
         cookies kept), or the app's own response when there is no report."""
         from django.http import HttpResponse
 
-        if report is not None and self.cut is not None:
-            report.meta.update(ended=self.cut, response_cut=True)
         if rendered is None:
             if self.exception is not None:
                 exc, self.exception = self.exception, None

@@ -158,10 +158,8 @@ class ProfilingMiddleware:
             except BaseException:
                 run.end()
                 raise
-            report = run.end()
+            report = run.end(exchange.cut)
             del run
-            if report is not None and exchange.cut is not None:
-                report.meta.update(ended=exchange.cut, response_cut=True)
             rendered = profiling.render(report, fmt) if report is not None else None
             del report
             if rendered is None:
