@@ -31,7 +31,7 @@ from types import FrameType
 from typing import Any, Callable, Iterable, Mapping, Optional, Union
 from urllib.parse import parse_qsl
 
-from . import _logging, _request
+from . import _logging, _misuse, _request
 from ._logging import RateLimited, logger
 from ._logging import printable
 from ._output import OutputDir
@@ -280,6 +280,33 @@ class Profiling:
             "reqprof: manual profiling is open to anyone: %s, and PROFILING_TOKEN is not set, "
             "so any client can ask for a report with ?profile=1. Set PROFILING_TOKEN (or "
             "PROFILING_MANUAL=false) for any deployment that is not local.", why)
+
+
+class Middleware:
+    """What the ASGI and WSGI middleware classes share: the wrapped app
+    (checked to be of the ``kind`` the class wraps: ``_misuse``), and the
+    process's Profiling for the configuration given as keyword arguments,
+    ``settings=``, or the environment and ``env_file``."""
+
+    kind = ""
+
+    def __init__(
+        self,
+        app: Any,
+        *,
+        settings: Optional[Settings] = None,
+        env_file: Union[str, "os.PathLike[str]", None] = ".env",
+        **overrides: Any,
+    ) -> None:
+        _misuse.expect(app, self.kind)
+        self.app = app
+        self.profiling: Profiling = configure(settings, env_file, overrides)
+        self.settings = self.profiling.settings
+
+    @property
+    def config_error(self) -> Optional[str]:
+        """Why the configuration cannot be used, or None."""
+        return self.profiling.config_error
 
 
 #: Request headers that say a proxy forwarded the request (lower case).

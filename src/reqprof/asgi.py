@@ -37,14 +37,13 @@ import functools
 import os
 import sys
 import time
-from typing import Any, Awaitable, Callable, MutableMapping, Optional, Union
+from typing import Any, Awaitable, Callable, MutableMapping, Optional
 
-from . import _aio, _logging, _misuse
+from . import _aio, _logging
 from ._meta import request_meta
-from ._profiling import AUTO, PROXY_HEADERS, Profiling, configure, hide
+from ._profiling import AUTO, PROXY_HEADERS, Middleware, hide
 from ._render import REPLACED_HEADERS, report_headers
 from ._request import BUSY
-from .config import Settings
 
 __all__ = ["ProfilingMiddleware", "TOKEN_HEADER", "SKIPPED_HEADER"]
 
@@ -78,7 +77,7 @@ SKIPPED_HEADER = b"x-profiling-skipped"
 _PROXY_HEADERS = frozenset(h.encode("latin-1") for h in PROXY_HEADERS)
 
 
-class ProfilingMiddleware:
+class ProfilingMiddleware(Middleware):
     """Profile HTTP requests of the wrapped ASGI app.
 
     ``ProfilingMiddleware(app)`` or ``app.add_middleware(ProfilingMiddleware)``
@@ -96,23 +95,8 @@ class ProfilingMiddleware:
     app (a WSGI app, Django's ``get_response``).
     """
 
-    def __init__(
-        self,
-        app: ASGIApp,
-        *,
-        settings: Optional[Settings] = None,
-        env_file: Union[str, "os.PathLike[str]", None] = ".env",
-        **overrides: Any,
-    ) -> None:
-        _misuse.expect(app, "asgi")
-        self.app = app
-        self.profiling: Profiling = configure(settings, env_file, overrides)
-        self.settings = self.profiling.settings
-
-    @property
-    def config_error(self) -> Optional[str]:
-        """Why the configuration cannot be used, or None."""
-        return self.profiling.config_error
+    kind = "asgi"
+    app: ASGIApp
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         profiling = self.profiling

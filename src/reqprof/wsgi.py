@@ -27,17 +27,15 @@ from __future__ import annotations
 
 import contextvars
 import functools
-import os
 import sys
 import time
-from typing import Any, Callable, Iterable, Optional, Union
+from typing import Any, Callable, Iterable, Optional
 
-from . import _logging, _misuse
+from . import _logging
 from ._meta import request_meta
-from ._profiling import AUTO, PROXY_HEADERS, Profiling, configure, hide
+from ._profiling import AUTO, PROXY_HEADERS, Middleware, hide
 from ._render import REPLACED_HEADERS, report_headers
 from ._request import BUSY
-from .config import Settings
 
 __all__ = ["ProfilingMiddleware", "ROUTE_KEY", "EXCEPTION_KEY"]
 
@@ -59,7 +57,7 @@ CAPTURE_CHUNK_OVERHEAD = 512
 _PROXY_KEYS = tuple("HTTP_" + h.upper().replace("-", "_") for h in PROXY_HEADERS)
 
 
-class ProfilingMiddleware:
+class ProfilingMiddleware(Middleware):
     """Profile the requests of the wrapped WSGI app: the settings of
     :class:`reqprof.ProfilingMiddleware` (environment, `.env`, keyword
     arguments, ``settings=``). Never raises for a bad setting: it is logged
@@ -67,28 +65,16 @@ class ProfilingMiddleware:
     served unprofiled. Raises TypeError, naming the class to use, when
     ``app`` is not a WSGI app."""
 
-    def __init__(
-        self,
-        app: WSGIApp,
-        *,
-        settings: Optional[Settings] = None,
-        env_file: Union[str, "os.PathLike[str]", None] = ".env",
-        **overrides: Any,
-    ) -> None:
-        _misuse.expect(app, "wsgi")
-        self.app = app
-        self.profiling: Profiling = configure(settings, env_file, overrides)
-        self.settings = self.profiling.settings
+    kind = "wsgi"
+    app: WSGIApp
+
+    def __init__(self, app: WSGIApp, **kwargs: Any) -> None:
+        super().__init__(app, **kwargs)
         if not self.profiling.off:
             flask_app = getattr(app, "__self__", None)     # Flask's app.wsgi_app
             if type(flask_app).__module__.split(".")[0] == "flask":
                 from .flask import record_routes
                 record_routes(flask_app)
-
-    @property
-    def config_error(self) -> Optional[str]:
-        """Why the configuration cannot be used, or None."""
-        return self.profiling.config_error
 
     def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
         profiling = self.profiling
