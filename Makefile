@@ -14,7 +14,8 @@ PORT   ?= 8000
 export REQPROF_WERROR := 1
 
 # The pure-C parts of the engine (no Python): unit-tested on their own.
-C_UNITS   := $(CORE)/buf.c $(CORE)/tree.c $(CORE)/report.c $(wildcard $(CORE)/write_*.c $(CORE)/read_*.c)
+C_UNITS   := $(CORE)/buf.c $(CORE)/tree.c $(CORE)/report.c $(CORE)/hist.c $(CORE)/aggregate.c \
+             $(wildcard $(CORE)/write_*.c $(CORE)/read_*.c)
 C_TESTS   := $(wildcard tests/c/test_*.c)
 C_BUILD   := tests/c/build
 C_CFLAGS  := -std=c11 -Wall -Wextra -Werror -Wno-missing-field-initializers -D_GNU_SOURCE -g -I$(CORE)
