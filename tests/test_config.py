@@ -55,6 +55,11 @@ def test_variable_names():
         "max_concurrent": "PROFILING_MAX_CONCURRENT",
         "output_max_mb": "PROFILING_OUTPUT_MAX_MB",
         "manual_timeout": "PROFILING_MANUAL_TIMEOUT",
+        "slow_ms": "PROFILING_SLOW_MS",
+        "max_routes": "PROFILING_MAX_ROUTES",
+        "store": "PROFILING_STORE",
+        "store_max_mb": "PROFILING_STORE_MAX_MB",
+        "store_days": "PROFILING_STORE_DAYS",
     }
 
 
@@ -296,7 +301,8 @@ def test_max_concurrent_rejected(value):
 
 # -- huge values everywhere ------------------------------------------------------
 
-@pytest.mark.parametrize("var", sorted(set(Settings.variables().values()) - {"PROFILING_OUTPUT_DIR"}))
+@pytest.mark.parametrize("var", sorted(set(Settings.variables().values())
+                                        - {"PROFILING_OUTPUT_DIR", "PROFILING_STORE"}))
 def test_huge_values_are_rejected_with_a_bounded_message(var):
     value = "1" + "0" * 1_000_000
     with pytest.raises(ConfigError) as err:

@@ -31,6 +31,11 @@ INTERVAL_RANGE = (0.0001, 1.0)
 MANUAL_TIMEOUT_RANGE = (0.1, 3600.0)
 #: The largest accepted ``PROFILING_OUTPUT_MAX_MB``.
 OUTPUT_MAX_MB_LIMIT = 1 << 20
+#: The largest accepted ``PROFILING_SLOW_MS`` (a day) and
+#: ``PROFILING_MAX_ROUTES``, and the accepted ``PROFILING_STORE_DAYS``.
+SLOW_MS_LIMIT = 86_400_000.0
+MAX_ROUTES_LIMIT = 100_000
+STORE_DAYS_RANGE = (0.01, 3650.0)
 #: Accepted ``PROFILING_ASYNC_MODE`` values.
 ASYNC_MODES = ("enabled", "disabled", "strict")
 
@@ -152,6 +157,32 @@ def _to_output_mb(value: object) -> int:
     return _to_int(value, 1, OUTPUT_MAX_MB_LIMIT)
 
 
+def _to_slow_ms(value: object) -> Optional[float]:
+    """Unset (None, or empty) means every sampled report is kept."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    ms = _to_number(value)
+    if not 0.0 <= ms <= SLOW_MS_LIMIT:
+        raise ValueError
+    return ms
+
+
+def _to_routes(value: object) -> int:
+    return _to_int(value, 1, MAX_ROUTES_LIMIT)
+
+
+def _to_days(value: object) -> float:
+    days = _to_number(value)
+    if not STORE_DAYS_RANGE[0] <= days <= STORE_DAYS_RANGE[1]:
+        raise ValueError
+    return days
+
+
+def _to_file(value: object) -> Optional[str]:
+    """A file path; empty means not set."""
+    return _to_dir(value)
+
+
 def _to_token(value: object) -> Optional[str]:
     """A shared secret sent in a header: visible ASCII only (no spaces or
     control characters, which headers cannot carry reliably)."""
@@ -218,6 +249,16 @@ _VARS = (
     _Var("manual_timeout", "PROFILING_MANUAL_TIMEOUT",
          f"a number of seconds from {MANUAL_TIMEOUT_RANGE[0]:g} to {MANUAL_TIMEOUT_RANGE[1]:g}",
          _to_timeout),
+    _Var("slow_ms", "PROFILING_SLOW_MS",
+         f"a number of milliseconds from 0 to {SLOW_MS_LIMIT:g} (empty means not set)",
+         _to_slow_ms),
+    _Var("max_routes", "PROFILING_MAX_ROUTES", f"an integer from 1 to {MAX_ROUTES_LIMIT}",
+         _to_routes),
+    _Var("store", "PROFILING_STORE", "a file path (empty means not set)", _to_file),
+    _Var("store_max_mb", "PROFILING_STORE_MAX_MB",
+         f"an integer number of megabytes from 1 to {OUTPUT_MAX_MB_LIMIT}", _to_output_mb),
+    _Var("store_days", "PROFILING_STORE_DAYS",
+         f"a number of days from {STORE_DAYS_RANGE[0]:g} to {STORE_DAYS_RANGE[1]:g}", _to_days),
 )
 _BY_FIELD = {v.field: v for v in _VARS}
 _BY_ENV = {v.env: v for v in _VARS}
@@ -261,6 +302,19 @@ class Settings:
     """``PROFILING_MANUAL_TIMEOUT``: seconds after which a ``?profile=1``
     request's profile ends and its report is sent, whatever the app still
     does (a stream is cut)."""
+    slow_ms: Optional[float] = None
+    """``PROFILING_SLOW_MS``: when set, a sampled request keeps its report
+    (logged, stored) only if it took at least this long, answered 5xx or
+    raised; the others only feed the per-route aggregates."""
+    max_routes: int = 500
+    """``PROFILING_MAX_ROUTES``: routes aggregated apart, per process; the
+    others share ``[other routes]``."""
+    store: Optional[str] = None
+    """``PROFILING_STORE``: the SQLite file of aggregates and kept reports."""
+    store_max_mb: int = 512
+    """``PROFILING_STORE_MAX_MB``: the store's size, at most."""
+    store_days: float = 7.0
+    """``PROFILING_STORE_DAYS``: what the store keeps, at most (days)."""
 
     def __post_init__(self) -> None:
         for var in _VARS:
@@ -313,10 +367,16 @@ class Settings:
             manual = "token" if self.token is not None else "open"
         if self.output_dir is not None:
             out += f" output_max_mb={self.output_max_mb}"
-        return (f"sample_rate={self.sample_rate:g} max_depth={self.max_depth} "
+        line = (f"sample_rate={self.sample_rate:g} max_depth={self.max_depth} "
                 f"async_mode={self.async_mode} interval={self.interval:g}s output_dir={out} "
                 f"manual={manual} max_concurrent={self.max_concurrent} "
                 f"manual_timeout={self.manual_timeout:g}s")
+        if self.slow_ms is not None:
+            line += f" slow_ms={self.slow_ms:g}"
+        if self.store is not None:
+            line += (f" store={self.store} store_max_mb={self.store_max_mb} "
+                     f"store_days={self.store_days:g} max_routes={self.max_routes}")
+        return line
 
     def public(self) -> dict[str, Any]:
         """Field name -> value, with the token replaced by whether it is set
