@@ -296,13 +296,12 @@ merge_tree(rp_agg *a, rp_route_agg *r, const rp_tree *t, const rp_symtab *st)
     a->bytes += r->tree.bytes - before;
 }
 
-uint32_t
-rp_agg_add(rp_agg *a, const char *method, size_t method_len,
-           const char *route, size_t route_len, const rp_tree *t,
-           const rp_symtab *st, uint64_t duration_ns, uint64_t cpu_ns,
-           int error)
+/* The route's index: created while there is room, else [other routes];
+ * RP_NONE when out of memory. */
+static uint32_t
+route_for(rp_agg *a, const char *method, size_t method_len, const char *route,
+          size_t route_len)
 {
-    a->requests++;
     uint32_t i = find_route(a, method, method_len, route, route_len, 0);
     size_t route_cost = sizeof(rp_route_agg) + method_len + route_len + 2
                         + RP_HIST_BUCKETS * sizeof(uint64_t);
@@ -313,9 +312,32 @@ rp_agg_add(rp_agg *a, const char *method, size_t method_len,
     if (i == RP_NONE) {
         i = find_route(a, "", 0, RP_OTHER_ROUTES, sizeof(RP_OTHER_ROUTES) - 1,
                        1);
-        if (i == RP_NONE) {
-            return RP_NONE;     /* out of memory: not even counted */
-        }
+    }
+    return i;
+}
+
+uint32_t
+rp_agg_merge(rp_agg *a, const char *method, size_t method_len,
+             const char *route, size_t route_len, const rp_tree *t,
+             const rp_symtab *st)
+{
+    uint32_t i = route_for(a, method, method_len, route, route_len);
+    if (i != RP_NONE) {
+        merge_tree(a, &a->routes[i], t, st);
+    }
+    return i;
+}
+
+uint32_t
+rp_agg_add(rp_agg *a, const char *method, size_t method_len,
+           const char *route, size_t route_len, const rp_tree *t,
+           const rp_symtab *st, uint64_t duration_ns, uint64_t cpu_ns,
+           int error)
+{
+    a->requests++;
+    uint32_t i = route_for(a, method, method_len, route, route_len);
+    if (i == RP_NONE) {
+        return RP_NONE;     /* out of memory: not even counted */
     }
     rp_route_agg *r = &a->routes[i];
     r->count++;

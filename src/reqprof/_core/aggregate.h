@@ -64,5 +64,11 @@ uint32_t rp_agg_add(rp_agg *a, const char *method, size_t method_len,
                     const char *route, size_t route_len,
                     const rp_tree *t, const rp_symtab *st,
                     uint64_t duration_ns, uint64_t cpu_ns, int error);
+/* Merges tree `t` into (method, route) without counting a request (a
+ * stored profile read back). Returns the route's index, RP_NONE when out
+ * of memory. */
+uint32_t rp_agg_merge(rp_agg *a, const char *method, size_t method_len,
+                      const char *route, size_t route_len,
+                      const rp_tree *t, const rp_symtab *st);
 
 #endif

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "pyaggregate.h"
 #include "read_json.h"
 #include "sampler.h"
 #include "writers.h"
@@ -24,6 +25,7 @@
 
 typedef struct module_state {
     PyTypeObject *session_type;
+    PyTypeObject *aggregate_type;
 } module_state;
 
 static const char *const mode_names[] = {"enabled", "disabled", "strict"};
@@ -899,6 +901,10 @@ module_exec(PyObject *m)
                                      (PyObject *)st->session_type) < 0) {
         return -1;
     }
+    st->aggregate_type = rp_pyaggregate_init(m);
+    if (st->aggregate_type == NULL) {
+        return -1;
+    }
     if (PyModule_AddStringConstant(m, "MODE", rp_engine_mode()) < 0
             || PyModule_AddIntConstant(m, "SCHEMA_VERSION",
                                        RP_SCHEMA_VERSION) < 0) {
@@ -929,6 +935,7 @@ module_traverse(PyObject *m, visitproc visit, void *arg)
 {
     module_state *st = PyModule_GetState(m);
     Py_VISIT(st->session_type);
+    Py_VISIT(st->aggregate_type);
     return 0;
 }
 
@@ -937,6 +944,7 @@ module_clear(PyObject *m)
 {
     module_state *st = PyModule_GetState(m);
     Py_CLEAR(st->session_type);
+    Py_CLEAR(st->aggregate_type);
     return 0;
 }
 
