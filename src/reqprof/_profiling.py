@@ -36,6 +36,7 @@ from ._logging import RateLimited, logger
 from ._logging import printable
 from ._output import OutputDir
 from ._render import FORMATS, Format, render
+from ._reporter import reporter
 from ._request import BUSY, RequestProfile, Slots, reserved_slots
 from .config import ConfigError, Settings, load
 
@@ -109,6 +110,8 @@ class Profiling:
         self._local_hosts: set = set()
         self._profiler_class: Any = None
         self._options: dict = {}
+        #: Per-route aggregates and the store, when a store is set.
+        self.production: Any = None
         if "enabled" in errors or (settings.enabled and errors):
             self._refuse(errors.values())
             return
@@ -126,6 +129,9 @@ class Profiling:
         engine = _load_engine()
         if engine is None:
             return
+        if settings.store is not None:
+            from ._production import Production
+            self.production = Production(settings, self.failures)
         self._profiler_class, report_class = engine
         self._options = dict(interval=settings.interval, max_depth=settings.max_depth,
                              async_mode=settings.async_mode)
@@ -231,7 +237,7 @@ class Profiling:
             self._profiler_class, self._options, root, self.slots, manual, self.failures,
             describe,
             self.settings.manual_timeout if manual else _request.AUTO_MAX_DURATION,
-            None if manual else self.output)
+            self._finished)
         if run is BUSY:
             self.failures.log(
                 "busy", logging.INFO,
@@ -239,6 +245,40 @@ class Profiling:
                 "slots are kept for ?profile=1); more are served unprofiled until one ends",
                 self.settings.max_concurrent, self.slots.total - self.slots.auto_limit)
         return run
+
+    def _finished(self, report: Any, manual: bool) -> bool:
+        """Every report, when its profile ends (on the request's thread, or
+        the reporter's at a deadline): merged into its route's aggregate;
+        kept (stored; an automatic one also logged and written to the
+        output directory) when it is asked for, or, with PROFILING_SLOW_MS,
+        slow or failed. Returns True when the reporter takes it over."""
+        production = self.production
+        if production is not None:
+            production.record(report)
+        if manual:
+            if production is not None and production.store is not None:
+                reporter.submit(report, None, self.failures, production, log=False)
+            return False
+        because = self._kept_because(report)
+        if because is None:
+            return True     # aggregated only: nobody holds it any more
+        report.meta["kept_because"] = because
+        reporter.submit(report, self.output, self.failures, production)
+        return True
+
+    def _kept_because(self, report: Any) -> Optional[str]:
+        """Why a sampled report is kept (``sampled``, ``slow``, ``error``),
+        or None when only its aggregate keeps it."""
+        slow_ms = self.settings.slow_ms
+        if slow_ms is None:
+            return "sampled"
+        meta = report.meta
+        status = meta.get("status")
+        if meta.get("exception") or (isinstance(status, int) and status >= 500):
+            return "error"
+        if report.duration_s * 1000.0 >= slow_ms:
+            return "slow"
+        return None
 
     def render(self, report: Any, fmt: str) -> Optional[tuple[bytes, Format]]:
         """The report's bytes and how to serve them, or None (logged): then

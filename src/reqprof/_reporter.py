@@ -66,8 +66,7 @@ class Reporter:
         self._lock = threading.Lock()
         self._work = threading.Condition(self._lock)    # the thread waits for work
         self._done = threading.Condition(self._lock)    # drain() waits for none pending
-        self._jobs: "collections.deque[tuple[Any, Optional[OutputDir], RateLimited]]" = \
-            collections.deque()
+        self._jobs: "collections.deque[tuple]" = collections.deque()
         self._pending = 0       # handed over, not yet handled
         self._watches: list[tuple[float, int, Watch]] = []
         self._n_cancelled = 0
@@ -86,13 +85,16 @@ class Reporter:
         """Deadlines waiting (cancelled ones included until dropped)."""
         return len(self._watches)
 
-    def submit(self, report: Any, output: Optional[OutputDir], failures: RateLimited) -> None:
+    def submit(self, report: Any, output: Optional[OutputDir], failures: RateLimited,
+               store: Any = None, log: bool = True) -> None:
+        """Hands a report over: logged (``log``), written to ``output``, and
+        given to ``store`` (``store.keep(report)``), in the reporter thread."""
         try:
             self._ensure_thread()
             with self._lock:
                 full = self._pending >= REPORT_QUEUE
                 if not full:
-                    self._jobs.append((report, output, failures))
+                    self._jobs.append((report, output, failures, store, log))
                     self._pending += 1
                     self._wake(0.0)
             if full:
@@ -192,9 +194,12 @@ class Reporter:
             with self._lock:
                 if not self._jobs:
                     return
-                report, output, failures = self._jobs.popleft()
+                report, output, failures, store, log = self._jobs.popleft()
             try:
-                self.handle(report, output, failures)
+                if store is not None:
+                    store.keep(report)
+                if log or output is not None:
+                    self.handle(report, output, failures)
             except Exception as exc:
                 failures.log("report", logging.ERROR,
                              "reqprof: a sampled report could not be logged (%s: %s)",

@@ -16,7 +16,6 @@ from types import FrameType
 from typing import Any, Callable, Optional
 
 from ._logging import RateLimited
-from ._output import OutputDir
 from ._reporter import Watch, reporter
 
 #: Seconds after which an automatically sampled request's profile ends (its
@@ -71,17 +70,20 @@ def reserved_slots(total: int, manual: bool) -> int:
 class RequestProfile:
     """A started profile holding a slot. ``describe()`` gives the report's
     metadata (called when the profile ends, from either thread);
+    ``finished(report, manual)`` is told of every report (the request core
+    aggregates it, and takes an automatic one over: it returns True then);
     ``on_deadline`` runs in the reporter thread after the profile ended at
     its deadline."""
 
     def __init__(self, profiler: Any, slots: Slots, manual: bool, failures: RateLimited,
-                 describe: Callable[[], dict], output: Optional[OutputDir] = None) -> None:
+                 describe: Callable[[], dict],
+                 finished: Callable[[Any, bool], bool]) -> None:
         self.profiler = profiler
         self.slots = slots
         self.manual = manual
         self.failures = failures
         self.describe = describe
-        self.output = output
+        self.finished = finished
         self.report: Any = None
         self.ended_by: Optional[str] = None     # the deadline's name, when it came first
         self.on_deadline: Optional[Callable[[], None]] = None
@@ -92,7 +94,7 @@ class RequestProfile:
     @classmethod
     def begin(cls, profiler_class: Any, options: dict, root: FrameType, slots: Slots,
               manual: bool, failures: RateLimited, describe: Callable[[], dict],
-              timeout: float, output: Optional[OutputDir] = None) -> Any:
+              timeout: float, finished: Callable[[Any, bool], bool]) -> Any:
         """A started RequestProfile, :data:`BUSY` when no slot is free, or
         None when the profiler could not start (logged; no slot held)."""
         if not slots.take(manual):
@@ -106,7 +108,7 @@ class RequestProfile:
                          "reqprof: profiling could not start (%s: %s); the request is served "
                          "unprofiled", type(exc).__name__, exc)
             return None
-        run = cls(profiler, slots, manual, failures, describe, output)
+        run = cls(profiler, slots, manual, failures, describe, finished)
         try:
             run._watch = reporter.watch(timeout, run._deadline)
         except Exception as exc:    # no thread to watch it: it ends with the request
@@ -150,8 +152,7 @@ class RequestProfile:
                 self.report = self._stop()
             finally:
                 self.slots.give(self.manual)
-        if self.report is not None and not self.manual:
-            reporter.submit(self.report, self.output, self.failures)
+        if self.report is not None and self.finished(self.report, self.manual):
             self.report = None      # the reporter has it: hold no profile here
         return True
 
