@@ -101,12 +101,30 @@ def test_render_json_is_the_saved_document(profile: Path) -> None:
     "name, fmt",
     [("r.html", "html"), ("r.HTM", "html"), ("r.txt", "text"), ("r.pb.gz", "pprof"), ("r.pprof", "pprof"),
      ("r.speedscope.json", "speedscope"), ("r.folded", "collapsed"), ("r.collapsed", "collapsed"),
-     ("r.json", "json"), ("r.out", "text")],
+     ("r.json", "json")],
 )
 def test_the_format_follows_the_output_suffix(name: str, fmt: str, profile: Path, report: Any,
                                               tmp_path: Path) -> None:
     assert run("render", str(profile), "-o", str(tmp_path / name)).returncode == 0
     assert (tmp_path / name).read_bytes() == _expected(report, fmt)
+
+
+@pytest.mark.parametrize("name", ["r.svg", "r.out", "report"])
+def test_an_unknown_output_suffix_is_refused(name: str, profile: Path, tmp_path: Path) -> None:
+    _fails(run("render", str(profile), "-o", str(tmp_path / name)),
+           "reqprof: error: cannot tell the format from")
+    assert not (tmp_path / name).exists()
+    assert run("render", str(profile), "-f", "text", "-o", str(tmp_path / name)).returncode == 0
+
+
+@pytest.mark.parametrize("fmt", ["json", "text", "pprof", "speedscope", "collapsed"])
+def test_an_html_report_renders_like_its_profile(fmt: str, profile: Path, report: Any,
+                                                 tmp_path: Path) -> None:
+    html = tmp_path / "saved.html"
+    html.write_text(report.to_html())
+    out = tmp_path / "again.out"
+    assert run("render", str(html), "-f", fmt, "-o", str(out)).returncode == 0
+    assert out.read_bytes() == _expected(report, fmt)
 
 
 def test_format_option_wins_over_the_suffix(profile: Path, tmp_path: Path) -> None:
@@ -192,7 +210,8 @@ def test_missing_or_unreadable_profile(tmp_path: Path) -> None:
     "content, message",
     [
         (b"", "invalid JSON: unexpected end"),
-        (b"<html>", "invalid JSON at byte 0"),
+        (b"<html>", "an HTML page that is not a reqprof report"),
+        (b"<!DOCTYPE html><p>hello</p>", "an HTML page that is not a reqprof report"),
         (b'{"a": 1}', 'no "version"'),
         (b'{"version": 3, "root": {}}', "schema version 3"),
         (b'{"version": 1, "root": {"function": "f", "kind": "frame", "children": [{}]}}', 'no "function"'),

@@ -1,27 +1,35 @@
 """The ``reqprof`` command (also ``python -m reqprof``).
 
-    reqprof render PROFILE.json --format html|text|speedscope|pprof|collapsed|json [-o OUT]
+    reqprof render PROFILE [--format FORMAT] [-o OUT]
+    reqprof routes --store PATH [--since 1h]
+    reqprof dashboard --store PATH [--host 127.0.0.1] [--port 8050] [--token T]
 
-``render`` converts a saved profile (the JSON of ``Report.to_json()``, or
-what the middleware writes to its output directory) into another format.
-Without ``--format`` the format follows OUT's suffix (``.html``, ``.txt``,
-``.pb.gz``/``.pprof``, ``.speedscope.json``, ``.folded``/``.collapsed``,
-``.json``), else it is ``text``. OUT ``-`` or none is standard output;
+``render`` converts a saved profile (the JSON of ``Report.to_json()``, an
+HTML report, which carries its profile, or what the middleware writes to
+its output directory) into another format. Without ``--format`` the format
+follows OUT's suffix (``.html``, ``.txt``, ``.pb.gz``/``.pprof``,
+``.speedscope.json``, ``.folded``/``.collapsed``, ``.json``; another suffix
+is an error); with no OUT (or ``-``: standard output) it is ``text``.
 PROFILE ``-`` is standard input.
 
+``routes`` prints the store's route table; ``dashboard`` serves the local
+dashboard over it (see reqprof.dashboard).
+
 Exit status: 0 on success, 2 on any error (usage, unreadable or invalid
-profile, output not writable), with one line on standard error.
+profile or store, output not writable), with one line on standard error.
 """
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
+import time
 from typing import IO, Sequence
 
+from ._logging import printable
+from ._render import FORMATS
 from ._version import __version__
-
-FORMATS = ("html", "text", "speedscope", "pprof", "collapsed", "json")
 
 #: Output suffix -> format, longest first (".speedscope.json" before ".json").
 SUFFIXES = (
@@ -63,7 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     render.add_argument(
         "-f",
         "--format",
-        choices=FORMATS,
+        choices=tuple(FORMATS),
         help="output format (default: from OUT's suffix, else text)",
     )
     render.add_argument("-o", "--output", metavar="OUT", help="output file (default or '-': standard output)")
@@ -85,6 +93,24 @@ def _parser() -> argparse.ArgumentParser:
     text.add_argument(
         "--max-lines", type=_count, default=0, metavar="N", help="stop after N tree lines (default 0: all)"
     )
+    routes = commands.add_parser(
+        "routes", help="print a store's route table",
+        description="Print the route table of a store (PROFILING_STORE): requests, errors, "
+                    "latency percentiles, wall and CPU time per route.")
+    routes.add_argument("--store", required=True, metavar="PATH", help="the store's file")
+    routes.add_argument("--since", type=_since, default="1h", metavar="DURATION",
+                        help="the last 15m, 1h (default), 24h, 7d..., or all")
+    dashboard = commands.add_parser(
+        "dashboard", help="serve the local dashboard over a store",
+        description="Serve a local, offline dashboard over a store: route table, merged "
+                    "profiles, kept requests, compare.")
+    dashboard.add_argument("--store", required=True, metavar="PATH", help="the store's file")
+    dashboard.add_argument("--host", default="127.0.0.1",
+                           help="address to bind (default 127.0.0.1; any other needs --token)")
+    dashboard.add_argument("--port", type=int, default=8050, help="port (default 8050)")
+    dashboard.add_argument("--token", default=None,
+                           help="a token every request must carry (default: "
+                                "$REQPROF_DASHBOARD_TOKEN)")
     return parser
 
 
@@ -109,12 +135,17 @@ def _count(value: str) -> int:
 
 
 def _format_for(output: str | None) -> str:
-    if output is not None and output != "-":
-        name = output.lower()
-        for suffix, fmt in SUFFIXES:
-            if name.endswith(suffix):
-                return fmt
-    return "text"
+    """The format OUT's suffix names; text for standard output. Raises
+    CliError for a suffix that names none."""
+    if output is None or output == "-":
+        return "text"
+    name = output.lower()
+    for suffix, fmt in SUFFIXES:
+        if name.endswith(suffix):
+            return fmt
+    known = ", ".join(suffix for suffix, _ in SUFFIXES)
+    raise CliError(f"cannot tell the format from {output!r}: name it with one of {known}, "
+                   "or give --format")
 
 
 def _display(path: str) -> str:
@@ -140,38 +171,84 @@ def _supports_box_drawing(stream: IO[str]) -> bool:
     return True
 
 
+_EMBEDDED = re.compile(rb'<script type="application/json" id="profile-data">(.*?)</script>',
+                       re.DOTALL)
+
+
+def profile_json(data: bytes) -> bytes:
+    """The profile JSON of a saved profile: the document itself, or the one
+    an HTML report carries. Raises ValueError for an HTML page without one."""
+    head = data.lstrip()[:64].lower()
+    if head.startswith((b"<!doctype", b"<html")):
+        found = _EMBEDDED.search(data)
+        if found is None:
+            raise ValueError("an HTML page that is not a reqprof report (no profile in it)")
+        return found.group(1)
+    return data
+
+
 def _render(args: argparse.Namespace, to_stdout: bool) -> bytes:
+    fmt = args.format or _format_for(args.output)
     try:
         from .report import Report
 
-        report = Report.from_json(_read_profile(args.profile))
+        report = Report.from_json(profile_json(_read_profile(args.profile)))
     except ValueError as e:
         raise CliError(f"{_display(args.profile)}: {e}") from None
     except ImportError as e:
         raise CliError(f"the reqprof C extension is not available: {e}") from None
-    fmt = args.format or _format_for(args.output)
-    if fmt == "pprof":
-        if to_stdout and sys.stdout.isatty():
-            raise CliError("pprof output is binary (gzip); write it to a file with -o OUT")
-        return report.to_pprof()
-    if fmt == "text":
-        if args.color == "auto":
-            color = to_stdout and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
-        else:
-            color = args.color == "always"
-        ascii = args.ascii or (to_stdout and not _supports_box_drawing(sys.stdout))
-        out = report.to_text(ascii=ascii, color=color, min_percent=args.min_percent, max_lines=args.max_lines)
-    elif fmt == "html":
-        out = report.to_html()
-    elif fmt == "speedscope":
-        out = report.to_speedscope()
-    elif fmt == "collapsed":
-        out = report.to_collapsed()
+    if fmt == "pprof" and to_stdout and sys.stdout.isatty():
+        raise CliError("pprof output is binary (gzip); write it to a file with -o OUT")
+    if fmt != "text":
+        return report.to_bytes(fmt)
+    if args.color == "auto":
+        color = to_stdout and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
     else:
-        out = report.to_json()
+        color = args.color == "always"
+    ascii = args.ascii or (to_stdout and not _supports_box_drawing(sys.stdout))
+    out = report.to_text(ascii=ascii, color=color, min_percent=args.min_percent,
+                         max_lines=args.max_lines)
     # Writers replace what is not valid UTF-8 (names from odd code objects
     # included), so this never fails.
     return out.encode("utf-8", "replace")
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _since(value: str) -> float:
+    """``1h``, ``15m``, ``2d``, ``90s`` ago (or ``all``), as a Unix time."""
+    if value == "all":
+        return 0.0
+    try:
+        amount, unit = float(value[:-1]), _UNITS[value[-1:]]
+    except (ValueError, KeyError):
+        raise argparse.ArgumentTypeError(
+            f"a duration like 15m, 1h, 2d or 'all', not {value!r}") from None
+    return time.time() - amount * unit
+
+
+def _routes(args: argparse.Namespace) -> bytes:
+    from .dashboard import DashboardData
+    from .store import Store, StoreError
+
+    try:
+        rows = DashboardData(Store(args.store, readonly=True)).routes(since=args.since)
+    except StoreError as e:
+        raise CliError(str(e)) from None
+    header = ("METHOD", "ROUTE", "COUNT", "ERRORS", "P50 MS", "P95 MS", "P99 MS", "MAX MS",
+              "WALL S", "CPU S")
+    table = [header] + [
+        (r["method"], r["route"], str(r["count"]), str(r["errors"]), f"{r['p50_ms']:.1f}",
+         f"{r['p95_ms']:.1f}", f"{r['p99_ms']:.1f}", f"{r['max_ms']:.1f}", f"{r['wall_s']:.2f}",
+         f"{r['cpu_s']:.2f}") for r in rows]
+    widths = [max(len(printable(row[i])) for row in table) for i in range(len(header))]
+    lines = ["  ".join(printable(cell).ljust(w) if i < 2 else printable(cell).rjust(w)
+                       for i, (cell, w) in enumerate(zip(row, widths))).rstrip()
+             for row in table]
+    if len(table) == 1:
+        lines.append("(no requests in this time range)")
+    return ("\n".join(lines) + "\n").encode("utf-8")
 
 
 def _write(output: str | None, data: bytes) -> None:
@@ -202,6 +279,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "render":
             to_stdout = args.output is None or args.output == "-"
             _write(args.output, _render(args, to_stdout))
+        elif args.command == "routes":
+            _write(None, _routes(args))
+        elif args.command == "dashboard":
+            from .dashboard import serve
+            from .store import StoreError
+
+            try:
+                return serve(args.store, args.host, args.port, args.token)
+            except (StoreError, ValueError) as e:
+                raise CliError(str(e)) from None
+            except OSError as e:
+                raise CliError(f"cannot listen on {args.host}:{args.port}: "
+                               f"{e.strerror or e}") from None
     except CliError as e:
         print(f"reqprof: error: {e}", file=sys.stderr)
         return EXIT_ERROR

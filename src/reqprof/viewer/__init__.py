@@ -21,7 +21,8 @@ import functools
 import hashlib
 from importlib import resources
 
-__all__ = ["load_template", "render_page", "script_safe_json", "JS_FILES", "CSS_FILES"]
+__all__ = ["load_template", "render_page", "script_safe_json", "dashboard_page", "JS_FILES",
+           "CSS_FILES"]
 
 #: The viewer's scripts, in the order they run (each one uses the ones before).
 JS_FILES = ("model.js", "views.js", "tree.js", "flame.js", "table.js", "app.js")
@@ -98,3 +99,13 @@ def render_page(json_text: str) -> str:
     Python; ``Report.to_html()`` writes the same page in C."""
     head, tail = load_template()
     return head + script_safe_json(json_text) + tail
+
+
+def dashboard_page() -> tuple[str, str]:
+    """The dashboard's page (self-contained HTML) and its
+    Content-Security-Policy. A plain route table until the full dashboard
+    page is built."""
+    page = ("<!DOCTYPE html><html lang=en><head><meta charset=utf-8>"
+            "<title>reqprof dashboard</title></head><body><h1>reqprof dashboard</h1>"
+            "<p>The route table is at <a href=/api/routes>/api/routes</a>.</p></body></html>")
+    return page, "default-src 'none'; base-uri 'none'; form-action 'none'"
