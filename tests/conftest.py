@@ -224,6 +224,73 @@ class ProcessServer:
         self.sock.close()
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class CommandServer:
+    """A server started by its own command line in a subprocess, on a
+    listening socket it inherits (``{fd}``) or a free port (``{port}``)."""
+
+    def __init__(self, argv: list[str], env: dict, cwd: Path) -> None:
+        self.sock: Optional[socket.socket] = None
+        fds: list[int] = []
+        if any("{fd}" in a for a in argv):
+            self.sock = listening_socket()
+            self.port = self.sock.getsockname()[1]
+            fds = [self.sock.fileno()]
+        else:
+            self.port = free_port()
+        argv = [a.format(fd=fds[0] if fds else "", port=self.port) for a in argv]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = cwd / f"server-{self.port}.log"
+        full_env = {k: v for k, v in os.environ.items()
+                    if not k.startswith(("PROFILING_", "ENABLE_PROF"))}
+        full_env.update(PYTHONPATH=str(TESTS_DIR), REQPROF_TEST_DB=str(cwd / "books.sqlite3"),
+                        PYTHONUNBUFFERED="1")
+        full_env.update(env)
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(argv, env=full_env, cwd=cwd, pass_fds=fds,
+                                         stdout=log, stderr=subprocess.STDOUT)
+        self.client = httpx.Client(base_url=self.url, timeout=DEADLINE)
+
+    def wait_ready(self, probe: str) -> "CommandServer":
+        deadline = time.monotonic() + DEADLINE
+        while True:
+            assert self.proc.poll() is None, f"server exited:\n{self.log()}"
+            try:
+                self.client.get(probe)
+                return self
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, f"server did not start:\n{self.log()}"
+                time.sleep(0.1)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_for_log(self, text: str) -> str:
+        deadline = time.monotonic() + DEADLINE
+        while text not in self.log():
+            assert time.monotonic() < deadline, f"{text!r} not logged:\n{self.log()}"
+            time.sleep(0.05)
+        return self.log()
+
+    def close(self) -> None:
+        self.client.close()
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(DEADLINE)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.sock is not None:
+            self.sock.close()
+
+
+
 @pytest.fixture
 def serve_process(tmp_path: Path) -> Iterator[Callable[..., ProcessServer]]:
     """serve_process("module:factory", env={...}, no_core=False, config={uvicorn

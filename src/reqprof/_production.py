@@ -17,6 +17,7 @@ import atexit
 import collections
 import logging
 import os
+import sys
 import threading
 import time
 from typing import Any, Optional
@@ -64,7 +65,7 @@ class Production:
         self._reset()
         self._last_prune = 0.0
         self._schedule()
-        atexit.register(self._at_exit)
+        _at_exit_of_any_process(self._at_exit)
         _instances.append(self)
 
     def _reset(self) -> None:
@@ -89,7 +90,15 @@ class Production:
 
     def record(self, report: Any) -> None:
         """Merges a finished request into its route's aggregate (C, no I/O)."""
-        meta = report.meta
+        self._add(report._session, report.meta, float(report.duration_s or 0.0),
+                  float(report.cpu_s or 0.0))
+
+    def record_unprofiled(self, meta: dict, duration_s: float) -> None:
+        """Counts and times a sampled request that was not profiled (every
+        slot was taken)."""
+        self._add(None, meta, duration_s, 0.0)
+
+    def _add(self, session: Any, meta: dict, duration_s: float, cpu_s: float) -> None:
         method, route = route_of(meta)
         status = meta.get("status")
         error = bool(meta.get("exception")) or (isinstance(status, int) and status >= 500)
@@ -97,8 +106,7 @@ class Production:
         with self._lock:
             if window != self._window:
                 self._rotate(window)
-            self._agg.add(report._session, method, route, float(report.duration_s or 0.0),
-                          float(report.cpu_s or 0.0), error)
+            self._agg.add(session, method, route, duration_s, cpu_s, error)
 
     def _rotate(self, window: int) -> None:
         """(Lock held.) The current window is finished: it waits for the
@@ -194,8 +202,12 @@ class Production:
                                   "reqprof: pruning the store failed (%s: %s)",
                                   type(exc).__name__, exc)
 
+    def close(self) -> None:
+        """What is left goes to the store, within EXIT_FLUSH_SECONDS: at the
+        ASGI lifespan's shutdown, or when the process exits."""
+        self._at_exit()
+
     def _at_exit(self) -> None:
-        """What is left goes to the store, within EXIT_FLUSH_SECONDS."""
         if self.store is None or os.getpid() != self._pid:
             return
         deadline = time.monotonic() + EXIT_FLUSH_SECONDS
@@ -220,6 +232,16 @@ def _rows(window: int, agg: Any) -> list[RouteWindow]:
 
 
 _instances: list = []
+
+
+def _at_exit_of_any_process(fn: Any) -> None:
+    """Runs ``fn`` when the process exits: atexit, and also multiprocessing's
+    exit hook, since a worker spawned by multiprocessing (uvicorn
+    --workers) ends with os._exit, which skips atexit."""
+    atexit.register(fn)
+    mp_util = sys.modules.get("multiprocessing.util")
+    if mp_util is not None:
+        mp_util.Finalize(None, fn, exitpriority=10)
 
 
 def _after_fork() -> None:

@@ -37,7 +37,7 @@ from ._logging import printable
 from ._output import OutputDir
 from ._render import FORMATS, Format, render
 from ._reporter import reporter
-from ._request import BUSY, RequestProfile, Slots, reserved_slots
+from ._request import BUSY, CountedRequest, RequestProfile, Slots, reserved_slots
 from .config import ConfigError, Settings, load
 
 #: decide(): profile this request in the background.
@@ -238,6 +238,8 @@ class Profiling:
             describe,
             self.settings.manual_timeout if manual else _request.AUTO_MAX_DURATION,
             self._finished)
+        if run is BUSY and not manual and self.production is not None:
+            return CountedRequest(describe, self.production.record_unprofiled)
         if run is BUSY:
             self.failures.log(
                 "busy", logging.INFO,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from types import FrameType
 from typing import Any, Callable, Optional
 
@@ -181,6 +182,32 @@ class RequestProfile:
                               "reqprof: the engine could not record some samples (out of "
                               "memory); the report is incomplete")
         return report
+
+
+class CountedRequest:
+    """A sampled request that found every slot taken while per-route
+    aggregates are kept: not profiled, only counted and timed (from its
+    start to :meth:`end`) in its route's aggregate, so route counts and
+    latencies cover every sampled request. Ends like a RequestProfile."""
+
+    def __init__(self, describe: Callable[[], dict],
+                 record: Callable[[dict, float], None]) -> None:
+        self.describe = describe
+        self.record = record
+        self.on_deadline: Optional[Callable[[], None]] = None
+        self.report = None
+        self._started = time.perf_counter()
+        self._ended = False
+
+    def end(self, cut: Optional[str] = None) -> None:
+        if self._ended:
+            return None
+        self._ended = True
+        try:
+            self.record(self.describe(), time.perf_counter() - self._started)
+        except Exception:   # counting must not fail a request
+            pass
+        return None
 
 
 BUSY = object()

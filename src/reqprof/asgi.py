@@ -111,6 +111,8 @@ class ProfilingMiddleware(Middleware):
                     return
                 if kind == "http":
                     profiling.unprofiled()
+            elif kind == "lifespan" and profiling.production is not None:
+                send = _before_shutdown(send, profiling.production.close)
             await self.app(scope, receive, send)
             return
         if profiling.watch_bind:
@@ -221,6 +223,17 @@ def _take_token(scope: Scope) -> tuple[Scope, list]:
     tokens = [bytes(v) for n, v in headers if bytes(n).lower() == TOKEN_HEADER]
     return dict(scope, headers=[(n, v) for n, v in headers
                                 if bytes(n).lower() != TOKEN_HEADER]), tokens
+
+
+def _before_shutdown(send: Send, close: Callable[[], None]) -> Send:
+    """The lifespan's send, running ``close()`` (in a thread) before the app
+    says its shutdown is complete: the last place a server that ends with
+    a signal (uvicorn re-raises SIGTERM: no atexit) lets reqprof write."""
+    async def sending(message: Message) -> None:
+        if message.get("type") in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
+            await _aio.run_in_thread(_aio.library(), close)
+        await send(message)
+    return sending
 
 
 def _replay_first(first: Message, receive: Receive) -> Receive:
