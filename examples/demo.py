@@ -7,8 +7,9 @@ profiled request, then keep serving so you can try ``?profile=1`` yourself.
 The port is --port, else the PORT environment variable, else 8000 (`make demo
 PORT=8001` passes --port).
 
-The environment and a `.env` file still apply (ENABLE_PROFILING and
-PROFILING_SAMPLE_RATE default to on and 0.2 here).
+The environment and a `.env` file still apply (ENABLE_PROFILING,
+PROFILING_SAMPLE_RATE and PROFILING_STORE default to on, 0.2 and
+demo-store.sqlite3 here).
 """
 from __future__ import annotations
 
@@ -22,6 +23,9 @@ from pathlib import Path
 
 os.environ.setdefault("ENABLE_PROFILING", "true")
 os.environ.setdefault("PROFILING_SAMPLE_RATE", "0.2")
+# The production view: aggregates and kept reports in a store the dashboard
+# reads (`python -m reqprof dashboard --store demo-store.sqlite3`).
+os.environ.setdefault("PROFILING_STORE", "demo-store.sqlite3")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import httpx  # noqa: E402
@@ -106,7 +110,11 @@ def main() -> int:
     print(f"\n  curl{curl_token} '{base}/books/7?profile=1&profile_format=text'")
     print(f"  curl{curl_token} -o report.html '{base}/search?q=garden&profile=1'\n")
     print(f"Requests without it are sampled ({rate:.0%} of them) and their profiles logged "
-          "below.\nCtrl-C to stop.\n")
+          "below.")
+    if settings.store:
+        print(f"Every sampled request also goes to the store {settings.store}: browse it with\n"
+              f"  python -m reqprof dashboard --store {settings.store}    (http://127.0.0.1:8050)")
+    print("Ctrl-C to stop.\n")
     if args.no_serve:
         server.should_exit = True
     signal.signal(signal.SIGTERM, lambda *_: setattr(server, "should_exit", True))
