@@ -41,6 +41,11 @@ CONFIGS: list[tuple[str, str, dict[str, str], str, str | None]] = [
     ("g", "reqprof, `?profile=1` on every request (report returned)",
      {"BENCH_MIDDLEWARE": "reqprof", "ENABLE_PROFILING": "true", "PROFILING_SAMPLE_RATE": "0.0"},
      "&profile=1", "reqprof"),
+    ("h", "reqprof always on: rate 1.0, `PROFILING_SLOW_MS=500` (no request that slow), "
+          "store on",
+     {"BENCH_MIDDLEWARE": "reqprof", "ENABLE_PROFILING": "true", "PROFILING_SAMPLE_RATE": "1.0",
+      "PROFILING_SLOW_MS": "500", "PROFILING_STORE": "{tmpdir}/store.db",
+      "PROFILING_MAX_CONCURRENT": "32"}, "", None),
     ("f0", "pyinstrument's documented middleware, no `?profile`",
      {"BENCH_MIDDLEWARE": "pyinstrument"}, "", None),
     ("f", "pyinstrument's documented middleware, `?profile=1` on every request (report returned)",
@@ -97,7 +102,8 @@ class Server:
         for name in list(full_env):
             if name.startswith("PROFILING_") or name in ("ENABLE_PROFILING", "REQPROF_PORTABLE"):
                 del full_env[name]
-        full_env.update(env)
+        self.tmpdir = tempfile.TemporaryDirectory(prefix="reqprof-bench-")
+        full_env.update({k: v.replace("{tmpdir}", self.tmpdir.name) for k, v in env.items()})
         self.proc = subprocess.Popen(
             [a.format(port=self.port) for a in (command or UVICORN)],
             cwd=ROOT, env=full_env, stdout=self.log, stderr=subprocess.STDOUT,
@@ -154,6 +160,7 @@ class Server:
                 self.proc.wait(5)
         text = self.log_text()
         os.unlink(self.log.name)
+        self.tmpdir.cleanup()
         first = text.find("Traceback (most recent call last)")
         return {
             "tracebacks": text.count("Traceback (most recent call last)"),
