@@ -104,13 +104,20 @@ def _path_prefixes() -> list[str]:
 
 
 def _current_coro() -> Any:
-    """The coroutine of the asyncio task running this code, or None."""
+    """The coroutine of the task running this code (asyncio's, or trio's
+    when trio runs it), or None."""
     loop = asyncio._get_running_loop()
-    if loop is None:
-        return None
-    task = asyncio.current_task(loop)
-    get_coro = getattr(task, "get_coro", None)
-    return get_coro() if get_coro is not None else None
+    if loop is not None:
+        task = asyncio.current_task(loop)
+        get_coro = getattr(task, "get_coro", None)
+        return get_coro() if get_coro is not None else None
+    trio = sys.modules.get("trio")
+    if trio is not None:
+        try:
+            return trio.lowlevel.current_task().coro
+        except RuntimeError:    # not inside trio.run
+            return None
+    return None
 
 
 class Profiler:
@@ -156,9 +163,11 @@ class Profiler:
     def is_running(self) -> bool:
         return self._session is not None
 
-    def start(self, root_frame: FrameType | None = None) -> Profiler:
+    def start(self, root_frame: FrameType | None = None, *, root_function: Any = None) -> Profiler:
         """Start sampling. The call tree's root is `root_frame` (default: the
-        caller's frame); only frames below it are recorded."""
+        caller's frame); only frames below it are recorded. With
+        `root_function` (a function that `root_frame` calls, as a
+        decorator's wrapper does), the root is that function instead."""
         if self._session is not None:
             raise RuntimeError("this Profiler is already running")
         if root_frame is None:
@@ -166,10 +175,20 @@ class Profiler:
         _register_dispatch_frames()
         _log_mode_once()
         coro = _current_coro() if self._options["async_mode"] != "disabled" else None
+        fold = getattr(root_function, "__code__", None)
         session = _core.Session(**self._options)
-        session.start(root_frame, coro)
+        session.start(root_frame, coro, fold_code=fold if isinstance(fold, CodeType) else None)
         self._session = session
         return self
+
+    def mark_response_end(self) -> None:
+        """The response has been sent (its last byte): the report gives the
+        time until now as ``response_s``, and what runs from now on (a
+        background task, cleanup) goes under an ``[after response]`` node.
+        Only the first call counts; a no-op when not running."""
+        session = self._session
+        if session is not None:
+            session.mark_response_end()
 
     def stop(self) -> Report:
         """Stop sampling and return the report (also kept as ``.report``)."""
@@ -214,7 +233,7 @@ class Profiler:
             @functools.wraps(func)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
                 prof = Profiler(**options)  # type: ignore[arg-type]
-                prof.start(sys._getframe(0))
+                prof.start(sys._getframe(0), root_function=func)
                 try:
                     return await func(*args, **kwargs)
                 finally:
@@ -225,7 +244,7 @@ class Profiler:
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             prof = Profiler(**options)  # type: ignore[arg-type]
-            prof.start(sys._getframe(0))
+            prof.start(sys._getframe(0), root_function=func)
             try:
                 return func(*args, **kwargs)
             finally:
@@ -234,7 +253,8 @@ class Profiler:
         return wrapper  # type: ignore[return-value]
 
 
-for _f in (Profiler.start, Profiler.stop, Profiler.__enter__, Profiler.__exit__,
+for _f in (Profiler.start, Profiler.stop, Profiler.mark_response_end, Profiler.__enter__,
+           Profiler.__exit__,
            Profiler.__aenter__, Profiler.__aexit__, _current_coro,
            _register_dispatch_frames, _path_prefixes, _log_mode_once):
     hide(_f)

@@ -44,6 +44,14 @@ class Report:
         self.truncated_reasons: list[str] = summary["truncated_reasons"]
         self.nodes: int = summary["nodes"]
         self.memory_bytes: int = summary["memory_bytes"]
+        #: time spent in garbage collections run by the request's threads
+        self.gc_s: float = summary["gc_s"]
+        #: start to the end of the response (its last byte sent), or None
+        #: when not known; ``duration_s`` runs until the app returned
+        self.response_s: float | None = summary["response_s"]
+        #: why the report has too few samples for its duration ("short
+        #: request", "GIL held by C code", "machine load"), or None
+        self.undersampled_reason: str | None = summary["undersampled"]
         self.counts: dict[str, int] = {
             "running": summary["running_samples"],
             "await": summary["await_samples"],
@@ -75,12 +83,40 @@ class Report:
     def truncated(self) -> bool:
         return bool(self.truncated_reasons)
 
+    @property
+    def undersampled(self) -> bool:
+        """Fewer samples than its duration calls for (fewer than 10, or
+        under half of duration / interval): read its tree with care."""
+        return self.undersampled_reason is not None
+
+    def name_root(self, label: str) -> None:
+        """Make the tree's root the request itself, a ``request`` node
+        named `label`, instead of the frame the profiler started in (whose
+        own time, reqprof's code around the app, becomes ``[unsampled]``)."""
+        self._session.name_root(str(label))
+
+    def name_request(self) -> None:
+        """:meth:`name_root` with the request from ``meta``:
+        ``GET /books/{book_id}`` (the route when known, else the path)."""
+        method = self.meta.get("method") or ""
+        target = self.meta.get("route") or self.meta.get("path") or ""
+        self.name_root(f"{method} {target}".strip() or "request")
+
     def to_json(self) -> str:
         """The documented JSON schema (docs/json-schema.md)."""
         return self._session.to_json(self.meta, self.version)
 
     def to_dict(self) -> dict[str, Any]:
-        return json.loads(self.to_json())
+        """``json.loads(self.to_json())``, at any depth: the tree is built
+        by the engine without recursion (a parser would reach Python's
+        recursion limit at a few hundred levels)."""
+        text = self.to_json()
+        # The root is the document's last field, and `,"root":` cannot
+        # occur earlier: a quote inside a JSON string is escaped.
+        cut = text.index(',"root":')
+        doc: dict[str, Any] = json.loads(text[:cut] + "}")
+        doc["root"] = self._session.tree_dict()
+        return doc
 
     def to_text(
         self,

@@ -64,6 +64,8 @@ test_json_of_a_small_profile_is_exact(void)
         "\"interval_s\":0.001,\"samples\":4,\"wall_s\":0.006,"
         "\"cpu_s\":0.003,\"async_mode\":\"enabled\",\"max_depth\":128,"
         "\"truncated\":true,\"truncated_reasons\":[\"depth\"],"
+        "\"gc_s\":0,\"response_s\":null,\"undersampled\":false,"
+        "\"undersampled_reason\":null,"
         "\"meta\":{\"method\":\"GET\",\"path\":\"/x\\u003c/script\\u003e\","
         "\"status\":200,\"bogus\":\"1; alert(1)\",\"exception\":null},"
         "\"root\":{\"name\":\"handler (app.py:10)\",\"function\":\"handler\","
@@ -109,13 +111,24 @@ test_json_header_edge_values(void)
     CHECK_CONTAINS(&out, "\"reqprof_version\":\"\",\"started_at\":0,"
                          "\"duration_s\":0,\"interval_s\":0.1,");
     CHECK_CONTAINS(&out, "\"truncated\":true,\"truncated_reasons\":"
-                         "[\"nodes\",\"bytes\",\"duration\"],\"meta\":{},");
+                         "[\"nodes\",\"bytes\",\"duration\"],\"gc_s\":0,");
+    CHECK_CONTAINS(&out, "\"undersampled_reason\":null,\"meta\":{},");
     CHECK_JSON_VALID(&out);
     rp_buf_clear(&out);
     f.report.truncated = 0;
     f.tree.truncated = 0;
     CHECK(rp_write_json(&out, &f.report) == 0);
     CHECK_CONTAINS(&out, "\"truncated\":false,\"truncated_reasons\":[],");
+    /* GC time, the response's end and an undersampled report's reason. */
+    rp_buf_clear(&out);
+    f.report.gc_s = 0.0125;
+    f.report.response_s = 0.002;
+    f.report.undersampled = RP_UNDERSAMPLED_GIL;
+    CHECK(rp_write_json(&out, &f.report) == 0);
+    CHECK_CONTAINS(&out, "\"gc_s\":0.0125,\"response_s\":0.002,"
+                         "\"undersampled\":true,"
+                         "\"undersampled_reason\":\"GIL held by C code\",");
+    CHECK_JSON_VALID(&out);
     rp_buf_free(&out);
     fx_free(&f);
 }
@@ -658,7 +671,8 @@ static void
 test_kind_and_reason_names(void)
 {
     const char *names[] = {"frame", "await", "out-of-context", "thread",
-                           "truncated"};
+                           "truncated", "gc", "unsampled", "request",
+                           "after-response"};
     for (int k = 0; k < RP_KIND_COUNT; k++) {
         CHECK_STR(rp_kind_name((rp_kind)k), names[k]);
         CHECK(rp_kind_from_name(names[k], strlen(names[k])) == k);

@@ -280,6 +280,26 @@ rp_compat_walk(const rp_compat *c, PyThreadState *ts, rp_frame **buf,
     return walk_portable(ts, buf, cap, max_frames, more);
 }
 
+const void *
+rp_compat_top_frame_key(const rp_compat *c, PyThreadState *ts)
+{
+#ifdef RP_FAST
+    if (c->fast) {
+        _PyInterpreterFrame *f = ts->cframe ? ts->cframe->current_frame : NULL;
+        while (f != NULL && (RP_SHIM_FRAME(f) || _PyFrame_IsIncomplete(f))) {
+            f = f->previous;
+        }
+        return f;
+    }
+#else
+    (void)c;
+#endif
+    PyFrameObject *f = PyThreadState_GetFrame(ts);
+    Py_XDECREF(f);      /* the running frame owns its frame object */
+    PyErr_Clear();
+    return f;
+}
+
 /* The index in attr_names of obj's frame attribute (the awaited one is the
  * next index), or -1 when obj is no generator-like object. */
 static int

@@ -129,6 +129,10 @@ const void *rp_compat_frame_key(const rp_compat *c, PyFrameObject *f);
 size_t rp_compat_walk(const rp_compat *c, PyThreadState *ts, rp_frame **buf,
                       size_t *cap, size_t max_frames, int *more);
 
+/* The identity key (as rp_frame.key) of the innermost frame `ts` runs, or
+ * NULL when it runs none. `ts` is the calling thread's or is not running. */
+const void *rp_compat_top_frame_key(const rp_compat *c, PyThreadState *ts);
+
 /* For a suspended coroutine, generator or async generator `obj`: stores its
  * frame in *out and returns 1. Returns 0 when `obj` is not one of those or
  * is not suspended (created, running or finished). */

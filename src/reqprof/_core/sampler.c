@@ -134,6 +134,17 @@ static struct rp_engine {
     ptrset hidden;
     ptrset dispatch;
 
+    /* The collection running now (the gc.callbacks hook; at most one runs
+     * at a time, on the thread holding the GIL). */
+    PyObject *gc_hook;              /* the hook, a builtin function */
+    int gc_active;
+    PyThreadState *gc_ts;           /* the thread that runs it */
+    const void *gc_trigger;         /* key of its innermost frame then */
+    uint64_t gc_start_ns;
+    int64_t gc_start_cpu;
+    size_t gc_path_len;             /* path length up to [gc], 0 if none */
+    uint64_t tick_wait_ns;          /* the current tick's wait for the GIL */
+
     /* Counters (GIL). */
     uint64_t ticks, late_ticks, samples;
     uint64_t gil_wait_ns, gil_wait_max_ns, tick_ns;
@@ -141,6 +152,8 @@ static struct rp_engine {
     uint64_t assisted_waits;
     uint64_t dropped_samples;
     uint64_t lock_misses;           /* schedules published without mu */
+    uint64_t late_ns;               /* sampler wake-ups past their tick */
+    uint64_t gc_collections;        /* collections seen while sampling */
 
     /* Injected faults (RP_FAULTS builds): -1 always, N the next N times. */
     long faults[RP_FAULT_KINDS];
@@ -373,32 +386,75 @@ done:
     return name;
 }
 
+/* Appends frame id `id` to the path of `s` (*len long so far), or
+ * [truncated] past max_depth. 0, or -1 when the path was cut there. */
+static int
+append_id(rp_session *s, uint32_t id, size_t *len)
+{
+    if (*len >= s->max_depth) {
+        engine.path[(*len)++] = s->codes.truncated_id;
+        s->truncated |= RP_REPORT_TRUNC_DEPTH;
+        return -1;
+    }
+    if (id == RP_NONE) {
+        s->tree.truncated |= s->codes.full_reason;
+        return -1;
+    }
+    engine.path[(*len)++] = id;
+    return 0;
+}
+
+/* Where the path of a sample starts: under [after response] once the
+ * response has ended. Returns the path's length. */
+static size_t
+path_start(rp_session *s)
+{
+    if (s->after_response) {
+        engine.path[0] = s->codes.after_response_id;
+        return 1;
+    }
+    return 0;
+}
+
+#define NO_GC LONG_MIN
+
 /* Appends frames[start] down to frames[0] (outer to inner) to the path of
  * `s`, leaving out hidden ones and folding what is deeper than max_depth
- * into [truncated]. *len is the path length so far; returns the index of
- * the last frame appended, -1 if none, or -2 when the path was cut (then
- * its leaf is not a frame of the stack). */
+ * into [truncated]. With `gc_split` other than NO_GC, a [gc] node goes
+ * before the first frame whose index is below it (the frames a collection
+ * runs: finalizers), or last. *len is the path length so far; returns the
+ * index of the last frame appended, -1 if none (or when [gc] is the leaf),
+ * or -2 when the path was cut (then its leaf is not a frame of the
+ * stack). */
 static long
-append_frames(rp_session *s, const rp_frame *frames, long start, size_t *len)
+append_frames(rp_session *s, const rp_frame *frames, long start, size_t *len,
+              long gc_split)
 {
     long last = -1;
+    int gc_done = gc_split == NO_GC;
     for (long i = start; i >= 0; i--) {
         PyCodeObject *code = frames[i].code;
+        if (!gc_done && i < gc_split) {
+            if (append_id(s, s->codes.gc_id, len) < 0) {
+                return -2;
+            }
+            engine.gc_path_len = *len;
+            gc_done = 1;
+        }
         if (ptrset_has(&engine.hidden, code)) {
             continue;
         }
-        if (*len >= s->max_depth) {
-            engine.path[(*len)++] = s->codes.truncated_id;
-            s->truncated |= RP_REPORT_TRUNC_DEPTH;
+        if (append_id(s, rp_codetable_code(&s->codes, code), len) < 0) {
             return -2;
         }
-        uint32_t id = rp_codetable_code(&s->codes, code);
-        if (id == RP_NONE) {
-            s->tree.truncated |= s->codes.full_reason;
-            return -2;
-        }
-        engine.path[(*len)++] = id;
         last = i;
+    }
+    if (!gc_done) {
+        if (append_id(s, s->codes.gc_id, len) < 0) {
+            return -2;
+        }
+        engine.gc_path_len = *len;
+        last = -1;
     }
     return last;
 }
@@ -474,7 +530,12 @@ append_await_chain(rp_session *s, size_t *len, uint32_t *loc)
         c[j] = t;
     }
     long r = root >= 0 ? (long)(n - 1) - root : -1;    /* after reversal */
-    long last = append_frames(s, c, r >= 0 ? r - 1 : (long)n - 1, len);
+    long from = r >= 0 ? r - 1 : (long)n - 1;
+    if (r >= 0 && from >= 0 && s->fold_code != NULL
+            && c[from].code == s->fold_code) {
+        from--;     /* the decorated function is the root itself */
+    }
+    long last = append_frames(s, c, from, len, NO_GC);
     if (last == -2) {
         return -1;
     }
@@ -485,9 +546,11 @@ append_await_chain(rp_session *s, size_t *len, uint32_t *loc)
     return 1;
 }
 
+/* Records the path in engine.path (len ids) with its time, counting
+ * `count` samples (see rp_tree_add). */
 static void
-add_sample(rp_session *s, size_t len, uint32_t loc, uint64_t wall,
-           uint64_t cpu)
+add_time(rp_session *s, size_t len, uint32_t loc, uint64_t wall,
+         uint64_t cpu, uint64_t count)
 {
     if (RP_FAULT(RP_FAULT_SAMPLE)) {
         /* As when the tree cannot grow: the report says it is incomplete. */
@@ -495,8 +558,15 @@ add_sample(rp_session *s, size_t len, uint32_t loc, uint64_t wall,
         engine.dropped_samples++;
         return;
     }
-    rp_tree_add_sample(&s->tree, engine.path, len, loc, wall, cpu);
-    engine.samples++;
+    rp_tree_add(&s->tree, engine.path, len, loc, wall, cpu, count);
+    engine.samples += count;
+}
+
+static void
+add_sample(rp_session *s, size_t len, uint32_t loc, uint64_t wall,
+           uint64_t cpu)
+{
+    add_time(s, len, loc, wall, cpu, 1);
 }
 
 /* Appends the [thread <name>] node of `ts` to the path. 0, or -1 when the
@@ -523,20 +593,36 @@ append_thread(rp_session *s, PyThreadState *ts, size_t *len)
     return 0;
 }
 
-/* Records what thread `ts` runs for session `s`. */
+/* Records what thread `ts` runs for session `s`, counting `count`
+ * samples. While `ts` runs a collection, the frames it runs (finalizers)
+ * go under a [gc] node below the frame that triggered it. */
 static void
 record_running(rp_session *s, PyThreadState *ts, const rp_frame *frames,
-               size_t n, uint64_t wall, uint64_t cpu)
+               size_t n, uint64_t wall, uint64_t cpu, uint64_t count)
 {
-    size_t len = 0;
+    size_t len = path_start(s);
     uint32_t loc = RP_NONE;
     long start = -1;
+    long gc_split = NO_GC;
     int found = 0;
+    if (engine.gc_active && ts == engine.gc_ts) {
+        gc_split = LONG_MAX;
+        for (size_t i = 0; i < n; i++) {
+            if (frames[i].key == engine.gc_trigger) {
+                gc_split = (long)i;
+                break;
+            }
+        }
+    }
     for (size_t i = 0; i < n && !found; i++) {
         if (frames[i].key == s->root_key && frames[i].code == s->root_code) {
             start = (long)i - 1;
             found = 1;
         }
+    }
+    if (found && start >= 0 && s->fold_code != NULL
+            && frames[start].code == s->fold_code) {
+        start--;    /* the decorated function is the root itself */
     }
     if (!found) {
         /* The root is not on this stack: work done for the session by a
@@ -553,19 +639,42 @@ record_running(rp_session *s, PyThreadState *ts, const rp_frame *frames,
         }
         start = anchor(frames, n);
     }
-    long last = append_frames(s, frames, start, &len);
+    engine.gc_path_len = 0;
+    long last = append_frames(s, frames, start, &len, gc_split);
     loc = (last >= 0 && frames[last].lasti >= 0)
         ? (uint32_t)frames[last].lasti : RP_NONE;
+    if (engine.gc_path_len > 0 && engine.gc_path_len < len
+            && engine.tick_wait_ns > 0) {
+        /* A tick inside a collection can only land in a finalizer (the
+         * collector itself never lets the GIL go), but the time it waited
+         * for the GIL was the collector's own: that part stays on [gc]. */
+        uint64_t own = engine.tick_wait_ns < wall ? engine.tick_wait_ns
+                                                  : wall;
+        uint64_t own_cpu = wall ? (uint64_t)((double)cpu * own / wall) : 0;
+        add_time(s, engine.gc_path_len, RP_NONE, own, own_cpu, 0);
+        wall -= own;
+        cpu -= own_cpu;
+    }
 record:
-    add_sample(s, len, loc, wall, cpu);
-    s->n_running++;
+    add_time(s, len, loc, wall, cpu, count);
+    s->n_running += count;
+}
+
+/* Records time that no sample saw (the end of a session: what ran since
+ * its last tick is not known) as [unsampled]. */
+static void
+record_unsampled(rp_session *s, uint64_t wall, uint64_t cpu)
+{
+    size_t len = path_start(s);
+    engine.path[len++] = s->codes.unsampled_id;
+    add_sample(s, len, RP_NONE, wall, cpu);
 }
 
 /* Records a tick in which no thread ran for `s`. */
 static void
 record_waiting(rp_session *s, uint64_t wall)
 {
-    size_t len = 0;
+    size_t len = path_start(s);
     uint32_t loc = RP_NONE;
     int chain = s->mode == RP_MODE_ENABLED
         ? append_await_chain(s, &len, &loc) : 0;
@@ -580,8 +689,8 @@ record_waiting(rp_session *s, uint64_t wall)
     if (s->mode == RP_MODE_DISABLED) {
         return;     /* its thread is gone: nothing ran for it */
     }
-    engine.path[0] = s->codes.out_of_context_id;
-    add_sample(s, 1, RP_NONE, wall, 0);
+    engine.path[len++] = s->codes.out_of_context_id;
+    add_sample(s, len, RP_NONE, wall, 0);
     s->n_out_of_context++;
 }
 
@@ -634,10 +743,14 @@ mark_due(rp_session *s, uint64_t now, int force)
             && now - s->last_ns < s->interval_ns - s->interval_ns / 4) {
         return 0;
     }
-    s->due = 1;
-    s->weight = now - s->last_ns;
+    /* Collections since the previous tick were charged to [gc] already. */
+    uint64_t w = now - s->last_ns;
+    uint64_t credit = s->gc_credit_ns < w ? s->gc_credit_ns : w;
+    s->gc_credit_ns = 0;
     s->last_ns = now;
-    return 1;
+    s->weight = w - credit;
+    s->due = s->weight > 0;
+    return s->due;
 }
 
 /* Records one sample for every session marked due: the threads running for
@@ -676,7 +789,7 @@ sample_due(void)
                 walked = 1;
             }
             record_running(s, ts, engine.frames, n, s->weight,
-                           cpu < s->weight ? cpu : s->weight);
+                           cpu < s->weight ? cpu : s->weight, 1);
             s->sampled_tick = engine.tick;
         }
     }
@@ -706,6 +819,127 @@ tick(uint64_t now)
     if (any) {
         sample_due();
     }
+}
+
+/* ---- garbage collections ------------------------------------------------- */
+
+/* The gc.callbacks hook, called by the collector with (phase, info) on the
+ * thread that collects, GIL held, before ("start") and after ("stop") each
+ * collection. While sessions run, a collection's time goes to [gc] under
+ * the stack that triggered it, in the sessions that thread runs for, and
+ * the next tick does not charge it again (gc_credit_ns). A tick that falls
+ * inside the collection (a finalizer let the GIL go) puts the finalizers'
+ * frames under [gc] too (record_running). Never raises. */
+static PyObject *
+gc_hook(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *phase = PyTuple_Check(args) && PyTuple_GET_SIZE(args) > 0
+        ? PyTuple_GET_ITEM(args, 0) : NULL;
+    if (phase == NULL || !PyUnicode_Check(phase) || engine.n_active == 0) {
+        engine.gc_active = 0;
+        Py_RETURN_NONE;
+    }
+    PyThreadState *ts = PyThreadState_Get();
+    if (PyUnicode_CompareWithASCIIString(phase, "start") == 0) {
+        engine.gc_active = 1;
+        engine.gc_ts = ts;
+        engine.gc_trigger = rp_compat_top_frame_key(&engine.compat, ts);
+        engine.gc_start_cpu = rp_compat_thread_cpu_ns(ts);
+        engine.gc_start_ns = now_ns();
+        Py_RETURN_NONE;
+    }
+    if (!engine.gc_active || engine.gc_ts != ts) {
+        engine.gc_active = 0;
+        Py_RETURN_NONE;
+    }
+    uint64_t now = now_ns();
+    uint64_t took = now - engine.gc_start_ns;
+    int64_t cpu_now = rp_compat_thread_cpu_ns(ts);
+    uint64_t gc_cpu = cpu_now >= 0 && engine.gc_start_cpu >= 0
+        && cpu_now > engine.gc_start_cpu
+        ? (uint64_t)(cpu_now - engine.gc_start_cpu) : 0;
+    engine.gc_collections++;
+    /* The next tick's CPU reading of this thread must not count it. */
+    thread_cpu *e = cpu_entry(ts->thread_id);
+    if (e != NULL && e->last_ns >= 0) {
+        e->last_ns += (int64_t)gc_cpu;
+    }
+    PyObject *markers = rp_compat_context_get(ts->context,
+                                              engine.sessions_var);
+    if (markers != NULL && !PyTuple_Check(markers)) {
+        markers = NULL;
+    }
+    size_t n = 0;
+    int walked = 0;
+    for (size_t i = 0; i < engine.n_active; i++) {
+        rp_session *s = engine.active[i];
+        if (s->state != RP_SESSION_RUNNING || !runs_for(s, ts, markers)) {
+            continue;
+        }
+        s->gc_ns += took;
+        /* What ticks during the collection did not cover yet. */
+        uint64_t from = s->last_ns > engine.gc_start_ns ? s->last_ns
+                                                        : engine.gc_start_ns;
+        if (now <= from) {
+            continue;
+        }
+        uint64_t wall = now - from;
+        if (!walked) {
+            int more;
+            n = rp_compat_walk(&engine.compat, ts, &engine.frames,
+                               &engine.frames_cap, MAX_FRAMES, &more);
+            walked = 1;
+        }
+        /* The collection is over: the stack is the one that triggered it,
+         * and [gc] is its leaf. Counted as time, not as a tick. */
+        record_running(s, ts, engine.frames, n, wall,
+                       gc_cpu < wall ? gc_cpu : wall, 0);
+        s->gc_credit_ns += wall;
+    }
+    engine.gc_active = 0;
+    PyErr_Clear();
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef gc_hook_def = {
+    "_reqprof_gc_hook", gc_hook, METH_VARARGS,
+    "reqprof: times garbage collections for the profiles (gc.callbacks).",
+};
+
+/* Puts the hook in gc.callbacks unless it is there (an app may have reset
+ * the list). 0, or -1 with an exception set. */
+static int
+ensure_gc_hook(void)
+{
+    int rc = -1;
+    PyObject *gc = NULL, *callbacks = NULL;
+    if (engine.gc_hook == NULL) {
+        engine.gc_hook = PyCFunction_New(&gc_hook_def, NULL);
+        if (engine.gc_hook == NULL) {
+            goto done;
+        }
+    }
+    gc = PyImport_ImportModule("gc");
+    if (gc == NULL) {
+        goto done;
+    }
+    callbacks = PyObject_GetAttrString(gc, "callbacks");
+    if (callbacks == NULL || !PyList_Check(callbacks)) {
+        if (callbacks != NULL) {
+            PyErr_SetString(PyExc_TypeError, "gc.callbacks is not a list");
+        }
+        goto done;
+    }
+    int has = PySequence_Contains(callbacks, engine.gc_hook);
+    if (has < 0 || (!has && PyList_Append(callbacks, engine.gc_hook) < 0)) {
+        goto done;
+    }
+    rc = 0;
+done:
+    Py_XDECREF(gc);
+    Py_XDECREF(callbacks);
+    return rc;
 }
 
 /* ---- the sampler thread -------------------------------------------------- */
@@ -841,6 +1075,8 @@ sampler_main(void *arg)
                 && load_interval() >= interval) {   /* see publish_schedule */
             rc = pthread_cond_timedwait(&engine.cv, &engine.mu, &next);
         }
+        uint64_t scheduled = (uint64_t)next.tv_sec * 1000000000u
+            + (uint64_t)next.tv_nsec;
         if (engine.stop) {
             break;
         }
@@ -865,6 +1101,7 @@ sampler_main(void *arg)
             break;
         }
         uint64_t t0 = now_ns();
+        uint64_t late = t0 > scheduled ? t0 - scheduled : 0;
         rp_compat_request_gil(&engine.compat, engine.interp);
         int assisted = assist_ticks > 0;
         if (assisted) {
@@ -884,9 +1121,12 @@ sampler_main(void *arg)
         else if (assist_ticks > 0) {
             assist_ticks--;
         }
+        engine.tick_wait_ns = t1 - t0;
         tick(t1);
+        engine.tick_wait_ns = 0;
         uint64_t t2 = now_ns();
         engine.ticks++;
+        engine.late_ns += late;
         engine.gil_wait_ns += t1 - t0;
         if (t1 - t0 > engine.gil_wait_max_ns) {
             engine.gil_wait_max_ns = t1 - t0;
@@ -1035,7 +1275,8 @@ check_fork(void)
 }
 
 int
-rp_engine_start(rp_session *s, PyFrameObject *root_frame, PyObject *coro)
+rp_engine_start(rp_session *s, PyFrameObject *root_frame, PyObject *coro,
+                PyCodeObject *fold_code)
 {
     check_fork();
     if (RP_FAULT(RP_FAULT_START)) {
@@ -1061,12 +1302,16 @@ rp_engine_start(rp_session *s, PyFrameObject *root_frame, PyObject *coro)
         engine.active = a;
         engine.cap_active = cap;
     }
+    if (ensure_gc_hook() < 0) {
+        return -1;
+    }
     PyObject *marker = PyLong_FromUnsignedLongLong(++engine.next_marker);
     if (marker == NULL) {
         return -1;
     }
     PyCodeObject *root_code = PyFrame_GetCode(root_frame);
-    uint32_t root_id = rp_codetable_code(&s->codes, root_code);
+    uint32_t root_id = rp_codetable_code(
+        &s->codes, fold_code != NULL ? fold_code : root_code);
     if (root_id == RP_NONE
             || rp_tree_init(&s->tree, root_id, s->max_nodes,
                             s->max_bytes - s->max_bytes / 4) < 0) {
@@ -1081,10 +1326,13 @@ rp_engine_start(rp_session *s, PyFrameObject *root_frame, PyObject *coro)
     s->root_frame = root_id;
     s->root_key = rp_compat_frame_key(&engine.compat, root_frame);
     s->root_code = root_code;
+    s->fold_code = (PyCodeObject *)Py_XNewRef(fold_code);
     s->context = Py_XNewRef(me->context);
     s->coro = Py_XNewRef(coro);
     s->origin_thread = me->thread_id;
     s->start_ns = s->last_ns = now_ns();
+    s->gil_wait0 = engine.gil_wait_ns;
+    s->late0 = engine.late_ns;
     (void)cpu_delta(me);    /* a CPU reading to measure the first tick from */
     s->state = RP_SESSION_RUNNING;
     engine.active[engine.n_active++] = (rp_session *)Py_NewRef(s);
@@ -1101,6 +1349,50 @@ error:
     return -1;
 }
 
+/* Whether `s` (stopping) has too few samples for its duration, and the
+ * likely reason: RP_UNDERSAMPLED_*. */
+static int
+undersampled(const rp_session *s)
+{
+    uint64_t samples = s->tree.n_nodes > 0 ? s->tree.nodes[0].samples : 0;
+    uint64_t duration = s->stop_ns - s->start_ns;
+    /* No tick can fall in a collection ([gc] has its time exactly). */
+    uint64_t ticking = duration > s->gc_ns ? duration - s->gc_ns : 0;
+    uint64_t expected = s->interval_ns ? ticking / s->interval_ns : 0;
+    if (samples >= RP_UNDERSAMPLED_MIN && samples * 2 >= expected) {
+        return RP_UNDERSAMPLED_NO;
+    }
+    if (duration < (uint64_t)RP_UNDERSAMPLED_MIN * s->interval_ns) {
+        return RP_UNDERSAMPLED_SHORT;
+    }
+    /* Ticks come late either because the sampler thread was not scheduled
+     * in time (the machine is busy) or because it waited for the GIL (a
+     * C call held it). */
+    uint64_t gil = engine.gil_wait_ns - s->gil_wait0;
+    uint64_t late = engine.late_ns - s->late0;
+    return gil > late ? RP_UNDERSAMPLED_GIL : RP_UNDERSAMPLED_LOAD;
+}
+
+void
+rp_engine_mark_response_end(rp_session *s)
+{
+    if (s->state != RP_SESSION_RUNNING || s->after_response) {
+        return;
+    }
+    check_fork();
+    uint64_t now = now_ns();
+    /* A sample for the time since the previous tick, still before it;
+     * what follows goes under [after response]. */
+    for (size_t i = 0; i < engine.n_active; i++) {
+        engine.active[i]->due = 0;
+    }
+    if (mark_due(s, now, 1)) {
+        sample_due();
+    }
+    s->response_ns = now;
+    s->after_response = 1;
+}
+
 void
 rp_engine_stop(rp_session *s)
 {
@@ -1109,15 +1401,19 @@ rp_engine_stop(rp_session *s)
     }
     check_fork();
     s->stop_ns = now_ns();
-    /* A last sample for the time since the previous tick (up to an
-     * interval): without it a session loses its tail, and one shorter than
-     * an interval would have no sample at all. */
+    /* The time since the previous tick (up to an interval): without it a
+     * session loses its tail, and one shorter than an interval would have
+     * no sample at all. What ran then is not known (the thread is in
+     * reqprof's code now): [unsampled]. */
     for (size_t i = 0; i < engine.n_active; i++) {
         engine.active[i]->due = 0;
     }
     if (mark_due(s, s->stop_ns, 1)) {
-        sample_due();
+        uint64_t cpu = cpu_delta(PyThreadState_Get());
+        record_unsampled(s, s->weight, cpu < s->weight ? cpu : s->weight);
+        s->due = 0;
     }
+    s->undersampled = undersampled(s);
     s->state = RP_SESSION_STOPPED;
     for (size_t i = 0; i < engine.n_active; i++) {
         if (engine.active[i] == s) {
@@ -1137,6 +1433,7 @@ rp_engine_stop(rp_session *s)
     /* Let go of what the request owned. */
     Py_CLEAR(s->context);
     Py_CLEAR(s->coro);
+    Py_CLEAR(s->fold_code);
     Py_DECREF(s);   /* the active list's reference */
 }
 
@@ -1339,7 +1636,7 @@ rp_engine_stats(void)
     pool_bytes(&scratch, &sessions);
     return Py_BuildValue(
         "{s:s, s:K, s:K, s:K, s:K, s:K, s:K, s:K, s:K, s:K, s:n, s:n, s:n, "
-        "s:K, s:i}",
+        "s:K, s:i, s:K, s:K}",
         "mode", rp_compat_mode(&engine.compat),
         "ticks", (unsigned long long)engine.ticks,
         "late_ticks", (unsigned long long)engine.late_ticks,
@@ -1354,7 +1651,9 @@ rp_engine_stats(void)
         "scratch_bytes", (Py_ssize_t)scratch,
         "active_session_bytes", (Py_ssize_t)sessions,
         "lock_misses", (unsigned long long)engine.lock_misses,
-        "thread_alive", rp_engine_thread_alive());
+        "thread_alive", rp_engine_thread_alive(),
+        "late_ns", (unsigned long long)engine.late_ns,
+        "gc_collections", (unsigned long long)engine.gc_collections);
 }
 
 #ifdef RP_FAULTS
