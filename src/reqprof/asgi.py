@@ -193,6 +193,7 @@ class ProfilingMiddleware:
         if profiler is None or profiler is _BUSY:
             await self.app(scope, receive, send)
             return
+        exchange.profiler = profiler    # marks the end of the response
         try:
             await self.app(scope, receive, exchange.forward)
         except BaseException as exc:
@@ -201,6 +202,7 @@ class ProfilingMiddleware:
         finally:
             report = self._finish(profiler, exchange, "auto")
             self._slots.release()
+            exchange.profiler = None
             if report is not None:
                 _reporter.submit(report, self._output_dir, self._failures)
             # An exception leaving here holds this frame in its traceback,
@@ -388,6 +390,7 @@ class ProfilingMiddleware:
             return None
         try:
             report.meta.update(exchange.meta(trigger))
+            report.name_request()   # the tree's root: "GET /books/{book_id}"
         except Exception as exc:
             self._failures.log("meta", logging.ERROR, "reqprof: report metadata failed (%s: %s)",
                                type(exc).__name__, exc)
@@ -425,7 +428,7 @@ class _Exchange:
 
     __slots__ = ("scope", "send", "keep", "method", "path", "root_path", "query",
                  "status", "headers", "content_type", "response_bytes",
-                 "messages", "kept_bytes", "overflow", "exception")
+                 "messages", "kept_bytes", "overflow", "exception", "profiler")
 
     def __init__(self, scope: Scope, send: Send, keep: bool) -> None:
         self.scope = scope
@@ -444,10 +447,13 @@ class _Exchange:
         self.kept_bytes = 0
         self.overflow = False
         self.exception: Optional[BaseException] = None
+        self.profiler: Any = None
 
     async def forward(self, message: Message) -> None:
         self._record(message)
         await self.send(message)
+        if self.profiler is not None and _ends_response(message):
+            self.profiler.mark_response_end()
 
     async def capture(self, message: Message) -> None:
         self._record(message)
@@ -568,6 +574,13 @@ def redact_query(query: bytes) -> str:
     return _clean("&".join(parts)[:500], 500) or ""
 
 
+def _ends_response(message: Message) -> bool:
+    """Whether `message` is the last of a response (its last body byte)."""
+    kind = message.get("type")
+    return ((kind == "http.response.body" and not message.get("more_body"))
+            or kind == "http.response.pathsend")
+
+
 class _SkippedSend:
     """The send of a manual request served unprofiled because too many
     sessions run: adds ``X-Profiling-Skipped: busy`` to the response."""
@@ -633,7 +646,7 @@ def _load_engine() -> Optional[tuple[Any, Any]]:
     try:
         from . import profiler as engine
         from .report import Report
-        for func in (_Exchange.forward, _Exchange.capture, _Exchange._record,
+        for func in (_Exchange.forward, _Exchange.capture, _Exchange._record, _ends_response,
                      ProfilingMiddleware._begin, ProfilingMiddleware._start,
                      ProfilingMiddleware._finish):
             engine.hide(func)

@@ -660,14 +660,16 @@ record:
     s->n_running += count;
 }
 
-/* Records time that no sample saw (the end of a session: what ran since
- * its last tick is not known) as [unsampled]. */
+/* Records time that no sample saw (the end of a session or of its
+ * response: what ran since its last tick is not known) as [unsampled]:
+ * time, but no sample (the report's sample count is the ticks that saw
+ * the session). */
 static void
 record_unsampled(rp_session *s, uint64_t wall, uint64_t cpu)
 {
     size_t len = path_start(s);
     engine.path[len++] = s->codes.unsampled_id;
-    add_sample(s, len, RP_NONE, wall, cpu);
+    add_time(s, len, RP_NONE, wall, cpu, 0);
 }
 
 /* Records a tick in which no thread ran for `s`. */
@@ -1381,13 +1383,16 @@ rp_engine_mark_response_end(rp_session *s)
     }
     check_fork();
     uint64_t now = now_ns();
-    /* A sample for the time since the previous tick, still before it;
-     * what follows goes under [after response]. */
+    /* The time since the previous tick, before the response's end, was
+     * seen by no tick: [unsampled]. What follows goes under [after
+     * response]. */
     for (size_t i = 0; i < engine.n_active; i++) {
         engine.active[i]->due = 0;
     }
     if (mark_due(s, now, 1)) {
-        sample_due();
+        uint64_t cpu = cpu_delta(PyThreadState_Get());
+        record_unsampled(s, s->weight, cpu < s->weight ? cpu : s->weight);
+        s->due = 0;
     }
     s->response_ns = now;
     s->after_response = 1;
