@@ -22,7 +22,12 @@ from types import CodeType, FrameType, TracebackType
 from typing import Any, Callable, TypeVar
 
 from . import _core
-from .report import Report
+from .report import LIBRARY_DIRS, Report
+
+# Child tasks that run app code get the time their parent waits for them
+# before those that run only library code: the engine tells them apart by
+# the same rule as the writers.
+_core.set_library_dirs(LIBRARY_DIRS)
 
 F = TypeVar("F", bound=Callable[..., Any])
 logger = logging.getLogger("reqprof")

@@ -79,6 +79,13 @@
 #  define RP_FRAME_LASTI(f) ((f)->f_lasti)
 #endif
 
+/* _PySet_NextEntry moved to the internal headers in 3.13 (still
+ * exported). */
+#if PY_VERSION_HEX >= 0x030D0000
+PyAPI_FUNC(int) _PySet_NextEntry(PyObject *set, Py_ssize_t *pos,
+                                 PyObject **key, Py_hash_t *hash);
+#endif
+
 /* tstate->native_thread_id exists since 3.11. */
 #if PY_VERSION_HEX >= 0x030B0000
 #  define RP_HAVE_NATIVE_TID 1
@@ -427,6 +434,62 @@ rp_compat_coro_awaiting(const rp_compat *c, PyObject *obj)
     }
     Py_DECREF(yf);  /* the suspended frame's stack holds it */
     return yf == Py_None ? NULL : yf;
+}
+
+size_t
+rp_compat_coro_locals(const rp_compat *c, PyObject *obj, PyObject **out,
+                      size_t max)
+{
+    size_t n = 0;
+#ifdef RP_FAST
+    if (c->fast) {
+        if (gen_kind(obj) < 0) {
+            return 0;
+        }
+        PyGenObject *gen = (PyGenObject *)obj;
+        if (gen->gi_frame_state != FRAME_SUSPENDED) {
+            return 0;
+        }
+        _PyInterpreterFrame *f = (_PyInterpreterFrame *)gen->gi_iframe;
+        int nlocals = f->f_code->co_nlocalsplus;
+        for (int i = 0; i < nlocals && n < max; i++) {
+            PyObject *v = f->localsplus[i];
+            if (v != NULL && PyCell_Check(v)) {
+                v = PyCell_GET(v);
+            }
+            if (v != NULL) {
+                out[n++] = v;
+            }
+        }
+        return n;
+    }
+#endif
+    PyFrameObject *f = suspended_frame_portable(c, obj);
+    if (f == NULL) {
+        return 0;
+    }
+    PyObject *locals = PyObject_GetAttrString((PyObject *)f, "f_locals");
+    if (locals == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    int is_dict = PyDict_Check(locals);
+    if (is_dict) {
+        Py_ssize_t pos = 0;
+        PyObject *k, *v;
+        while (n < max && PyDict_Next(locals, &pos, &k, &v)) {
+            out[n++] = v;   /* the frame's locals dict holds it */
+        }
+    }
+    Py_DECREF(locals);      /* a dict stays owned by the frame */
+    return is_dict ? n : 0;
+}
+
+int
+rp_compat_set_next(PyObject *set, Py_ssize_t *pos, PyObject **key)
+{
+    Py_hash_t hash;
+    return PyAnySet_Check(set) ? _PySet_NextEntry(set, pos, key, &hash) : 0;
 }
 
 int64_t

@@ -143,6 +143,17 @@ int rp_compat_coro_frame(const rp_compat *c, PyObject *obj, rp_frame *out);
  * holds it), or NULL. */
 PyObject *rp_compat_coro_awaiting(const rp_compat *c, PyObject *obj);
 
+/* Up to `max` objects held by the local variables (cells dereferenced)
+ * of the suspended coroutine/generator `obj`, borrowed (the suspended
+ * frame holds them) into `out`; returns how many. The portable path reads
+ * f_locals when it is a dict (up to 3.12), else finds none. */
+size_t rp_compat_coro_locals(const rp_compat *c, PyObject *obj,
+                             PyObject **out, size_t max);
+
+/* The next item of set or frozenset `set` from *pos (start at 0): 1 with
+ * *key borrowed, 0 at the end. Runs no Python code. */
+int rp_compat_set_next(PyObject *set, Py_ssize_t *pos, PyObject **key);
+
 /* CPU time consumed so far by the thread of `ts`, in nanoseconds, or -1
  * when it cannot be read (thread gone, no clock). No GIL needed but `ts`
  * must stay valid. */

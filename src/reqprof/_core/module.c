@@ -941,6 +941,24 @@ mod_add_dispatch_code(PyObject *m, PyObject *code)
 }
 
 static PyObject *
+mod_set_library_dirs(PyObject *m, PyObject *dirs)
+{
+    (void)m;
+    if (rp_engine_set_library_dirs(dirs) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+mod_sample_now(PyObject *m, PyObject *Py_UNUSED(ignored))
+{
+    (void)m;
+    rp_engine_sample_now();
+    Py_RETURN_NONE;
+}
+
+static PyObject *
 mod_stats(PyObject *m, PyObject *Py_UNUSED(ignored))
 {
     (void)m;
@@ -1107,6 +1125,10 @@ static PyMethodDef module_methods[] = {
     {"add_dispatch_code", mod_add_dispatch_code, METH_O,
      "Mark this code object as thread-pool plumbing."},
     {"stats", mod_stats, METH_NOARGS, "Engine counters."},
+    {"set_library_dirs", mod_set_library_dirs, METH_O,
+     "The standard library's directories (library code, like site-packages)."},
+    {"_sample_now", mod_sample_now, METH_NOARGS,
+     "Take one tick now, on this thread, for every active session (tests)."},
     {"load_json", mod_load_json, METH_O,
      "load_json(text) -> (Session, meta, reqprof_version): a stopped session "
      "from a profile's JSON (str or bytes); ValueError when it is not one."},

@@ -72,6 +72,11 @@
 #define ASSIST_PERIOD_MAX_NS 800000u /* backing off to this */
 #define ASSIST_MAX_NS 50000000u     /* help with one wait at most this long */
 #define LOCK_WAIT_NS 2000000u       /* a request thread waits this long for mu */
+#define MAX_CHILD_TASKS 16u         /* child tasks followed per await point */
+#define MAX_TASK_LEVELS 4u          /* children of children ... followed */
+#define LOCALS_FRAMES 4u            /* innermost awaiting frames searched */
+#define MAX_LOCALS 64u              /* locals (or items) looked at in each */
+#define MAX_REFS 32u                /* references of a future looked at */
 #define PARK_RECHECK_NS 1000000000u /* a parked sampler looks again this often */
 #define WEDGE_NS 5000000000u        /* the "wedge" fault holds mu this long */
 
@@ -125,7 +130,8 @@ static struct rp_engine {
     uint64_t tick;
     rp_frame *frames;               /* scratch: one thread's stack */
     size_t frames_cap;
-    rp_frame *chain;                /* scratch: one task's await chain */
+    rp_frame *chain;                /* scratch: await chains of tasks */
+    PyObject **chain_objs;          /* scratch: their coroutines, borrowed */
     size_t chain_cap;
     uint32_t *path;                 /* scratch: frame ids of one sample */
     size_t path_cap;
@@ -133,6 +139,15 @@ static struct rp_engine {
     size_t n_cpu, cap_cpu;
     ptrset hidden;
     ptrset dispatch;
+
+    /* Task types child tasks are recognised by (strong; NULL until the
+     * library is imported): asyncio's Task and Future (C), trio's Task. */
+    PyObject *asyncio_task, *asyncio_future, *trio_task;
+    PyObject *name_coro, *name_context, *name_children, *name_tasks;
+    /* Library directories (rp_sym_is_library), owned: child tasks running
+     * app code are preferred when the waited time is split. */
+    rp_str *lib_prefixes;
+    size_t n_lib_prefixes;
 
     /* The collection running now (the gc.callbacks hook; at most one runs
      * at a time, on the thread holding the GIL). */
@@ -477,29 +492,56 @@ anchor(const rp_frame *frames, size_t n)
     return i;
 }
 
-/* Walks the await chain of the session's task into engine.chain, outer
- * first. Returns its length (0 when the task is not suspended) and sets
- * *root to the index of the session's root frame in it, or -1. */
+/* Makes the chain buffers hold at least `n` entries. 0, or -1. */
+static int
+reserve_chain(size_t n)
+{
+    if (n <= engine.chain_cap) {
+        return 0;
+    }
+    size_t cap = engine.chain_cap ? engine.chain_cap : 64;
+    while (cap < n) {
+        cap *= 2;
+    }
+    rp_frame *c = realloc(engine.chain, cap * sizeof(rp_frame));
+    if (c == NULL) {
+        return -1;
+    }
+    engine.chain = c;
+    PyObject **o = realloc(engine.chain_objs, cap * sizeof(PyObject *));
+    if (o == NULL) {
+        return -1;
+    }
+    engine.chain_objs = o;
+    engine.chain_cap = cap;
+    return 0;
+}
+
+/* Walks the await chain of the suspended coroutine `coro` into
+ * engine.chain[base..] (frames) and engine.chain_objs[base..] (their
+ * coroutines), outer first. Returns its length (0 when `coro` is not
+ * suspended), sets *root to the index (from base) of the session's root
+ * frame in it or -1, and *end to what its innermost frame awaits when that
+ * is no coroutine (a future, a task: borrowed) or NULL. */
 static size_t
-await_chain(rp_session *s, long *root)
+await_chain(rp_session *s, PyObject *coro, size_t base, long *root,
+            PyObject **end)
 {
     size_t n = 0;
-    PyObject *obj = s->coro;
+    PyObject *obj = coro;
     *root = -1;
+    *end = NULL;
     while (obj != NULL && n < MAX_AWAIT_CHAIN) {
-        if (n == engine.chain_cap) {
-            size_t cap = engine.chain_cap ? engine.chain_cap * 2 : 64;
-            rp_frame *c = realloc(engine.chain, cap * sizeof(rp_frame));
-            if (c == NULL) {
-                break;
-            }
-            engine.chain = c;
-            engine.chain_cap = cap;
-        }
-        if (!rp_compat_coro_frame(&engine.compat, obj, &engine.chain[n])) {
+        if (reserve_chain(base + n + 1) < 0) {
             break;
         }
-        if (engine.chain[n].key == s->root_key) {
+        if (!rp_compat_coro_frame(&engine.compat, obj,
+                                  &engine.chain[base + n])) {
+            *end = n > 0 ? obj : NULL;
+            break;
+        }
+        engine.chain_objs[base + n] = obj;
+        if (engine.chain[base + n].key == s->root_key) {
             *root = (long)n;
         }
         n++;
@@ -508,22 +550,17 @@ await_chain(rp_session *s, long *root)
     return n;
 }
 
-/* Appends the frames of the session's suspended task below its root frame
- * to the path, with *loc the location where the innermost of them (or the
- * root) waits. Returns 1, 0 when the task is not suspended (nothing
- * appended), or -1 when the path was cut (its leaf is then set). */
-static int
-append_await_chain(rp_session *s, size_t *len, uint32_t *loc)
+/* Appends the frames of an await chain (engine.chain[base..base+n), outer
+ * first) to the path, below the session's root frame when `root` >= 0
+ * (its index in the chain). Reverses the chain in place. Returns
+ * append_frames' result: the index (after reversal, from base) of the
+ * last frame appended, -1, or -2 when the path was cut. */
+static long
+append_chain(rp_session *s, size_t base, size_t n, long root, size_t *len)
 {
-    long root;
-    size_t n = s->coro ? await_chain(s, &root) : 0;
-    *loc = RP_NONE;
-    if (n == 0) {
-        return 0;
-    }
     /* append_frames goes from a high index down to 0, innermost last:
      * reverse the (scratch) chain so that index 0 is the innermost. */
-    rp_frame *c = engine.chain;
+    rp_frame *c = engine.chain + base;
     for (size_t i = 0, j = n - 1; i < j; i++, j--) {
         rp_frame t = c[i];
         c[i] = c[j];
@@ -535,13 +572,31 @@ append_await_chain(rp_session *s, size_t *len, uint32_t *loc)
             && c[from].code == s->fold_code) {
         from--;     /* the decorated function is the root itself */
     }
-    long last = append_frames(s, c, from, len, NO_GC);
+    return append_frames(s, c, from, len, NO_GC);
+}
+
+/* Appends the frames of the session's suspended task below its root frame
+ * to the path, with *loc the location where the innermost of them (or the
+ * root) waits. Returns 1, 0 when the task is not suspended (nothing
+ * appended), or -1 when the path was cut (its leaf is then set). */
+static int
+append_await_chain(rp_session *s, size_t *len, uint32_t *loc)
+{
+    long root;
+    PyObject *end;
+    size_t n = s->coro ? await_chain(s, s->coro, 0, &root, &end) : 0;
+    *loc = RP_NONE;
+    if (n == 0) {
+        return 0;
+    }
+    long last = append_chain(s, 0, n, root, len);
     if (last == -2) {
         return -1;
     }
+    long r = root >= 0 ? (long)(n - 1) - root : -1;
     long at = last >= 0 ? last : r;
-    if (at >= 0 && c[at].lasti >= 0) {
-        *loc = (uint32_t)c[at].lasti;
+    if (at >= 0 && engine.chain[at].lasti >= 0) {
+        *loc = (uint32_t)engine.chain[at].lasti;
     }
     return 1;
 }
@@ -568,6 +623,378 @@ add_sample(rp_session *s, size_t len, uint32_t loc, uint64_t wall,
 {
     add_time(s, len, loc, wall, cpu, 1);
 }
+
+/* ---- child tasks ---------------------------------------------------------- */
+
+/* Whether code object `code` is library code (site-packages, the standard
+ * library: the rule of the writers, rp_sym_is_library). */
+static int
+code_is_library(PyCodeObject *code)
+{
+    Py_ssize_t n = 0;
+    const char *f = PyUnicode_Check(code->co_filename)
+        ? PyUnicode_AsUTF8AndSize(code->co_filename, &n) : NULL;
+    if (f == NULL) {
+        PyErr_Clear();
+        return 1;
+    }
+    rp_sym sym;
+    memset(&sym, 0, sizeof(sym));
+    sym.kind = RP_KIND_FRAME;
+    sym.file.s = (char *)f;
+    sym.file.len = (size_t)n;
+    return rp_sym_is_library(&sym, engine.lib_prefixes,
+                             engine.n_lib_prefixes);
+}
+
+typedef struct refs {
+    PyObject *objs[MAX_REFS];
+    size_t n;
+} refs;
+
+static int
+collect_ref(PyObject *o, void *arg)
+{
+    refs *r = arg;
+    if (o != NULL && r->n < MAX_REFS) {
+        r->objs[r->n++] = o;
+    }
+    return 0;
+}
+
+/* The objects `o` refers to (its tp_traverse: public, C, no Python code),
+ * borrowed, at most MAX_REFS. */
+static void
+referents(PyObject *o, refs *r)
+{
+    r->n = 0;
+    if (PyType_IS_GC(Py_TYPE(o)) && Py_TYPE(o)->tp_traverse != NULL) {
+        Py_TYPE(o)->tp_traverse(o, collect_ref, r);
+    }
+}
+
+/* An attribute read with no Python code run: from an instance dict, or a
+ * slot (member descriptor). Borrowed, or NULL. */
+static PyObject *
+plain_attr(PyObject *o, PyObject *name)
+{
+    PyObject *v = NULL;
+    PyTypeObject *tp = Py_TYPE(o);
+    if (tp->tp_getattro != PyObject_GenericGetAttr) {
+        return NULL;
+    }
+    PyObject *descr = _PyType_Lookup(tp, name);
+    if (descr != NULL) {
+        if (Py_TYPE(descr) != &PyMemberDescr_Type) {
+            return NULL;    /* a property or a method: not read */
+        }
+        v = PyObject_GenericGetAttr(o, name);
+        Py_XDECREF(v);      /* the object holds it */
+    }
+    else if (tp->tp_dictoffset != 0
+#ifdef Py_TPFLAGS_MANAGED_DICT
+             || (tp->tp_flags & Py_TPFLAGS_MANAGED_DICT)
+#endif
+             ) {
+        PyObject *dict = PyObject_GenericGetDict(o, NULL);
+        if (dict != NULL && PyDict_Check(dict)) {
+            v = PyDict_GetItemWithError(dict, name);
+        }
+        Py_XDECREF(dict);   /* the object holds it */
+    }
+    PyErr_Clear();
+    return v;
+}
+
+/* If `o` is a task (asyncio's or trio's), its coroutine and context
+ * (borrowed); else 0. */
+static int
+task_parts(PyObject *o, PyObject **coro, PyObject **ctx)
+{
+    *coro = *ctx = NULL;
+    if (engine.asyncio_task != NULL
+            && PyObject_TypeCheck(o, (PyTypeObject *)engine.asyncio_task)) {
+        refs r;
+        referents(o, &r);
+        for (size_t i = 0; i < r.n; i++) {
+            PyObject *x = r.objs[i];
+            if (*ctx == NULL && PyContext_CheckExact(x)) {
+                *ctx = x;
+            }
+            else if (*coro == NULL && (PyCoro_CheckExact(x)
+                                       || PyGen_Check(x))) {
+                *coro = x;
+            }
+        }
+    }
+    else if (engine.trio_task != NULL
+             && PyObject_TypeCheck(o, (PyTypeObject *)engine.trio_task)) {
+        *coro = plain_attr(o, engine.name_coro);
+        *ctx = plain_attr(o, engine.name_context);
+    }
+    return *coro != NULL;
+}
+
+/* The child tasks found for one await point. */
+typedef struct kids {
+    PyObject *coro[MAX_CHILD_TASKS];    /* borrowed */
+    size_t n;
+    PyObject *self_coro;                /* the waiting task's own */
+} kids;
+
+/* Takes `o` as a child when it is a task of session `s` (its context
+ * carries the session's marker), suspended, not the waiting task itself,
+ * not taken yet. */
+static void
+consider(rp_session *s, kids *k, PyObject *o)
+{
+    PyObject *coro, *ctx;
+    rp_frame f;
+    if (k->n >= MAX_CHILD_TASKS || !task_parts(o, &coro, &ctx)
+            || coro == k->self_coro || coro == s->coro) {
+        return;
+    }
+    for (size_t i = 0; i < k->n; i++) {
+        if (k->coro[i] == coro) {
+            return;
+        }
+    }
+    PyObject *markers = rp_compat_context_get(ctx, engine.sessions_var);
+    int bound = 0;
+    if (markers != NULL && PyTuple_Check(markers)) {
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(markers); i++) {
+            bound |= PyTuple_GET_ITEM(markers, i) == s->marker;
+        }
+    }
+    if (bound && rp_compat_coro_frame(&engine.compat, coro, &f)) {
+        k->coro[k->n++] = coro;
+    }
+}
+
+/* Takes the tasks among the items of a container (list, tuple, set). */
+static void
+consider_items(rp_session *s, kids *k, PyObject *o)
+{
+    if (PyList_Check(o) || PyTuple_Check(o)) {
+        Py_ssize_t n = PySequence_Fast_GET_SIZE(o);
+        for (Py_ssize_t i = 0; i < n && i < (Py_ssize_t)MAX_LOCALS; i++) {
+            consider(s, k, PySequence_Fast_GET_ITEM(o, i));
+        }
+    }
+    else if (PyAnySet_Check(o)) {
+        Py_ssize_t pos = 0;
+        PyObject *item;
+        for (size_t i = 0; i < MAX_LOCALS
+                && rp_compat_set_next(o, &pos, &item); i++) {
+            consider(s, k, item);
+        }
+    }
+}
+
+/* What a future a task awaits leads to: the future's `_children`
+ * (asyncio.gather) and the tasks its done-callbacks hold (asyncio.shield's
+ * inner task: a closure cell). */
+static void
+consider_future(rp_session *s, kids *k, PyObject *fut)
+{
+    refs r;
+    referents(fut, &r);
+    for (size_t i = 0; i < r.n; i++) {
+        PyObject *x = r.objs[i];
+        if (PyDict_Check(x)) {      /* a subclass's instance dict */
+            PyObject *children = PyDict_GetItemWithError(x,
+                                                         engine.name_children);
+            if (children != NULL) {
+                consider_items(s, k, children);
+            }
+            PyErr_Clear();
+            continue;
+        }
+        /* callbacks: (callback, context) pairs in a list, or one */
+        PyObject *cbs[MAX_LOCALS];
+        size_t ncb = 0;
+        if (PyList_Check(x)) {
+            for (Py_ssize_t j = 0; j < PyList_GET_SIZE(x)
+                    && ncb < MAX_LOCALS; j++) {
+                PyObject *pair = PyList_GET_ITEM(x, j);
+                if (PyTuple_Check(pair) && PyTuple_GET_SIZE(pair) > 0) {
+                    cbs[ncb++] = PyTuple_GET_ITEM(pair, 0);
+                }
+            }
+        }
+        else {
+            cbs[ncb++] = x;
+        }
+        for (size_t j = 0; j < ncb; j++) {
+            PyObject *cb = cbs[j];
+            if (PyFunction_Check(cb)) {
+                PyObject *cells = PyFunction_GetClosure(cb);
+                for (Py_ssize_t c = 0; cells != NULL && PyTuple_Check(cells)
+                        && c < PyTuple_GET_SIZE(cells); c++) {
+                    PyObject *cell = PyTuple_GET_ITEM(cells, c);
+                    if (PyCell_Check(cell) && PyCell_GET(cell) != NULL) {
+                        consider(s, k, PyCell_GET(cell));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* Takes the tasks an object the waiting frames hold stands for: a task, a
+ * future, a container of tasks, an object with `_tasks` or `_children`
+ * (a task group, a trio nursery). */
+static void
+consider_local(rp_session *s, kids *k, PyObject *o)
+{
+    if (PyList_Check(o) || PyTuple_Check(o) || PyAnySet_Check(o)) {
+        consider_items(s, k, o);
+        return;
+    }
+    if (engine.asyncio_future != NULL
+            && PyObject_TypeCheck(o, (PyTypeObject *)engine.asyncio_future)) {
+        if (engine.asyncio_task != NULL
+                && PyObject_TypeCheck(o,
+                                      (PyTypeObject *)engine.asyncio_task)) {
+            consider(s, k, o);
+        }
+        else {
+            consider_future(s, k, o);
+        }
+        return;
+    }
+    if (engine.trio_task != NULL
+            && PyObject_TypeCheck(o, (PyTypeObject *)engine.trio_task)) {
+        consider(s, k, o);
+        return;
+    }
+    if (PyType_Check(o) || PyModule_Check(o) || PyCode_Check(o)
+            || PyUnicode_Check(o) || PyLong_Check(o)) {
+        return;
+    }
+    PyObject *group = plain_attr(o, engine.name_tasks);
+    if (group == NULL) {
+        group = plain_attr(o, engine.name_children);
+    }
+    if (group != NULL) {
+        consider_items(s, k, group);
+    }
+}
+
+/* The child tasks of session `s` the await chain engine.chain[base..
+ * base+n) (outer first, not reversed yet) waits for: what its innermost
+ * frame awaits (`end`: a task, a future) and what its innermost frames
+ * hold (asyncio.wait's set, a task group, a nursery). */
+static void
+find_children(rp_session *s, size_t base, size_t n, PyObject *end,
+              PyObject *self_coro, kids *k)
+{
+    k->n = 0;
+    k->self_coro = self_coro;
+    if (engine.asyncio_task == NULL && engine.trio_task == NULL) {
+        return;
+    }
+    if (end != NULL) {
+        PyObject *fut = end;
+        if (strcmp(Py_TYPE(end)->tp_name, "_asyncio.FutureIter") == 0) {
+            refs r;
+            referents(end, &r);
+            fut = r.n > 0 ? r.objs[r.n - 1] : NULL;
+        }
+        if (fut != NULL) {
+            consider_local(s, k, fut);
+        }
+    }
+    for (size_t i = 0; i < LOCALS_FRAMES && i < n; i++) {
+        PyObject *locals[MAX_LOCALS];
+        size_t m = rp_compat_coro_locals(&engine.compat,
+                                         engine.chain_objs[base + n - 1 - i],
+                                         locals, MAX_LOCALS);
+        for (size_t j = 0; j < m; j++) {
+            consider_local(s, k, locals[j]);
+        }
+    }
+}
+
+/* Whether the suspended task of coroutine `coro` runs app code (a frame of
+ * its await chain is not library code). Uses engine.chain from `base`. */
+static int
+runs_app_code(rp_session *s, PyObject *coro, size_t base)
+{
+    long root;
+    PyObject *end;
+    size_t n = await_chain(s, coro, base, &root, &end);
+    for (size_t i = 0; i < n; i++) {
+        if (!ptrset_has(&engine.hidden, engine.chain[base + i].code)
+                && !code_is_library(engine.chain[base + i].code)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Records a tick's `wall` time for the suspended coroutine `coro` of
+ * session `s`, whose path so far is engine.path[0..len): its await chain
+ * (below the root frame when that is on it), then the child tasks it waits
+ * for, each with its own chain and [await], sharing the time (those
+ * running app code first: see the file comment), or an [await] leaf where
+ * it waits. The first leaf recorded counts the tick's sample (*count).
+ * Returns 1, or 0 when `coro` is not suspended (nothing recorded). */
+static int
+record_await(rp_session *s, PyObject *coro, size_t len, size_t base,
+             uint64_t wall, uint64_t *count, unsigned level)
+{
+    long root;
+    PyObject *end;
+    kids k;
+    size_t n = await_chain(s, coro, base, &root, &end);
+    if (n == 0) {
+        return 0;
+    }
+    k.n = 0;
+    if (level < MAX_TASK_LEVELS && s->mode == RP_MODE_ENABLED) {
+        find_children(s, base, n, end, coro, &k);
+    }
+    rp_frame inner = engine.chain[base + n - 1];
+    long last = append_chain(s, base, n, root, &len);
+    if (last == -2) {
+        add_time(s, len, RP_NONE, wall, 0, *count);
+        *count = 0;
+        return 1;
+    }
+    if (k.n > 0) {
+        int app[MAX_CHILD_TASKS];
+        size_t n_app = 0;
+        for (size_t i = 0; i < k.n; i++) {
+            app[i] = runs_app_code(s, k.coro[i], base + n);
+            n_app += (size_t)app[i];
+        }
+        size_t shares = n_app > 0 ? n_app : k.n, given = 0;
+        int done = 0;
+        for (size_t i = 0; i < k.n; i++) {
+            if (n_app > 0 && !app[i]) {
+                continue;
+            }
+            /* The last share takes the rounding. */
+            uint64_t w = ++given < shares ? wall / shares
+                : wall - (wall / shares) * (shares - 1);
+            done |= record_await(s, k.coro[i], len, base + n, w, count,
+                                 level + 1);
+        }
+        if (done) {
+            return 1;
+        }
+    }
+    uint32_t id = rp_codetable_await(&s->codes, inner.code, inner.lasti);
+    uint32_t loc = inner.lasti >= 0 ? (uint32_t)inner.lasti : RP_NONE;
+    if (append_id(s, id, &len) < 0) {
+        loc = RP_NONE;
+    }
+    add_time(s, len, loc, wall, 0, *count);
+    *count = 0;
+    return 1;
+}
+
 
 /* Appends the [thread <name>] node of `ts` to the path. 0, or -1 when the
  * path was cut. */
@@ -677,14 +1104,9 @@ static void
 record_waiting(rp_session *s, uint64_t wall)
 {
     size_t len = path_start(s);
-    uint32_t loc = RP_NONE;
-    int chain = s->mode == RP_MODE_ENABLED
-        ? append_await_chain(s, &len, &loc) : 0;
-    if (chain != 0) {
-        if (chain > 0) {
-            engine.path[len++] = s->codes.await_id;
-        }
-        add_sample(s, len, loc, wall, 0);
+    uint64_t count = 1;
+    if (s->mode == RP_MODE_ENABLED && s->coro != NULL
+            && record_await(s, s->coro, len, 0, wall, &count, 0)) {
         s->n_await++;
         return;
     }
@@ -1276,6 +1698,93 @@ check_fork(void)
     }
 }
 
+/* Looks up the task types of the async libraries imported so far
+ * (asyncio's C Task and Future, trio's Task), once each. Never fails: a
+ * type not found is looked for again at the next session. */
+static void
+find_task_types(void)
+{
+    rp_saved_error saved;
+    RP_ERROR_SAVE(&saved);
+    PyObject *mod = NULL, *name = NULL;
+    if (engine.asyncio_task == NULL) {
+        name = PyUnicode_FromString("_asyncio");
+        mod = name ? PyImport_GetModule(name) : NULL;
+        if (mod != NULL) {
+            engine.asyncio_task = PyObject_GetAttrString(mod, "Task");
+            engine.asyncio_future = PyObject_GetAttrString(mod, "Future");
+            if (engine.asyncio_task != NULL
+                    && !PyType_Check(engine.asyncio_task)) {
+                Py_CLEAR(engine.asyncio_task);
+            }
+            if (engine.asyncio_future != NULL
+                    && !PyType_Check(engine.asyncio_future)) {
+                Py_CLEAR(engine.asyncio_future);
+            }
+        }
+        Py_CLEAR(mod);
+        Py_CLEAR(name);
+    }
+    if (engine.trio_task == NULL) {
+        name = PyUnicode_FromString("trio.lowlevel");
+        mod = name ? PyImport_GetModule(name) : NULL;
+        if (mod != NULL) {
+            engine.trio_task = PyObject_GetAttrString(mod, "Task");
+            if (engine.trio_task != NULL && !PyType_Check(engine.trio_task)) {
+                Py_CLEAR(engine.trio_task);
+            }
+        }
+        Py_CLEAR(mod);
+        Py_CLEAR(name);
+    }
+    PyErr_Clear();
+    RP_ERROR_RESTORE(&saved);
+}
+
+int
+rp_engine_set_library_dirs(PyObject *dirs)
+{
+    if (!PyTuple_Check(dirs)) {
+        PyErr_SetString(PyExc_TypeError, "set_library_dirs() takes a tuple");
+        return -1;
+    }
+    Py_ssize_t n = PyTuple_GET_SIZE(dirs);
+    rp_str *p = calloc(n > 0 ? (size_t)n : 1, sizeof(rp_str));
+    if (p == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_ssize_t len;
+        PyObject *item = PyTuple_GET_ITEM(dirs, i);
+        const char *text = PyUnicode_Check(item)
+            ? PyUnicode_AsUTF8AndSize(item, &len) : NULL;
+        if (text == NULL || (p[i].s = malloc((size_t)len + 1)) == NULL) {
+            if (text != NULL) {
+                PyErr_NoMemory();
+            }
+            else if (!PyErr_Occurred()) {
+                PyErr_SetString(PyExc_TypeError,
+                                "set_library_dirs() takes a tuple of str");
+            }
+            for (Py_ssize_t j = 0; j < i; j++) {
+                free(p[j].s);
+            }
+            free(p);
+            return -1;
+        }
+        memcpy(p[i].s, text, (size_t)len + 1);
+        p[i].len = (size_t)len;
+    }
+    for (size_t j = 0; j < engine.n_lib_prefixes; j++) {
+        free(engine.lib_prefixes[j].s);
+    }
+    free(engine.lib_prefixes);
+    engine.lib_prefixes = p;
+    engine.n_lib_prefixes = (size_t)n;
+    return 0;
+}
+
 int
 rp_engine_start(rp_session *s, PyFrameObject *root_frame, PyObject *coro,
                 PyCodeObject *fold_code)
@@ -1307,6 +1816,7 @@ rp_engine_start(rp_session *s, PyFrameObject *root_frame, PyObject *coro,
     if (ensure_gc_hook() < 0) {
         return -1;
     }
+    find_task_types();
     PyObject *marker = PyLong_FromUnsignedLongLong(++engine.next_marker);
     if (marker == NULL) {
         return -1;
@@ -1505,7 +2015,13 @@ rp_engine_init(int portable)
         return -1;
     }
     engine.sessions_var = PyContextVar_New("reqprof_sessions", NULL);
-    if (engine.sessions_var == NULL) {
+    engine.name_coro = PyUnicode_InternFromString("coro");
+    engine.name_context = PyUnicode_InternFromString("context");
+    engine.name_children = PyUnicode_InternFromString("_children");
+    engine.name_tasks = PyUnicode_InternFromString("_tasks");
+    if (engine.sessions_var == NULL || engine.name_coro == NULL
+            || engine.name_context == NULL || engine.name_children == NULL
+            || engine.name_tasks == NULL) {
         rp_compat_clear(&engine.compat);
         return -1;
     }
@@ -1587,6 +2103,20 @@ rp_engine_after_fork_child(void)
         PyErr_WriteUnraisable(NULL);
     }
     publish_schedule();
+}
+
+void
+rp_engine_sample_now(void)
+{
+    check_fork();
+    uint64_t now = now_ns();
+    int any = 0;
+    for (size_t i = 0; i < engine.n_active; i++) {
+        any |= mark_due(engine.active[i], now, 1);
+    }
+    if (any) {
+        sample_due();
+    }
 }
 
 int

@@ -30,6 +30,16 @@ void rp_engine_mark_response_end(rp_session *s);
  * for its duration. Never fails; a no-op unless running. */
 void rp_engine_stop(rp_session *s);
 
+/* A tick now, on the calling thread, for every active session (tests:
+ * with sessions of a long interval the sampler thread stays out of the
+ * way, and attribution is checked tick by tick). */
+void rp_engine_sample_now(void);
+
+/* The library directories (a tuple of str, each ending with a separator)
+ * besides site-packages: child tasks running app code are preferred when
+ * waited time is split. 0, or -1 with an exception set. */
+int rp_engine_set_library_dirs(PyObject *dirs);
+
 /* Frames of `code` are left out of every path (profiler plumbing). */
 int rp_engine_hide_code(PyObject *code);
 /* Frames of `code` are thread-pool plumbing: a worker thread's stack starts
