@@ -26,6 +26,39 @@ def _library_dirs() -> tuple[str, ...]:
 LIBRARY_DIRS = _library_dirs()
 
 
+def _dumps_profile(data: dict[str, Any]) -> str:
+    """``json.dumps(data)`` of a profile document, with its tree written
+    without recursion (node -> "children" -> nodes, at any depth)."""
+    parts: list[str] = []
+    # Work items: a value to write, or a str already written.
+    stack: list[Any] = [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            parts.append(item)
+            continue
+        value = item[0] if isinstance(item, tuple) else item
+        if isinstance(value, dict) and isinstance(value.get("children", value.get("root")), (list, dict)):
+            key = "children" if "children" in value else "root"
+            rest = {k: v for k, v in value.items() if k != key}
+            head = json.dumps(rest, allow_nan=False)
+            nested = value[key]
+            parts.append(head[:-1] + ("," if rest else "") + json.dumps(key) + ":")
+            stack.append("}")
+            if isinstance(nested, list):
+                parts.append("[")
+                stack.append("]")
+                for i in range(len(nested) - 1, -1, -1):
+                    stack.append((nested[i],))
+                    if i:
+                        stack.append(",")
+            else:
+                stack.append((nested,))
+        else:
+            parts.append(json.dumps(value, allow_nan=False))
+    return "".join(parts)
+
+
 class Report:
     """A finished profile. ``meta`` (a dict) describes what was profiled
     (the middleware puts the request there); writers embed it."""
@@ -74,7 +107,7 @@ class Report:
         if not isinstance(data, dict):
             raise TypeError(f"from_dict() needs a dict, not {type(data).__name__}")
         try:
-            text = json.dumps(data, allow_nan=False)
+            text = _dumps_profile(data)
         except (TypeError, ValueError, RecursionError) as e:
             raise ValueError(f"invalid profile: {e}") from None
         return cls.from_json(text)

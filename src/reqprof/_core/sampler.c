@@ -883,8 +883,9 @@ consider_local(rp_session *s, kids *k, PyObject *o)
 
 /* The child tasks of session `s` the await chain engine.chain[base..
  * base+n) (outer first, not reversed yet) waits for: what its innermost
- * frame awaits (`end`: a task, a future) and what its innermost frames
- * hold (asyncio.wait's set, a task group, a nursery). */
+ * frame awaits (`end`: a task, a future) and what its innermost library
+ * frames hold (asyncio.wait's set, a task group, a nursery: the primitive
+ * it waits in; app frames' locals may hold tasks they do not wait for). */
 static void
 find_children(rp_session *s, size_t base, size_t n, PyObject *end,
               PyObject *self_coro, kids *k)
@@ -907,6 +908,9 @@ find_children(rp_session *s, size_t base, size_t n, PyObject *end,
     }
     for (size_t i = 0; i < LOCALS_FRAMES && i < n; i++) {
         PyObject *locals[MAX_LOCALS];
+        if (!code_is_library(engine.chain[base + n - 1 - i].code)) {
+            continue;
+        }
         size_t m = rp_compat_coro_locals(&engine.compat,
                                          engine.chain_objs[base + n - 1 - i],
                                          locals, MAX_LOCALS);
@@ -1070,17 +1074,32 @@ record_running(rp_session *s, PyThreadState *ts, const rp_frame *frames,
     long last = append_frames(s, frames, start, &len, gc_split);
     loc = (last >= 0 && frames[last].lasti >= 0)
         ? (uint32_t)frames[last].lasti : RP_NONE;
-    if (engine.gc_path_len > 0 && engine.gc_path_len < len
-            && engine.tick_wait_ns > 0) {
-        /* A tick inside a collection can only land in a finalizer (the
-         * collector itself never lets the GIL go), but the time it waited
-         * for the GIL was the collector's own: that part stays on [gc]. */
-        uint64_t own = engine.tick_wait_ns < wall ? engine.tick_wait_ns
-                                                  : wall;
+    if (engine.gc_path_len > 0 && engine.gc_path_len < len) {
+        /* A tick inside a collection (its frames run below [gc]: a
+         * finalizer let the GIL go). Of its time, what passed before the
+         * collection started belongs to the stack that triggered it, and
+         * what the tick waited for the GIL to the collector itself (which
+         * never lets it go): only the rest is the finalizer's. */
+        uint64_t prev = s->last_ns - wall;      /* the previous tick */
+        uint64_t before = engine.gc_start_ns > prev
+            ? engine.gc_start_ns - prev : 0;
+        if (before > wall) {
+            before = wall;
+        }
+        uint64_t own = engine.tick_wait_ns < wall - before
+            ? engine.tick_wait_ns : wall - before;
+        uint64_t before_cpu = wall ? (uint64_t)((double)cpu * before / wall)
+                                   : 0;
         uint64_t own_cpu = wall ? (uint64_t)((double)cpu * own / wall) : 0;
-        add_time(s, engine.gc_path_len, RP_NONE, own, own_cpu, 0);
-        wall -= own;
-        cpu -= own_cpu;
+        if (before > 0) {
+            add_time(s, engine.gc_path_len - 1, RP_NONE, before, before_cpu,
+                     0);
+        }
+        if (own > 0) {
+            add_time(s, engine.gc_path_len, RP_NONE, own, own_cpu, 0);
+        }
+        wall -= before + own;
+        cpu -= before_cpu + own_cpu;
     }
 record:
     add_time(s, len, loc, wall, cpu, count);

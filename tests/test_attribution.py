@@ -1,0 +1,561 @@
+"""Attribution in situations real apps build: garbage collections, child
+tasks, greenlets, short and undersampled requests, work after the response,
+trio, deep trees. Each test builds the situation with real code (real
+libraries where the situation comes from one) and checks the call tree.
+
+Where the logic is about which node a tick's time goes to, the tests use
+sessions with a long interval (the sampler thread stays out of the way) and
+take ticks themselves with ``_core._sample_now()`` at chosen moments: the
+tree's shape and its splits are then exact. Tests through a real server
+keep generous tolerances."""
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+import os
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi import BackgroundTasks
+
+from profile_tree import find, functions, name_of, path_to, total_wall, walk
+from reqprof import Profiler, Report, _core
+
+FAST = _core.MODE.startswith("fast")
+REQPROF_DIR = os.path.dirname(os.path.abspath(_core.__file__)) + os.sep
+PARKED = 10.0       # a session interval no tick of the sampler thread reaches
+
+
+def spin(seconds: float) -> int:
+    end = time.perf_counter() + seconds
+    n = 0
+    while time.perf_counter() < end:
+        n += 1
+    return n
+
+
+def reqprof_nodes(root: dict) -> list[str]:
+    """Names of nodes that are reqprof's own frames (there must be none)."""
+    return [n["name"] for n, _ in walk(root)
+            if n["kind"] == "frame" and os.path.abspath(n["file"]).startswith(REQPROF_DIR)]
+
+
+def await_names(root: dict) -> list[str]:
+    return sorted(n["name"] for n, _ in walk(root) if n["kind"] == "await")
+
+
+# ---- 1. garbage collection ---------------------------------------------------
+
+
+class Transport:
+    """An object with a finalizer, like asyncio's transports."""
+
+    def __del__(self) -> None:
+        pass
+
+
+def make_cycles(n: int) -> None:
+    """n reference cycles with finalizers, left for the collector."""
+    for _ in range(n):
+        t = Transport()
+        t.cycle = {"t": t}
+
+
+def collect_now() -> None:
+    gc.collect()
+
+
+def innocent_work() -> None:
+    spin(0.02)
+
+
+class CollectionTimer:
+    """Measures collections itself, through its own gc.callbacks entry."""
+
+    def __init__(self) -> None:
+        self.total = 0.0
+        self._start = 0.0
+
+    def __call__(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._start = time.perf_counter()
+        else:
+            self.total += time.perf_counter() - self._start
+
+    def __enter__(self) -> "CollectionTimer":
+        gc.callbacks.append(self)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        gc.callbacks.remove(self)
+
+
+def test_a_collection_is_charged_to_gc_under_the_frame_that_triggered_it():
+    gc.collect()
+    gc.disable()
+    try:
+        with CollectionTimer() as timer, Profiler() as prof:
+            make_cycles(200_000)
+            collect_now()
+            innocent_work()
+    finally:
+        gc.enable()
+    report = prof.report
+    doc = report.to_dict()
+    [gc_node] = find(doc["root"], "[gc]")
+    assert gc_node["kind"] == "gc"
+    path = path_to(doc["root"], "[gc]")
+    assert path[-2] == name_of(collect_now), path
+    # The collection's time, exactly: the engine is told when it starts and
+    # ends (a tick can only land in it when a finalizer lets the GIL go).
+    assert gc_node["wall_s"] == pytest.approx(timer.total, rel=0.05, abs=0.002)
+    assert report.gc_s == pytest.approx(timer.total, rel=0.05, abs=0.002)
+    assert doc["gc_s"] == report.gc_s
+    assert gc_node["cpu_s"] > 0
+    # Finalizers run by the collection are under it, nowhere else.
+    dels = find(doc["root"], name_of(Transport.__del__))
+    assert all(path_to(gc_node, name_of(Transport.__del__)) for _ in dels)
+    assert total_wall(doc["root"], name_of(Transport.__del__)) <= gc_node["wall_s"]
+    # What ran after it is not charged with it.
+    assert total_wall(doc["root"], name_of(innocent_work)) < 0.02 + max(0.01, timer.total / 4)
+
+
+def allocate_cycles(n: int) -> None:
+    for _ in range(n):
+        t = Transport()
+        t.cycle = [t]
+
+
+def test_an_automatic_collection_shows_under_the_allocating_frame():
+    gc.collect()
+    old = gc.get_threshold()
+    gc.set_threshold(5000, 1, 1)    # every collection is a full one, often
+    try:
+        with CollectionTimer() as timer, Profiler() as prof:
+            allocate_cycles(300_000)
+    finally:
+        gc.set_threshold(*old)
+    doc = prof.report.to_dict()
+    gcs = find(doc["root"], "[gc]")
+    assert gcs and timer.total > 0
+    for node in gcs:
+        assert path_to(doc["root"], "[gc]")[-2] == name_of(allocate_cycles)
+    assert sum(n["wall_s"] for n in gcs) == pytest.approx(timer.total, rel=0.1, abs=0.003)
+
+
+def test_gc_time_is_in_the_log_summary():
+    from reqprof import _logging
+
+    gc.disable()
+    try:
+        with Profiler() as prof:
+            make_cycles(50_000)
+            collect_now()
+    finally:
+        gc.enable()
+    line, extra = _logging.summary(prof.report, {"method": "GET", "path": "/x", "status": 200}, "auto")
+    assert extra["reqprof_gc_ms"] == pytest.approx(prof.report.gc_s * 1000, abs=0.01)
+    assert extra["reqprof_gc_ms"] > 0
+    assert f", GC {prof.report.gc_s * 1000:.1f} ms" in line
+
+
+# ---- 2. child tasks ----------------------------------------------------------
+
+
+async def child_waits(event: asyncio.Event) -> None:
+    await event.wait()
+
+
+async def child_sleeps() -> None:
+    await asyncio.sleep(30)
+
+
+async def tick_later(done: asyncio.Event, delay: float = 0.05) -> None:
+    """From outside the session's context: a tick while everything waits."""
+    await asyncio.sleep(delay)
+    _core._sample_now()
+    done.set()
+
+
+async def profile_waiting(body) -> dict:
+    """The tree of one tick taken while `body(done)` waits, then `done` is
+    set. The ticking task is created before the session, so it is not one
+    of its children."""
+    done = asyncio.Event()
+    ticker = asyncio.create_task(tick_later(done))
+    async with Profiler(interval=PARKED) as prof:
+        await body(done)
+    await ticker
+    return prof.report.to_dict()
+
+
+def child_paths(doc: dict) -> dict[str, list[str]]:
+    """For each [await] point, the functions from the root down to it."""
+    out = {}
+    for n, _ in walk(doc["root"]):
+        for c in n["children"]:
+            if c["kind"] == "await":
+                out[c["name"]] = path_to(doc["root"], c["name"]) or []
+    return out
+
+
+def await_walls(doc: dict) -> dict[str, float]:
+    return {n["name"]: n["wall_s"] for n, _ in walk(doc["root"]) if n["kind"] == "await"}
+
+
+def test_gather_shows_each_child_at_its_own_await_point_sharing_the_time():
+    async def body(done):
+        task = asyncio.gather(child_waits(done), child_waits_too(done))
+        await task
+
+    async def child_waits_too(event):
+        await event.wait()
+
+    doc = asyncio.run(profile_waiting(body))
+    names = functions(doc["root"])
+    assert {name_of(child_waits), name_of(child_waits_too)} <= names
+    # Each child ends in its own [await], at the line it waits at.
+    awaits = find(doc["root"], "[await]")
+    assert len(awaits) == 2
+    for node in awaits:
+        assert node["name"].startswith("[await] asyncio/locks.py:")
+        assert node["file"].endswith("locks.py") and node["line"] > 0
+    # The tick's time is split, not counted twice: the tree's total is the
+    # session's duration.
+    a, b = (n["wall_s"] for n in awaits)
+    assert a == pytest.approx(b, abs=2e-9)
+    assert doc["root"]["wall_s"] == pytest.approx(doc["duration_s"], abs=1e-6)
+    # Both hang under the frame that awaits the gather.
+    for child in (child_waits, child_waits_too):
+        assert path_to(doc["root"], name_of(child))[:2] == [doc["root"]["function"], name_of(body)]
+
+
+def test_wait_taskgroup_awaited_task_and_shield_show_their_children():
+    async def with_wait(done):
+        tasks = [asyncio.create_task(child_waits(done)), asyncio.create_task(child_sleeps())]
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        tasks[1].cancel()
+
+    async def with_awaited_task(done):
+        await asyncio.create_task(child_waits(done))
+
+    async def with_shield(done):
+        await asyncio.shield(child_waits(done))
+
+    cases = [with_wait, with_awaited_task, with_shield]
+    if sys.version_info >= (3, 11):
+        async def with_taskgroup(done):
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(child_waits(done))
+        cases.append(with_taskgroup)
+
+    for body in cases:
+        doc = asyncio.run(profile_waiting(body))
+        path = path_to(doc["root"], name_of(child_waits))
+        assert path is not None, (body.__name__, functions(doc["root"]))
+        node = find(doc["root"], name_of(child_waits))[0]
+        waits = [c for c in walk(node) if c[0]["kind"] == "await"]
+        assert waits, body.__name__
+        # Nothing is left as an [await] of the parent itself.
+        assert all(n["name"].startswith("[await] asyncio/locks.py") or "tasks.py" in n["name"]
+                   for n, _ in walk(doc["root"]) if n["kind"] == "await"), body.__name__
+
+
+def test_children_running_only_library_code_give_way_to_app_children():
+    # asyncio.wait on the app's work and on a task that only waits in
+    # library code (a disconnect listener): the app's child gets the time.
+    async def body(done):
+        work = asyncio.create_task(child_waits(done))
+        listener = asyncio.create_task(asyncio.sleep(30))
+        await asyncio.wait([work, listener], return_when=asyncio.FIRST_COMPLETED)
+        listener.cancel()
+
+    doc = asyncio.run(profile_waiting(body))
+    node = find(doc["root"], name_of(child_waits))[0]
+    waited = sum(n["wall_s"] for n in find(doc["root"], "[await]"))
+    assert node["wall_s"] == pytest.approx(waited, abs=1e-9)
+
+
+def test_anyio_task_group_children_show_under_the_group():
+    anyio = pytest.importorskip("anyio")
+
+    async def body(done):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(child_waits, done)
+
+    doc = asyncio.run(profile_waiting(body))
+    assert path_to(doc["root"], name_of(child_waits)) is not None, functions(doc["root"])
+    node = find(doc["root"], name_of(child_waits))[0]
+    assert find(node, "[await]")
+
+
+DJANGO_APP = '''
+import asyncio
+import django
+from django.conf import settings
+
+settings.configure(DEBUG=False, SECRET_KEY="test", ROOT_URLCONF=__name__,
+                   ALLOWED_HOSTS=["*"], MIDDLEWARE=[], INSTALLED_APPS=[])
+django.setup()
+from django.http import JsonResponse
+from django.urls import path
+
+
+async def sleeping_view(request):
+    await asyncio.sleep(0.3)
+    return JsonResponse({"ok": True})
+
+
+urlpatterns = [path("sleep/", sleeping_view)]
+
+from django.core.asgi import get_asgi_application
+from reqprof import ProfilingMiddleware, Settings
+
+application = ProfilingMiddleware(get_asgi_application(),
+                                  settings=Settings(enabled=True, sample_rate=0.0))
+'''
+
+
+def test_django_async_view_shows_its_sleep_with_the_requests_wall_time(serve, tmp_path):
+    pytest.importorskip("django")
+    (tmp_path / "django_sleep_app.py").write_text(DJANGO_APP)
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import django_sleep_app
+        server = serve(django_sleep_app.application, lifespan="off")
+        response = server.client.get("/sleep/?profile=1&profile_format=json")
+    finally:
+        sys.path.remove(str(tmp_path))
+    assert response.status_code == 200
+    doc = response.json()
+    root = doc["root"]
+    assert root["kind"] == "request" and root["function"] == "GET /sleep/"
+    view = find(root, "sleeping_view")
+    assert view, functions(root)
+    path = path_to(view[0], "[await]")
+    assert path == ["sleeping_view", "sleep", "[await]"], path
+    # The view only sleeps: it holds (nearly) all of the request's time.
+    assert view[0]["wall_s"] >= 0.9 * 0.3
+    assert total_wall(root, "sleeping_view") >= 0.9 * root["wall_s"] - 0.01
+
+
+# ---- 4. the request as the root, [unsampled], undersampled -----------------------
+
+
+def make_app():
+    from fastapi import FastAPI
+
+    app = FastAPI()
+
+    @app.get("/books/{book_id}")
+    async def book(book_id: int) -> dict:
+        score_reviews(0.01)
+        return {"book": book_id}
+
+    @app.get("/quick")
+    async def quick() -> dict:
+        return {}
+
+    @app.get("/sync")
+    def sync_book() -> dict:
+        score_reviews(0.01)
+        return {}
+
+    return app
+
+
+def score_reviews(seconds: float) -> int:
+    return spin(seconds)
+
+
+def middleware(app: Any, **settings: Any) -> Any:
+    from reqprof import ProfilingMiddleware, Settings
+
+    settings.setdefault("enabled", True)
+    settings.setdefault("sample_rate", 0.0)
+    return ProfilingMiddleware(app, settings=Settings(**settings))
+
+
+def test_a_requests_tree_is_rooted_at_the_request_and_holds_no_reqprof_frame(serve):
+    server = serve(middleware(make_app()))
+    docs = []
+    for target in ["/books/7", "/books/8", "/quick", "/sync"] * 3:
+        response = server.client.get(f"{target}?profile=1&profile_format=json")
+        assert response.status_code == 200
+        docs.append(response.json())
+    for doc in docs:
+        root = doc["root"]
+        assert root["kind"] == "request"
+        assert root["function"] in ("GET /books/{book_id}", "GET /quick", "GET /sync"), root["function"]
+        assert root["self_wall_s"] == 0, root
+        assert reqprof_nodes(root) == [], reqprof_nodes(root)
+    books = [d for d in docs if d["root"]["function"] == "GET /books/{book_id}"]
+    assert all("score_reviews" in functions(d["root"]) for d in books)
+
+
+def test_time_no_tick_saw_is_unsampled_and_the_report_says_it_is_undersampled(serve):
+    # One tick a second: no tick lands in the request.
+    server = serve(middleware(make_app(), interval=1.0))
+    doc = server.client.get("/books/7?profile=1&profile_format=json").json()
+    root = doc["root"]
+    assert root["kind"] == "request" and reqprof_nodes(root) == []
+    unsampled = sum(n["wall_s"] for n in find(root, "[unsampled]"))
+    assert unsampled == pytest.approx(root["wall_s"], abs=1e-6)
+    assert doc["samples"] == 0
+    assert doc["undersampled"] is True and doc["undersampled_reason"] == "short request"
+
+
+def test_a_long_request_with_enough_samples_is_not_undersampled():
+    with Profiler(interval=0.001) as prof:
+        spin(0.1)
+    r = prof.report
+    if r.samples >= 50:     # a machine too loaded for this is what the flag is for
+        assert r.undersampled is False and r.to_dict()["undersampled_reason"] is None
+
+
+def test_undersampled_reason_when_a_c_call_holds_the_gil():
+    if not FAST:
+        pytest.skip("the public-API path waits for the switch interval anyway")
+    import re
+
+    text = "a" * 22 + "!"
+    with Profiler(interval=0.001) as prof:
+        # Catastrophic backtracking: one C call holding the GIL for long.
+        re.match(r"(a+)+$", text)
+    r = prof.report
+    assert r.duration_s > 0.05, "the regex was too quick to hold the GIL for long"
+    assert r.undersampled and r.undersampled_reason == "GIL held by C code", (r.samples, r.duration_s)
+
+
+def test_decorator_and_with_forms_root_at_the_users_function():
+    prof = Profiler()
+
+    @prof
+    def decorated_job():
+        score_reviews(0.03)
+
+    decorated_job()
+    doc = prof.report.to_dict()
+    job = name_of(decorated_job.__wrapped__)
+    assert doc["root"]["function"] == job
+    assert reqprof_nodes(doc["root"]) == []
+    assert job not in functions({**doc["root"], "function": ""})    # not twice
+
+    @prof
+    async def decorated_async_job():
+        score_reviews(0.02)
+        await asyncio.sleep(0.02)
+
+    asyncio.run(decorated_async_job())
+    doc = prof.report.to_dict()
+    assert doc["root"]["function"] == name_of(decorated_async_job.__wrapped__)
+    assert reqprof_nodes(doc["root"]) == []
+
+    def with_form():
+        with Profiler() as p:
+            score_reviews(0.02)
+        return p.report.to_dict()
+
+    doc = with_form()
+    assert doc["root"]["function"] == name_of(with_form)
+    assert reqprof_nodes(doc["root"]) == []
+
+
+# ---- 5. work after the response ----------------------------------------------------
+
+
+def background_job() -> None:
+    score_reviews(0.05)
+    time.sleep(0.05)
+
+
+def test_background_work_after_the_response_is_marked_and_timed_apart(serve, tmp_path, reqprof_logs):
+    from fastapi import FastAPI
+
+    app = FastAPI()
+
+    @app.post("/orders")
+    async def orders(tasks: BackgroundTasks) -> dict:
+        tasks.add_task(background_job)
+        return {"ok": True}
+
+    server = serve(middleware(app, sample_rate=1.0, output_dir=str(tmp_path)))
+    started = time.perf_counter()
+    assert server.client.post("/orders").status_code == 200
+    client_ms = (time.perf_counter() - started) * 1000
+    from reqprof import asgi
+
+    # The client has its answer before the app returns: wait for the report.
+    deadline = time.monotonic() + 30
+    while not reqprof_logs.summaries() and time.monotonic() < deadline:
+        asgi._reporter.drain(30)
+        time.sleep(0.01)
+    [record] = reqprof_logs.summaries()
+    assert record.reqprof_duration_ms >= 100
+    assert record.reqprof_response_ms is not None
+    assert record.reqprof_response_ms < record.reqprof_duration_ms - 80
+    assert record.reqprof_response_ms <= client_ms + 5
+    assert "response sent at" in record.getMessage()
+    [path] = tmp_path.glob("*.json")
+    doc = json.loads(path.read_text())
+    assert doc["response_s"] == pytest.approx(record.reqprof_response_ms / 1000, abs=1e-6)
+    [after] = find(doc["root"], "[after response]")
+    assert after["kind"] == "after-response"
+    assert total_wall(after, "background_job") >= 0.07
+    assert "background_job" not in functions({**doc["root"], "children": [
+        c for c in doc["root"]["children"] if c["kind"] != "after-response"]})
+
+
+def test_mark_response_end_through_the_profiler_api():
+    with Profiler() as prof:
+        score_reviews(0.02)
+        prof.mark_response_end()
+        background_job()
+    doc = prof.report.to_dict()
+    assert 0.015 <= doc["response_s"] < doc["duration_s"] - 0.08
+    [after] = find(doc["root"], "[after response]")
+    assert "background_job" in functions(after)
+    assert "background_job" not in {n["function"] for n in doc["root"]["children"]}
+
+
+# ---- 7. deep trees ------------------------------------------------------------------
+
+
+def recurse(n: int) -> None:
+    if n:
+        recurse(n - 1)
+    else:
+        spin(0.05)
+
+
+def test_every_output_works_at_the_deepest_allowed_tree():
+    from reqprof.config import MAX_DEPTH_LIMIT
+
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(MAX_DEPTH_LIMIT * 3)
+    try:
+        with Profiler(max_depth=MAX_DEPTH_LIMIT) as prof:
+            recurse(MAX_DEPTH_LIMIT + 100)
+    finally:
+        sys.setrecursionlimit(limit)
+    report = prof.report
+    doc = report.to_dict()
+    depth = max(d for _, d in walk(doc["root"]))
+    assert depth >= MAX_DEPTH_LIMIT
+    # The same document json.loads gives, where it can parse it.
+    sys.setrecursionlimit(MAX_DEPTH_LIMIT * 5)
+    try:
+        assert doc == json.loads(report.to_json())
+    finally:
+        sys.setrecursionlimit(limit)
+    assert Report.from_dict(doc).to_json() == report.to_json()
+    for out in (report.to_text(), report.to_collapsed(), report.to_speedscope(), report.to_html(),
+                report.to_log_text()):
+        assert out
+    assert report.to_pprof()
