@@ -559,3 +559,139 @@ def test_every_output_works_at_the_deepest_allowed_tree():
                 report.to_log_text()):
         assert out
     assert report.to_pprof()
+
+
+# ---- 6. trio --------------------------------------------------------------------------
+
+
+def make_trio_worker(name: str):
+    ns: dict = {"spin": spin}
+    exec(textwrap.dedent(f"""
+        def {name}(seconds):
+            return spin(seconds)
+        """), ns)
+    return ns[name]
+
+
+TRIO_WORKERS = [make_trio_worker(f"trio_work_{i}") for i in range(3)]
+
+
+def test_trio_tasks_record_their_awaits_and_are_kept_apart():
+    trio = pytest.importorskip("trio")
+    reports: dict[int, Report] = {}
+
+    async def one(i: int) -> None:
+        async with Profiler() as prof:
+            for _ in range(3):
+                TRIO_WORKERS[i](0.01)
+                await trio.sleep(0.005)
+            await trio.sleep(0.15)
+        reports[i] = prof.report
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            for i in range(3):
+                nursery.start_soon(one, i)
+
+    trio.run(main)
+    for i, report in reports.items():
+        doc = report.to_dict()
+        root = doc["root"]
+        names = functions(root)
+        own = f"trio_work_{i}"
+        assert own in names, (i, names)
+        assert not names & {f"trio_work_{j}" for j in range(3) if j != i}, (i, names)
+        # Its waits are [await] nodes under trio.sleep, not lost.
+        waited = sum(n["wall_s"] for n in find(root, "[await]"))
+        assert waited >= 0.12, (i, waited)
+        assert path_to(root, "[await]")[:2] == [root["function"], "sleep"]
+        # The thread's outer stack (the runner, trio's scheduler) is never
+        # below the root.
+        assert not {"run", "<module>", "unrolled_run"} & names, names
+
+
+async def trio_child(seconds: float) -> None:
+    import trio
+
+    await trio.sleep(seconds)
+
+
+def test_trio_nursery_and_anyio_on_trio_show_their_children():
+    trio = pytest.importorskip("trio")
+    anyio = pytest.importorskip("anyio")
+
+    async def with_nursery() -> dict:
+        async with Profiler() as prof:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(trio_child, 0.15)
+        return prof.report.to_dict()
+
+    async def with_anyio() -> dict:
+        async with Profiler() as prof:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(trio_child, 0.15)
+        return prof.report.to_dict()
+
+    for doc in (trio.run(with_nursery), anyio.run(with_anyio, backend="trio")):
+        child = find(doc["root"], "trio_child")
+        assert child, functions(doc["root"])
+        assert sum(n["wall_s"] for n in find(child[0], "[await]")) >= 0.12
+
+
+def test_an_asgi_app_on_hypercorns_trio_worker_is_profiled_per_request():
+    trio = pytest.importorskip("trio")
+    pytest.importorskip("hypercorn")
+    import httpx
+    from fastapi import FastAPI
+    from hypercorn.config import Config
+    from hypercorn.trio import serve as hypercorn_serve
+
+    from conftest import listening_socket
+
+    app = FastAPI()
+
+    @app.get("/trio/{n}")
+    async def trio_endpoint(n: int) -> dict:
+        score_reviews(0.02)
+        await trio.sleep(0.1)
+        return {"n": n}
+
+    sock = listening_socket()
+    port = sock.getsockname()[1]
+    sock.close()
+    config = Config()
+    config.bind = [f"127.0.0.1:{port}"]
+    config.accesslog = config.errorlog = None
+    stop = threading.Event()
+
+    async def shutdown_trigger() -> None:
+        while not stop.is_set():
+            await trio.sleep(0.01)
+
+    thread = threading.Thread(target=trio.run, args=(
+        lambda: hypercorn_serve(middleware(app), config, shutdown_trigger=shutdown_trigger),),
+        daemon=True)
+    thread.start()
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    response = client.get("/trio/3?profile=1&profile_format=json")
+                    break
+                except httpx.TransportError:
+                    assert time.monotonic() < deadline, "hypercorn did not start"
+                    time.sleep(0.05)
+        assert response.status_code == 200
+        doc = response.json()
+    finally:
+        stop.set()
+        thread.join(30)
+    root = doc["root"]
+    assert root["kind"] == "request" and root["function"] == "GET /trio/{n}"
+    assert reqprof_nodes(root) == []
+    endpoint = find(root, "test_an_asgi_app_on_hypercorns_trio_worker_is_profiled_per_request.<locals>.trio_endpoint"
+                    if sys.version_info >= (3, 11) else "trio_endpoint")
+    assert endpoint, functions(root)
+    assert total_wall(endpoint[0], "score_reviews") >= 0.01
+    assert sum(n["wall_s"] for n in find(endpoint[0], "[await]")) >= 0.08
