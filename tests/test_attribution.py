@@ -695,3 +695,93 @@ def test_an_asgi_app_on_hypercorns_trio_worker_is_profiled_per_request():
     assert endpoint, functions(root)
     assert total_wall(endpoint[0], "score_reviews") >= 0.01
     assert sum(n["wall_s"] for n in find(endpoint[0], "[await]")) >= 0.08
+
+
+# ---- 3. greenlets ------------------------------------------------------------------------
+
+
+def greenlet_child_work(main: Any) -> None:
+    score_reviews(0.03)
+    main.switch()
+    score_reviews(0.03)
+
+
+def switch_to_greenlets() -> None:
+    import greenlet
+
+    child = greenlet.greenlet(greenlet_child_work)
+    child.switch(greenlet.getcurrent())
+    score_reviews(0.01)
+    child.switch()
+
+
+def test_a_greenlet_is_shown_under_the_frame_that_switched_to_it():
+    pytest.importorskip("greenlet")     # imported before the profile starts, as apps do
+    with Profiler() as prof:
+        switch_to_greenlets()
+    root = prof.report.to_dict()["root"]
+    # All of the greenlet's work is under the switching frame, none
+    # grafted at the root.
+    assert {c["function"] for c in root["children"]} <= {name_of(switch_to_greenlets), "[unsampled]"}, \
+        [c["function"] for c in root["children"]]
+    path = path_to(root, name_of(greenlet_child_work))
+    assert path[1:3] == [name_of(switch_to_greenlets), name_of(greenlet_child_work)], path
+    assert total_wall(root, name_of(greenlet_child_work)) >= 0.04
+
+
+SQLALCHEMY_ROWS = 3000
+
+
+def test_sqlalchemy_asyncio_on_greenlets_keeps_every_tree_in_order(serve, tmp_path):
+    pytest.importorskip("sqlalchemy")
+    pytest.importorskip("aiosqlite")
+    import sqlite3
+
+    from fastapi import FastAPI
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+
+    db = tmp_path / "books.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("create table books (id integer primary key, title text)")
+        conn.executemany("insert into books (title) values (?)",
+                         [(f"book {i}",) for i in range(SQLALCHEMY_ROWS)])
+    engines: list = []
+    app = FastAPI()
+
+    @app.get("/books")
+    async def list_books() -> dict:
+        if not engines:
+            engines.append(create_async_engine(f"sqlite+aiosqlite:///{db}"))
+        async with AsyncSession(engines[0]) as session:
+            total = 0
+            for _ in range(5):
+                rows = (await session.execute(text("select id, title from books"))).all()
+                total += len(rows)
+        return {"rows": total}
+
+    server = serve(middleware(app))
+    # The server's own stack (below the request) never shows in a request.
+    outside = {"Server.run", "Server.serve", "Server._serve", "run_until_complete",
+               "run_forever", "BaseEventLoop.run_until_complete", "BaseEventLoop.run_forever",
+               "BaseEventLoop._run_once", "Handle._run", "Runner.run", "Thread.run"}
+    executes = 0
+    for _ in range(20):
+        response = server.client.get("/books?profile=1&profile_format=json")
+        assert response.status_code == 200
+        root = response.json()["root"]
+        assert root["kind"] == "request" and root["function"] == "GET /books"
+        names = functions(root)
+        assert not names & outside, names & outside
+        assert reqprof_nodes(root) == []
+        for node, _ in walk(root):
+            for child in node["children"]:
+                if child["function"] == "Session.execute":
+                    executes += 1
+                    path = path_to(root, "Session.execute")
+                    assert "greenlet_spawn" in path and "AsyncSession.execute" in path, path
+        # Nothing but the app's endpoint (and [unsampled]) right under the root.
+        top = {c["function"] for c in root["children"]} - {"[unsampled]", "[after response]"}
+        assert all("list_books" in name or "ServerErrorMiddleware" in name or "FastAPI" in name
+                   or "Starlette" in name for name in top), top
+    assert executes > 0     # the ORM's greenlet work was seen at all

@@ -220,11 +220,9 @@ reserve(rp_frame **buf, size_t *cap, size_t n, size_t max_frames)
 
 #ifdef RP_FAST
 static size_t
-walk_fast(PyThreadState *ts, rp_frame **buf, size_t *cap, size_t max_frames,
-          int *more)
+walk_fast_from(_PyInterpreterFrame *f, rp_frame **buf, size_t *cap,
+               size_t n, size_t max_frames, int *more)
 {
-    size_t n = 0;
-    _PyInterpreterFrame *f = ts->cframe ? ts->cframe->current_frame : NULL;
     for (; f != NULL; f = f->previous) {
         if (RP_SHIM_FRAME(f) || _PyFrame_IsIncomplete(f)) {
             continue;
@@ -241,16 +239,24 @@ walk_fast(PyThreadState *ts, rp_frame **buf, size_t *cap, size_t max_frames,
     }
     return n;
 }
-#endif
 
 static size_t
-walk_portable(PyThreadState *ts, rp_frame **buf, size_t *cap,
-              size_t max_frames, int *more)
+walk_fast(PyThreadState *ts, rp_frame **buf, size_t *cap, size_t max_frames,
+          int *more)
 {
-    size_t n = 0;
+    _PyInterpreterFrame *f = ts->cframe ? ts->cframe->current_frame : NULL;
+    return walk_fast_from(f, buf, cap, 0, max_frames, more);
+}
+#endif
+
+
+/* Walks from frame object `f` (a new reference, consumed) appending at n. */
+static size_t
+walk_portable_from(PyFrameObject *f, rp_frame **buf, size_t *cap, size_t n,
+                   size_t max_frames, int *more)
+{
     /* Each frame object is owned by its running frame, so a borrowed
      * pointer stays valid while we hold the GIL. */
-    PyFrameObject *f = PyThreadState_GetFrame(ts);
     while (f != NULL) {
         if (reserve(buf, cap, n, max_frames) < 0) {
             *more = 1;
@@ -270,6 +276,36 @@ walk_portable(PyThreadState *ts, rp_frame **buf, size_t *cap,
     }
     PyErr_Clear();
     return n;
+}
+
+static size_t
+walk_portable(PyThreadState *ts, rp_frame **buf, size_t *cap,
+              size_t max_frames, int *more)
+{
+    return walk_portable_from(PyThreadState_GetFrame(ts), buf, cap, 0,
+                              max_frames, more);
+}
+
+size_t
+rp_compat_walk_from(const rp_compat *c, const void *key, rp_frame **buf,
+                    size_t *cap, size_t n, size_t max_frames, int *more)
+{
+    *more = 0;
+    if (key == NULL) {
+        return n;
+    }
+#ifdef RP_FAST
+    if (c->fast) {
+        return walk_fast_from((_PyInterpreterFrame *)key, buf, cap, n,
+                              max_frames, more);
+    }
+#else
+    (void)c;
+#endif
+    /* A frame object (the key of the portable path): someone holds it. */
+    PyFrameObject *f = (PyFrameObject *)key;
+    Py_INCREF(f);
+    return walk_portable_from(f, buf, cap, n, max_frames, more);
 }
 
 size_t

@@ -133,6 +133,13 @@ size_t rp_compat_walk(const rp_compat *c, PyThreadState *ts, rp_frame **buf,
  * NULL when it runs none. `ts` is the calling thread's or is not running. */
 const void *rp_compat_top_frame_key(const rp_compat *c, PyThreadState *ts);
 
+/* Walks on from the frame whose key is `key` (taken from a frame object
+ * that stays alive meanwhile, and that has not run since), appending to
+ * `buf` from index `n` as rp_compat_walk does. Returns the new count. */
+size_t rp_compat_walk_from(const rp_compat *c, const void *key,
+                           rp_frame **buf, size_t *cap, size_t n,
+                           size_t max_frames, int *more);
+
 /* For a suspended coroutine, generator or async generator `obj`: stores its
  * frame in *out and returns 1. Returns 0 when `obj` is not one of those or
  * is not suspended (created, running or finished). */

@@ -80,6 +80,25 @@
 #define PARK_RECHECK_NS 1000000000u /* a parked sampler looks again this often */
 #define WEDGE_NS 5000000000u        /* the "wedge" fault holds mu this long */
 
+/* greenlet switches seen on one thread (the greenlet.settrace hook): a
+ * greenlet's frames end at its start, and its stack goes on, logically, at
+ * the frame that switched to it, in the greenlet it came from. */
+#define MAX_GREENLET_THREADS 64u
+#define MAX_GREENLET_LINKS 16u
+
+typedef struct glet_link {
+    const void *target;     /* a greenlet (identity only) */
+    const void *origin;     /* the greenlet that switched to it last */
+    const void *switcher;   /* key of the frame that did, in origin */
+} glet_link;
+
+typedef struct glet_thread {
+    uint64_t ts_id;         /* PyThreadState.id: never reused */
+    const void *current;    /* the greenlet it runs now */
+    glet_link links[MAX_GREENLET_LINKS];
+    size_t n;
+} glet_thread;
+
 /* A set of objects by identity, holding strong references. */
 typedef struct ptrset {
     PyObject **slots;
@@ -139,6 +158,11 @@ static struct rp_engine {
     size_t n_cpu, cap_cpu;
     ptrset hidden;
     ptrset dispatch;
+
+    /* greenlet switches, per thread (greenlet_hook). */
+    PyObject *greenlet_hook;
+    glet_thread glets[MAX_GREENLET_THREADS];
+    size_t n_glets;
 
     /* Task types child tasks are recognised by (strong; NULL until the
      * library is imported): asyncio's Task and Future (C), trio's Task. */
@@ -1024,6 +1048,151 @@ append_thread(rp_session *s, PyThreadState *ts, size_t *len)
     return 0;
 }
 
+/* The greenlet switches seen on the thread of `ts`, or NULL. */
+static glet_thread *
+glet_entry(PyThreadState *ts, int create)
+{
+    for (size_t i = 0; i < engine.n_glets; i++) {
+        if (engine.glets[i].ts_id == ts->id) {
+            return &engine.glets[i];
+        }
+    }
+    if (!create) {
+        return NULL;
+    }
+    if (engine.n_glets == MAX_GREENLET_THREADS) {
+        /* Forget the oldest thread (it may be gone). */
+        memmove(&engine.glets[0], &engine.glets[1],
+                (MAX_GREENLET_THREADS - 1) * sizeof(glet_thread));
+        engine.n_glets--;
+    }
+    glet_thread *g = &engine.glets[engine.n_glets++];
+    memset(g, 0, sizeof(*g));
+    g->ts_id = ts->id;
+    return g;
+}
+
+static glet_link *
+glet_link_of(glet_thread *g, const void *target)
+{
+    for (size_t i = 0; i < g->n; i++) {
+        if (g->links[i].target == target) {
+            return &g->links[i];
+        }
+    }
+    return NULL;
+}
+
+/* Walks the stack of thread `ts` into engine.frames and returns its
+ * length. When the thread runs a greenlet (its frames end at the
+ * greenlet's start), the walk goes on at the frame that switched to it,
+ * greenlet after greenlet: the stack as the code sees it. */
+static size_t
+walk_thread(PyThreadState *ts)
+{
+    int more;
+    size_t n = rp_compat_walk(&engine.compat, ts, &engine.frames,
+                              &engine.frames_cap, MAX_FRAMES, &more);
+    glet_thread *g = engine.n_glets ? glet_entry(ts, 0) : NULL;
+    const void *cur = g != NULL ? g->current : NULL;
+    for (size_t hops = 0; cur != NULL && !more && hops < MAX_GREENLET_LINKS;
+            hops++) {
+        glet_link *l = glet_link_of(g, cur);
+        if (l == NULL || l->switcher == NULL) {
+            break;
+        }
+        n = rp_compat_walk_from(&engine.compat, l->switcher, &engine.frames,
+                                &engine.frames_cap, n, MAX_FRAMES, &more);
+        cur = l->origin;
+    }
+    return n;
+}
+
+/* The greenlet.settrace hook, called with (event, (origin, target)) on
+ * the thread that switched, GIL held, once target runs. Origin is
+ * suspended: its top frame (gr_frame) is the one that switched to target,
+ * and stays as it is while target runs. A main greenlet's frames go down
+ * to the thread's own: no link for it. Never raises. */
+static PyObject *
+greenlet_hook(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *event, *pair, *parent = NULL, *frame = NULL;
+    if (PyTuple_Check(args) && PyTuple_GET_SIZE(args) == 2
+            && PyUnicode_Check(event = PyTuple_GET_ITEM(args, 0))
+            && PyTuple_Check(pair = PyTuple_GET_ITEM(args, 1))
+            && PyTuple_GET_SIZE(pair) == 2) {
+        PyThreadState *ts = PyThreadState_Get();
+        glet_thread *g = glet_entry(ts, 1);
+        PyObject *origin = PyTuple_GET_ITEM(pair, 0);
+        PyObject *target = PyTuple_GET_ITEM(pair, 1);
+        g->current = target;
+        parent = PyObject_GetAttrString(target, "parent");
+        frame = PyObject_GetAttrString(origin, "gr_frame");
+        if (parent == NULL || parent == Py_None || frame == NULL
+                || !PyFrame_Check(frame)) {
+            goto done;      /* a main greenlet, or no frame to go on at */
+        }
+        glet_link *l = glet_link_of(g, target);
+        if (l == NULL) {
+            if (g->n == MAX_GREENLET_LINKS) {
+                memmove(&g->links[0], &g->links[1],
+                        (MAX_GREENLET_LINKS - 1) * sizeof(glet_link));
+                g->n--;
+            }
+            l = &g->links[g->n++];
+            l->target = target;
+        }
+        l->origin = origin;
+        /* The origin greenlet holds its top frame object while suspended. */
+        l->switcher = rp_compat_frame_key(&engine.compat,
+                                          (PyFrameObject *)frame);
+    }
+done:
+    Py_XDECREF(parent);
+    Py_XDECREF(frame);
+    PyErr_Clear();
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef greenlet_hook_def = {
+    "_reqprof_greenlet_hook", greenlet_hook, METH_VARARGS,
+    "reqprof: follows greenlet switches for the profiles (greenlet.settrace).",
+};
+
+/* When greenlet is imported, sets the hook as this thread's greenlet trace
+ * function, unless another one is set (then greenlets are not followed on
+ * this thread). Never fails. */
+static void
+ensure_greenlet_hook(void)
+{
+    rp_saved_error saved;
+    RP_ERROR_SAVE(&saved);
+    PyObject *name = PyUnicode_FromString("greenlet");
+    PyObject *mod = name ? PyImport_GetModule(name) : NULL;
+    PyObject *tracer = NULL, *r = NULL;
+    if (mod == NULL) {
+        goto done;
+    }
+    if (engine.greenlet_hook == NULL) {
+        engine.greenlet_hook = PyCFunction_New(&greenlet_hook_def, NULL);
+        if (engine.greenlet_hook == NULL) {
+            goto done;
+        }
+    }
+    tracer = PyObject_CallMethod(mod, "gettrace", NULL);
+    if (tracer == Py_None) {
+        r = PyObject_CallMethod(mod, "settrace", "O", engine.greenlet_hook);
+    }
+done:
+    Py_XDECREF(name);
+    Py_XDECREF(mod);
+    Py_XDECREF(tracer);
+    Py_XDECREF(r);
+    PyErr_Clear();
+    RP_ERROR_RESTORE(&saved);
+}
+
 /* Records what thread `ts` runs for session `s`, counting `count`
  * samples. While `ts` runs a collection, the frames it runs (finalizers)
  * go under a [gc] node below the frame that triggered it. */
@@ -1225,9 +1394,7 @@ sample_due(void)
                 continue;
             }
             if (!walked) {
-                int more;
-                n = rp_compat_walk(&engine.compat, ts, &engine.frames,
-                                   &engine.frames_cap, MAX_FRAMES, &more);
+                n = walk_thread(ts);
                 cpu = cpu_delta(ts);
                 walked = 1;
             }
@@ -1329,9 +1496,7 @@ gc_hook(PyObject *self, PyObject *args)
         }
         uint64_t wall = now - from;
         if (!walked) {
-            int more;
-            n = rp_compat_walk(&engine.compat, ts, &engine.frames,
-                               &engine.frames_cap, MAX_FRAMES, &more);
+            n = walk_thread(ts);
             walked = 1;
         }
         /* The collection is over: the stack is the one that triggered it,
@@ -1836,6 +2001,7 @@ rp_engine_start(rp_session *s, PyFrameObject *root_frame, PyObject *coro,
         return -1;
     }
     find_task_types();
+    ensure_greenlet_hook();
     PyObject *marker = PyLong_FromUnsignedLongLong(++engine.next_marker);
     if (marker == NULL) {
         return -1;
