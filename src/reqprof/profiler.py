@@ -19,7 +19,7 @@ import os
 import sys
 import threading
 from types import CodeType, FrameType, TracebackType
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Iterator, TypeVar
 
 from . import _core
 from .report import LIBRARY_DIRS, Report
@@ -45,6 +45,53 @@ def hide(func_or_code: Any) -> None:
     if not isinstance(code, CodeType):
         raise TypeError(f"hide() needs a function or code object, not {type(func_or_code).__name__}")
     _core.hide_code(code)
+
+
+def _codes_of(obj: Any, seen: set[int], depth: int = 0) -> Iterator[CodeType]:
+    """The code objects of a function or class, nested ones (inner
+    functions, comprehensions, lambdas) included."""
+    if id(obj) in seen or depth > 8:
+        return
+    seen.add(id(obj))
+    if isinstance(obj, CodeType):
+        yield obj
+        for const in obj.co_consts:
+            if isinstance(const, CodeType):
+                yield from _codes_of(const, seen, depth + 1)
+    elif isinstance(obj, (staticmethod, classmethod)):
+        yield from _codes_of(obj.__func__, seen, depth + 1)
+    elif isinstance(obj, property):
+        for f in (obj.fget, obj.fset, obj.fdel):
+            if f is not None:
+                yield from _codes_of(f, seen, depth + 1)
+    elif isinstance(obj, type):
+        for value in vars(obj).values():
+            yield from _codes_of(value, seen, depth + 1)
+    else:
+        code = getattr(obj, "__code__", None)
+        if isinstance(code, CodeType):
+            yield from _codes_of(code, seen, depth + 1)
+
+
+_hidden_modules: set[str] = set()
+
+
+def _hide_own_modules() -> None:
+    """reqprof's own frames never appear in a report: every function of
+    every reqprof module imported so far is hidden (the middleware's send
+    wrappers, the profiler's start and stop, their comprehensions)."""
+    for name, module in list(sys.modules.items()):
+        if module is None or name in _hidden_modules:
+            continue
+        if name != "reqprof" and not name.startswith("reqprof."):
+            continue
+        _hidden_modules.add(name)
+        seen: set[int] = set()
+        for value in list(vars(module).values()):
+            if getattr(value, "__module__", None) != name:
+                continue
+            for code in _codes_of(value, seen):
+                _core.hide_code(code)
 
 
 # Thread-pool plumbing: a worker thread's stack is shown from the first
@@ -178,6 +225,7 @@ class Profiler:
         if root_frame is None:
             root_frame = sys._getframe(1)
         _register_dispatch_frames()
+        _hide_own_modules()
         _log_mode_once()
         coro = _current_coro() if self._options["async_mode"] != "disabled" else None
         fold = getattr(root_function, "__code__", None)
