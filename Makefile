@@ -49,7 +49,7 @@ test-py: build
 
 # The engine suite again with the public-API fallback forced.
 test-portable: build
-	REQPROF_PORTABLE=1 $(PY) -m pytest -q tests/test_engine.py tests/test_accuracy.py
+	REQPROF_PORTABLE=1 $(PY) -m pytest -q tests/test_engine.py tests/test_accuracy.py tests/test_attribution.py
 
 test: test-js test-c test-py test-portable
 
@@ -93,11 +93,11 @@ test-versions:
 	  $$py -m venv $$d/venv && $$d/venv/bin/pip install -q pytest pytest-timeout 'setuptools>=77'; \
 	  $$d/venv/bin/python setup.py -q build_ext --build-lib $$d --build-temp $$d/tmp --force; \
 	  PYTHONPATH=$$d $$d/venv/bin/python -m pytest -q --noconftest -p no:cacheprovider \
-	    tests/test_engine.py tests/test_accuracy.py; \
+	    tests/test_engine.py tests/test_accuracy.py tests/test_attribution.py; \
 	  if PYTHONPATH=$$d $$d/venv/bin/python -c 'import sys, reqprof._core as c; sys.exit(not c.MODE.startswith("fast"))'; then \
 	    echo "== CPython $$v, public-API path"; \
 	    REQPROF_PORTABLE=1 PYTHONPATH=$$d $$d/venv/bin/python -m pytest -q --noconftest -p no:cacheprovider \
-	      tests/test_engine.py tests/test_accuracy.py; \
+	      tests/test_engine.py tests/test_accuracy.py tests/test_attribution.py; \
 	  fi; \
 	done
 

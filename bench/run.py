@@ -26,12 +26,13 @@ from typing import Any, Callable
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import blame  # noqa: E402
 import http_bench  # noqa: E402
 from common import BENCH, ROOT, ChildError, Spread, machine, run_child, table  # noqa: E402
 from tools import SAMPLING_TOOLS, TOOLS, tool_env  # noqa: E402
 from workloads import WORKLOADS  # noqa: E402
 
-SECTIONS = ("overhead", "fidelity", "accuracy", "http", "memory", "report")
+SECTIONS = ("overhead", "fidelity", "accuracy", "http", "memory", "report", "blame")
 FIDELITY_SCENARIOS = {
     "cpu": "CPU-bound Python",
     "c_nogil": "long C call, GIL released (pbkdf2_hmac)",
@@ -459,6 +460,15 @@ def targets(data: dict[str, Any]) -> str:
             + table(["target", "goal", "measured", ""], rows))
 
 
+# -- 7. blame ----------------------------------------------------------------------------
+
+def bench_blame(rounds: int) -> tuple[str, Any]:
+    """bench/blame.py: the share of wall time each profiler charges to
+    innocent frames in the situations of real apps (issue 15)."""
+    results = blame.collect(list(blame.SITUATIONS), rounds, "main", progress)
+    return blame.render(results, rounds, "main"), results
+
+
 # -- driver ---------------------------------------------------------------------------
 
 def main() -> int:
@@ -498,6 +508,7 @@ def main() -> int:
         "http": lambda: bench_http(http_rounds, http_seconds, errors),
         "memory": lambda: bench_memory(errors),
         "report": lambda: bench_report(1 if opts.quick else 3, errors),
+        "blame": lambda: bench_blame(1 if opts.quick else 3),
     }
     for name in sections:
         texts[name], data[name] = runners[name]()
@@ -510,6 +521,7 @@ def main() -> int:
         "http": "4. HTTP throughput and latency",
         "memory": "5. Memory per session",
         "report": "6. Report writers",
+        "blame": "7. Blame",
     }
     end_load = machine()["load"]
     doc = [

@@ -94,8 +94,9 @@ def _hide_own_modules() -> None:
                 _core.hide_code(code)
 
 
-# Thread-pool plumbing: a worker thread's stack is shown from the first
-# frame past these (the work it was given), not from the thread's bootstrap.
+# Thread-pool plumbing and the event loop's callback runner: a stack that
+# does not hold the request's root is shown from the frame below the
+# innermost of these (the work given), not from the thread's bootstrap.
 _dispatch_modules_done: set[str] = set()
 
 
@@ -106,6 +107,11 @@ def _register_dispatch_frames() -> None:
             if isinstance(code, CodeType):
                 _core.add_dispatch_code(code)
 
+    if "asyncio" not in _dispatch_modules_done:
+        # The event loop running a callback (not a task) in the request's
+        # context: the callback is what matters, not the loop below it.
+        _dispatch_modules_done.add("asyncio")
+        add(asyncio.events.Handle._run)
     if "threading" not in _dispatch_modules_done:
         _dispatch_modules_done.add("threading")
         t = threading.Thread

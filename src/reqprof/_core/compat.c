@@ -8,6 +8,10 @@
  * API (PyThreadState_GetFrame / PyFrame_GetBack materialise them, which
  * allocates), coroutine attributes through getattr, plain GIL waits.
  *
+ * Also: the locals of a suspended coroutine (child tasks the frame holds),
+ * walking on from a given frame (a greenlet's switcher), the innermost
+ * frame's key, and set iteration without Python code.
+ *
  * Everything here runs with the GIL held except rp_compat_request_gil,
  * rp_compat_finalizing and rp_compat_thread_cpu_ns. Nothing here raises:
  * errors from the public API are cleared and reported as "not found".

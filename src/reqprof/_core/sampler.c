@@ -44,7 +44,37 @@
  * (or, when the root is not on that stack, from its first frame of
  * interest, under the frame awaiting it and a [thread] node). A session no
  * thread ran for is waiting: enabled records its task's await stack with
- * an [await] leaf, strict records [out-of-context].
+ * an [await] leaf named after the point it waits at, strict records
+ * [out-of-context].
+ *
+ * What the sampler alone would blame on the wrong code (DESIGN §3b):
+ * - Child tasks. When a waiting task's innermost awaitable is a task or a
+ *   future leading to tasks (gather's children, shield's inner task), or
+ *   its innermost library frames hold tasks (asyncio.wait's set, a task
+ *   group's `_tasks`, a trio nursery's `_children`), the tasks bound to the
+ *   session (their context carries its marker) that are suspended are its
+ *   children: each one's await chain is recorded under the waiting frame
+ *   with its own [await], recursively, and the tick's time is split
+ *   between them, children running app code first (a disconnect listener
+ *   gets none while the view waits). One tick counts one sample.
+ * - Garbage collection. A gc.callbacks hook (gc_hook) is told when a
+ *   collection starts and ends, on the thread that runs it: its time goes
+ *   to [gc] under the stack that triggered it, in the sessions that thread
+ *   runs for, and the next tick does not charge it again (gc_credit_ns).
+ *   A tick landing inside it (a finalizer let the GIL go) puts the
+ *   finalizer's frames below [gc], and keeps the part of its time before
+ *   the collection (the trigger's) and the GIL wait (the collector's) off
+ *   the finalizer.
+ * - greenlets. A greenlet's frames end at its start. A greenlet.settrace
+ *   hook (greenlet_hook) records, per thread, which frame switched to the
+ *   greenlet running now; walk_thread goes on from there, so the stack is
+ *   the one the code sees and never another one's.
+ * - Time no tick saw (since the last tick when the response ends or the
+ *   session stops) is [unsampled], never the frame that stops the session;
+ *   after mark_response_end samples go under [after response].
+ * - A session whose ticks are too few for its duration is marked
+ *   undersampled, with the likelier reason from the engine's counters (GIL
+ *   waits against late wake-ups).
  */
 #include "sampler.h"
 
@@ -77,6 +107,7 @@
 #define LOCALS_FRAMES 4u            /* innermost awaiting frames searched */
 #define MAX_LOCALS 64u              /* locals (or items) looked at in each */
 #define MAX_REFS 32u                /* references of a future looked at */
+#define MAX_AWAIT_LEAVES 64u        /* await points recorded for one tick */
 #define PARK_RECHECK_NS 1000000000u /* a parked sampler looks again this often */
 #define WEDGE_NS 5000000000u        /* the "wedge" fault holds mu this long */
 
@@ -182,6 +213,7 @@ static struct rp_engine {
     uint64_t gc_start_ns;
     int64_t gc_start_cpu;
     size_t gc_path_len;             /* path length up to [gc], 0 if none */
+    unsigned await_leaves;          /* await points this tick (budget) */
     uint64_t tick_wait_ns;          /* the current tick's wait for the GIL */
 
     /* Counters (GIL). */
@@ -499,8 +531,10 @@ append_frames(rp_session *s, const rp_frame *frames, long start, size_t *len,
 }
 
 /* Where a stack that does not hold the session's root starts to matter:
- * its outermost coroutine frame (a task's step), else the first frame past
- * the outermost run of thread-pool plumbing, else its bottom. */
+ * its outermost coroutine frame (a task's step), else the frame below the
+ * innermost dispatching frame (thread-pool plumbing, or the event loop
+ * running a callback in the session's context), else its bottom: never
+ * the thread's own frames below that (a server's main loop). */
 static long
 anchor(const rp_frame *frames, size_t n)
 {
@@ -509,11 +543,12 @@ anchor(const rp_frame *frames, size_t n)
             return i;
         }
     }
-    long i = (long)n - 1;
-    while (i > 0 && ptrset_has(&engine.dispatch, frames[i].code)) {
-        i--;
+    for (long i = 0; i < (long)n; i++) {
+        if (ptrset_has(&engine.dispatch, frames[i].code)) {
+            return i - 1;   /* -1: it runs C code (a C callback): no frame */
+        }
     }
-    return i;
+    return (long)n - 1;
 }
 
 /* Makes the chain buffers hold at least `n` entries. 0, or -1. */
@@ -980,7 +1015,8 @@ record_await(rp_session *s, PyObject *coro, size_t len, size_t base,
         return 0;
     }
     k.n = 0;
-    if (level < MAX_TASK_LEVELS && s->mode == RP_MODE_ENABLED) {
+    if (level < MAX_TASK_LEVELS && s->mode == RP_MODE_ENABLED
+            && engine.await_leaves < MAX_AWAIT_LEAVES) {
         find_children(s, base, n, end, coro, &k);
     }
     rp_frame inner = engine.chain[base + n - 1];
@@ -1013,6 +1049,7 @@ record_await(rp_session *s, PyObject *coro, size_t len, size_t base,
             return 1;
         }
     }
+    engine.await_leaves++;
     uint32_t id = rp_codetable_await(&s->codes, inner.code, inner.lasti);
     uint32_t loc = inner.lasti >= 0 ? (uint32_t)inner.lasti : RP_NONE;
     if (append_id(s, id, &len) < 0) {
@@ -1293,6 +1330,7 @@ record_waiting(rp_session *s, uint64_t wall)
 {
     size_t len = path_start(s);
     uint64_t count = 1;
+    engine.await_leaves = 0;
     if (s->mode == RP_MODE_ENABLED && s->coro != NULL
             && record_await(s, s->coro, len, 0, wall, &count, 0)) {
         s->n_await++;

@@ -42,8 +42,9 @@ int rp_engine_set_library_dirs(PyObject *dirs);
 
 /* Frames of `code` are left out of every path (profiler plumbing). */
 int rp_engine_hide_code(PyObject *code);
-/* Frames of `code` are thread-pool plumbing: a worker thread's stack starts
- * below the outermost run of them. */
+/* Frames of `code` dispatch work (thread-pool plumbing, the event loop's
+ * callback runner): a stack that does not hold a session's root starts
+ * below the innermost of them. */
 int rp_engine_add_dispatch_code(PyObject *code);
 
 /* A new dict of counters (ticks, GIL waits, mode, ...). */
