@@ -20,6 +20,7 @@ import os
 import re
 import sys
 import textwrap
+import threading
 import time
 from typing import Any
 
@@ -77,13 +78,17 @@ def innocent_work() -> None:
 
 
 class CollectionTimer:
-    """Measures collections itself, through its own gc.callbacks entry."""
+    """Measures the collections this thread runs, through its own
+    gc.callbacks entry (other threads' are not the profile's)."""
 
     def __init__(self) -> None:
         self.total = 0.0
         self._start = 0.0
+        self._thread = threading.get_ident()
 
     def __call__(self, phase: str, info: dict) -> None:
+        if threading.get_ident() != self._thread:
+            return
         if phase == "start":
             self._start = time.perf_counter()
         else:
@@ -281,6 +286,44 @@ def test_children_running_only_library_code_give_way_to_app_children():
     node = find(doc["root"], name_of(child_waits))[0]
     waited = sum(n["wall_s"] for n in find(doc["root"], "[await]"))
     assert node["wall_s"] == pytest.approx(waited, abs=1e-9)
+
+
+def thread_work_for_a_child(suspended: threading.Event) -> None:
+    suspended.wait(30)
+    _core._sample_now()     # a tick now, while this thread works for the child
+
+
+async def child_uses_a_thread() -> None:
+    # Set once this task has handed the work over and is suspended (the
+    # loop runs the callback after the task's step).
+    suspended = threading.Event()
+    asyncio.get_running_loop().call_soon(suspended.set)
+    await asyncio.to_thread(thread_work_for_a_child, suspended)
+
+
+def test_work_in_a_thread_for_a_child_task_shows_under_that_child():
+    # A framework's handler waits for the view's task and a listener; the
+    # view hands work to a thread (Django's sync_to_async does): the work
+    # shows under the view's own await point, not under the handler's.
+    async def handler(done):
+        tasks = [asyncio.create_task(child_uses_a_thread()), asyncio.create_task(asyncio.sleep(30))]
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        tasks[1].cancel()
+        done.set()
+
+    async def main():
+        async with Profiler(interval=PARKED) as prof:
+            await handler(asyncio.Event())
+        return prof.report.to_dict()
+
+    doc = asyncio.run(main())
+    path = path_to(doc["root"], name_of(thread_work_for_a_child))
+    assert path is not None, functions(doc["root"])
+    if not FAST:
+        return      # the public-API path cannot tell which task the thread works for
+    assert name_of(child_uses_a_thread) in path, path
+    assert path.index(name_of(child_uses_a_thread)) < path.index(name_of(thread_work_for_a_child))
+    assert any(p.startswith("[thread ") for p in path), path
 
 
 def test_anyio_task_group_children_show_under_the_group():

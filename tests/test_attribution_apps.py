@@ -20,6 +20,8 @@ from test_attribution import background_job, reqprof_nodes, score_reviews
 
 DJANGO_APP = '''
 import asyncio
+import time
+
 import django
 from django.conf import settings
 
@@ -35,7 +37,22 @@ async def sleeping_view(request):
     return JsonResponse({"ok": True})
 
 
-urlpatterns = [path("sleep/", sleeping_view)]
+def blocking_query():
+    end = time.perf_counter() + 0.2
+    while time.perf_counter() < end:
+        pass
+    return 1
+
+
+async def orm_view(request):
+    # What Django's async ORM does: the query runs in a thread.
+    from asgiref.sync import sync_to_async
+
+    rows = await sync_to_async(blocking_query)()
+    return JsonResponse({"rows": rows})
+
+
+urlpatterns = [path("sleep/", sleeping_view), path("orm/", orm_view)]
 
 from django.core.asgi import get_asgi_application
 from reqprof import ProfilingMiddleware, Settings
@@ -48,11 +65,11 @@ application = ProfilingMiddleware(get_asgi_application(),
 
 def test_django_async_view_shows_its_sleep_with_the_requests_wall_time(serve, tmp_path):
     pytest.importorskip("django")
-    (tmp_path / "django_sleep_app.py").write_text(DJANGO_APP)
+    (tmp_path / "django_attr_app.py").write_text(DJANGO_APP)
     sys.path.insert(0, str(tmp_path))
     try:
-        import django_sleep_app
-        server = serve(django_sleep_app.application, lifespan="off")
+        import django_attr_app
+        server = serve(django_attr_app.application, lifespan="off")
         response = server.client.get("/sleep/?profile=1&profile_format=json")
     finally:
         sys.path.remove(str(tmp_path))
@@ -67,6 +84,29 @@ def test_django_async_view_shows_its_sleep_with_the_requests_wall_time(serve, tm
     # The view only sleeps: it holds (nearly) all of the request's time.
     assert view[0]["wall_s"] >= 0.9 * 0.3
     assert total_wall(root, "sleeping_view") >= 0.9 * root["wall_s"] - 0.01
+
+
+def test_django_async_view_shows_the_work_it_hands_to_a_thread(serve, tmp_path):
+    pytest.importorskip("django")
+    from reqprof import _core
+
+    (tmp_path / "django_attr_app.py").write_text(DJANGO_APP)
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import django_attr_app
+        server = serve(django_attr_app.application, lifespan="off")
+        response = server.client.get("/orm/?profile=1&profile_format=json")
+    finally:
+        sys.path.remove(str(tmp_path))
+    assert response.status_code == 200
+    root = response.json()["root"]
+    path = path_to(root, "blocking_query")
+    assert path is not None, functions(root)
+    assert total_wall(root, "blocking_query") >= 0.1
+    if _core.MODE.startswith("fast"):
+        # Under the view, in its thread: not under Django's handler alone.
+        assert "orm_view" in path and any(p.startswith("[thread ") for p in path), path
+        assert path.index("orm_view") < path.index("blocking_query")
 
 
 

@@ -47,6 +47,7 @@
 
 #ifdef RP_FAST
 #  include <opcode.h>
+#  include <internal/pycore_context.h>
 #  include <internal/pycore_frame.h>
 #  include <internal/pycore_interp.h>
 #  include <internal/pycore_runtime.h>
@@ -555,6 +556,20 @@ rp_compat_thread_cpu_ns(PyThreadState *ts)
         return -1;
     }
     return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+const void *
+rp_compat_context_vars(const rp_compat *c, PyObject *ctx)
+{
+#ifdef RP_FAST
+    if (c->fast && ctx != NULL && PyContext_CheckExact(ctx)) {
+        return ((PyContext *)ctx)->ctx_vars;
+    }
+#else
+    (void)c;
+    (void)ctx;
+#endif
+    return NULL;
 }
 
 PyObject *

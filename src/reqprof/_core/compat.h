@@ -166,6 +166,11 @@ int rp_compat_set_next(PyObject *set, Py_ssize_t *pos, PyObject **key);
  * must stay valid. */
 int64_t rp_compat_thread_cpu_ns(PyThreadState *ts);
 
+/* The identity of the variables of context `ctx`: its immutable map,
+ * shared by its copies until one of them sets a variable. To compare
+ * only; NULL when not known (the portable path, or not a context). */
+const void *rp_compat_context_vars(const rp_compat *c, PyObject *ctx);
+
 /* The value of `var` in context `ctx` (any thread's), borrowed, or NULL. */
 PyObject *rp_compat_context_get(PyObject *ctx, PyObject *var);
 

@@ -797,6 +797,7 @@ task_parts(PyObject *o, PyObject **coro, PyObject **ctx)
 /* The child tasks found for one await point. */
 typedef struct kids {
     PyObject *coro[MAX_CHILD_TASKS];    /* borrowed */
+    PyObject *ctx[MAX_CHILD_TASKS];     /* their contexts, borrowed */
     size_t n;
     PyObject *self_coro;                /* the waiting task's own */
 } kids;
@@ -826,6 +827,7 @@ consider(rp_session *s, kids *k, PyObject *o)
         }
     }
     if (bound && rp_compat_coro_frame(&engine.compat, coro, &f)) {
+        k->ctx[k->n] = ctx;
         k->coro[k->n++] = coro;
     }
 }
@@ -1061,6 +1063,62 @@ record_await(rp_session *s, PyObject *coro, size_t len, size_t base,
 }
 
 
+/* For a thread working for session `s` without its root on its stack (a
+ * worker thread): appends the await chain of `coro` (the session's task at
+ * level 0, below its root frame), then that of the child task the work is
+ * for, if any: the one whose context has the variables `want` of the
+ * thread's (asyncio.to_thread runs the work in a copy of the awaiting
+ * task's context), looked for down the tree of child tasks, app code
+ * first when several match; when none does, the child running app code.
+ * Returns 1 when a child was taken (its chain is on the path), 0 when not
+ * (the path holds the chain of `coro`, or nothing when it is not
+ * suspended), -1 when the path was cut. */
+static int
+append_task_for(rp_session *s, PyObject *coro, const void *want, size_t *len,
+                size_t base, unsigned level)
+{
+    long root;
+    PyObject *end;
+    kids k;
+    size_t n = await_chain(s, coro, base, &root, &end);
+    if (n == 0) {
+        return 0;
+    }
+    k.n = 0;
+    if (level < MAX_TASK_LEVELS && engine.await_leaves < MAX_AWAIT_LEAVES) {
+        find_children(s, base, n, end, coro, &k);
+    }
+    engine.await_leaves++;
+    if (append_chain(s, base, n, root, len) == -2) {
+        return -1;
+    }
+    size_t saved = *len;
+    /* Children whose context matches (app code first); then the others,
+     * whose own children may match; else the first child running app code
+     * (the thread may have changed its copy of the context: asgiref sets
+     * its variables again there). */
+    for (int pass = 0; pass < 4; pass++) {
+        for (size_t i = 0; i < k.n; i++) {
+            int match = rp_compat_context_vars(&engine.compat, k.ctx[i])
+                == want;
+            int app = pass != 1 && pass != 2
+                && runs_app_code(s, k.coro[i], base + n);
+            int wanted = pass == 0 ? match && app
+                : pass == 1 ? match : pass == 2 ? !match : app;
+            if (!wanted) {
+                continue;
+            }
+            int rc = append_task_for(s, k.coro[i], want, len, base + n,
+                                     level + 1);
+            if (rc != 0 || pass != 2) {
+                return rc < 0 ? -1 : 1;
+            }
+            *len = saved;   /* nothing for us down there */
+        }
+    }
+    return 0;
+}
+
 /* Appends the [thread <name>] node of `ts` to the path. 0, or -1 when the
  * path was cut. */
 static int
@@ -1265,8 +1323,12 @@ record_running(rp_session *s, PyThreadState *ts, const rp_frame *frames,
         /* The root is not on this stack: work done for the session by a
          * child task or a worker thread. Hang it under the frame waiting
          * for it, and under a [thread] node when on another thread. */
+        const void *want = ts->thread_id != s->origin_thread && s->coro
+            ? rp_compat_context_vars(&engine.compat, ts->context) : NULL;
+        engine.await_leaves = 0;
         if (s->mode == RP_MODE_ENABLED
-                && append_await_chain(s, &len, &loc) < 0) {
+                && (want != NULL ? append_task_for(s, s->coro, want, &len, 0, 0)
+                                 : append_await_chain(s, &len, &loc)) < 0) {
             goto record;
         }
         loc = RP_NONE;

@@ -728,8 +728,8 @@
    * clamped to its parent. byDepth[d] lists the ids at depth d, by x0.
    *
    * With `grouped`, library regions are folded as in the call tree
-   * (buildDisplayTree): a region of two or more library frames under a
-   * non-library frame is one rect at its head's id (groups: head id ->
+   * (buildDisplayTree): a region of two or more library frames under the
+   * root or a non-library frame is one rect at its head's id (groups: head id ->
    * {members, exits, packages}), its other members are not drawn (w 0,
    * depth -1), and its exits (the app frames and pseudo-frames it calls)
    * are drawn right below the head. depth[i], parent[i] and maxDepth are
@@ -767,7 +767,9 @@
         w[i] = v;
         cursor[p] = start + v;
         depth[i] = depth[p] + 1;
-        if (grouped && index.lib[i] && !index.lib[index.parent[i]]) {
+        // A region starts at a library frame called by the root or by a
+        // frame that is not library code (buildDisplayTree's rule).
+        if (grouped && index.lib[i] && (index.parent[i] === 0 || !index.lib[index.parent[i]])) {
           var region = libraryRegion(index, i);
           if (region.members.length >= 2) {
             region.packages = packagesOf(index, region.members);
