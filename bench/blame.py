@@ -7,9 +7,10 @@ situations of real apps that fooled reqprof's first engine.
 
 Three profilers, each run in a fresh process per situation and round:
 - ``reqprof``: this checkout's engine;
-- ``reqprof before``: the engine of ``main`` before attribution was fixed
-  (``--before REV``, default ``main``), built once into build/blame-before
-  from ``git archive`` (skipped when that fails);
+- ``reqprof before``: the engine before attribution was fixed (``--before
+  REV``, default: where this branch left ``main``, ``git merge-base HEAD
+  main``), built once into build/blame-before from ``git archive``
+  (skipped when that fails);
 - ``pyinstrument`` (bench/requirements.txt), with ``async_mode="enabled"``.
 
 Each situation builds its workload, profiles it and reads the call tree
@@ -415,8 +416,17 @@ SITUATIONS: dict[str, tuple[str, Callable[[str], float], str]] = {
 # ---- the driver ------------------------------------------------------------------------
 
 
+def default_before() -> str:
+    """Where this checkout left main (the engine before this work), or main."""
+    try:
+        return subprocess.run(["git", "merge-base", "HEAD", "main"], cwd=ROOT, capture_output=True,
+                              text=True, check=True).stdout.strip()[:12] or "main"
+    except (OSError, subprocess.CalledProcessError):
+        return "main"
+
+
 def build_before(rev: str) -> str | None:
-    """main's engine, built into build/blame-before; its path, or None."""
+    """The engine of `rev`, built into build/blame-before; its path, or None."""
     target = os.path.join(ROOT, "build", "blame-before")
     stamp = os.path.join(target, ".rev")
     try:
@@ -470,8 +480,8 @@ def render(results: dict[str, dict[str, list[float]]], rounds: int, rev: str) ->
         rows.append([title, innocent, *cells])
     head = ["situation", "innocent frames", *(TOOL_NAMES[t] for t in TOOLS)]
     return (f"Share of each profile's wall time charged to innocent frames (median of {rounds} "
-            f"rounds, min–max; `reqprof before` is the engine of `{rev}` before attribution "
-            "was fixed, pyinstrument runs with `async_mode=\"enabled\"`). Reproduce: "
+            f"rounds, min–max; `reqprof before` is the engine of `{rev}`, before attribution "
+            "was fixed; pyinstrument runs with `async_mode=\"enabled\"`). Reproduce: "
             f"`python bench/blame.py --rounds {rounds} --write` (or `make bench`).\n\n"
             + table(head, rows) + "\n")
 
@@ -513,7 +523,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--only", default="", help=f"comma-separated: {','.join(SITUATIONS)}")
-    ap.add_argument("--before", default="main", help="git revision of the engine to compare with")
+    ap.add_argument("--before", default="", help="git revision of the engine to compare with "
+                    "(default: git merge-base HEAD main)")
     ap.add_argument("--write", action="store_true", help="replace the Blame section of bench/RESULTS.md")
     ap.add_argument("--child", nargs=2, metavar=("SITUATION", "TOOL"), help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -522,8 +533,9 @@ def main() -> int:
         emit({"blame": SITUATIONS[situation][1](tool)})
         return 0
     names = [n for n in (args.only.split(",") if args.only else SITUATIONS) if n]
-    results = collect(names, args.rounds, args.before)
-    text = render(results, args.rounds, args.before)
+    before = args.before or default_before()
+    results = collect(names, args.rounds, before)
+    text = render(results, args.rounds, before)
     print(text)
     if args.write:
         write_section(text)

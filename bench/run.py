@@ -465,8 +465,9 @@ def targets(data: dict[str, Any]) -> str:
 def bench_blame(rounds: int) -> tuple[str, Any]:
     """bench/blame.py: the share of wall time each profiler charges to
     innocent frames in the situations of real apps (issue 15)."""
-    results = blame.collect(list(blame.SITUATIONS), rounds, "main", progress)
-    return blame.render(results, rounds, "main"), results
+    before = blame.default_before()
+    results = blame.collect(list(blame.SITUATIONS), rounds, before, progress)
+    return blame.render(results, rounds, before), results
 
 
 # -- driver ---------------------------------------------------------------------------
