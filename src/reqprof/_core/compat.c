@@ -514,16 +514,26 @@ rp_compat_coro_locals(const rp_compat *c, PyObject *obj, PyObject **out,
         PyErr_Clear();
         return 0;
     }
-    int is_dict = PyDict_Check(locals);
-    if (is_dict) {
+    if (PyDict_Check(locals)) {
         Py_ssize_t pos = 0;
         PyObject *k, *v;
         while (n < max && PyDict_Next(locals, &pos, &k, &v)) {
             out[n++] = v;   /* the frame's locals dict holds it */
         }
     }
+    else {
+        /* 3.13+: a proxy over the frame's variables (C, no Python code);
+         * the values stay held by the frame once the list is gone. */
+        PyObject *values = PyMapping_Values(locals);
+        for (Py_ssize_t i = 0; values != NULL && PyList_Check(values)
+                && i < PyList_GET_SIZE(values) && n < max; i++) {
+            out[n++] = PyList_GET_ITEM(values, i);
+        }
+        Py_XDECREF(values);
+        PyErr_Clear();
+    }
     Py_DECREF(locals);      /* a dict stays owned by the frame */
-    return is_dict ? n : 0;
+    return n;
 }
 
 int

@@ -153,7 +153,7 @@ PyObject *rp_compat_coro_awaiting(const rp_compat *c, PyObject *obj);
 /* Up to `max` objects held by the local variables (cells dereferenced)
  * of the suspended coroutine/generator `obj`, borrowed (the suspended
  * frame holds them) into `out`; returns how many. The portable path reads
- * f_locals when it is a dict (up to 3.12), else finds none. */
+ * f_locals (a dict up to 3.12, a proxy over the frame after). */
 size_t rp_compat_coro_locals(const rp_compat *c, PyObject *obj,
                              PyObject **out, size_t max);
 

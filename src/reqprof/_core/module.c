@@ -734,7 +734,8 @@ sym_name(const rp_symtab *st, uint32_t id)
     return s;
 }
 
-/* The n functions with the most self wall time: [(name, seconds), ...]. */
+/* The n functions with the most self wall time: [(name, seconds), ...];
+ * [await] and [gc] count, [unsampled] and the request node do not. */
 static PyObject *
 session_top_functions(rp_session *s, PyObject *args)
 {
@@ -756,7 +757,10 @@ session_top_functions(rp_session *s, PyObject *args)
     }
     for (uint32_t i = 0; i < s->tree.n_nodes; i++) {
         uint32_t f = s->tree.nodes[i].frame;
-        if (f < nsyms) {
+        rp_kind kind = f < nsyms ? s->syms.syms[f].kind : RP_KIND_FRAME;
+        /* Markers of time, not places it went: never a top function. */
+        if (f < nsyms && kind != RP_KIND_UNSAMPLED && kind != RP_KIND_REQUEST
+                && kind != RP_KIND_AFTER_RESPONSE) {
             self[f] += s->tree.nodes[i].self_wall_ns;
         }
     }

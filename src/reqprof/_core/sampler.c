@@ -1348,9 +1348,11 @@ record_running(rp_session *s, PyThreadState *ts, const rp_frame *frames,
          * collection started belongs to the stack that triggered it, and
          * what the tick waited for the GIL to the collector itself (which
          * never lets it go): only the rest is the finalizer's. */
-        uint64_t prev = s->last_ns - wall;      /* the previous tick */
-        uint64_t before = engine.gc_start_ns > prev
-            ? engine.gc_start_ns - prev : 0;
+        /* (Earlier collections since the previous tick were charged to
+         * [gc] already and are not in this tick's weight.) */
+        uint64_t before = engine.gc_start_ns > s->prev_ns
+            ? engine.gc_start_ns - s->prev_ns : 0;
+        before = before > s->tick_credit_ns ? before - s->tick_credit_ns : 0;
         if (before > wall) {
             before = wall;
         }
@@ -1459,6 +1461,8 @@ mark_due(rp_session *s, uint64_t now, int force)
     uint64_t w = now - s->last_ns;
     uint64_t credit = s->gc_credit_ns < w ? s->gc_credit_ns : w;
     s->gc_credit_ns = 0;
+    s->prev_ns = s->last_ns;
+    s->tick_credit_ns = credit;
     s->last_ns = now;
     s->weight = w - credit;
     s->due = s->weight > 0;

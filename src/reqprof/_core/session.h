@@ -62,6 +62,8 @@ typedef struct rp_session {
     uint64_t sampled_tick;      /* engine tick of its last sample */
     int due;                    /* samples in the current tick */
     uint64_t weight;            /* wall time the current tick stands for */
+    uint64_t prev_ns;           /* when the tick before it was */
+    uint64_t tick_credit_ns;    /* collection time taken off its weight */
     unsigned truncated;         /* RP_REPORT_TRUNC_DEPTH / _DURATION */
     uint64_t n_running, n_await, n_out_of_context;
     uint64_t gc_ns;             /* collections run by its threads */
