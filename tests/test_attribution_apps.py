@@ -105,8 +105,12 @@ def test_django_async_view_shows_the_work_it_hands_to_a_thread(serve, tmp_path):
     assert total_wall(root, "blocking_query") >= 0.1
     if _core.MODE.startswith("fast"):
         # Under the view, in its thread: not under Django's handler alone.
-        assert "orm_view" in path and any(p.startswith("[thread ") for p in path), path
-        assert path.index("orm_view") < path.index("blocking_query")
+        # (A tick before the view's task has handed the work over and is
+        # suspended can only hang it under the handler.)
+        under_view = sum(total_wall(v, "blocking_query") for v in find(root, "orm_view"))
+        assert under_view >= 0.8 * total_wall(root, "blocking_query"), path
+        view_path = path_to(find(root, "orm_view")[0], "blocking_query")
+        assert any(p.startswith("[thread ") for p in view_path), view_path
 
 
 
