@@ -69,7 +69,7 @@ test-py: build $(TEST_DEPS)
 
 # The engine suite again with the public-API fallback forced.
 test-portable: build
-	REQPROF_PORTABLE=1 $(PY) -m pytest -q tests/test_engine.py tests/test_accuracy.py
+	REQPROF_PORTABLE=1 $(PY) -m pytest -q tests/test_engine.py tests/test_accuracy.py tests/test_attribution.py
 
 test: test-js test-c test-py test-portable
 
@@ -114,6 +114,7 @@ soak: build
 # The engine suites on every other CPython 3.9+ this machine has (pyenv's
 # versions): each builds the extension into build/py<version>; where the
 # fast path exists (3.12) the suites run again on the public-API path.
+# greenlet, trio and anyio are installed for the attribution tests.
 OTHER_PYTHONS ?= $(shell for v in 3.9 3.10 3.12 3.13 3.14; do \
     ls -d $$HOME/.pyenv/versions/$$v.*/bin/python3 2>/dev/null | sort -V | tail -1; done)
 test-versions:
@@ -122,14 +123,14 @@ test-versions:
 	  v=$$($$py -c 'import sys; print("%d.%d" % sys.version_info[:2])'); d=build/py$$v; \
 	  echo "== CPython $$v ($$py)"; \
 	  rm -rf $$d && mkdir -p $$d && cp -r src/reqprof $$d/ && find $$d -name '*.so' -delete; \
-	  $$py -m venv $$d/venv && $$d/venv/bin/pip install -q pytest pytest-timeout 'setuptools>=77'; \
+	  $$py -m venv $$d/venv && $$d/venv/bin/pip install -q pytest pytest-timeout 'setuptools>=77' greenlet trio anyio; \
 	  $$d/venv/bin/python setup.py -q build_ext --build-lib $$d --build-temp $$d/tmp --force; \
 	  PYTHONPATH=$$d $$d/venv/bin/python -m pytest -q --noconftest -p no:cacheprovider \
-	    tests/test_engine.py tests/test_accuracy.py; \
+	    tests/test_engine.py tests/test_accuracy.py tests/test_attribution.py; \
 	  if PYTHONPATH=$$d $$d/venv/bin/python -c 'import sys, reqprof._core as c; sys.exit(not c.MODE.startswith("fast"))'; then \
 	    echo "== CPython $$v, public-API path"; \
 	    REQPROF_PORTABLE=1 PYTHONPATH=$$d $$d/venv/bin/python -m pytest -q --noconftest -p no:cacheprovider \
-	      tests/test_engine.py tests/test_accuracy.py; \
+	      tests/test_engine.py tests/test_accuracy.py tests/test_attribution.py; \
 	  fi; \
 	done
 

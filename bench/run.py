@@ -26,13 +26,14 @@ from typing import Any, Callable
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import blame  # noqa: E402
 import http_bench  # noqa: E402
 from common import BENCH, ROOT, ChildError, Spread, machine, run_child, table  # noqa: E402
 from tools import SAMPLING_TOOLS, TOOLS, tool_env  # noqa: E402
 from workloads import WORKLOADS  # noqa: E402
 
 SECTIONS = ("overhead", "fidelity", "accuracy", "http", "wsgi", "production", "memory", "report",
-            "render")
+            "render", "blame")
 FIDELITY_SCENARIOS = {
     "cpu": "CPU-bound Python",
     "c_nogil": "long C call, GIL released (pbkdf2_hmac)",
@@ -543,6 +544,16 @@ def targets(data: dict[str, Any]) -> str:
             + table(["target", "goal", "measured", ""], rows))
 
 
+# -- 7. blame ----------------------------------------------------------------------------
+
+def bench_blame(rounds: int) -> tuple[str, Any]:
+    """bench/blame.py: the share of wall time each profiler charges to
+    innocent frames in the situations of real apps (issue 15)."""
+    before = blame.default_before()
+    results = blame.collect(list(blame.SITUATIONS), rounds, before, progress)
+    return blame.render(results, rounds, before), results
+
+
 # -- driver ---------------------------------------------------------------------------
 
 def main() -> int:
@@ -585,6 +596,7 @@ def main() -> int:
         "memory": lambda: bench_memory(errors),
         "report": lambda: bench_report(1 if opts.quick else 3, errors),
         "render": lambda: bench_render(1 if opts.quick else 3, errors),
+        "blame": lambda: bench_blame(1 if opts.quick else 3),
     }
     for name in sections:
         texts[name], data[name] = runners[name]()
@@ -600,6 +612,7 @@ def main() -> int:
         "memory": "5. Memory per session",
         "report": "6. Report writers",
         "render": "7. A large report beside other requests",
+        "blame": "8. Blame",
     }
     end_load = machine()["load"]
     doc = [

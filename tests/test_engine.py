@@ -128,7 +128,6 @@ def test_short_sessions_cover_their_whole_duration():
         with Profiler(interval=0.001) as prof:
             spin(seconds)
         report = prof.report
-        assert report.samples >= 1
         assert report.wall_s == pytest.approx(report.duration_s, rel=0.02, abs=2e-5)
 
 

@@ -668,17 +668,19 @@ def node(name: str, wall: float, children: list = (), file: str = "", kind: str 
 
 
 def test_a_request_shorter_than_the_interval_logs_no_call_tree(serve, reqprof_logs):
-    # One tick a second: no tick lands in a quick request, whose only sample
-    # is the one stop() takes, on the middleware's own frame.
+    # One tick a second: no tick lands in a quick request, whose time is
+    # all [unsampled] (the engine saw none of it).
     auto = serve(profiled(sample_rate=1.0, interval=1.0))
     assert auto.client.get("/json").status_code == 200
     auto.wait_idle()
     [record] = reqprof_logs.summaries()
     message = record.getMessage()
-    assert record.reqprof_samples == 1 and record.reqprof_top == []
+    assert record.reqprof_samples == 0 and record.reqprof_top == []
+    assert record.reqprof_undersampled == "short request"
     assert message.splitlines() == [message]                # the line, no tree
-    assert message.endswith(", 1 sample (auto); shorter than the sampling interval "
-                            "(PROFILING_INTERVAL): no call tree")
+    assert ", 0 samples (auto), " in message
+    assert message.endswith(", undersampled (short request); shorter than the sampling "
+                            "interval (PROFILING_INTERVAL): no call tree")
 
 
 def test_log_tree_folds_library_runs_and_keeps_app_frames():

@@ -352,6 +352,7 @@ def test_search_filters_and_highlights_in_every_view(open_page: Any) -> None:
 
 def test_flame_graph_hover_zoom_and_reset(open_page: Any) -> None:
     p = open_page("small")
+    p.page.locator("#rp-group-lib").uncheck()    # every frame at its own depth
     p.page.keyboard.press("2")
     assert p.page.locator("#rp-view-flame").is_visible()
     assert p.page.locator("#rp-view-tree").is_hidden()
@@ -386,6 +387,7 @@ def test_flame_graph_hover_zoom_and_reset(open_page: Any) -> None:
 
 def test_flame_graph_wall_cpu_toggle(open_page: Any) -> None:
     p = open_page("small")
+    p.page.locator("#rp-group-lib").uncheck()    # every frame at its own depth
     p.page.keyboard.press("2")
     wall = p.canvas_png()
     # By wall time the await under Connection.fetch is on the left at depth 12.
@@ -404,8 +406,50 @@ def test_flame_graph_wall_cpu_toggle(open_page: Any) -> None:
     p.assert_clean()
 
 
+def test_flame_graph_groups_library_frames_like_the_tree(open_page: Any) -> None:
+    p = open_page("small")
+    p.page.keyboard.press("2")
+    # Grouped (the default): the 13 library frames under the root are one
+    # rect, and get_user, which they call, is right below it.
+    assert "13 library frames" in p.hover_flame(1, 0.02)
+    assert "get_user" in p.hover_flame(2, 0.02)
+    grouped = p.canvas_png()
+    p.page.locator("#rp-group-lib").uncheck()
+    p.page.mouse.move(0, 0)
+    p.page.wait_for_timeout(100)
+    assert p.canvas_png() != grouped
+    assert "ExceptionMiddleware.__call__" in p.hover_flame(1, 0.02)
+    assert "get_user" in p.hover_flame(7, 0.02)
+    p.assert_clean()
+
+
+def test_expand_all_and_the_help_overlay(open_page: Any) -> None:
+    p = open_page("small")
+    before = len(p.rows())
+    p.page.locator(".rp-expand-all").click()
+    after = len(p.rows())
+    assert after > before
+    # Every row that has children is open.
+    closed = p.page.locator("#rp-view-tree .rp-row[aria-expanded=false]").count()
+    assert closed == 0
+    p.page.keyboard.press("?")
+    help_box = p.page.locator(".rp-help")
+    assert help_box.is_visible()
+    text = help_box.inner_text()
+    for key in ("/", "Esc", "*", "?"):
+        assert key in text
+    p.shot("small-help")
+    p.page.keyboard.press("Escape")
+    assert help_box.is_hidden()
+    p.page.keyboard.press("?")
+    p.page.keyboard.press("?")
+    assert help_box.is_hidden()
+    p.assert_clean()
+
+
 def test_flame_graph_keyboard(open_page: Any) -> None:
     p = open_page("small")
+    p.page.locator("#rp-group-lib").uncheck()    # every frame at its own depth
     p.page.keyboard.press("2")
     p.page.mouse.click(*p.flame_point(0, 0.5))  # select the root
     p.page.keyboard.press("ArrowDown")  # the root's heaviest child

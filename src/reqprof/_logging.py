@@ -201,9 +201,9 @@ class RateLimited:
 
 def has_call_tree(report: Any) -> bool:
     """Whether a sampler tick landed inside the profiled code. A profile
-    shorter than the interval holds only the sample ``stop()`` takes, which
-    puts the whole duration on the root frame: no tree to show."""
-    return int(getattr(report, "samples", 0) or 0) > 1
+    shorter than the interval has no sample: its time is ``[unsampled]``,
+    no tree to show."""
+    return int(getattr(report, "samples", 0) or 0) > 0
 
 
 def summary(report: Any, meta: dict, trigger: str) -> tuple[str, dict]:
@@ -229,6 +229,15 @@ def summary(report: Any, meta: dict, trigger: str) -> tuple[str, dict]:
         line += f", ended at {printable(meta['ended'])}"
         if meta.get("response_cut"):
             line += " (the response was cut)"
+    response_s = getattr(report, "response_s", None)
+    gc_ms = float(getattr(report, "gc_s", 0.0) or 0.0) * 1000.0
+    undersampled = getattr(report, "undersampled_reason", None)
+    if response_s is not None:
+        line += f", response sent at {float(response_s) * 1000.0:.1f} ms"
+    if gc_ms > 0.0:
+        line += f", GC {gc_ms:.1f} ms"
+    if undersampled:
+        line += f", undersampled ({undersampled})"
     if getattr(report, "truncated", False):
         line += ", truncated"
     if top:
@@ -247,6 +256,10 @@ def summary(report: Any, meta: dict, trigger: str) -> tuple[str, dict]:
         "reqprof_truncated": bool(getattr(report, "truncated", False)),
         "reqprof_top": [[name, round(secs * 1000.0, 3)] for name, secs in top],
         "reqprof_exception": meta.get("exception"),
+        "reqprof_response_ms": (round(float(response_s) * 1000.0, 3)
+                                if response_s is not None else None),
+        "reqprof_gc_ms": round(gc_ms, 3),
+        "reqprof_undersampled": undersampled,
     }
     return line, extra
 

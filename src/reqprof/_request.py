@@ -128,6 +128,7 @@ class RequestProfile:
         if not self._end(None) and self.report is not None:
             try:
                 self.report.meta.update(self.describe())
+                _name_request(self.report)
             except Exception:   # logged when it first failed
                 pass
         if self.report is not None and cut is not None:
@@ -168,6 +169,7 @@ class RequestProfile:
             self.profiler = None
         try:
             report.meta.update(self.describe())
+            _name_request(report)
             if self.ended_by is not None:
                 report.meta["ended"] = self.ended_by
         except Exception as exc:
@@ -182,6 +184,13 @@ class RequestProfile:
                               "reqprof: the engine could not record some samples (out of "
                               "memory); the report is incomplete")
         return report
+
+
+def _name_request(report: Any) -> None:
+    """The report's root names the request (``GET /books/{book_id}``)."""
+    name = getattr(report, "name_request", None)
+    if name is not None:
+        name()
 
 
 class CountedRequest:

@@ -148,12 +148,14 @@ class ProfilingMiddleware(Middleware):
         if run is None or run is BUSY:
             await self.app(scope, receive, send)
             return
+        exchange.profiler = getattr(run, "profiler", None)  # marks the end of the response
         try:
             await self.app(scope, receive, exchange.forward)
         except BaseException as exc:
             exchange.exception = exc
             raise
         finally:
+            exchange.profiler = None
             run.end()       # the report goes to the reporter
             # An exception leaving here holds this frame in its traceback,
             # and frameworks keep exceptions in reference cycles (task
@@ -255,7 +257,7 @@ class _Exchange:
     __slots__ = ("scope", "send", "method", "path", "root_path", "query",
                  "status", "headers", "content_type", "response_bytes", "complete",
                  "messages", "kept_bytes", "deadline", "cut", "after_cut", "cutter",
-                 "exception")
+                 "exception", "profiler")
 
     def __init__(self, scope: Scope, send: Send, capture_for: float = 0.0) -> None:
         self.scope = scope
@@ -277,10 +279,17 @@ class _Exchange:
         self.after_cut = 0          # messages sent since
         self.cutter: Optional[_aio.Cutter] = None
         self.exception: Optional[BaseException] = None
+        self.profiler: Any = None       # a sampled request's: told when the response ends
 
     async def forward(self, message: Message) -> None:
         self._record(message)
         await self.send(message)
+        if self.profiler is not None and _ends_response(message):
+            try:
+                self.profiler.mark_response_end()
+            except Exception:   # a profile that ended at its deadline, say
+                pass
+            self.profiler = None
 
     async def capture(self, message: Message) -> None:
         self._record(message)
@@ -387,6 +396,13 @@ class _Exchange:
         return prefix + template
 
 
+def _ends_response(message: Message) -> bool:
+    """Whether `message` is the last of a response (its last body byte)."""
+    kind = message.get("type")
+    return ((kind == "http.response.body" and not message.get("more_body"))
+            or kind == "http.response.pathsend")
+
+
 class _SkippedSend:
     """The send of a manual request served unprofiled because too many
     sessions run: adds ``X-Profiling-Skipped: busy`` to the response."""
@@ -411,5 +427,5 @@ def _proxy_header(scope: Scope) -> Optional[str]:
     return None
 
 
-hide(_Exchange.forward, _Exchange.capture, _Exchange._record, _Exchange.time_limit,
+hide(_Exchange.forward, _Exchange.capture, _Exchange._record, _Exchange.time_limit, _ends_response,
      _aio.checkpoint, _aio.Cutter.__enter__, _aio.Cutter.__exit__, _aio.Cutter.cut)

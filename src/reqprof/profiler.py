@@ -19,10 +19,15 @@ import os
 import sys
 import threading
 from types import CodeType, FrameType, TracebackType
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Iterator, TypeVar
 
 from . import _core
-from .report import Report
+from .report import LIBRARY_DIRS, Report
+
+# Child tasks that run app code get the time their parent waits for them
+# before those that run only library code: the engine tells them apart by
+# the same rule as the writers.
+_core.set_library_dirs(LIBRARY_DIRS)
 
 F = TypeVar("F", bound=Callable[..., Any])
 logger = logging.getLogger("reqprof")
@@ -42,8 +47,56 @@ def hide(func_or_code: Any) -> None:
     _core.hide_code(code)
 
 
-# Thread-pool plumbing: a worker thread's stack is shown from the first
-# frame past these (the work it was given), not from the thread's bootstrap.
+def _codes_of(obj: Any, seen: set[int], depth: int = 0) -> Iterator[CodeType]:
+    """The code objects of a function or class, nested ones (inner
+    functions, comprehensions, lambdas) included."""
+    if id(obj) in seen or depth > 8:
+        return
+    seen.add(id(obj))
+    if isinstance(obj, CodeType):
+        yield obj
+        for const in obj.co_consts:
+            if isinstance(const, CodeType):
+                yield from _codes_of(const, seen, depth + 1)
+    elif isinstance(obj, (staticmethod, classmethod)):
+        yield from _codes_of(obj.__func__, seen, depth + 1)
+    elif isinstance(obj, property):
+        for f in (obj.fget, obj.fset, obj.fdel):
+            if f is not None:
+                yield from _codes_of(f, seen, depth + 1)
+    elif isinstance(obj, type):
+        for value in vars(obj).values():
+            yield from _codes_of(value, seen, depth + 1)
+    else:
+        code = getattr(obj, "__code__", None)
+        if isinstance(code, CodeType):
+            yield from _codes_of(code, seen, depth + 1)
+
+
+_hidden_modules: set[str] = set()
+
+
+def _hide_own_modules() -> None:
+    """reqprof's own frames never appear in a report: every function of
+    every reqprof module imported so far is hidden (the middleware's send
+    wrappers, the profiler's start and stop, their comprehensions)."""
+    for name, module in list(sys.modules.items()):
+        if module is None or name in _hidden_modules:
+            continue
+        if name != "reqprof" and not name.startswith("reqprof."):
+            continue
+        _hidden_modules.add(name)
+        seen: set[int] = set()
+        for value in list(vars(module).values()):
+            if getattr(value, "__module__", None) != name:
+                continue
+            for code in _codes_of(value, seen):
+                _core.hide_code(code)
+
+
+# Thread-pool plumbing and the event loop's callback runner: a stack that
+# does not hold the request's root is shown from the frame below the
+# innermost of these (the work given), not from the thread's bootstrap.
 _dispatch_modules_done: set[str] = set()
 
 
@@ -54,6 +107,11 @@ def _register_dispatch_frames() -> None:
             if isinstance(code, CodeType):
                 _core.add_dispatch_code(code)
 
+    if "asyncio" not in _dispatch_modules_done:
+        # The event loop running a callback (not a task) in the request's
+        # context: the callback is what matters, not the loop below it.
+        _dispatch_modules_done.add("asyncio")
+        add(asyncio.events.Handle._run)
     if "threading" not in _dispatch_modules_done:
         _dispatch_modules_done.add("threading")
         t = threading.Thread
@@ -104,13 +162,20 @@ def _path_prefixes() -> list[str]:
 
 
 def _current_coro() -> Any:
-    """The coroutine of the asyncio task running this code, or None."""
+    """The coroutine of the task running this code (asyncio's, or trio's
+    when trio runs it), or None."""
     loop = asyncio._get_running_loop()
-    if loop is None:
-        return None
-    task = asyncio.current_task(loop)
-    get_coro = getattr(task, "get_coro", None)
-    return get_coro() if get_coro is not None else None
+    if loop is not None:
+        task = asyncio.current_task(loop)
+        get_coro = getattr(task, "get_coro", None)
+        return get_coro() if get_coro is not None else None
+    trio = sys.modules.get("trio")
+    if trio is not None:
+        try:
+            return trio.lowlevel.current_task().coro
+        except RuntimeError:    # not inside trio.run
+            return None
+    return None
 
 
 class Profiler:
@@ -156,20 +221,33 @@ class Profiler:
     def is_running(self) -> bool:
         return self._session is not None
 
-    def start(self, root_frame: FrameType | None = None) -> Profiler:
+    def start(self, root_frame: FrameType | None = None, *, root_function: Any = None) -> Profiler:
         """Start sampling. The call tree's root is `root_frame` (default: the
-        caller's frame); only frames below it are recorded."""
+        caller's frame); only frames below it are recorded. With
+        `root_function` (a function that `root_frame` calls, as a
+        decorator's wrapper does), the root is that function instead."""
         if self._session is not None:
             raise RuntimeError("this Profiler is already running")
         if root_frame is None:
             root_frame = sys._getframe(1)
         _register_dispatch_frames()
+        _hide_own_modules()
         _log_mode_once()
         coro = _current_coro() if self._options["async_mode"] != "disabled" else None
+        fold = getattr(root_function, "__code__", None)
         session = _core.Session(**self._options)
-        session.start(root_frame, coro)
+        session.start(root_frame, coro, fold_code=fold if isinstance(fold, CodeType) else None)
         self._session = session
         return self
+
+    def mark_response_end(self) -> None:
+        """The response has been sent (its last byte): the report gives the
+        time until now as ``response_s``, and what runs from now on (a
+        background task, cleanup) goes under an ``[after response]`` node.
+        Only the first call counts; a no-op when not running."""
+        session = self._session
+        if session is not None:
+            session.mark_response_end()
 
     def stop(self) -> Report:
         """Stop sampling and return the report (also kept as ``.report``)."""
@@ -214,7 +292,7 @@ class Profiler:
             @functools.wraps(func)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
                 prof = Profiler(**options)  # type: ignore[arg-type]
-                prof.start(sys._getframe(0))
+                prof.start(sys._getframe(0), root_function=func)
                 try:
                     return await func(*args, **kwargs)
                 finally:
@@ -225,7 +303,7 @@ class Profiler:
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             prof = Profiler(**options)  # type: ignore[arg-type]
-            prof.start(sys._getframe(0))
+            prof.start(sys._getframe(0), root_function=func)
             try:
                 return func(*args, **kwargs)
             finally:
@@ -234,7 +312,8 @@ class Profiler:
         return wrapper  # type: ignore[return-value]
 
 
-for _f in (Profiler.start, Profiler.stop, Profiler.__enter__, Profiler.__exit__,
+for _f in (Profiler.start, Profiler.stop, Profiler.mark_response_end, Profiler.__enter__,
+           Profiler.__exit__,
            Profiler.__aenter__, Profiler.__aexit__, _current_coro,
            _register_dispatch_frames, _path_prefixes, _log_mode_once):
     hide(_f)

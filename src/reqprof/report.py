@@ -26,6 +26,39 @@ def _library_dirs() -> tuple[str, ...]:
 LIBRARY_DIRS = _library_dirs()
 
 
+def _dumps_profile(data: dict[str, Any]) -> str:
+    """``json.dumps(data)`` of a profile document, with its tree written
+    without recursion (node -> "children" -> nodes, at any depth)."""
+    parts: list[str] = []
+    # Work items: a value to write, or a str already written.
+    stack: list[Any] = [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            parts.append(item)
+            continue
+        value = item[0] if isinstance(item, tuple) else item
+        if isinstance(value, dict) and isinstance(value.get("children", value.get("root")), (list, dict)):
+            key = "children" if "children" in value else "root"
+            rest = {k: v for k, v in value.items() if k != key}
+            head = json.dumps(rest, allow_nan=False)
+            nested = value[key]
+            parts.append(head[:-1] + ("," if rest else "") + json.dumps(key) + ":")
+            stack.append("}")
+            if isinstance(nested, list):
+                parts.append("[")
+                stack.append("]")
+                for i in range(len(nested) - 1, -1, -1):
+                    stack.append((nested[i],))
+                    if i:
+                        stack.append(",")
+            else:
+                stack.append((nested,))
+        else:
+            parts.append(json.dumps(value, allow_nan=False))
+    return "".join(parts)
+
+
 class Report:
     """A finished profile. ``meta`` (a dict) describes what was profiled
     (the middleware puts the request there); writers embed it."""
@@ -44,6 +77,14 @@ class Report:
         self.truncated_reasons: list[str] = summary["truncated_reasons"]
         self.nodes: int = summary["nodes"]
         self.memory_bytes: int = summary["memory_bytes"]
+        #: time spent in garbage collections run by the request's threads
+        self.gc_s: float = summary["gc_s"]
+        #: start to the end of the response (its last byte sent), or None
+        #: when not known; ``duration_s`` runs until the app returned
+        self.response_s: float | None = summary["response_s"]
+        #: why the report has too few samples for its duration ("short
+        #: request", "GIL held by C code", "machine load"), or None
+        self.undersampled_reason: str | None = summary["undersampled"]
         self.counts: dict[str, int] = {
             "running": summary["running_samples"],
             "await": summary["await_samples"],
@@ -66,7 +107,7 @@ class Report:
         if not isinstance(data, dict):
             raise TypeError(f"from_dict() needs a dict, not {type(data).__name__}")
         try:
-            text = json.dumps(data, allow_nan=False)
+            text = _dumps_profile(data)
         except (TypeError, ValueError, RecursionError) as e:
             raise ValueError(f"invalid profile: {e}") from None
         return cls.from_json(text)
@@ -75,12 +116,40 @@ class Report:
     def truncated(self) -> bool:
         return bool(self.truncated_reasons)
 
+    @property
+    def undersampled(self) -> bool:
+        """Fewer samples than its duration calls for (fewer than 10, or
+        under half of duration / interval): read its tree with care."""
+        return self.undersampled_reason is not None
+
+    def name_root(self, label: str) -> None:
+        """Make the tree's root the request itself, a ``request`` node
+        named `label`, instead of the frame the profiler started in (whose
+        own time, reqprof's code around the app, becomes ``[unsampled]``)."""
+        self._session.name_root(str(label))
+
+    def name_request(self) -> None:
+        """:meth:`name_root` with the request from ``meta``:
+        ``GET /books/{book_id}`` (the route when known, else the path)."""
+        method = self.meta.get("method") or ""
+        target = self.meta.get("route") or self.meta.get("path") or ""
+        self.name_root(f"{method} {target}".strip() or "request")
+
     def to_json(self) -> str:
         """The documented JSON schema (docs/json-schema.md)."""
         return self._session.to_json(self.meta, self.version)
 
     def to_dict(self) -> dict[str, Any]:
-        return json.loads(self.to_json())
+        """``json.loads(self.to_json())``, at any depth: the tree is built
+        by the engine without recursion (a parser would reach Python's
+        recursion limit at a few hundred levels)."""
+        text = self.to_json()
+        # The root is the document's last field, and `,"root":` cannot
+        # occur earlier: a quote inside a JSON string is escaped.
+        cut = text.index(',"root":')
+        doc: dict[str, Any] = json.loads(text[:cut] + "}")
+        doc["root"] = self._session.tree_dict()
+        return doc
 
     def to_text(
         self,

@@ -64,6 +64,8 @@ test_json_of_a_small_profile_is_exact(void)
         "\"interval_s\":0.001,\"samples\":4,\"wall_s\":0.006,"
         "\"cpu_s\":0.003,\"async_mode\":\"enabled\",\"max_depth\":128,"
         "\"truncated\":true,\"truncated_reasons\":[\"depth\"],"
+        "\"gc_s\":0,\"response_s\":null,\"undersampled\":false,"
+        "\"undersampled_reason\":null,"
         "\"meta\":{\"method\":\"GET\",\"path\":\"/x\\u003c/script\\u003e\","
         "\"status\":200,\"bogus\":\"1; alert(1)\",\"exception\":null},"
         "\"root\":{\"name\":\"handler (app.py:10)\",\"function\":\"handler\","
@@ -109,13 +111,24 @@ test_json_header_edge_values(void)
     CHECK_CONTAINS(&out, "\"reqprof_version\":\"\",\"started_at\":0,"
                          "\"duration_s\":0,\"interval_s\":0.1,");
     CHECK_CONTAINS(&out, "\"truncated\":true,\"truncated_reasons\":"
-                         "[\"nodes\",\"bytes\",\"duration\"],\"meta\":{},");
+                         "[\"nodes\",\"bytes\",\"duration\"],\"gc_s\":0,");
+    CHECK_CONTAINS(&out, "\"undersampled_reason\":null,\"meta\":{},");
     CHECK_JSON_VALID(&out);
     rp_buf_clear(&out);
     f.report.truncated = 0;
     f.tree.truncated = 0;
     CHECK(rp_write_json(&out, &f.report) == 0);
     CHECK_CONTAINS(&out, "\"truncated\":false,\"truncated_reasons\":[],");
+    /* GC time, the response's end and an undersampled report's reason. */
+    rp_buf_clear(&out);
+    f.report.gc_s = 0.0125;
+    f.report.response_s = 0.002;
+    f.report.undersampled = RP_UNDERSAMPLED_GIL;
+    CHECK(rp_write_json(&out, &f.report) == 0);
+    CHECK_CONTAINS(&out, "\"gc_s\":0.0125,\"response_s\":0.002,"
+                         "\"undersampled\":true,"
+                         "\"undersampled_reason\":\"GIL held by C code\",");
+    CHECK_JSON_VALID(&out);
     rp_buf_free(&out);
     fx_free(&f);
 }
@@ -190,6 +203,7 @@ test_text_ascii_of_a_small_profile_is_exact(void)
         "Samples: 4  Duration: 0.007s  Wall: 0.006s  CPU: 0.003s"
         "  TRUNCATED (depth)\n"
         "\n"
+        "wall   cpu    %wall  frame\n"
         "0.006  0.003  100.0%  handler (app.py:10)\n"
         "|- 0.004  0.001  66.7%  slow (app.py:20)\n"
         "|  \\- 0.003  0.000  50.0%  [await]\n"
@@ -201,10 +215,32 @@ test_text_ascii_of_a_small_profile_is_exact(void)
     CHECK_BUF(&out,
         "Samples: 4  Duration: 0.007s  Wall: 0.006s  CPU: 0.003s\n"
         "\n"
+        "wall   cpu    %wall  frame\n"
         "0.006  0.003  100.0%  handler (app.py:10)\n"
         "\xE2\x94\x9C\xE2\x94\x80 0.004  0.001  66.7%  slow (app.py:20)\n"
         "\xE2\x94\x82  \xE2\x94\x94\xE2\x94\x80 0.003  0.000  50.0%  [await]\n"
         "\xE2\x94\x94\xE2\x94\x80 0.002  0.002  25.0%  fast (lib/fast.py:30)\n");
+    rp_buf_free(&out);
+    fx_free(&f);
+}
+
+static void
+test_text_header_gives_gc_response_and_undersampling(void)
+{
+    fixture f;
+    rp_buf out;
+    rp_text_opts o = {1, 0, 0.0, 0};
+    fx_small(&f);
+    f.report.truncated = 0;
+    f.report.gc_s = 0.0012;
+    f.report.response_s = 0.004;
+    f.report.undersampled = RP_UNDERSAMPLED_SHORT;
+    rp_buf_init(&out, 0);
+    CHECK(rp_write_text(&out, &f.report, &o) == 0);
+    CHECK_CONTAINS(&out,
+        "Samples: 4  Duration: 0.007s  Wall: 0.006s  CPU: 0.003s  GC: 0.001s"
+        "  Response: 0.004s  UNDERSAMPLED (short request)\n\n"
+        "wall   cpu    %wall  frame\n");
     rp_buf_free(&out);
     fx_free(&f);
 }
@@ -222,6 +258,7 @@ test_text_hides_small_nodes_and_says_so(void)
     CHECK_BUF(&out,
         "Samples: 4  Duration: 0.007s  Wall: 0.006s  CPU: 0.003s\n"
         "\n"
+        "wall   cpu    %wall  frame\n"
         "0.006  0.003  100.0%  handler (app.py:10)\n"
         "\\- 0.004  0.001  66.7%  slow (app.py:20)\n"
         "   \\- 0.003  0.000  50.0%  [await]\n"
@@ -236,7 +273,7 @@ test_text_hides_small_nodes_and_says_so(void)
     rp_buf_clear(&out);
     o.min_percent = 100.5;
     CHECK(rp_write_text(&out, &f.report, &o) == 0);
-    CHECK_CONTAINS(&out, "\n\n0.006  0.003  100.0%  handler (app.py:10)\n"
+    CHECK_CONTAINS(&out, " frame\n0.006  0.003  100.0%  handler (app.py:10)\n"
                          "(3 nodes under 100.5% of wall time hidden)\n");
     rp_buf_free(&out);
     fx_free(&f);
@@ -255,6 +292,7 @@ test_text_max_lines_notes_the_rest(void)
     CHECK_BUF(&out,
         "Samples: 4  Duration: 0.007s  Wall: 0.006s  CPU: 0.003s\n"
         "\n"
+        "wall   cpu    %wall  frame\n"
         "0.006  0.003  100.0%  handler (app.py:10)\n"
         "|- 0.004  0.001  66.7%  slow (app.py:20)\n"
         "... 2 more lines\n");
@@ -488,6 +526,7 @@ test_hostile_names_in_text(void)
     CHECK_BUF(&out,
         "Samples: 2  Duration: 0.007s  Wall: 0.002s  CPU: 0.002s\n"
         "\n"
+        "wall   cpu    %wall  frame\n"
         "0.002  0.002  100.0%  root (r.py:1)\n"
         "\\- 0.002  0.002  100.0%  a;b c d </script>" FFFD " [2J& z ("
         FFFD ".py:9)\n"
@@ -627,7 +666,7 @@ test_10000_deep_tree_in_every_writer(void)
 
     rp_buf_clear(&out);
     CHECK(rp_write_text(&out, &f.report, NULL) == 0);
-    CHECK_EQ_U64(count_byte(&out, '\n'), DEPTH + 2 + 2);
+    CHECK_EQ_U64(count_byte(&out, '\n'), DEPTH + 2 + 3);    /* + header row */
     CHECK_CONTAINS(&out, "[+9951] ");
     CHECK(out.len < (size_t)DEPTH * 250);   /* linear, not quadratic */
     rp_buf_clear(&out);
@@ -658,7 +697,8 @@ static void
 test_kind_and_reason_names(void)
 {
     const char *names[] = {"frame", "await", "out-of-context", "thread",
-                           "truncated"};
+                           "truncated", "gc", "unsampled", "request",
+                           "after-response"};
     for (int k = 0; k < RP_KIND_COUNT; k++) {
         CHECK_STR(rp_kind_name((rp_kind)k), names[k]);
         CHECK(rp_kind_from_name(names[k], strlen(names[k])) == k);
@@ -776,6 +816,7 @@ main(void)
     RUN(test_json_meta_literals_only_when_valid);
     RUN(test_json_lines_sorted_by_line_number);
     RUN(test_text_ascii_of_a_small_profile_is_exact);
+    RUN(test_text_header_gives_gc_response_and_undersampling);
     RUN(test_text_hides_small_nodes_and_says_so);
     RUN(test_text_max_lines_notes_the_rest);
     RUN(test_text_colours_only_when_asked);

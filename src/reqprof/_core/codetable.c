@@ -1,8 +1,10 @@
 /* codetable.c - a session's frame ids (see codetable.h).
  *
- * Invariants: entries[0..2] are the fixed pseudo-frames ([await],
- * [out-of-context], [truncated]); every other entry is a code object or a
- * thread, unique by (kind, obj, ident). The slot table stays at most half
+ * Invariants: entries[0..5] are the fixed pseudo-frames ([await],
+ * [out-of-context], [truncated], [gc], [unsampled], [after response]);
+ * every other entry is a code object, an await point (its code object and
+ * instruction offset + 1 as ident) or a thread, unique by (kind, obj,
+ * ident). The slot table stays at most half
  * full. Only the thread holding the GIL touches a table.
  */
 #include "codetable.h"
@@ -118,7 +120,10 @@ rp_codetable_init(rp_codetable *ct, uint32_t max_entries, size_t max_bytes)
     ct->await_id = get_or_add(ct, RP_KIND_AWAIT, NULL, 0);
     ct->out_of_context_id = get_or_add(ct, RP_KIND_OUT_OF_CONTEXT, NULL, 0);
     ct->truncated_id = get_or_add(ct, RP_KIND_TRUNCATED, NULL, 0);
-    if (ct->truncated_id == RP_NONE) {
+    ct->gc_id = get_or_add(ct, RP_KIND_GC, NULL, 0);
+    ct->unsampled_id = get_or_add(ct, RP_KIND_UNSAMPLED, NULL, 0);
+    ct->after_response_id = get_or_add(ct, RP_KIND_AFTER_RESPONSE, NULL, 0);
+    if (ct->after_response_id == RP_NONE) {
         goto error;
     }
     return 0;
@@ -164,6 +169,16 @@ rp_codetable_code(rp_codetable *ct, PyCodeObject *code)
 }
 
 uint32_t
+rp_codetable_await(rp_codetable *ct, PyCodeObject *code, int32_t lasti)
+{
+    if (code == NULL || lasti < 0) {
+        return ct->await_id;
+    }
+    return get_or_add(ct, RP_KIND_AWAIT, (PyObject *)code,
+                      (unsigned long)lasti + 1);
+}
+
+uint32_t
 rp_codetable_thread(rp_codetable *ct, unsigned long ident, int *is_new)
 {
     uint32_t before = ct->n;
@@ -188,6 +203,13 @@ offset_to_line(void *ctx, const rp_tree *t, uint32_t node, uint32_t loc)
     const rp_codetable *ct = ctx;
     const rp_node *n = &t->nodes[node];
     uint32_t frame = n->frame;
+    if (frame < ct->n && ct->entries[frame].kind == RP_KIND_AWAIT
+            && ct->entries[frame].obj != NULL) {
+        /* An await point: its offset is in its own code object. */
+        int line = PyCode_Addr2Line((PyCodeObject *)ct->entries[frame].obj,
+                                    (int)loc);
+        return line < 0 ? 0 : (uint32_t)line;
+    }
     if (frame < ct->n && ct->entries[frame].kind == RP_KIND_AWAIT
             && n->parent != RP_NONE) {
         frame = t->nodes[n->parent].frame;
@@ -255,6 +277,27 @@ add_symbol(rp_symtab *st, const rp_ct_entry *e, PyObject *prefixes)
     uint32_t line = 0;
 
     switch (e->kind) {
+    case RP_KIND_AWAIT:
+        if (e->obj != NULL) {
+            /* An await point: "[await]" with the file and line of the
+             * frame that waits there. */
+            PyCodeObject *code = (PyCodeObject *)e->obj;
+            int at = PyCode_Addr2Line(code, (int)(e->ident - 1));
+            file = utf8_bytes(code->co_filename);
+            if (file == NULL) {
+                goto done;
+            }
+            f = "[await]";
+            flen = 7;
+            path = PyBytes_AS_STRING(file);
+            plen = PyBytes_GET_SIZE(file);
+            skip = short_prefix_len(prefixes, path, (size_t)plen);
+            line = at < 0 ? 0 : (uint32_t)at;
+            break;
+        }
+        f = "[await]";
+        flen = 7;
+        break;
     case RP_KIND_FRAME: {
         PyCodeObject *code = (PyCodeObject *)e->obj;
         fn = utf8_bytes(RP_CODE_QUALNAME(code));
@@ -281,8 +324,10 @@ add_symbol(rp_symtab *st, const rp_ct_entry *e, PyObject *prefixes)
         }
         break;
     default:
-        f = e->kind == RP_KIND_AWAIT ? "[await]"
-            : e->kind == RP_KIND_OUT_OF_CONTEXT ? "[out-of-context]"
+        f = e->kind == RP_KIND_OUT_OF_CONTEXT ? "[out-of-context]"
+            : e->kind == RP_KIND_GC ? "[gc]"
+            : e->kind == RP_KIND_UNSAMPLED ? "[unsampled]"
+            : e->kind == RP_KIND_AFTER_RESPONSE ? "[after response]"
             : "[truncated]";
         flen = (Py_ssize_t)strlen(f);
         break;

@@ -1,4 +1,5 @@
-/* codetable.h - a session's frame ids: code objects and pseudo-frames.
+/* codetable.h - a session's frame ids: code objects and pseudo-frames
+ * ([await] points, threads, [gc], [unsampled], [after response], ...).
  *
  * The sampler turns each frame's code object into a small integer id here
  * (one hash probe); the call tree stores only ids. Every code object in the
@@ -31,6 +32,7 @@ typedef struct rp_codetable {
     uint32_t *slots;        /* open addressing on (kind, obj, ident) */
     uint32_t mask;
     uint32_t await_id, out_of_context_id, truncated_id;
+    uint32_t gc_id, unsampled_id, after_response_id;
 } rp_codetable;
 
 /* Creates the table with its fixed pseudo-frames, holding at most
@@ -46,6 +48,11 @@ size_t rp_codetable_bytes(const rp_codetable *ct);
 
 /* The id of `code`, added if new. RP_NONE when full / out of memory. */
 uint32_t rp_codetable_code(rp_codetable *ct, PyCodeObject *code);
+/* The id of the [await] of a frame of `code` suspended at instruction
+ * offset `lasti` (its report name says where it waits); the plain
+ * await_id when code is NULL or lasti < 0. RP_NONE when full. */
+uint32_t rp_codetable_await(rp_codetable *ct, PyCodeObject *code,
+                            int32_t lasti);
 /* The id of the pseudo-frame for thread `ident`, added if new (then
  * *is_new is set: give it its name). RP_NONE when full. */
 uint32_t rp_codetable_thread(rp_codetable *ct, unsigned long ident,

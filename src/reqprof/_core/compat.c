@@ -8,6 +8,10 @@
  * API (PyThreadState_GetFrame / PyFrame_GetBack materialise them, which
  * allocates), coroutine attributes through getattr, plain GIL waits.
  *
+ * Also: the locals of a suspended coroutine (child tasks the frame holds),
+ * walking on from a given frame (a greenlet's switcher), the innermost
+ * frame's key, and set iteration without Python code.
+ *
  * Everything here runs with the GIL held except rp_compat_request_gil,
  * rp_compat_finalizing and rp_compat_thread_cpu_ns. Nothing here raises:
  * errors from the public API are cleared and reported as "not found".
@@ -43,6 +47,7 @@
 
 #ifdef RP_FAST
 #  include <opcode.h>
+#  include <internal/pycore_context.h>
 #  include <internal/pycore_frame.h>
 #  include <internal/pycore_interp.h>
 #  include <internal/pycore_runtime.h>
@@ -77,6 +82,13 @@
 #  define RP_FRAME_LASTI(f) ((f)->f_lasti < 0 ? -1 : (f)->f_lasti * 2)
 #else
 #  define RP_FRAME_LASTI(f) ((f)->f_lasti)
+#endif
+
+/* _PySet_NextEntry moved to the internal headers in 3.13 (still
+ * exported). */
+#if PY_VERSION_HEX >= 0x030D0000
+PyAPI_FUNC(int) _PySet_NextEntry(PyObject *set, Py_ssize_t *pos,
+                                 PyObject **key, Py_hash_t *hash);
 #endif
 
 /* tstate->native_thread_id exists since 3.11. */
@@ -213,11 +225,9 @@ reserve(rp_frame **buf, size_t *cap, size_t n, size_t max_frames)
 
 #ifdef RP_FAST
 static size_t
-walk_fast(PyThreadState *ts, rp_frame **buf, size_t *cap, size_t max_frames,
-          int *more)
+walk_fast_from(_PyInterpreterFrame *f, rp_frame **buf, size_t *cap,
+               size_t n, size_t max_frames, int *more)
 {
-    size_t n = 0;
-    _PyInterpreterFrame *f = ts->cframe ? ts->cframe->current_frame : NULL;
     for (; f != NULL; f = f->previous) {
         if (RP_SHIM_FRAME(f) || _PyFrame_IsIncomplete(f)) {
             continue;
@@ -234,16 +244,24 @@ walk_fast(PyThreadState *ts, rp_frame **buf, size_t *cap, size_t max_frames,
     }
     return n;
 }
-#endif
 
 static size_t
-walk_portable(PyThreadState *ts, rp_frame **buf, size_t *cap,
-              size_t max_frames, int *more)
+walk_fast(PyThreadState *ts, rp_frame **buf, size_t *cap, size_t max_frames,
+          int *more)
 {
-    size_t n = 0;
+    _PyInterpreterFrame *f = ts->cframe ? ts->cframe->current_frame : NULL;
+    return walk_fast_from(f, buf, cap, 0, max_frames, more);
+}
+#endif
+
+
+/* Walks from frame object `f` (a new reference, consumed) appending at n. */
+static size_t
+walk_portable_from(PyFrameObject *f, rp_frame **buf, size_t *cap, size_t n,
+                   size_t max_frames, int *more)
+{
     /* Each frame object is owned by its running frame, so a borrowed
      * pointer stays valid while we hold the GIL. */
-    PyFrameObject *f = PyThreadState_GetFrame(ts);
     while (f != NULL) {
         if (reserve(buf, cap, n, max_frames) < 0) {
             *more = 1;
@@ -265,6 +283,36 @@ walk_portable(PyThreadState *ts, rp_frame **buf, size_t *cap,
     return n;
 }
 
+static size_t
+walk_portable(PyThreadState *ts, rp_frame **buf, size_t *cap,
+              size_t max_frames, int *more)
+{
+    return walk_portable_from(PyThreadState_GetFrame(ts), buf, cap, 0,
+                              max_frames, more);
+}
+
+size_t
+rp_compat_walk_from(const rp_compat *c, const void *key, rp_frame **buf,
+                    size_t *cap, size_t n, size_t max_frames, int *more)
+{
+    *more = 0;
+    if (key == NULL) {
+        return n;
+    }
+#ifdef RP_FAST
+    if (c->fast) {
+        return walk_fast_from((_PyInterpreterFrame *)key, buf, cap, n,
+                              max_frames, more);
+    }
+#else
+    (void)c;
+#endif
+    /* A frame object (the key of the portable path): someone holds it. */
+    PyFrameObject *f = (PyFrameObject *)key;
+    Py_INCREF(f);
+    return walk_portable_from(f, buf, cap, n, max_frames, more);
+}
+
 size_t
 rp_compat_walk(const rp_compat *c, PyThreadState *ts, rp_frame **buf,
                size_t *cap, size_t max_frames, int *more)
@@ -278,6 +326,26 @@ rp_compat_walk(const rp_compat *c, PyThreadState *ts, rp_frame **buf,
     (void)c;
 #endif
     return walk_portable(ts, buf, cap, max_frames, more);
+}
+
+const void *
+rp_compat_top_frame_key(const rp_compat *c, PyThreadState *ts)
+{
+#ifdef RP_FAST
+    if (c->fast) {
+        _PyInterpreterFrame *f = ts->cframe ? ts->cframe->current_frame : NULL;
+        while (f != NULL && (RP_SHIM_FRAME(f) || _PyFrame_IsIncomplete(f))) {
+            f = f->previous;
+        }
+        return f;
+    }
+#else
+    (void)c;
+#endif
+    PyFrameObject *f = PyThreadState_GetFrame(ts);
+    Py_XDECREF(f);      /* the running frame owns its frame object */
+    PyErr_Clear();
+    return f;
 }
 
 /* The index in attr_names of obj's frame attribute (the awaited one is the
@@ -409,6 +477,72 @@ rp_compat_coro_awaiting(const rp_compat *c, PyObject *obj)
     return yf == Py_None ? NULL : yf;
 }
 
+size_t
+rp_compat_coro_locals(const rp_compat *c, PyObject *obj, PyObject **out,
+                      size_t max)
+{
+    size_t n = 0;
+#ifdef RP_FAST
+    if (c->fast) {
+        if (gen_kind(obj) < 0) {
+            return 0;
+        }
+        PyGenObject *gen = (PyGenObject *)obj;
+        if (gen->gi_frame_state != FRAME_SUSPENDED) {
+            return 0;
+        }
+        _PyInterpreterFrame *f = (_PyInterpreterFrame *)gen->gi_iframe;
+        int nlocals = f->f_code->co_nlocalsplus;
+        for (int i = 0; i < nlocals && n < max; i++) {
+            PyObject *v = f->localsplus[i];
+            if (v != NULL && PyCell_Check(v)) {
+                v = PyCell_GET(v);
+            }
+            if (v != NULL) {
+                out[n++] = v;
+            }
+        }
+        return n;
+    }
+#endif
+    PyFrameObject *f = suspended_frame_portable(c, obj);
+    if (f == NULL) {
+        return 0;
+    }
+    PyObject *locals = PyObject_GetAttrString((PyObject *)f, "f_locals");
+    if (locals == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    if (PyDict_Check(locals)) {
+        Py_ssize_t pos = 0;
+        PyObject *k, *v;
+        while (n < max && PyDict_Next(locals, &pos, &k, &v)) {
+            out[n++] = v;   /* the frame's locals dict holds it */
+        }
+    }
+    else {
+        /* 3.13+: a proxy over the frame's variables (C, no Python code);
+         * the values stay held by the frame once the list is gone. */
+        PyObject *values = PyMapping_Values(locals);
+        for (Py_ssize_t i = 0; values != NULL && PyList_Check(values)
+                && i < PyList_GET_SIZE(values) && n < max; i++) {
+            out[n++] = PyList_GET_ITEM(values, i);
+        }
+        Py_XDECREF(values);
+        PyErr_Clear();
+    }
+    Py_DECREF(locals);      /* a dict stays owned by the frame */
+    return n;
+}
+
+int
+rp_compat_set_next(PyObject *set, Py_ssize_t *pos, PyObject **key)
+{
+    Py_hash_t hash;
+    return PyAnySet_Check(set) ? _PySet_NextEntry(set, pos, key, &hash) : 0;
+}
+
 int64_t
 rp_compat_thread_cpu_ns(PyThreadState *ts)
 {
@@ -432,6 +566,20 @@ rp_compat_thread_cpu_ns(PyThreadState *ts)
         return -1;
     }
     return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+const void *
+rp_compat_context_vars(const rp_compat *c, PyObject *ctx)
+{
+#ifdef RP_FAST
+    if (c->fast && ctx != NULL && PyContext_CheckExact(ctx)) {
+        return ((PyContext *)ctx)->ctx_vars;
+    }
+#else
+    (void)c;
+    (void)ctx;
+#endif
+    return NULL;
 }
 
 PyObject *

@@ -129,6 +129,17 @@ const void *rp_compat_frame_key(const rp_compat *c, PyFrameObject *f);
 size_t rp_compat_walk(const rp_compat *c, PyThreadState *ts, rp_frame **buf,
                       size_t *cap, size_t max_frames, int *more);
 
+/* The identity key (as rp_frame.key) of the innermost frame `ts` runs, or
+ * NULL when it runs none. `ts` is the calling thread's or is not running. */
+const void *rp_compat_top_frame_key(const rp_compat *c, PyThreadState *ts);
+
+/* Walks on from the frame whose key is `key` (taken from a frame object
+ * that stays alive meanwhile, and that has not run since), appending to
+ * `buf` from index `n` as rp_compat_walk does. Returns the new count. */
+size_t rp_compat_walk_from(const rp_compat *c, const void *key,
+                           rp_frame **buf, size_t *cap, size_t n,
+                           size_t max_frames, int *more);
+
 /* For a suspended coroutine, generator or async generator `obj`: stores its
  * frame in *out and returns 1. Returns 0 when `obj` is not one of those or
  * is not suspended (created, running or finished). */
@@ -139,10 +150,26 @@ int rp_compat_coro_frame(const rp_compat *c, PyObject *obj, rp_frame *out);
  * holds it), or NULL. */
 PyObject *rp_compat_coro_awaiting(const rp_compat *c, PyObject *obj);
 
+/* Up to `max` objects held by the local variables (cells dereferenced)
+ * of the suspended coroutine/generator `obj`, borrowed (the suspended
+ * frame holds them) into `out`; returns how many. The portable path reads
+ * f_locals (a dict up to 3.12, a proxy over the frame after). */
+size_t rp_compat_coro_locals(const rp_compat *c, PyObject *obj,
+                             PyObject **out, size_t max);
+
+/* The next item of set or frozenset `set` from *pos (start at 0): 1 with
+ * *key borrowed, 0 at the end. Runs no Python code. */
+int rp_compat_set_next(PyObject *set, Py_ssize_t *pos, PyObject **key);
+
 /* CPU time consumed so far by the thread of `ts`, in nanoseconds, or -1
  * when it cannot be read (thread gone, no clock). No GIL needed but `ts`
  * must stay valid. */
 int64_t rp_compat_thread_cpu_ns(PyThreadState *ts);
+
+/* The identity of the variables of context `ctx`: its immutable map,
+ * shared by its copies until one of them sets a variable. To compare
+ * only; NULL when not known (the portable path, or not a context). */
+const void *rp_compat_context_vars(const rp_compat *c, PyObject *ctx);
 
 /* The value of `var` in context `ctx` (any thread's), borrowed, or NULL. */
 PyObject *rp_compat_context_get(PyObject *ctx, PyObject *var);

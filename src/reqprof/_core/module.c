@@ -48,6 +48,7 @@ session_clear(rp_session *s)
     Py_CLEAR(s->coro);
     Py_CLEAR(s->marker);
     Py_CLEAR(s->root_code);
+    Py_CLEAR(s->fold_code);
     rp_codetable_clear(&s->codes);
     return 0;
 }
@@ -136,18 +137,101 @@ session_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 }
 
 static PyObject *
-session_start(rp_session *s, PyObject *args)
+session_start(rp_session *s, PyObject *args, PyObject *kwargs)
 {
-    PyObject *frame, *coro = Py_None;
-    if (!PyArg_ParseTuple(args, "O!|O:start", &PyFrame_Type, &frame, &coro)) {
+    static char *kwlist[] = {"root_frame", "coro", "fold_code", NULL};
+    PyObject *frame, *coro = Py_None, *fold = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!|O$O:start", kwlist,
+                                     &PyFrame_Type, &frame, &coro, &fold)) {
+        return NULL;
+    }
+    if (fold != Py_None && !PyCode_Check(fold)) {
+        PyErr_SetString(PyExc_TypeError, "fold_code must be a code object");
         return NULL;
     }
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     s->started_at = (double)now.tv_sec + (double)now.tv_nsec / 1e9;
     if (rp_engine_start(s, (PyFrameObject *)frame,
-                        coro == Py_None ? NULL : coro) < 0) {
+                        coro == Py_None ? NULL : coro,
+                        fold == Py_None ? NULL : (PyCodeObject *)fold) < 0) {
         return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+session_mark_response_end(rp_session *s, PyObject *Py_UNUSED(ignored))
+{
+    rp_engine_mark_response_end(s);
+    Py_RETURN_NONE;
+}
+
+/* The id of a symbol of `kind` named `label` in `st`, added if missing;
+ * RP_NONE when out of memory. */
+static uint32_t
+find_or_add_sym(rp_symtab *st, rp_kind kind, const char *label, size_t len)
+{
+    for (uint32_t i = 0; i < st->n; i++) {
+        const rp_sym *y = &st->syms[i];
+        if (y->kind == kind && y->function.len == len
+                && memcmp(y->function.s, label, len) == 0
+                && y->file.len == 0) {
+            return i;
+        }
+    }
+    return rp_symtab_add(st, kind, label, len, "", 0, "", 0, 0);
+}
+
+/* name_root(label): the tree's root becomes the request, a [request]
+ * node named `label` ("GET /books/{book_id}"). The root frame's own time
+ * (reqprof's code, around the app) moves to an [unsampled] child. */
+static PyObject *
+session_name_root(rp_session *s, PyObject *label)
+{
+    Py_ssize_t len;
+    const char *text;
+    if (!PyUnicode_Check(label)) {
+        PyErr_SetString(PyExc_TypeError, "name_root() takes a str");
+        return NULL;
+    }
+    if (!s->resolved) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "reqprof: the session has not been stopped");
+        return NULL;
+    }
+    text = PyUnicode_AsUTF8AndSize(label, &len);
+    if (text == NULL || s->tree.n_nodes == 0) {
+        return text == NULL ? NULL : Py_NewRef(Py_None);
+    }
+    uint32_t id = rp_symtab_add(&s->syms, RP_KIND_REQUEST, text, (size_t)len,
+                                "", 0, "", 0, 0);
+    uint32_t unsampled = find_or_add_sym(&s->syms, RP_KIND_UNSAMPLED,
+                                         "[unsampled]", 11);
+    if (id == RP_NONE || unsampled == RP_NONE) {
+        return PyErr_NoMemory();
+    }
+    rp_tree *t = &s->tree;
+    rp_node *root = &t->nodes[0];
+    root->frame = id;
+    if (root->self_wall_ns > 0 || root->self_cpu_ns > 0) {
+        uint64_t below = 0;
+        for (uint32_t c = root->first_child; c != RP_NONE;
+                c = t->nodes[c].next_sibling) {
+            below += t->nodes[c].samples;
+        }
+        uint32_t u = rp_tree_get_child(t, 0, unsampled);
+        if (u != RP_NONE) {
+            root = &t->nodes[0];    /* the pool may have moved */
+            rp_node *un = &t->nodes[u];
+            un->samples += root->samples > below ? root->samples - below : 0;
+            un->wall_ns += root->self_wall_ns;
+            un->cpu_ns += root->self_cpu_ns;
+            un->self_wall_ns += root->self_wall_ns;
+            un->self_cpu_ns += root->self_cpu_ns;
+            root->self_wall_ns = root->self_cpu_ns = 0;
+            root->first_line = RP_NONE;
+        }
     }
     Py_RETURN_NONE;
 }
@@ -291,6 +375,10 @@ fill_report(rp_session *s, rp_report *r, const meta_list *ml,
     r->async_mode = mode_names[s->mode];
     r->max_depth = s->max_depth;
     r->truncated = s->truncated | s->tree.truncated;
+    r->gc_s = s->loaded ? s->loaded_gc_s : (double)s->gc_ns / 1e9;
+    r->response_s = s->loaded ? s->loaded_response_s
+        : s->response_ns ? (double)(s->response_ns - s->start_ns) / 1e9 : 0.0;
+    r->undersampled = s->undersampled;
     r->meta = ml->items;
     r->n_meta = ml->n;
 }
@@ -491,6 +579,186 @@ session_to_collapsed(rp_session *s, PyObject *args, PyObject *kwargs)
     return session_write(s, FMT_COLLAPSED, Py_None, "", NULL, NULL, as_bytes);
 }
 
+/* ---- the tree as Python objects ------------------------------------------- */
+
+/* Seconds as json.loads reads what rp_buf_put_seconds writes: an int for
+ * whole seconds, else a float. New reference. */
+static PyObject *
+seconds_obj(uint64_t ns)
+{
+    if (ns % 1000000000u == 0) {
+        return PyLong_FromUnsignedLongLong(ns / 1000000000u);
+    }
+    return PyFloat_FromDouble((double)ns / 1e9);
+}
+
+/* Bytes as json.loads reads what the JSON writer writes for them (ill-formed
+ * UTF-8 replaced by U+FFFD). New reference. */
+static PyObject *
+text_obj(const char *s, size_t n)
+{
+    return PyUnicode_DecodeUTF8(s ? s : "", (Py_ssize_t)n, "replace");
+}
+
+static int
+set_item(PyObject *d, const char *key, PyObject *v)
+{
+    int rc = v != NULL ? PyDict_SetItemString(d, key, v) : -1;
+    Py_XDECREF(v);
+    return rc;
+}
+
+/* `lines` of a node as a dict {"<line>": seconds}, in line order. */
+static PyObject *
+lines_obj(const rp_tree *t, const rp_node *nd)
+{
+    PyObject *d = NULL, *pairs = PyList_New(0);
+    if (pairs == NULL) {
+        return NULL;
+    }
+    for (uint32_t l = nd->first_line; l != RP_NONE; l = t->lines[l].next) {
+        PyObject *p = Py_BuildValue("(IK)", t->lines[l].loc,
+                                    (unsigned long long)t->lines[l].self_wall_ns);
+        if (p == NULL || PyList_Append(pairs, p) < 0) {
+            Py_XDECREF(p);
+            goto done;
+        }
+        Py_DECREF(p);
+    }
+    if (PyList_Sort(pairs) < 0) {
+        goto done;
+    }
+    d = PyDict_New();
+    for (Py_ssize_t i = 0; d != NULL && i < PyList_GET_SIZE(pairs); i++) {
+        unsigned int loc;
+        unsigned long long ns;
+        PyObject *key;
+        if (!PyArg_ParseTuple(PyList_GET_ITEM(pairs, i), "IK", &loc, &ns)
+                || (key = PyUnicode_FromFormat("%u", loc)) == NULL) {
+            Py_CLEAR(d);
+            break;
+        }
+        PyObject *v = seconds_obj(ns);
+        int rc = v != NULL ? PyDict_SetItem(d, key, v) : -1;
+        Py_DECREF(key);
+        Py_XDECREF(v);
+        if (rc < 0) {
+            Py_CLEAR(d);
+        }
+    }
+done:
+    Py_DECREF(pairs);
+    return d;
+}
+
+/* One node as the JSON schema's object, with an empty children list. */
+static PyObject *
+node_obj(const rp_session *s, const rp_node *nd, rp_buf *name)
+{
+    const rp_sym *sym = rp_symtab_get(&s->syms, nd->frame);
+    PyObject *d = PyDict_New();
+    if (d == NULL) {
+        return NULL;
+    }
+    rp_buf_clear(name);
+    rp_sym_put_name(name, sym);
+    if (name->failed) {
+        PyErr_NoMemory();
+        goto error;
+    }
+    if (set_item(d, "name", text_obj(name->data, name->len)) < 0
+            || set_item(d, "function", text_obj(sym->function.s,
+                                                sym->function.len)) < 0
+            || set_item(d, "file", text_obj(sym->file.s, sym->file.len)) < 0
+            || set_item(d, "short_file", text_obj(sym->short_file.s,
+                                                  sym->short_file.len)) < 0
+            || set_item(d, "line", PyLong_FromUnsignedLong(sym->line)) < 0
+            || set_item(d, "kind", PyUnicode_FromString(
+                                       rp_kind_name(sym->kind))) < 0
+            || set_item(d, "wall_s", seconds_obj(nd->wall_ns)) < 0
+            || set_item(d, "cpu_s", seconds_obj(nd->cpu_ns)) < 0
+            || set_item(d, "self_wall_s", seconds_obj(nd->self_wall_ns)) < 0
+            || set_item(d, "self_cpu_s", seconds_obj(nd->self_cpu_ns)) < 0
+            || set_item(d, "samples",
+                        PyLong_FromUnsignedLongLong(nd->samples)) < 0
+            || set_item(d, "lines", lines_obj(&s->tree, nd)) < 0
+            || set_item(d, "children", PyList_New(0)) < 0) {
+        goto error;
+    }
+    return d;
+error:
+    Py_DECREF(d);
+    return NULL;
+}
+
+/* tree_dict() -> the root node as the JSON schema's nested dicts (what
+ * json.loads(to_json())["root"] gives), built without recursion: the
+ * tree may be deeper than Python's recursion limit allows to parse. */
+static PyObject *
+session_tree_dict(rp_session *s, PyObject *Py_UNUSED(ignored))
+{
+    PyObject *root = NULL, *stack = NULL;
+    rp_walk walk;
+    rp_buf name;
+    uint32_t node;
+    int ev, walking = 0;
+    if (check_stopped(s) < 0) {
+        return NULL;
+    }
+    rp_buf_init(&name, 0);
+    stack = PyList_New(0);      /* the children lists of the open nodes */
+    if (stack == NULL) {
+        goto error;
+    }
+    if (rp_walk_init(&walk, &s->tree) < 0) {
+        PyErr_NoMemory();
+        goto error;
+    }
+    walking = 1;
+    while ((ev = rp_walk_next(&walk, &node)) != RP_WALK_END) {
+        Py_ssize_t depth = PyList_GET_SIZE(stack);
+        if (ev == RP_WALK_LEAVE) {
+            if (PyList_SetSlice(stack, depth - 1, depth, NULL) < 0) {
+                goto error;
+            }
+            continue;
+        }
+        PyObject *d = node_obj(s, &s->tree.nodes[node], &name);
+        if (d == NULL) {
+            goto error;
+        }
+        int rc = depth > 0
+            ? PyList_Append(PyList_GET_ITEM(stack, depth - 1), d) : 0;
+        if (depth == 0) {
+            root = Py_NewRef(d);
+        }
+        if (rc < 0 || PyList_Append(stack, PyDict_GetItemString(d,
+                                                                "children")) < 0) {
+            Py_DECREF(d);
+            goto error;
+        }
+        Py_DECREF(d);
+    }
+    if (root == NULL) {     /* a tree whose init failed: one empty node */
+        rp_node empty;
+        memset(&empty, 0, sizeof(empty));
+        empty.first_line = empty.first_child = RP_NONE;
+        root = node_obj(s, &empty, &name);
+    }
+    rp_walk_free(&walk);
+    rp_buf_free(&name);
+    Py_DECREF(stack);
+    return root;
+error:
+    if (walking) {
+        rp_walk_free(&walk);
+    }
+    rp_buf_free(&name);
+    Py_XDECREF(stack);
+    Py_XDECREF(root);
+    return NULL;
+}
+
 /* Display name of frame id `id` as a str. */
 static PyObject *
 sym_name(const rp_symtab *st, uint32_t id)
@@ -503,7 +771,8 @@ sym_name(const rp_symtab *st, uint32_t id)
     return s;
 }
 
-/* The n functions with the most self wall time: [(name, seconds), ...]. */
+/* The n functions with the most self wall time: [(name, seconds), ...];
+ * [await] and [gc] count, [unsampled] and the request node do not. */
 static PyObject *
 session_top_functions(rp_session *s, PyObject *args)
 {
@@ -525,7 +794,10 @@ session_top_functions(rp_session *s, PyObject *args)
     }
     for (uint32_t i = 0; i < s->tree.n_nodes; i++) {
         uint32_t f = s->tree.nodes[i].frame;
-        if (f < nsyms) {
+        rp_kind kind = f < nsyms ? s->syms.syms[f].kind : RP_KIND_FRAME;
+        /* Markers of time, not places it went: never a top function. */
+        if (f < nsyms && kind != RP_KIND_UNSAMPLED && kind != RP_KIND_REQUEST
+                && kind != RP_KIND_AFTER_RESPONSE) {
             self[f] += s->tree.nodes[i].self_wall_ns;
         }
     }
@@ -591,8 +863,12 @@ session_summary(rp_session *s, PyObject *Py_UNUSED(ignored))
     }
     const rp_node *root = s->tree.n_nodes ? &s->tree.nodes[0] : NULL;
     uint64_t end = s->state == RP_SESSION_STOPPED ? s->stop_ns : s->last_ns;
+    double response = s->loaded ? s->loaded_response_s
+        : s->response_ns ? (double)(s->response_ns - s->start_ns) / 1e9 : 0.0;
+    const char *under = rp_undersampled_name(s->undersampled);
     return Py_BuildValue(
-        "{s:s, s:K, s:d, s:d, s:d, s:d, s:N, s:I, s:n, s:K, s:K, s:K}",
+        "{s:s, s:K, s:d, s:d, s:d, s:d, s:N, s:I, s:n, s:K, s:K, s:K, s:d, "
+        "s:N, s:z}",
         "state", s->state == RP_SESSION_NEW ? "new"
                  : s->state == RP_SESSION_RUNNING ? "running" : "stopped",
         "samples", (unsigned long long)(root ? root->samples : 0),
@@ -608,13 +884,28 @@ session_summary(rp_session *s, PyObject *Py_UNUSED(ignored))
                                      + symtab_bytes(&s->syms)),
         "running_samples", (unsigned long long)s->n_running,
         "await_samples", (unsigned long long)s->n_await,
-        "out_of_context_samples", (unsigned long long)s->n_out_of_context);
+        "out_of_context_samples", (unsigned long long)s->n_out_of_context,
+        "gc_s", s->loaded ? s->loaded_gc_s : (double)s->gc_ns / 1e9,
+        "response_s", response > 0 ? PyFloat_FromDouble(response)
+                                   : Py_NewRef(Py_None),
+        "undersampled", under);
 }
 
 static PyMethodDef session_methods[] = {
-    {"start", (PyCFunction)session_start, METH_VARARGS,
-     "start(root_frame, coro=None)\n--\n\nBind to the current context and "
-     "start sampling; root_frame is the frame the tree starts at."},
+    {"start", (PyCFunction)(void (*)(void))session_start,
+     METH_VARARGS | METH_KEYWORDS,
+     "start(root_frame, coro=None, *, fold_code=None)\n--\n\nBind to the "
+     "current context and start sampling; root_frame is the frame the tree "
+     "starts at (or, with fold_code, the function it calls)."},
+    {"mark_response_end", (PyCFunction)session_mark_response_end,
+     METH_NOARGS,
+     "mark_response_end()\n--\n\nThe response has been sent: what runs "
+     "from now on goes under [after response]."},
+    {"name_root", (PyCFunction)session_name_root, METH_O,
+     "name_root(label)\n--\n\nA stopped session's root becomes the request "
+     "node `label`; the root frame's own time becomes [unsampled]."},
+    {"tree_dict", (PyCFunction)session_tree_dict, METH_NOARGS,
+     "tree_dict() -> the root node as nested dicts (the JSON schema's)"},
     {"stop", (PyCFunction)session_stop, METH_VARARGS,
      "stop(path_prefixes=None)\n--\n\nStop sampling and resolve names; "
      "path_prefixes shorten file names."},
@@ -687,6 +978,24 @@ mod_add_dispatch_code(PyObject *m, PyObject *code)
     if (rp_engine_add_dispatch_code(code) < 0) {
         return NULL;
     }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+mod_set_library_dirs(PyObject *m, PyObject *dirs)
+{
+    (void)m;
+    if (rp_engine_set_library_dirs(dirs) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+mod_sample_now(PyObject *m, PyObject *Py_UNUSED(ignored))
+{
+    (void)m;
+    rp_engine_sample_now();
     Py_RETURN_NONE;
 }
 
@@ -839,6 +1148,9 @@ mod_load_json(PyObject *m, PyObject *data)
     s->mode = (rp_mode)l.async_mode;
     s->max_depth = l.max_depth;
     s->truncated = l.truncated;
+    s->loaded_gc_s = l.gc_s;
+    s->loaded_response_s = l.response_s;
+    s->undersampled = l.undersampled;
     result = PyTuple_Pack(3, session, meta, version);
 done:
     rp_loaded_free(&l);
@@ -854,6 +1166,10 @@ static PyMethodDef module_methods[] = {
     {"add_dispatch_code", mod_add_dispatch_code, METH_O,
      "Mark this code object as thread-pool plumbing."},
     {"stats", mod_stats, METH_NOARGS, "Engine counters."},
+    {"set_library_dirs", mod_set_library_dirs, METH_O,
+     "The standard library's directories (library code, like site-packages)."},
+    {"_sample_now", mod_sample_now, METH_NOARGS,
+     "Take one tick now, on this thread, for every active session (tests)."},
     {"load_json", mod_load_json, METH_O,
      "load_json(text) -> (Session, meta, reqprof_version): a stopped session "
      "from a profile's JSON (str or bytes); ValueError when it is not one."},

@@ -1136,7 +1136,9 @@ enum {
     H_DURATION = 1u << 3, H_INTERVAL = 1u << 4, H_SAMPLES = 1u << 5,
     H_WALL = 1u << 6, H_CPU = 1u << 7, H_ASYNC_MODE = 1u << 8,
     H_MAX_DEPTH = 1u << 9, H_TRUNCATED = 1u << 10, H_REASONS = 1u << 11,
-    H_META = 1u << 12, H_ROOT = 1u << 13,
+    H_META = 1u << 12, H_ROOT = 1u << 13, H_GC = 1u << 14,
+    H_RESPONSE = 1u << 15, H_UNDERSAMPLED = 1u << 16,
+    H_UNDERSAMPLED_REASON = 1u << 17,
 };
 
 /* One top-level field (key in rd->key, value v); the root is kept. */
@@ -1159,6 +1161,11 @@ read_header_field(reader *rd, uint32_t v, rp_loaded *out, unsigned *seen,
         {"truncated_reasons", "\"truncated_reasons\"", H_REASONS},
         {"meta", "\"meta\"", H_META},
         {"root", "\"root\"", H_ROOT},
+        {"gc_s", "\"gc_s\"", H_GC},
+        {"response_s", "\"response_s\"", H_RESPONSE},
+        {"undersampled", "\"undersampled\"", H_UNDERSAMPLED},
+        {"undersampled_reason", "\"undersampled_reason\"",
+         H_UNDERSAMPLED_REASON},
     };
     unsigned bit;
     const char *what = "";
@@ -1223,11 +1230,37 @@ read_header_field(reader *rd, uint32_t v, rp_loaded *out, unsigned *seen,
         out->max_depth = (uint32_t)x;
         return 0;
     case H_TRUNCATED:
+    case H_UNDERSAMPLED:
         if (rd->vals[v].type != J_TRUE && rd->vals[v].type != J_FALSE) {
-            return fail(rd, "invalid profile: \"truncated\" must be true or "
-                        "false");
+            return fail(rd, "invalid profile: %s must be true or false",
+                        what);
         }
         return 0;
+    case H_GC:
+        return read_double(rd, v, &out->gc_s, what);
+    case H_RESPONSE:
+        if (rd->vals[v].type == J_NULL) {
+            out->response_s = 0.0;
+            return 0;
+        }
+        return read_double(rd, v, &out->response_s, what);
+    case H_UNDERSAMPLED_REASON: {
+        if (rd->vals[v].type == J_NULL) {
+            out->undersampled = RP_UNDERSAMPLED_NO;
+            return 0;
+        }
+        if (read_string(rd, v, &rd->value, what) < 0) {
+            return -1;
+        }
+        int reason = rp_undersampled_from_name(
+            rd->value.data ? rd->value.data : "", rd->value.len);
+        if (reason < 0) {
+            return fail(rd, "invalid profile: unknown %s \"%.40s\"", what,
+                        rd->value.data ? rd->value.data : "");
+        }
+        out->undersampled = reason;
+        return 0;
+    }
     case H_REASONS:
         return read_reasons(rd, v, out);
     case H_META:
@@ -1343,6 +1376,9 @@ rp_loaded_report(const rp_loaded *l, rp_report *r)
                           ? l->async_mode : 0];
     r->max_depth = l->max_depth;
     r->truncated = l->truncated;
+    r->gc_s = l->gc_s;
+    r->response_s = l->response_s;
+    r->undersampled = l->undersampled;
     r->meta = l->meta;
     r->n_meta = l->n_meta;
 }

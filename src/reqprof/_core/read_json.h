@@ -41,6 +41,9 @@ typedef struct rp_loaded {
     int async_mode;         /* 0 enabled, 1 disabled, 2 strict (rp_mode) */
     uint32_t max_depth;
     unsigned truncated;     /* RP_REPORT_TRUNC_* from truncated_reasons */
+    double gc_s;
+    double response_s;      /* 0 when null or absent */
+    int undersampled;       /* RP_UNDERSAMPLED_* from undersampled_reason */
 } rp_loaded;
 
 enum {

@@ -19,7 +19,12 @@
 #define INITIAL_SYMS 16u
 
 static const char *const KIND_NAMES[RP_KIND_COUNT] = {
-    "frame", "await", "out-of-context", "thread", "truncated",
+    "frame", "await", "out-of-context", "thread", "truncated", "gc",
+    "unsampled", "request", "after-response",
+};
+
+static const char *const UNDERSAMPLED_NAMES[RP_UNDERSAMPLED_COUNT] = {
+    NULL, "short request", "GIL held by C code", "machine load",
 };
 
 static const char *const TRUNC_NAMES[RP_TRUNC_REASONS] = {
@@ -44,6 +49,26 @@ rp_kind_from_name(const char *s, size_t n)
     int found = -1;
     for (int k = 0; k < RP_KIND_COUNT && found < 0; k++) {
         if (strlen(KIND_NAMES[k]) == n && memcmp(KIND_NAMES[k], s, n) == 0) {
+            found = k;
+        }
+    }
+    return found;
+}
+
+const char *
+rp_undersampled_name(int reason)
+{
+    return reason > 0 && reason < RP_UNDERSAMPLED_COUNT
+        ? UNDERSAMPLED_NAMES[reason] : NULL;
+}
+
+int
+rp_undersampled_from_name(const char *s, size_t n)
+{
+    int found = -1;
+    for (int k = 1; k < RP_UNDERSAMPLED_COUNT && found < 0; k++) {
+        if (strlen(UNDERSAMPLED_NAMES[k]) == n
+                && memcmp(UNDERSAMPLED_NAMES[k], s, n) == 0) {
             found = k;
         }
     }
@@ -160,6 +185,14 @@ rp_sym_put_name(rp_buf *b, const rp_sym *sym)
     const rp_str *file = sym->short_file.len > 0 ? &sym->short_file
                                                  : &sym->file;
     rp_buf_put(b, sym->function.s, sym->function.len);
+    if (sym->kind == RP_KIND_AWAIT && file->len > 0) {
+        rp_buf_putc(b, ' ');
+        rp_buf_put(b, file->s, file->len);
+        if (sym->line > 0) {
+            rp_buf_putc(b, ':');
+            rp_buf_put_u64(b, sym->line);
+        }
+    }
     if (sym->kind == RP_KIND_FRAME && file->len > 0) {
         rp_buf_put(b, " (", 2);
         rp_buf_put(b, file->s, file->len);

@@ -23,10 +23,15 @@ typedef enum rp_kind {
     RP_KIND_OUT_OF_CONTEXT,
     RP_KIND_THREAD,
     RP_KIND_TRUNCATED,
+    RP_KIND_GC,             /* a garbage collection (and its finalizers) */
+    RP_KIND_UNSAMPLED,      /* time no sample saw */
+    RP_KIND_REQUEST,        /* the request itself: a tree's synthetic root */
+    RP_KIND_AFTER_RESPONSE, /* work after the response was sent */
     RP_KIND_COUNT
 } rp_kind;
 
-/* "frame", "await", "out-of-context", "thread", "truncated" */
+/* "frame", "await", "out-of-context", "thread", "truncated", "gc",
+ * "unsampled", "request", "after-response" */
 const char *rp_kind_name(rp_kind k);
 /* The kind named `s` (n bytes), or -1. */
 int rp_kind_from_name(const char *s, size_t n);
@@ -39,10 +44,13 @@ typedef struct rp_str {
 typedef struct rp_sym {
     rp_kind kind;
     rp_str function;    /* co_qualname, or the pseudo-frame's label:
-                           "[await]", "[thread MainThread]", ... */
-    rp_str file;        /* co_filename as is ("" for pseudo-frames) */
+                           "[await]", "[thread MainThread]", "GET /x"
+                           (request), ... */
+    rp_str file;        /* co_filename as is ("" for pseudo-frames, but an
+                           [await] names the file it waits in) */
     rp_str short_file;  /* file relative to its sys.path entry */
-    uint32_t line;      /* co_firstlineno (0 for pseudo-frames) */
+    uint32_t line;      /* co_firstlineno (0 for pseudo-frames; for an
+                           [await], the line it waits at, 0 if unknown) */
 } rp_sym;
 
 typedef struct rp_symtab {
@@ -63,7 +71,8 @@ uint32_t rp_symtab_add(rp_symtab *st, rp_kind kind,
  * bad id. Borrowed (owned by the table, or static). */
 const rp_sym *rp_symtab_get(const rp_symtab *st, uint32_t id);
 /* The display name: "function (short_file:line)" for frames, the label
- * for pseudo-frames. Raw bytes: escape for the output format. A frame with
+ * for pseudo-frames, "[await] short_file:line" for an await that knows
+ * where it waits. Raw bytes: escape for the output format. A frame with
  * no short_file shows `file`; with neither, only the function. */
 int rp_sym_put_name(rp_buf *b, const rp_sym *sym);
 
@@ -85,6 +94,22 @@ enum {
 const char *rp_trunc_name(unsigned bit_index);
 #define RP_TRUNC_REASONS 5
 
+/* Why a report has too few samples for its duration (rp_report.
+ * undersampled): fewer than RP_UNDERSAMPLED_MIN samples, or under half of
+ * duration / interval. */
+enum {
+    RP_UNDERSAMPLED_NO = 0,
+    RP_UNDERSAMPLED_SHORT,      /* "short request": under 10 intervals */
+    RP_UNDERSAMPLED_GIL,        /* "GIL held by C code": ticks waited for it */
+    RP_UNDERSAMPLED_LOAD,       /* "machine load": the sampler ran late */
+    RP_UNDERSAMPLED_COUNT
+};
+#define RP_UNDERSAMPLED_MIN 10
+/* The reason's text, NULL for RP_UNDERSAMPLED_NO (or out of range). */
+const char *rp_undersampled_name(int reason);
+/* The reason named `s` (n bytes), or -1. */
+int rp_undersampled_from_name(const char *s, size_t n);
+
 /* One request-metadata entry. `value` is text, or a JSON literal (number,
  * true, false, null) when is_literal. */
 typedef struct rp_meta_item {
@@ -103,6 +128,9 @@ typedef struct rp_report {
     const char *async_mode;     /* "enabled" | "disabled" | "strict" */
     uint32_t max_depth;
     unsigned truncated;         /* RP_REPORT_TRUNC_* */
+    double gc_s;                /* time in garbage collections */
+    double response_s;          /* start to the response's end; 0: unknown */
+    int undersampled;           /* RP_UNDERSAMPLED_* */
     const rp_meta_item *meta;
     size_t n_meta;
 } rp_report;

@@ -44,7 +44,37 @@
  * (or, when the root is not on that stack, from its first frame of
  * interest, under the frame awaiting it and a [thread] node). A session no
  * thread ran for is waiting: enabled records its task's await stack with
- * an [await] leaf, strict records [out-of-context].
+ * an [await] leaf named after the point it waits at, strict records
+ * [out-of-context].
+ *
+ * What the sampler alone would blame on the wrong code (DESIGN §3b):
+ * - Child tasks. When a waiting task's innermost awaitable is a task or a
+ *   future leading to tasks (gather's children, shield's inner task), or
+ *   its innermost library frames hold tasks (asyncio.wait's set, a task
+ *   group's `_tasks`, a trio nursery's `_children`), the tasks bound to the
+ *   session (their context carries its marker) that are suspended are its
+ *   children: each one's await chain is recorded under the waiting frame
+ *   with its own [await], recursively, and the tick's time is split
+ *   between them, children running app code first (a disconnect listener
+ *   gets none while the view waits). One tick counts one sample.
+ * - Garbage collection. A gc.callbacks hook (gc_hook) is told when a
+ *   collection starts and ends, on the thread that runs it: its time goes
+ *   to [gc] under the stack that triggered it, in the sessions that thread
+ *   runs for, and the next tick does not charge it again (gc_credit_ns).
+ *   A tick landing inside it (a finalizer let the GIL go) puts the
+ *   finalizer's frames below [gc], and keeps the part of its time before
+ *   the collection (the trigger's) and the GIL wait (the collector's) off
+ *   the finalizer.
+ * - greenlets. A greenlet's frames end at its start. A greenlet.settrace
+ *   hook (greenlet_hook) records, per thread, which frame switched to the
+ *   greenlet running now; walk_thread goes on from there, so the stack is
+ *   the one the code sees and never another one's.
+ * - Time no tick saw (since the last tick when the response ends or the
+ *   session stops) is [unsampled], never the frame that stops the session;
+ *   after mark_response_end samples go under [after response].
+ * - A session whose ticks are too few for its duration is marked
+ *   undersampled, with the likelier reason from the engine's counters (GIL
+ *   waits against late wake-ups).
  */
 #include "sampler.h"
 
@@ -72,8 +102,33 @@
 #define ASSIST_PERIOD_MAX_NS 800000u /* backing off to this */
 #define ASSIST_MAX_NS 50000000u     /* help with one wait at most this long */
 #define LOCK_WAIT_NS 2000000u       /* a request thread waits this long for mu */
+#define MAX_CHILD_TASKS 16u         /* child tasks followed per await point */
+#define MAX_TASK_LEVELS 4u          /* children of children ... followed */
+#define LOCALS_FRAMES 4u            /* innermost awaiting frames searched */
+#define MAX_LOCALS 64u              /* locals (or items) looked at in each */
+#define MAX_REFS 32u                /* references of a future looked at */
+#define MAX_AWAIT_LEAVES 64u        /* await points recorded for one tick */
 #define PARK_RECHECK_NS 1000000000u /* a parked sampler looks again this often */
 #define WEDGE_NS 5000000000u        /* the "wedge" fault holds mu this long */
+
+/* greenlet switches seen on one thread (the greenlet.settrace hook): a
+ * greenlet's frames end at its start, and its stack goes on, logically, at
+ * the frame that switched to it, in the greenlet it came from. */
+#define MAX_GREENLET_THREADS 64u
+#define MAX_GREENLET_LINKS 16u
+
+typedef struct glet_link {
+    const void *target;     /* a greenlet (identity only) */
+    const void *origin;     /* the greenlet that switched to it last */
+    const void *switcher;   /* key of the frame that did, in origin */
+} glet_link;
+
+typedef struct glet_thread {
+    uint64_t ts_id;         /* PyThreadState.id: never reused */
+    const void *current;    /* the greenlet it runs now */
+    glet_link links[MAX_GREENLET_LINKS];
+    size_t n;
+} glet_thread;
 
 /* A set of objects by identity, holding strong references. */
 typedef struct ptrset {
@@ -125,7 +180,8 @@ static struct rp_engine {
     uint64_t tick;
     rp_frame *frames;               /* scratch: one thread's stack */
     size_t frames_cap;
-    rp_frame *chain;                /* scratch: one task's await chain */
+    rp_frame *chain;                /* scratch: await chains of tasks */
+    PyObject **chain_objs;          /* scratch: their coroutines, borrowed */
     size_t chain_cap;
     uint32_t *path;                 /* scratch: frame ids of one sample */
     size_t path_cap;
@@ -134,6 +190,32 @@ static struct rp_engine {
     ptrset hidden;
     ptrset dispatch;
 
+    /* greenlet switches, per thread (greenlet_hook). */
+    PyObject *greenlet_hook;
+    glet_thread glets[MAX_GREENLET_THREADS];
+    size_t n_glets;
+
+    /* Task types child tasks are recognised by (strong; NULL until the
+     * library is imported): asyncio's Task and Future (C), trio's Task. */
+    PyObject *asyncio_task, *asyncio_future, *trio_task;
+    PyObject *name_coro, *name_context, *name_children, *name_tasks;
+    /* Library directories (rp_sym_is_library), owned: child tasks running
+     * app code are preferred when the waited time is split. */
+    rp_str *lib_prefixes;
+    size_t n_lib_prefixes;
+
+    /* The collection running now (the gc.callbacks hook; at most one runs
+     * at a time, on the thread holding the GIL). */
+    PyObject *gc_hook;              /* the hook, a builtin function */
+    int gc_active;
+    PyThreadState *gc_ts;           /* the thread that runs it */
+    const void *gc_trigger;         /* key of its innermost frame then */
+    uint64_t gc_start_ns;
+    int64_t gc_start_cpu;
+    size_t gc_path_len;             /* path length up to [gc], 0 if none */
+    unsigned await_leaves;          /* await points this tick (budget) */
+    uint64_t tick_wait_ns;          /* the current tick's wait for the GIL */
+
     /* Counters (GIL). */
     uint64_t ticks, late_ticks, samples;
     uint64_t gil_wait_ns, gil_wait_max_ns, tick_ns;
@@ -141,6 +223,8 @@ static struct rp_engine {
     uint64_t assisted_waits;
     uint64_t dropped_samples;
     uint64_t lock_misses;           /* schedules published without mu */
+    uint64_t late_ns;               /* sampler wake-ups past their tick */
+    uint64_t gc_collections;        /* collections seen while sampling */
 
     /* Injected faults (RP_FAULTS builds): -1 always, N the next N times. */
     long faults[RP_FAULT_KINDS];
@@ -373,39 +457,84 @@ done:
     return name;
 }
 
+/* Appends frame id `id` to the path of `s` (*len long so far), or
+ * [truncated] past max_depth. 0, or -1 when the path was cut there. */
+static int
+append_id(rp_session *s, uint32_t id, size_t *len)
+{
+    if (*len >= s->max_depth) {
+        engine.path[(*len)++] = s->codes.truncated_id;
+        s->truncated |= RP_REPORT_TRUNC_DEPTH;
+        return -1;
+    }
+    if (id == RP_NONE) {
+        s->tree.truncated |= s->codes.full_reason;
+        return -1;
+    }
+    engine.path[(*len)++] = id;
+    return 0;
+}
+
+/* Where the path of a sample starts: under [after response] once the
+ * response has ended. Returns the path's length. */
+static size_t
+path_start(rp_session *s)
+{
+    if (s->after_response) {
+        engine.path[0] = s->codes.after_response_id;
+        return 1;
+    }
+    return 0;
+}
+
+#define NO_GC LONG_MIN
+
 /* Appends frames[start] down to frames[0] (outer to inner) to the path of
  * `s`, leaving out hidden ones and folding what is deeper than max_depth
- * into [truncated]. *len is the path length so far; returns the index of
- * the last frame appended, -1 if none, or -2 when the path was cut (then
- * its leaf is not a frame of the stack). */
+ * into [truncated]. With `gc_split` other than NO_GC, a [gc] node goes
+ * before the first frame whose index is below it (the frames a collection
+ * runs: finalizers), or last. *len is the path length so far; returns the
+ * index of the last frame appended, -1 if none (or when [gc] is the leaf),
+ * or -2 when the path was cut (then its leaf is not a frame of the
+ * stack). */
 static long
-append_frames(rp_session *s, const rp_frame *frames, long start, size_t *len)
+append_frames(rp_session *s, const rp_frame *frames, long start, size_t *len,
+              long gc_split)
 {
     long last = -1;
+    int gc_done = gc_split == NO_GC;
     for (long i = start; i >= 0; i--) {
         PyCodeObject *code = frames[i].code;
+        if (!gc_done && i < gc_split) {
+            if (append_id(s, s->codes.gc_id, len) < 0) {
+                return -2;
+            }
+            engine.gc_path_len = *len;
+            gc_done = 1;
+        }
         if (ptrset_has(&engine.hidden, code)) {
             continue;
         }
-        if (*len >= s->max_depth) {
-            engine.path[(*len)++] = s->codes.truncated_id;
-            s->truncated |= RP_REPORT_TRUNC_DEPTH;
+        if (append_id(s, rp_codetable_code(&s->codes, code), len) < 0) {
             return -2;
         }
-        uint32_t id = rp_codetable_code(&s->codes, code);
-        if (id == RP_NONE) {
-            s->tree.truncated |= s->codes.full_reason;
-            return -2;
-        }
-        engine.path[(*len)++] = id;
         last = i;
+    }
+    if (!gc_done) {
+        if (append_id(s, s->codes.gc_id, len) < 0) {
+            return -2;
+        }
+        engine.gc_path_len = *len;
+        last = -1;
     }
     return last;
 }
 
 /* Where a stack that does not hold the session's root starts to matter:
- * its outermost coroutine frame (a task's step), else the first frame past
- * the outermost run of thread-pool plumbing, else its bottom. */
+ * its outermost coroutine frame (a task's step), else the frame below the
+ * innermost dispatching frame (thread-pool plumbing, or the event loop
+ * running a callback in the session's context), else its bottom: never
+ * the thread's own frames below that (a server's main loop). */
 static long
 anchor(const rp_frame *frames, size_t n)
 {
@@ -414,42 +543,95 @@ anchor(const rp_frame *frames, size_t n)
             return i;
         }
     }
-    long i = (long)n - 1;
-    while (i > 0 && ptrset_has(&engine.dispatch, frames[i].code)) {
-        i--;
+    for (long i = 0; i < (long)n; i++) {
+        if (ptrset_has(&engine.dispatch, frames[i].code)) {
+            return i - 1;   /* -1: it runs C code (a C callback): no frame */
+        }
     }
-    return i;
+    return (long)n - 1;
 }
 
-/* Walks the await chain of the session's task into engine.chain, outer
- * first. Returns its length (0 when the task is not suspended) and sets
- * *root to the index of the session's root frame in it, or -1. */
+/* Makes the chain buffers hold at least `n` entries. 0, or -1. */
+static int
+reserve_chain(size_t n)
+{
+    if (n <= engine.chain_cap) {
+        return 0;
+    }
+    size_t cap = engine.chain_cap ? engine.chain_cap : 64;
+    while (cap < n) {
+        cap *= 2;
+    }
+    rp_frame *c = realloc(engine.chain, cap * sizeof(rp_frame));
+    if (c == NULL) {
+        return -1;
+    }
+    engine.chain = c;
+    PyObject **o = realloc(engine.chain_objs, cap * sizeof(PyObject *));
+    if (o == NULL) {
+        return -1;
+    }
+    engine.chain_objs = o;
+    engine.chain_cap = cap;
+    return 0;
+}
+
+/* Walks the await chain of the suspended coroutine `coro` into
+ * engine.chain[base..] (frames) and engine.chain_objs[base..] (their
+ * coroutines), outer first. Returns its length (0 when `coro` is not
+ * suspended), sets *root to the index (from base) of the session's root
+ * frame in it or -1, and *end to what its innermost frame awaits when that
+ * is no coroutine (a future, a task: borrowed) or NULL. */
 static size_t
-await_chain(rp_session *s, long *root)
+await_chain(rp_session *s, PyObject *coro, size_t base, long *root,
+            PyObject **end)
 {
     size_t n = 0;
-    PyObject *obj = s->coro;
+    PyObject *obj = coro;
     *root = -1;
+    *end = NULL;
     while (obj != NULL && n < MAX_AWAIT_CHAIN) {
-        if (n == engine.chain_cap) {
-            size_t cap = engine.chain_cap ? engine.chain_cap * 2 : 64;
-            rp_frame *c = realloc(engine.chain, cap * sizeof(rp_frame));
-            if (c == NULL) {
-                break;
-            }
-            engine.chain = c;
-            engine.chain_cap = cap;
-        }
-        if (!rp_compat_coro_frame(&engine.compat, obj, &engine.chain[n])) {
+        if (reserve_chain(base + n + 1) < 0) {
             break;
         }
-        if (engine.chain[n].key == s->root_key) {
+        if (!rp_compat_coro_frame(&engine.compat, obj,
+                                  &engine.chain[base + n])) {
+            *end = n > 0 ? obj : NULL;
+            break;
+        }
+        engine.chain_objs[base + n] = obj;
+        if (engine.chain[base + n].key == s->root_key) {
             *root = (long)n;
         }
         n++;
         obj = rp_compat_coro_awaiting(&engine.compat, obj);
     }
     return n;
+}
+
+/* Appends the frames of an await chain (engine.chain[base..base+n), outer
+ * first) to the path, below the session's root frame when `root` >= 0
+ * (its index in the chain). Reverses the chain in place. Returns
+ * append_frames' result: the index (after reversal, from base) of the
+ * last frame appended, -1, or -2 when the path was cut. */
+static long
+append_chain(rp_session *s, size_t base, size_t n, long root, size_t *len)
+{
+    /* append_frames goes from a high index down to 0, innermost last:
+     * reverse the (scratch) chain so that index 0 is the innermost. */
+    rp_frame *c = engine.chain + base;
+    for (size_t i = 0, j = n - 1; i < j; i++, j--) {
+        rp_frame t = c[i];
+        c[i] = c[j];
+        c[j] = t;
+    }
+    long r = root >= 0 ? (long)(n - 1) - root : -1;    /* after reversal */
+    long from = r >= 0 ? r - 1 : (long)n - 1;
+    if (r >= 0 && from >= 0 && s->fold_code != NULL
+            && c[from].code == s->fold_code) {
+        from--;     /* the decorated function is the root itself */
+    }
+    return append_frames(s, c, from, len, NO_GC);
 }
 
 /* Appends the frames of the session's suspended task below its root frame
@@ -460,34 +642,29 @@ static int
 append_await_chain(rp_session *s, size_t *len, uint32_t *loc)
 {
     long root;
-    size_t n = s->coro ? await_chain(s, &root) : 0;
+    PyObject *end;
+    size_t n = s->coro ? await_chain(s, s->coro, 0, &root, &end) : 0;
     *loc = RP_NONE;
     if (n == 0) {
         return 0;
     }
-    /* append_frames goes from a high index down to 0, innermost last:
-     * reverse the (scratch) chain so that index 0 is the innermost. */
-    rp_frame *c = engine.chain;
-    for (size_t i = 0, j = n - 1; i < j; i++, j--) {
-        rp_frame t = c[i];
-        c[i] = c[j];
-        c[j] = t;
-    }
-    long r = root >= 0 ? (long)(n - 1) - root : -1;    /* after reversal */
-    long last = append_frames(s, c, r >= 0 ? r - 1 : (long)n - 1, len);
+    long last = append_chain(s, 0, n, root, len);
     if (last == -2) {
         return -1;
     }
+    long r = root >= 0 ? (long)(n - 1) - root : -1;
     long at = last >= 0 ? last : r;
-    if (at >= 0 && c[at].lasti >= 0) {
-        *loc = (uint32_t)c[at].lasti;
+    if (at >= 0 && engine.chain[at].lasti >= 0) {
+        *loc = (uint32_t)engine.chain[at].lasti;
     }
     return 1;
 }
 
+/* Records the path in engine.path (len ids) with its time, counting
+ * `count` samples (see rp_tree_add). */
 static void
-add_sample(rp_session *s, size_t len, uint32_t loc, uint64_t wall,
-           uint64_t cpu)
+add_time(rp_session *s, size_t len, uint32_t loc, uint64_t wall,
+         uint64_t cpu, uint64_t count)
 {
     if (RP_FAULT(RP_FAULT_SAMPLE)) {
         /* As when the tree cannot grow: the report says it is incomplete. */
@@ -495,8 +672,451 @@ add_sample(rp_session *s, size_t len, uint32_t loc, uint64_t wall,
         engine.dropped_samples++;
         return;
     }
-    rp_tree_add_sample(&s->tree, engine.path, len, loc, wall, cpu);
-    engine.samples++;
+    rp_tree_add(&s->tree, engine.path, len, loc, wall, cpu, count);
+    engine.samples += count;
+}
+
+static void
+add_sample(rp_session *s, size_t len, uint32_t loc, uint64_t wall,
+           uint64_t cpu)
+{
+    add_time(s, len, loc, wall, cpu, 1);
+}
+
+/* ---- child tasks ---------------------------------------------------------- */
+
+/* Whether code object `code` is library code (site-packages, the standard
+ * library: the rule of the writers, rp_sym_is_library). */
+static int
+code_is_library(PyCodeObject *code)
+{
+    Py_ssize_t n = 0;
+    const char *f = PyUnicode_Check(code->co_filename)
+        ? PyUnicode_AsUTF8AndSize(code->co_filename, &n) : NULL;
+    if (f == NULL) {
+        PyErr_Clear();
+        return 1;
+    }
+    rp_sym sym;
+    memset(&sym, 0, sizeof(sym));
+    sym.kind = RP_KIND_FRAME;
+    sym.file.s = (char *)f;
+    sym.file.len = (size_t)n;
+    return rp_sym_is_library(&sym, engine.lib_prefixes,
+                             engine.n_lib_prefixes);
+}
+
+typedef struct refs {
+    PyObject *objs[MAX_REFS];
+    size_t n;
+} refs;
+
+static int
+collect_ref(PyObject *o, void *arg)
+{
+    refs *r = arg;
+    if (o != NULL && r->n < MAX_REFS) {
+        r->objs[r->n++] = o;
+    }
+    return 0;
+}
+
+/* The objects `o` refers to (its tp_traverse: public, C, no Python code),
+ * borrowed, at most MAX_REFS. */
+static void
+referents(PyObject *o, refs *r)
+{
+    r->n = 0;
+    if (PyType_IS_GC(Py_TYPE(o)) && Py_TYPE(o)->tp_traverse != NULL) {
+        Py_TYPE(o)->tp_traverse(o, collect_ref, r);
+    }
+}
+
+/* An attribute read with no Python code run: from an instance dict, or a
+ * slot (member descriptor). Borrowed, or NULL. */
+static PyObject *
+plain_attr(PyObject *o, PyObject *name)
+{
+    PyObject *v = NULL;
+    PyTypeObject *tp = Py_TYPE(o);
+    if (tp->tp_getattro != PyObject_GenericGetAttr) {
+        return NULL;
+    }
+    PyObject *descr = _PyType_Lookup(tp, name);
+    if (descr != NULL) {
+        if (Py_TYPE(descr) != &PyMemberDescr_Type) {
+            return NULL;    /* a property or a method: not read */
+        }
+        v = PyObject_GenericGetAttr(o, name);
+        Py_XDECREF(v);      /* the object holds it */
+    }
+    else if (tp->tp_dictoffset != 0
+#ifdef Py_TPFLAGS_MANAGED_DICT
+             || (tp->tp_flags & Py_TPFLAGS_MANAGED_DICT)
+#endif
+             ) {
+        PyObject *dict = PyObject_GenericGetDict(o, NULL);
+        if (dict != NULL && PyDict_Check(dict)) {
+            v = PyDict_GetItemWithError(dict, name);
+        }
+        Py_XDECREF(dict);   /* the object holds it */
+    }
+    PyErr_Clear();
+    return v;
+}
+
+/* If `o` is a task (asyncio's or trio's), its coroutine and context
+ * (borrowed); else 0. */
+static int
+task_parts(PyObject *o, PyObject **coro, PyObject **ctx)
+{
+    *coro = *ctx = NULL;
+    if (engine.asyncio_task != NULL
+            && PyObject_TypeCheck(o, (PyTypeObject *)engine.asyncio_task)) {
+        refs r;
+        referents(o, &r);
+        for (size_t i = 0; i < r.n; i++) {
+            PyObject *x = r.objs[i];
+            if (*ctx == NULL && PyContext_CheckExact(x)) {
+                *ctx = x;
+            }
+            else if (*coro == NULL && (PyCoro_CheckExact(x)
+                                       || PyGen_Check(x))) {
+                *coro = x;
+            }
+        }
+    }
+    else if (engine.trio_task != NULL
+             && PyObject_TypeCheck(o, (PyTypeObject *)engine.trio_task)) {
+        *coro = plain_attr(o, engine.name_coro);
+        *ctx = plain_attr(o, engine.name_context);
+    }
+    return *coro != NULL;
+}
+
+/* The child tasks found for one await point. */
+typedef struct kids {
+    PyObject *coro[MAX_CHILD_TASKS];    /* borrowed */
+    PyObject *ctx[MAX_CHILD_TASKS];     /* their contexts, borrowed */
+    size_t n;
+    PyObject *self_coro;                /* the waiting task's own */
+} kids;
+
+/* Takes `o` as a child when it is a task of session `s` (its context
+ * carries the session's marker), suspended, not the waiting task itself,
+ * not taken yet. */
+static void
+consider(rp_session *s, kids *k, PyObject *o)
+{
+    PyObject *coro, *ctx;
+    rp_frame f;
+    if (k->n >= MAX_CHILD_TASKS || !task_parts(o, &coro, &ctx)
+            || coro == k->self_coro || coro == s->coro) {
+        return;
+    }
+    for (size_t i = 0; i < k->n; i++) {
+        if (k->coro[i] == coro) {
+            return;
+        }
+    }
+    PyObject *markers = rp_compat_context_get(ctx, engine.sessions_var);
+    int bound = 0;
+    if (markers != NULL && PyTuple_Check(markers)) {
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(markers); i++) {
+            bound |= PyTuple_GET_ITEM(markers, i) == s->marker;
+        }
+    }
+    if (bound && rp_compat_coro_frame(&engine.compat, coro, &f)) {
+        k->ctx[k->n] = ctx;
+        k->coro[k->n++] = coro;
+    }
+}
+
+/* Takes the tasks among the items of a container (list, tuple, set). */
+static void
+consider_items(rp_session *s, kids *k, PyObject *o)
+{
+    if (PyList_Check(o) || PyTuple_Check(o)) {
+        Py_ssize_t n = PySequence_Fast_GET_SIZE(o);
+        for (Py_ssize_t i = 0; i < n && i < (Py_ssize_t)MAX_LOCALS; i++) {
+            consider(s, k, PySequence_Fast_GET_ITEM(o, i));
+        }
+    }
+    else if (PyAnySet_Check(o)) {
+        Py_ssize_t pos = 0;
+        PyObject *item;
+        for (size_t i = 0; i < MAX_LOCALS
+                && rp_compat_set_next(o, &pos, &item); i++) {
+            consider(s, k, item);
+        }
+    }
+}
+
+/* What a future a task awaits leads to: the future's `_children`
+ * (asyncio.gather) and the tasks its done-callbacks hold (asyncio.shield's
+ * inner task: a closure cell). */
+static void
+consider_future(rp_session *s, kids *k, PyObject *fut)
+{
+    refs r;
+    referents(fut, &r);
+    for (size_t i = 0; i < r.n; i++) {
+        PyObject *x = r.objs[i];
+        if (PyDict_Check(x)) {      /* a subclass's instance dict */
+            PyObject *children = PyDict_GetItemWithError(x,
+                                                         engine.name_children);
+            if (children != NULL) {
+                consider_items(s, k, children);
+            }
+            PyErr_Clear();
+            continue;
+        }
+        /* callbacks: (callback, context) pairs in a list, or one */
+        PyObject *cbs[MAX_LOCALS];
+        size_t ncb = 0;
+        if (PyList_Check(x)) {
+            for (Py_ssize_t j = 0; j < PyList_GET_SIZE(x)
+                    && ncb < MAX_LOCALS; j++) {
+                PyObject *pair = PyList_GET_ITEM(x, j);
+                if (PyTuple_Check(pair) && PyTuple_GET_SIZE(pair) > 0) {
+                    cbs[ncb++] = PyTuple_GET_ITEM(pair, 0);
+                }
+            }
+        }
+        else {
+            cbs[ncb++] = x;
+        }
+        for (size_t j = 0; j < ncb; j++) {
+            PyObject *cb = cbs[j];
+            if (PyFunction_Check(cb)) {
+                PyObject *cells = PyFunction_GetClosure(cb);
+                for (Py_ssize_t c = 0; cells != NULL && PyTuple_Check(cells)
+                        && c < PyTuple_GET_SIZE(cells); c++) {
+                    PyObject *cell = PyTuple_GET_ITEM(cells, c);
+                    if (PyCell_Check(cell) && PyCell_GET(cell) != NULL) {
+                        consider(s, k, PyCell_GET(cell));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* Takes the tasks an object the waiting frames hold stands for: a task, a
+ * future, a container of tasks, an object with `_tasks` or `_children`
+ * (a task group, a trio nursery). */
+static void
+consider_local(rp_session *s, kids *k, PyObject *o)
+{
+    if (PyList_Check(o) || PyTuple_Check(o) || PyAnySet_Check(o)) {
+        consider_items(s, k, o);
+        return;
+    }
+    if (engine.asyncio_future != NULL
+            && PyObject_TypeCheck(o, (PyTypeObject *)engine.asyncio_future)) {
+        if (engine.asyncio_task != NULL
+                && PyObject_TypeCheck(o,
+                                      (PyTypeObject *)engine.asyncio_task)) {
+            consider(s, k, o);
+        }
+        else {
+            consider_future(s, k, o);
+        }
+        return;
+    }
+    if (engine.trio_task != NULL
+            && PyObject_TypeCheck(o, (PyTypeObject *)engine.trio_task)) {
+        consider(s, k, o);
+        return;
+    }
+    if (PyType_Check(o) || PyModule_Check(o) || PyCode_Check(o)
+            || PyUnicode_Check(o) || PyLong_Check(o)) {
+        return;
+    }
+    PyObject *group = plain_attr(o, engine.name_tasks);
+    if (group == NULL) {
+        group = plain_attr(o, engine.name_children);
+    }
+    if (group != NULL) {
+        consider_items(s, k, group);
+    }
+}
+
+/* The child tasks of session `s` the await chain engine.chain[base..
+ * base+n) (outer first, not reversed yet) waits for: what its innermost
+ * frame awaits (`end`: a task, a future) and what its innermost library
+ * frames hold (asyncio.wait's set, a task group, a nursery: the primitive
+ * it waits in; app frames' locals may hold tasks they do not wait for). */
+static void
+find_children(rp_session *s, size_t base, size_t n, PyObject *end,
+              PyObject *self_coro, kids *k)
+{
+    k->n = 0;
+    k->self_coro = self_coro;
+    if (engine.asyncio_task == NULL && engine.trio_task == NULL) {
+        return;
+    }
+    if (end != NULL) {
+        PyObject *fut = end;
+        if (strcmp(Py_TYPE(end)->tp_name, "_asyncio.FutureIter") == 0) {
+            refs r;
+            referents(end, &r);
+            fut = r.n > 0 ? r.objs[r.n - 1] : NULL;
+        }
+        if (fut != NULL) {
+            consider_local(s, k, fut);
+        }
+    }
+    for (size_t i = 0; i < LOCALS_FRAMES && i < n; i++) {
+        PyObject *locals[MAX_LOCALS];
+        if (!code_is_library(engine.chain[base + n - 1 - i].code)) {
+            continue;
+        }
+        size_t m = rp_compat_coro_locals(&engine.compat,
+                                         engine.chain_objs[base + n - 1 - i],
+                                         locals, MAX_LOCALS);
+        for (size_t j = 0; j < m; j++) {
+            consider_local(s, k, locals[j]);
+        }
+    }
+}
+
+/* Whether the suspended task of coroutine `coro` runs app code (a frame of
+ * its await chain is not library code). Uses engine.chain from `base`. */
+static int
+runs_app_code(rp_session *s, PyObject *coro, size_t base)
+{
+    long root;
+    PyObject *end;
+    size_t n = await_chain(s, coro, base, &root, &end);
+    for (size_t i = 0; i < n; i++) {
+        if (!ptrset_has(&engine.hidden, engine.chain[base + i].code)
+                && !code_is_library(engine.chain[base + i].code)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Records a tick's `wall` time for the suspended coroutine `coro` of
+ * session `s`, whose path so far is engine.path[0..len): its await chain
+ * (below the root frame when that is on it), then the child tasks it waits
+ * for, each with its own chain and [await], sharing the time (those
+ * running app code first: see the file comment), or an [await] leaf where
+ * it waits. The first leaf recorded counts the tick's sample (*count).
+ * Returns 1, or 0 when `coro` is not suspended (nothing recorded). */
+static int
+record_await(rp_session *s, PyObject *coro, size_t len, size_t base,
+             uint64_t wall, uint64_t *count, unsigned level)
+{
+    long root;
+    PyObject *end;
+    kids k;
+    size_t n = await_chain(s, coro, base, &root, &end);
+    if (n == 0) {
+        return 0;
+    }
+    k.n = 0;
+    if (level < MAX_TASK_LEVELS && s->mode == RP_MODE_ENABLED
+            && engine.await_leaves < MAX_AWAIT_LEAVES) {
+        find_children(s, base, n, end, coro, &k);
+    }
+    rp_frame inner = engine.chain[base + n - 1];
+    long last = append_chain(s, base, n, root, &len);
+    if (last == -2) {
+        add_time(s, len, RP_NONE, wall, 0, *count);
+        *count = 0;
+        return 1;
+    }
+    if (k.n > 0) {
+        int app[MAX_CHILD_TASKS];
+        size_t n_app = 0;
+        for (size_t i = 0; i < k.n; i++) {
+            app[i] = runs_app_code(s, k.coro[i], base + n);
+            n_app += (size_t)app[i];
+        }
+        size_t shares = n_app > 0 ? n_app : k.n, given = 0;
+        int done = 0;
+        for (size_t i = 0; i < k.n; i++) {
+            if (n_app > 0 && !app[i]) {
+                continue;
+            }
+            /* The last share takes the rounding. */
+            uint64_t w = ++given < shares ? wall / shares
+                : wall - (wall / shares) * (shares - 1);
+            done |= record_await(s, k.coro[i], len, base + n, w, count,
+                                 level + 1);
+        }
+        if (done) {
+            return 1;
+        }
+    }
+    engine.await_leaves++;
+    uint32_t id = rp_codetable_await(&s->codes, inner.code, inner.lasti);
+    uint32_t loc = inner.lasti >= 0 ? (uint32_t)inner.lasti : RP_NONE;
+    if (append_id(s, id, &len) < 0) {
+        loc = RP_NONE;
+    }
+    add_time(s, len, loc, wall, 0, *count);
+    *count = 0;
+    return 1;
+}
+
+
+/* For a thread working for session `s` without its root on its stack (a
+ * worker thread): appends the await chain of `coro` (the session's task at
+ * level 0, below its root frame), then that of the child task the work is
+ * for, if any: the one whose context has the variables `want` of the
+ * thread's (asyncio.to_thread runs the work in a copy of the awaiting
+ * task's context), looked for down the tree of child tasks, app code
+ * first when several match; when none does, the child running app code.
+ * Returns 1 when a child was taken (its chain is on the path), 0 when not
+ * (the path holds the chain of `coro`, or nothing when it is not
+ * suspended), -1 when the path was cut. */
+static int
+append_task_for(rp_session *s, PyObject *coro, const void *want, size_t *len,
+                size_t base, unsigned level)
+{
+    long root;
+    PyObject *end;
+    kids k;
+    size_t n = await_chain(s, coro, base, &root, &end);
+    if (n == 0) {
+        return 0;
+    }
+    k.n = 0;
+    if (level < MAX_TASK_LEVELS && engine.await_leaves < MAX_AWAIT_LEAVES) {
+        find_children(s, base, n, end, coro, &k);
+    }
+    engine.await_leaves++;
+    if (append_chain(s, base, n, root, len) == -2) {
+        return -1;
+    }
+    size_t saved = *len;
+    /* Children whose context matches (app code first); then the others,
+     * whose own children may match; else the first child running app code
+     * (the thread may have changed its copy of the context: asgiref sets
+     * its variables again there). */
+    for (int pass = 0; pass < 4; pass++) {
+        for (size_t i = 0; i < k.n; i++) {
+            int match = rp_compat_context_vars(&engine.compat, k.ctx[i])
+                == want;
+            int app = pass != 1 && pass != 2
+                && runs_app_code(s, k.coro[i], base + n);
+            int wanted = pass == 0 ? match && app
+                : pass == 1 ? match : pass == 2 ? !match : app;
+            if (!wanted) {
+                continue;
+            }
+            int rc = append_task_for(s, k.coro[i], want, len, base + n,
+                                     level + 1);
+            if (rc != 0 || pass != 2) {
+                return rc < 0 ? -1 : 1;
+            }
+            *len = saved;   /* nothing for us down there */
+        }
+    }
+    return 0;
 }
 
 /* Appends the [thread <name>] node of `ts` to the path. 0, or -1 when the
@@ -523,27 +1143,192 @@ append_thread(rp_session *s, PyThreadState *ts, size_t *len)
     return 0;
 }
 
-/* Records what thread `ts` runs for session `s`. */
+/* The greenlet switches seen on the thread of `ts`, or NULL. */
+static glet_thread *
+glet_entry(PyThreadState *ts, int create)
+{
+    for (size_t i = 0; i < engine.n_glets; i++) {
+        if (engine.glets[i].ts_id == ts->id) {
+            return &engine.glets[i];
+        }
+    }
+    if (!create) {
+        return NULL;
+    }
+    if (engine.n_glets == MAX_GREENLET_THREADS) {
+        /* Forget the oldest thread (it may be gone). */
+        memmove(&engine.glets[0], &engine.glets[1],
+                (MAX_GREENLET_THREADS - 1) * sizeof(glet_thread));
+        engine.n_glets--;
+    }
+    glet_thread *g = &engine.glets[engine.n_glets++];
+    memset(g, 0, sizeof(*g));
+    g->ts_id = ts->id;
+    return g;
+}
+
+static glet_link *
+glet_link_of(glet_thread *g, const void *target)
+{
+    for (size_t i = 0; i < g->n; i++) {
+        if (g->links[i].target == target) {
+            return &g->links[i];
+        }
+    }
+    return NULL;
+}
+
+/* Walks the stack of thread `ts` into engine.frames and returns its
+ * length. When the thread runs a greenlet (its frames end at the
+ * greenlet's start), the walk goes on at the frame that switched to it,
+ * greenlet after greenlet: the stack as the code sees it. */
+static size_t
+walk_thread(PyThreadState *ts)
+{
+    int more;
+    size_t n = rp_compat_walk(&engine.compat, ts, &engine.frames,
+                              &engine.frames_cap, MAX_FRAMES, &more);
+    glet_thread *g = engine.n_glets ? glet_entry(ts, 0) : NULL;
+    const void *cur = g != NULL ? g->current : NULL;
+    for (size_t hops = 0; cur != NULL && !more && hops < MAX_GREENLET_LINKS;
+            hops++) {
+        glet_link *l = glet_link_of(g, cur);
+        if (l == NULL || l->switcher == NULL) {
+            break;
+        }
+        n = rp_compat_walk_from(&engine.compat, l->switcher, &engine.frames,
+                                &engine.frames_cap, n, MAX_FRAMES, &more);
+        cur = l->origin;
+    }
+    return n;
+}
+
+/* The greenlet.settrace hook, called with (event, (origin, target)) on
+ * the thread that switched, GIL held, once target runs. Origin is
+ * suspended: its top frame (gr_frame) is the one that switched to target,
+ * and stays as it is while target runs. A main greenlet's frames go down
+ * to the thread's own: no link for it. Never raises. */
+static PyObject *
+greenlet_hook(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *event, *pair, *parent = NULL, *frame = NULL;
+    if (PyTuple_Check(args) && PyTuple_GET_SIZE(args) == 2
+            && PyUnicode_Check(event = PyTuple_GET_ITEM(args, 0))
+            && PyTuple_Check(pair = PyTuple_GET_ITEM(args, 1))
+            && PyTuple_GET_SIZE(pair) == 2) {
+        PyThreadState *ts = PyThreadState_Get();
+        glet_thread *g = glet_entry(ts, 1);
+        PyObject *origin = PyTuple_GET_ITEM(pair, 0);
+        PyObject *target = PyTuple_GET_ITEM(pair, 1);
+        g->current = target;
+        parent = PyObject_GetAttrString(target, "parent");
+        frame = PyObject_GetAttrString(origin, "gr_frame");
+        if (parent == NULL || parent == Py_None || frame == NULL
+                || !PyFrame_Check(frame)) {
+            goto done;      /* a main greenlet, or no frame to go on at */
+        }
+        glet_link *l = glet_link_of(g, target);
+        if (l == NULL) {
+            if (g->n == MAX_GREENLET_LINKS) {
+                memmove(&g->links[0], &g->links[1],
+                        (MAX_GREENLET_LINKS - 1) * sizeof(glet_link));
+                g->n--;
+            }
+            l = &g->links[g->n++];
+            l->target = target;
+        }
+        l->origin = origin;
+        /* The origin greenlet holds its top frame object while suspended. */
+        l->switcher = rp_compat_frame_key(&engine.compat,
+                                          (PyFrameObject *)frame);
+    }
+done:
+    Py_XDECREF(parent);
+    Py_XDECREF(frame);
+    PyErr_Clear();
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef greenlet_hook_def = {
+    "_reqprof_greenlet_hook", greenlet_hook, METH_VARARGS,
+    "reqprof: follows greenlet switches for the profiles (greenlet.settrace).",
+};
+
+/* When greenlet is imported, sets the hook as this thread's greenlet trace
+ * function, unless another one is set (then greenlets are not followed on
+ * this thread). Never fails. */
+static void
+ensure_greenlet_hook(void)
+{
+    rp_saved_error saved;
+    RP_ERROR_SAVE(&saved);
+    PyObject *name = PyUnicode_FromString("greenlet");
+    PyObject *mod = name ? PyImport_GetModule(name) : NULL;
+    PyObject *tracer = NULL, *r = NULL;
+    if (mod == NULL) {
+        goto done;
+    }
+    if (engine.greenlet_hook == NULL) {
+        engine.greenlet_hook = PyCFunction_New(&greenlet_hook_def, NULL);
+        if (engine.greenlet_hook == NULL) {
+            goto done;
+        }
+    }
+    tracer = PyObject_CallMethod(mod, "gettrace", NULL);
+    if (tracer == Py_None) {
+        r = PyObject_CallMethod(mod, "settrace", "O", engine.greenlet_hook);
+    }
+done:
+    Py_XDECREF(name);
+    Py_XDECREF(mod);
+    Py_XDECREF(tracer);
+    Py_XDECREF(r);
+    PyErr_Clear();
+    RP_ERROR_RESTORE(&saved);
+}
+
+/* Records what thread `ts` runs for session `s`, counting `count`
+ * samples. While `ts` runs a collection, the frames it runs (finalizers)
+ * go under a [gc] node below the frame that triggered it. */
 static void
 record_running(rp_session *s, PyThreadState *ts, const rp_frame *frames,
-               size_t n, uint64_t wall, uint64_t cpu)
+               size_t n, uint64_t wall, uint64_t cpu, uint64_t count)
 {
-    size_t len = 0;
+    size_t len = path_start(s);
     uint32_t loc = RP_NONE;
     long start = -1;
+    long gc_split = NO_GC;
     int found = 0;
+    if (engine.gc_active && ts == engine.gc_ts) {
+        gc_split = LONG_MAX;
+        for (size_t i = 0; i < n; i++) {
+            if (frames[i].key == engine.gc_trigger) {
+                gc_split = (long)i;
+                break;
+            }
+        }
+    }
     for (size_t i = 0; i < n && !found; i++) {
         if (frames[i].key == s->root_key && frames[i].code == s->root_code) {
             start = (long)i - 1;
             found = 1;
         }
     }
+    if (found && start >= 0 && s->fold_code != NULL
+            && frames[start].code == s->fold_code) {
+        start--;    /* the decorated function is the root itself */
+    }
     if (!found) {
         /* The root is not on this stack: work done for the session by a
          * child task or a worker thread. Hang it under the frame waiting
          * for it, and under a [thread] node when on another thread. */
+        const void *want = ts->thread_id != s->origin_thread && s->coro
+            ? rp_compat_context_vars(&engine.compat, ts->context) : NULL;
+        engine.await_leaves = 0;
         if (s->mode == RP_MODE_ENABLED
-                && append_await_chain(s, &len, &loc) < 0) {
+                && (want != NULL ? append_task_for(s, s->coro, want, &len, 0, 0)
+                                 : append_await_chain(s, &len, &loc)) < 0) {
             goto record;
         }
         loc = RP_NONE;
@@ -553,35 +1338,73 @@ record_running(rp_session *s, PyThreadState *ts, const rp_frame *frames,
         }
         start = anchor(frames, n);
     }
-    long last = append_frames(s, frames, start, &len);
+    engine.gc_path_len = 0;
+    long last = append_frames(s, frames, start, &len, gc_split);
     loc = (last >= 0 && frames[last].lasti >= 0)
         ? (uint32_t)frames[last].lasti : RP_NONE;
+    if (engine.gc_path_len > 0 && engine.gc_path_len < len) {
+        /* A tick inside a collection (its frames run below [gc]: a
+         * finalizer let the GIL go). Of its time, what passed before the
+         * collection started belongs to the stack that triggered it, and
+         * what the tick waited for the GIL to the collector itself (which
+         * never lets it go): only the rest is the finalizer's. */
+        /* (Earlier collections since the previous tick were charged to
+         * [gc] already and are not in this tick's weight.) */
+        uint64_t before = engine.gc_start_ns > s->prev_ns
+            ? engine.gc_start_ns - s->prev_ns : 0;
+        before = before > s->tick_credit_ns ? before - s->tick_credit_ns : 0;
+        if (before > wall) {
+            before = wall;
+        }
+        uint64_t own = engine.tick_wait_ns < wall - before
+            ? engine.tick_wait_ns : wall - before;
+        uint64_t before_cpu = wall ? (uint64_t)((double)cpu * before / wall)
+                                   : 0;
+        uint64_t own_cpu = wall ? (uint64_t)((double)cpu * own / wall) : 0;
+        if (before > 0) {
+            add_time(s, engine.gc_path_len - 1, RP_NONE, before, before_cpu,
+                     0);
+        }
+        if (own > 0) {
+            add_time(s, engine.gc_path_len, RP_NONE, own, own_cpu, 0);
+        }
+        wall -= before + own;
+        cpu -= before_cpu + own_cpu;
+    }
 record:
-    add_sample(s, len, loc, wall, cpu);
-    s->n_running++;
+    add_time(s, len, loc, wall, cpu, count);
+    s->n_running += count;
+}
+
+/* Records time that no sample saw (the end of a session or of its
+ * response: what ran since its last tick is not known) as [unsampled]:
+ * time, but no sample (the report's sample count is the ticks that saw
+ * the session). */
+static void
+record_unsampled(rp_session *s, uint64_t wall, uint64_t cpu)
+{
+    size_t len = path_start(s);
+    engine.path[len++] = s->codes.unsampled_id;
+    add_time(s, len, RP_NONE, wall, cpu, 0);
 }
 
 /* Records a tick in which no thread ran for `s`. */
 static void
 record_waiting(rp_session *s, uint64_t wall)
 {
-    size_t len = 0;
-    uint32_t loc = RP_NONE;
-    int chain = s->mode == RP_MODE_ENABLED
-        ? append_await_chain(s, &len, &loc) : 0;
-    if (chain != 0) {
-        if (chain > 0) {
-            engine.path[len++] = s->codes.await_id;
-        }
-        add_sample(s, len, loc, wall, 0);
+    size_t len = path_start(s);
+    uint64_t count = 1;
+    engine.await_leaves = 0;
+    if (s->mode == RP_MODE_ENABLED && s->coro != NULL
+            && record_await(s, s->coro, len, 0, wall, &count, 0)) {
         s->n_await++;
         return;
     }
     if (s->mode == RP_MODE_DISABLED) {
         return;     /* its thread is gone: nothing ran for it */
     }
-    engine.path[0] = s->codes.out_of_context_id;
-    add_sample(s, 1, RP_NONE, wall, 0);
+    engine.path[len++] = s->codes.out_of_context_id;
+    add_sample(s, len, RP_NONE, wall, 0);
     s->n_out_of_context++;
 }
 
@@ -634,10 +1457,16 @@ mark_due(rp_session *s, uint64_t now, int force)
             && now - s->last_ns < s->interval_ns - s->interval_ns / 4) {
         return 0;
     }
-    s->due = 1;
-    s->weight = now - s->last_ns;
+    /* Collections since the previous tick were charged to [gc] already. */
+    uint64_t w = now - s->last_ns;
+    uint64_t credit = s->gc_credit_ns < w ? s->gc_credit_ns : w;
+    s->gc_credit_ns = 0;
+    s->prev_ns = s->last_ns;
+    s->tick_credit_ns = credit;
     s->last_ns = now;
-    return 1;
+    s->weight = w - credit;
+    s->due = s->weight > 0;
+    return s->due;
 }
 
 /* Records one sample for every session marked due: the threads running for
@@ -669,14 +1498,12 @@ sample_due(void)
                 continue;
             }
             if (!walked) {
-                int more;
-                n = rp_compat_walk(&engine.compat, ts, &engine.frames,
-                                   &engine.frames_cap, MAX_FRAMES, &more);
+                n = walk_thread(ts);
                 cpu = cpu_delta(ts);
                 walked = 1;
             }
             record_running(s, ts, engine.frames, n, s->weight,
-                           cpu < s->weight ? cpu : s->weight);
+                           cpu < s->weight ? cpu : s->weight, 1);
             s->sampled_tick = engine.tick;
         }
     }
@@ -706,6 +1533,125 @@ tick(uint64_t now)
     if (any) {
         sample_due();
     }
+}
+
+/* ---- garbage collections ------------------------------------------------- */
+
+/* The gc.callbacks hook, called by the collector with (phase, info) on the
+ * thread that collects, GIL held, before ("start") and after ("stop") each
+ * collection. While sessions run, a collection's time goes to [gc] under
+ * the stack that triggered it, in the sessions that thread runs for, and
+ * the next tick does not charge it again (gc_credit_ns). A tick that falls
+ * inside the collection (a finalizer let the GIL go) puts the finalizers'
+ * frames under [gc] too (record_running). Never raises. */
+static PyObject *
+gc_hook(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *phase = PyTuple_Check(args) && PyTuple_GET_SIZE(args) > 0
+        ? PyTuple_GET_ITEM(args, 0) : NULL;
+    if (phase == NULL || !PyUnicode_Check(phase) || engine.n_active == 0) {
+        engine.gc_active = 0;
+        Py_RETURN_NONE;
+    }
+    PyThreadState *ts = PyThreadState_Get();
+    if (PyUnicode_CompareWithASCIIString(phase, "start") == 0) {
+        engine.gc_active = 1;
+        engine.gc_ts = ts;
+        engine.gc_trigger = rp_compat_top_frame_key(&engine.compat, ts);
+        engine.gc_start_cpu = rp_compat_thread_cpu_ns(ts);
+        engine.gc_start_ns = now_ns();
+        Py_RETURN_NONE;
+    }
+    if (!engine.gc_active || engine.gc_ts != ts) {
+        engine.gc_active = 0;
+        Py_RETURN_NONE;
+    }
+    uint64_t now = now_ns();
+    uint64_t took = now - engine.gc_start_ns;
+    int64_t cpu_now = rp_compat_thread_cpu_ns(ts);
+    uint64_t gc_cpu = cpu_now >= 0 && engine.gc_start_cpu >= 0
+        && cpu_now > engine.gc_start_cpu
+        ? (uint64_t)(cpu_now - engine.gc_start_cpu) : 0;
+    engine.gc_collections++;
+    /* The next tick's CPU reading of this thread must not count it. */
+    thread_cpu *e = cpu_entry(ts->thread_id);
+    if (e != NULL && e->last_ns >= 0) {
+        e->last_ns += (int64_t)gc_cpu;
+    }
+    PyObject *markers = rp_compat_context_get(ts->context,
+                                              engine.sessions_var);
+    if (markers != NULL && !PyTuple_Check(markers)) {
+        markers = NULL;
+    }
+    size_t n = 0;
+    int walked = 0;
+    for (size_t i = 0; i < engine.n_active; i++) {
+        rp_session *s = engine.active[i];
+        if (s->state != RP_SESSION_RUNNING || !runs_for(s, ts, markers)) {
+            continue;
+        }
+        s->gc_ns += took;
+        /* What ticks during the collection did not cover yet. */
+        uint64_t from = s->last_ns > engine.gc_start_ns ? s->last_ns
+                                                        : engine.gc_start_ns;
+        if (now <= from) {
+            continue;
+        }
+        uint64_t wall = now - from;
+        if (!walked) {
+            n = walk_thread(ts);
+            walked = 1;
+        }
+        /* The collection is over: the stack is the one that triggered it,
+         * and [gc] is its leaf. Counted as time, not as a tick. */
+        record_running(s, ts, engine.frames, n, wall,
+                       gc_cpu < wall ? gc_cpu : wall, 0);
+        s->gc_credit_ns += wall;
+    }
+    engine.gc_active = 0;
+    PyErr_Clear();
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef gc_hook_def = {
+    "_reqprof_gc_hook", gc_hook, METH_VARARGS,
+    "reqprof: times garbage collections for the profiles (gc.callbacks).",
+};
+
+/* Puts the hook in gc.callbacks unless it is there (an app may have reset
+ * the list). 0, or -1 with an exception set. */
+static int
+ensure_gc_hook(void)
+{
+    int rc = -1;
+    PyObject *gc = NULL, *callbacks = NULL;
+    if (engine.gc_hook == NULL) {
+        engine.gc_hook = PyCFunction_New(&gc_hook_def, NULL);
+        if (engine.gc_hook == NULL) {
+            goto done;
+        }
+    }
+    gc = PyImport_ImportModule("gc");
+    if (gc == NULL) {
+        goto done;
+    }
+    callbacks = PyObject_GetAttrString(gc, "callbacks");
+    if (callbacks == NULL || !PyList_Check(callbacks)) {
+        if (callbacks != NULL) {
+            PyErr_SetString(PyExc_TypeError, "gc.callbacks is not a list");
+        }
+        goto done;
+    }
+    int has = PySequence_Contains(callbacks, engine.gc_hook);
+    if (has < 0 || (!has && PyList_Append(callbacks, engine.gc_hook) < 0)) {
+        goto done;
+    }
+    rc = 0;
+done:
+    Py_XDECREF(gc);
+    Py_XDECREF(callbacks);
+    return rc;
 }
 
 /* ---- the sampler thread -------------------------------------------------- */
@@ -841,6 +1787,8 @@ sampler_main(void *arg)
                 && load_interval() >= interval) {   /* see publish_schedule */
             rc = pthread_cond_timedwait(&engine.cv, &engine.mu, &next);
         }
+        uint64_t scheduled = (uint64_t)next.tv_sec * 1000000000u
+            + (uint64_t)next.tv_nsec;
         if (engine.stop) {
             break;
         }
@@ -865,6 +1813,7 @@ sampler_main(void *arg)
             break;
         }
         uint64_t t0 = now_ns();
+        uint64_t late = t0 > scheduled ? t0 - scheduled : 0;
         rp_compat_request_gil(&engine.compat, engine.interp);
         int assisted = assist_ticks > 0;
         if (assisted) {
@@ -884,9 +1833,12 @@ sampler_main(void *arg)
         else if (assist_ticks > 0) {
             assist_ticks--;
         }
+        engine.tick_wait_ns = t1 - t0;
         tick(t1);
+        engine.tick_wait_ns = 0;
         uint64_t t2 = now_ns();
         engine.ticks++;
+        engine.late_ns += late;
         engine.gil_wait_ns += t1 - t0;
         if (t1 - t0 > engine.gil_wait_max_ns) {
             engine.gil_wait_max_ns = t1 - t0;
@@ -1034,8 +1986,96 @@ check_fork(void)
     }
 }
 
+/* Looks up the task types of the async libraries imported so far
+ * (asyncio's C Task and Future, trio's Task), once each. Never fails: a
+ * type not found is looked for again at the next session. */
+static void
+find_task_types(void)
+{
+    rp_saved_error saved;
+    RP_ERROR_SAVE(&saved);
+    PyObject *mod = NULL, *name = NULL;
+    if (engine.asyncio_task == NULL) {
+        name = PyUnicode_FromString("_asyncio");
+        mod = name ? PyImport_GetModule(name) : NULL;
+        if (mod != NULL) {
+            engine.asyncio_task = PyObject_GetAttrString(mod, "Task");
+            engine.asyncio_future = PyObject_GetAttrString(mod, "Future");
+            if (engine.asyncio_task != NULL
+                    && !PyType_Check(engine.asyncio_task)) {
+                Py_CLEAR(engine.asyncio_task);
+            }
+            if (engine.asyncio_future != NULL
+                    && !PyType_Check(engine.asyncio_future)) {
+                Py_CLEAR(engine.asyncio_future);
+            }
+        }
+        Py_CLEAR(mod);
+        Py_CLEAR(name);
+    }
+    if (engine.trio_task == NULL) {
+        name = PyUnicode_FromString("trio.lowlevel");
+        mod = name ? PyImport_GetModule(name) : NULL;
+        if (mod != NULL) {
+            engine.trio_task = PyObject_GetAttrString(mod, "Task");
+            if (engine.trio_task != NULL && !PyType_Check(engine.trio_task)) {
+                Py_CLEAR(engine.trio_task);
+            }
+        }
+        Py_CLEAR(mod);
+        Py_CLEAR(name);
+    }
+    PyErr_Clear();
+    RP_ERROR_RESTORE(&saved);
+}
+
 int
-rp_engine_start(rp_session *s, PyFrameObject *root_frame, PyObject *coro)
+rp_engine_set_library_dirs(PyObject *dirs)
+{
+    if (!PyTuple_Check(dirs)) {
+        PyErr_SetString(PyExc_TypeError, "set_library_dirs() takes a tuple");
+        return -1;
+    }
+    Py_ssize_t n = PyTuple_GET_SIZE(dirs);
+    rp_str *p = calloc(n > 0 ? (size_t)n : 1, sizeof(rp_str));
+    if (p == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_ssize_t len;
+        PyObject *item = PyTuple_GET_ITEM(dirs, i);
+        const char *text = PyUnicode_Check(item)
+            ? PyUnicode_AsUTF8AndSize(item, &len) : NULL;
+        if (text == NULL || (p[i].s = malloc((size_t)len + 1)) == NULL) {
+            if (text != NULL) {
+                PyErr_NoMemory();
+            }
+            else if (!PyErr_Occurred()) {
+                PyErr_SetString(PyExc_TypeError,
+                                "set_library_dirs() takes a tuple of str");
+            }
+            for (Py_ssize_t j = 0; j < i; j++) {
+                free(p[j].s);
+            }
+            free(p);
+            return -1;
+        }
+        memcpy(p[i].s, text, (size_t)len + 1);
+        p[i].len = (size_t)len;
+    }
+    for (size_t j = 0; j < engine.n_lib_prefixes; j++) {
+        free(engine.lib_prefixes[j].s);
+    }
+    free(engine.lib_prefixes);
+    engine.lib_prefixes = p;
+    engine.n_lib_prefixes = (size_t)n;
+    return 0;
+}
+
+int
+rp_engine_start(rp_session *s, PyFrameObject *root_frame, PyObject *coro,
+                PyCodeObject *fold_code)
 {
     check_fork();
     if (RP_FAULT(RP_FAULT_START)) {
@@ -1061,12 +2101,18 @@ rp_engine_start(rp_session *s, PyFrameObject *root_frame, PyObject *coro)
         engine.active = a;
         engine.cap_active = cap;
     }
+    if (ensure_gc_hook() < 0) {
+        return -1;
+    }
+    find_task_types();
+    ensure_greenlet_hook();
     PyObject *marker = PyLong_FromUnsignedLongLong(++engine.next_marker);
     if (marker == NULL) {
         return -1;
     }
     PyCodeObject *root_code = PyFrame_GetCode(root_frame);
-    uint32_t root_id = rp_codetable_code(&s->codes, root_code);
+    uint32_t root_id = rp_codetable_code(
+        &s->codes, fold_code != NULL ? fold_code : root_code);
     if (root_id == RP_NONE
             || rp_tree_init(&s->tree, root_id, s->max_nodes,
                             s->max_bytes - s->max_bytes / 4) < 0) {
@@ -1081,10 +2127,13 @@ rp_engine_start(rp_session *s, PyFrameObject *root_frame, PyObject *coro)
     s->root_frame = root_id;
     s->root_key = rp_compat_frame_key(&engine.compat, root_frame);
     s->root_code = root_code;
+    s->fold_code = (PyCodeObject *)Py_XNewRef(fold_code);
     s->context = Py_XNewRef(me->context);
     s->coro = Py_XNewRef(coro);
     s->origin_thread = me->thread_id;
     s->start_ns = s->last_ns = now_ns();
+    s->gil_wait0 = engine.gil_wait_ns;
+    s->late0 = engine.late_ns;
     (void)cpu_delta(me);    /* a CPU reading to measure the first tick from */
     s->state = RP_SESSION_RUNNING;
     engine.active[engine.n_active++] = (rp_session *)Py_NewRef(s);
@@ -1101,6 +2150,53 @@ error:
     return -1;
 }
 
+/* Whether `s` (stopping) has too few samples for its duration, and the
+ * likely reason: RP_UNDERSAMPLED_*. */
+static int
+undersampled(const rp_session *s)
+{
+    uint64_t samples = s->tree.n_nodes > 0 ? s->tree.nodes[0].samples : 0;
+    uint64_t duration = s->stop_ns - s->start_ns;
+    /* No tick can fall in a collection ([gc] has its time exactly). */
+    uint64_t ticking = duration > s->gc_ns ? duration - s->gc_ns : 0;
+    uint64_t expected = s->interval_ns ? ticking / s->interval_ns : 0;
+    if (samples >= RP_UNDERSAMPLED_MIN && samples * 2 >= expected) {
+        return RP_UNDERSAMPLED_NO;
+    }
+    if (duration < (uint64_t)RP_UNDERSAMPLED_MIN * s->interval_ns) {
+        return RP_UNDERSAMPLED_SHORT;
+    }
+    /* Ticks come late either because the sampler thread was not scheduled
+     * in time (the machine is busy) or because it waited for the GIL (a
+     * C call held it). */
+    uint64_t gil = engine.gil_wait_ns - s->gil_wait0;
+    uint64_t late = engine.late_ns - s->late0;
+    return gil > late ? RP_UNDERSAMPLED_GIL : RP_UNDERSAMPLED_LOAD;
+}
+
+void
+rp_engine_mark_response_end(rp_session *s)
+{
+    if (s->state != RP_SESSION_RUNNING || s->after_response) {
+        return;
+    }
+    check_fork();
+    uint64_t now = now_ns();
+    /* The time since the previous tick, before the response's end, was
+     * seen by no tick: [unsampled]. What follows goes under [after
+     * response]. */
+    for (size_t i = 0; i < engine.n_active; i++) {
+        engine.active[i]->due = 0;
+    }
+    if (mark_due(s, now, 1)) {
+        uint64_t cpu = cpu_delta(PyThreadState_Get());
+        record_unsampled(s, s->weight, cpu < s->weight ? cpu : s->weight);
+        s->due = 0;
+    }
+    s->response_ns = now;
+    s->after_response = 1;
+}
+
 void
 rp_engine_stop(rp_session *s)
 {
@@ -1109,15 +2205,19 @@ rp_engine_stop(rp_session *s)
     }
     check_fork();
     s->stop_ns = now_ns();
-    /* A last sample for the time since the previous tick (up to an
-     * interval): without it a session loses its tail, and one shorter than
-     * an interval would have no sample at all. */
+    /* The time since the previous tick (up to an interval): without it a
+     * session loses its tail, and one shorter than an interval would have
+     * no sample at all. What ran then is not known (the thread is in
+     * reqprof's code now): [unsampled]. */
     for (size_t i = 0; i < engine.n_active; i++) {
         engine.active[i]->due = 0;
     }
     if (mark_due(s, s->stop_ns, 1)) {
-        sample_due();
+        uint64_t cpu = cpu_delta(PyThreadState_Get());
+        record_unsampled(s, s->weight, cpu < s->weight ? cpu : s->weight);
+        s->due = 0;
     }
+    s->undersampled = undersampled(s);
     s->state = RP_SESSION_STOPPED;
     for (size_t i = 0; i < engine.n_active; i++) {
         if (engine.active[i] == s) {
@@ -1137,6 +2237,7 @@ rp_engine_stop(rp_session *s)
     /* Let go of what the request owned. */
     Py_CLEAR(s->context);
     Py_CLEAR(s->coro);
+    Py_CLEAR(s->fold_code);
     Py_DECREF(s);   /* the active list's reference */
 }
 
@@ -1203,7 +2304,13 @@ rp_engine_init(int portable)
         return -1;
     }
     engine.sessions_var = PyContextVar_New("reqprof_sessions", NULL);
-    if (engine.sessions_var == NULL) {
+    engine.name_coro = PyUnicode_InternFromString("coro");
+    engine.name_context = PyUnicode_InternFromString("context");
+    engine.name_children = PyUnicode_InternFromString("_children");
+    engine.name_tasks = PyUnicode_InternFromString("_tasks");
+    if (engine.sessions_var == NULL || engine.name_coro == NULL
+            || engine.name_context == NULL || engine.name_children == NULL
+            || engine.name_tasks == NULL) {
         rp_compat_clear(&engine.compat);
         return -1;
     }
@@ -1287,6 +2394,20 @@ rp_engine_after_fork_child(void)
     publish_schedule();
 }
 
+void
+rp_engine_sample_now(void)
+{
+    check_fork();
+    uint64_t now = now_ns();
+    int any = 0;
+    for (size_t i = 0; i < engine.n_active; i++) {
+        any |= mark_due(engine.active[i], now, 1);
+    }
+    if (any) {
+        sample_due();
+    }
+}
+
 int
 rp_engine_hide_code(PyObject *code)
 {
@@ -1339,7 +2460,7 @@ rp_engine_stats(void)
     pool_bytes(&scratch, &sessions);
     return Py_BuildValue(
         "{s:s, s:K, s:K, s:K, s:K, s:K, s:K, s:K, s:K, s:K, s:n, s:n, s:n, "
-        "s:K, s:i}",
+        "s:K, s:i, s:K, s:K}",
         "mode", rp_compat_mode(&engine.compat),
         "ticks", (unsigned long long)engine.ticks,
         "late_ticks", (unsigned long long)engine.late_ticks,
@@ -1354,7 +2475,9 @@ rp_engine_stats(void)
         "scratch_bytes", (Py_ssize_t)scratch,
         "active_session_bytes", (Py_ssize_t)sessions,
         "lock_misses", (unsigned long long)engine.lock_misses,
-        "thread_alive", rp_engine_thread_alive());
+        "thread_alive", rp_engine_thread_alive(),
+        "late_ns", (unsigned long long)engine.late_ns,
+        "gc_collections", (unsigned long long)engine.gc_collections);
 }
 
 #ifdef RP_FAULTS

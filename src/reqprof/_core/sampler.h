@@ -14,17 +14,37 @@ int rp_engine_init(int portable);
 
 /* Binds `s` to the current context and thread, with `root_frame` (a frame
  * object) as the root of its tree and `coro` (or NULL) as the coroutine of
- * the task it runs in, then starts sampling it. 0, or -1 with an exception
- * set (the session is then unchanged). */
-int rp_engine_start(rp_session *s, PyFrameObject *root_frame, PyObject *coro);
+ * the task it runs in, then starts sampling it. With `fold_code`, the
+ * tree's root is that function instead, which the root frame calls (a
+ * decorator's wrapper, whose frame is not shown). 0, or -1 with an
+ * exception set (the session is then unchanged). */
+int rp_engine_start(rp_session *s, PyFrameObject *root_frame, PyObject *coro,
+                    PyCodeObject *fold_code);
 
-/* Stops sampling `s` and unbinds it. Never fails; a no-op unless running. */
+/* Marks the end of the response: a last sample before it, and the samples
+ * after it go under [after response]. Once; a no-op unless running. */
+void rp_engine_mark_response_end(rp_session *s);
+
+/* Stops sampling `s` and unbinds it: the time since its last tick is
+ * [unsampled], and it is marked undersampled when it has too few samples
+ * for its duration. Never fails; a no-op unless running. */
 void rp_engine_stop(rp_session *s);
+
+/* A tick now, on the calling thread, for every active session (tests:
+ * with sessions of a long interval the sampler thread stays out of the
+ * way, and attribution is checked tick by tick). */
+void rp_engine_sample_now(void);
+
+/* The library directories (a tuple of str, each ending with a separator)
+ * besides site-packages: child tasks running app code are preferred when
+ * waited time is split. 0, or -1 with an exception set. */
+int rp_engine_set_library_dirs(PyObject *dirs);
 
 /* Frames of `code` are left out of every path (profiler plumbing). */
 int rp_engine_hide_code(PyObject *code);
-/* Frames of `code` are thread-pool plumbing: a worker thread's stack starts
- * below the outermost run of them. */
+/* Frames of `code` dispatch work (thread-pool plumbing, the event loop's
+ * callback runner): a stack that does not hold a session's root starts
+ * below the innermost of them. */
 int rp_engine_add_dispatch_code(PyObject *code);
 
 /* A new dict of counters (ticks, GIL waits, mode, ...). */

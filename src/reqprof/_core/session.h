@@ -47,6 +47,10 @@ typedef struct rp_session {
     /* Binding, set by start. */
     const void *root_key;       /* compat frame key of the root frame */
     PyCodeObject *root_code;    /* strong */
+    PyCodeObject *fold_code;    /* strong or NULL: the tree's root is this
+                                   function, called by the root frame (a
+                                   decorator's wrapper): its frame is folded
+                                   into the root */
     PyObject *context;          /* strong: the context it started in */
     PyObject *coro;             /* strong or NULL: its task's coroutine */
     PyObject *marker;           /* strong: its mark in bound contexts */
@@ -58,8 +62,17 @@ typedef struct rp_session {
     uint64_t sampled_tick;      /* engine tick of its last sample */
     int due;                    /* samples in the current tick */
     uint64_t weight;            /* wall time the current tick stands for */
+    uint64_t prev_ns;           /* when the tick before it was */
+    uint64_t tick_credit_ns;    /* collection time taken off its weight */
     unsigned truncated;         /* RP_REPORT_TRUNC_DEPTH / _DURATION */
     uint64_t n_running, n_await, n_out_of_context;
+    uint64_t gc_ns;             /* collections run by its threads */
+    uint64_t gc_credit_ns;      /* of them, time already charged to [gc]
+                                   that the next tick must not charge */
+    uint64_t response_ns;       /* when the response ended (0: not yet) */
+    int after_response;         /* samples go under [after response] */
+    uint64_t gil_wait0, late0;  /* engine counters at start */
+    int undersampled;           /* RP_UNDERSAMPLED_*, set at stop */
 
     /* Built at stop: symbols for the writers. */
     rp_symtab syms;
@@ -70,6 +83,7 @@ typedef struct rp_session {
      * stand in for the clock fields. */
     int loaded;
     double loaded_duration_s, loaded_interval_s;
+    double loaded_gc_s, loaded_response_s;
 } rp_session;
 
 #endif

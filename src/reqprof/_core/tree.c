@@ -323,6 +323,13 @@ uint32_t
 rp_tree_add_sample(rp_tree *t, const uint32_t *path, size_t n,
                    uint32_t leaf_loc, uint64_t wall_ns, uint64_t cpu_ns)
 {
+    return rp_tree_add(t, path, n, leaf_loc, wall_ns, cpu_ns, 1);
+}
+
+uint32_t
+rp_tree_add(rp_tree *t, const uint32_t *path, size_t n, uint32_t leaf_loc,
+            uint64_t wall_ns, uint64_t cpu_ns, uint64_t count)
+{
     if (t->n_nodes == 0) {
         return RP_NONE;     /* failed init: nothing to charge */
     }
@@ -336,7 +343,7 @@ rp_tree_add_sample(rp_tree *t, const uint32_t *path, size_t n,
         node = child;
     }
     for (uint32_t m = node; m != RP_NONE; m = t->nodes[m].parent) {
-        t->nodes[m].samples++;
+        t->nodes[m].samples += count;
         t->nodes[m].wall_ns += wall_ns;
         t->nodes[m].cpu_ns += cpu_ns;
     }

@@ -79,6 +79,12 @@ void rp_tree_free(rp_tree *t);
 uint32_t rp_tree_add_sample(rp_tree *t, const uint32_t *path, size_t n,
                             uint32_t leaf_loc, uint64_t wall_ns,
                             uint64_t cpu_ns);
+/* As rp_tree_add_sample, counting `count` samples (0 or 1): a tick whose
+ * time is split between several paths counts once, so that the root's
+ * sample count stays the number of ticks. */
+uint32_t rp_tree_add(rp_tree *t, const uint32_t *path, size_t n,
+                     uint32_t leaf_loc, uint64_t wall_ns, uint64_t cpu_ns,
+                     uint64_t count);
 
 /* Child of `parent` with `frame`, or RP_NONE. */
 uint32_t rp_tree_find_child(const rp_tree *t, uint32_t parent,

@@ -200,7 +200,22 @@ put_header(rp_buf *out, const rp_report *r, const rp_node *root)
             first = 0;
         }
     }
-    rp_buf_puts(out, "],\"meta\":{");
+    rp_buf_puts(out, "],\"gc_s\":");
+    put_double(out, r->gc_s);
+    rp_buf_puts(out, ",\"response_s\":");
+    if (r->response_s > 0.0 && isfinite(r->response_s)) {
+        put_double(out, r->response_s);
+    }
+    else {
+        rp_buf_puts(out, "null");
+    }
+    const char *under = rp_undersampled_name(r->undersampled);
+    rp_buf_puts(out, under ? ",\"undersampled\":true,\"undersampled_reason\":"
+                           : ",\"undersampled\":false,\"undersampled_reason\":null");
+    if (under) {
+        rp_buf_put_json_string(out, under, strlen(under));
+    }
+    rp_buf_puts(out, ",\"meta\":{");
     for (size_t i = 0; i < r->n_meta; i++) {
         const rp_meta_item *m = &r->meta[i];
         if (i > 0) {

@@ -20,7 +20,8 @@
  * Frames: one per symbol the tree uses, in node order; a frame is named by
  * its function (co_qualname) with the short file and first line as
  * speedscope's file/line (it shows them beside the name); pseudo-frames
- * ("[await]", "[thread …]", ...) are frames with a name only. Every id past
+ * ("[await]", "[thread …]", "[gc]", ...) are frames with a name only,
+ * except that an await point has the file and line it waits at. Every id past
  * the symbol table shares one "[unknown]" frame. Strings go through
  * rp_buf_put_json_string (valid UTF-8, script-safe).
  *
@@ -93,7 +94,9 @@ put_frame(rp_buf *out, const rp_sym *sym)
                                                  : &sym->file;
     rp_buf_puts(out, "{\"name\":");
     rp_buf_put_json_string(out, sym->function.s, sym->function.len);
-    if (sym->kind == RP_KIND_FRAME && file->len > 0) {
+    /* Frames and await points (the line they wait at) say where. */
+    if ((sym->kind == RP_KIND_FRAME || sym->kind == RP_KIND_AWAIT)
+            && file->len > 0) {
         rp_buf_puts(out, ",\"file\":");
         rp_buf_put_json_string(out, file->s, file->len);
         rp_buf_puts(out, ",\"line\":");

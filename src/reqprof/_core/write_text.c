@@ -1,14 +1,18 @@
 /* write_text.c - the console tree, in the manner of pyinstrument's console
  * output:
  *
- *     Samples: 4  Duration: 0.007s  Wall: 0.006s  CPU: 0.003s
+ *     Samples: 4  Duration: 0.007s  Wall: 0.006s  CPU: 0.003s  GC: 0.001s
  *
+ *     wall   cpu    %wall  frame
  *     0.006  0.003  100.0%  handler (app.py:10)
  *     ├─ 0.004  0.001  66.7%  slow (app.py:20)
- *     │  └─ 0.003  0.000  50.0%  [await]
+ *     │  └─ 0.003  0.000  50.0%  [await] app.py:22
  *     └─ 0.002  0.002  25.0%  fast (app.py:30)
  *
- * Each line: wall seconds, CPU seconds, % of the root's wall time, name.
+ * Each line: wall seconds, CPU seconds, % of the root's wall time, name
+ * (an [await] names the file and line it waits at). The header line adds
+ * GC time, the response's end and an undersampled report's reason when
+ * there are some.
  *
  * Hiding: a node under min_percent of the root's wall is not shown, nor is
  * anything below it (a child never has more wall time than its parent).
@@ -150,6 +154,22 @@ put_header(text_ctx *c)
     rp_buf_puts(out, "s  CPU: ");
     put_secs3(out, t->n_nodes > 0 ? t->nodes[0].cpu_ns : 0);
     rp_buf_putc(out, 's');
+    if (c->r->gc_s > 0.0 && c->r->gc_s < 1.8e10) {
+        rp_buf_puts(out, "  GC: ");
+        put_secs3(out, (uint64_t)(c->r->gc_s * 1e9 + 0.5));
+        rp_buf_putc(out, 's');
+    }
+    if (c->r->response_s > 0.0 && c->r->response_s < 1.8e10) {
+        rp_buf_puts(out, "  Response: ");
+        put_secs3(out, (uint64_t)(c->r->response_s * 1e9 + 0.5));
+        rp_buf_putc(out, 's');
+    }
+    const char *under = rp_undersampled_name(c->r->undersampled);
+    if (under != NULL) {
+        rp_buf_puts(out, c->o->color ? "  " YELLOW "UNDERSAMPLED (" : "  UNDERSAMPLED (");
+        rp_buf_puts(out, under);
+        rp_buf_puts(out, c->o->color ? ")" RESET : ")");
+    }
     if (trunc) {
         int first = 1;
         rp_buf_puts(out, c->o->color ? "  " RED "TRUNCATED (" : "  TRUNCATED (");
@@ -436,6 +456,7 @@ rp_write_text(rp_buf *out, const rp_report *r, const rp_text_opts *o)
         rp_buf_puts(out, "No samples recorded.\n");
         goto done;
     }
+    rp_buf_puts(out, "wall   cpu    %wall  frame\n");
     while (!out->failed && (ev = rp_walk_next(&walk, &node)) != RP_WALK_END) {
         if (ev != RP_WALK_ENTER) {
             continue;

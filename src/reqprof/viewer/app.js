@@ -8,8 +8,9 @@
  * search, the active view. Views call back through the `app` object
  * (onSelect, findInTree, clearSearch); they never touch each other.
  *
- * Keys: "/" search, Esc clears the search or resets the flame zoom,
- * 1 / 2 / 3 switch views.
+ * Keys: "/" search, Esc clears the search, resets the flame zoom or closes
+ * the help, 1 / 2 / 3 switch views, * expands the whole call tree, ?
+ * shows the keys (KEYS, the one list the help and the footer show).
  *
  * When the first view is on screen, the time it took is left on <html>:
  * data-render-ms from the start of this script (parse, index, first view),
@@ -25,6 +26,17 @@
     { id: 'tree', label: 'Call tree', key: '1' },
     { id: 'flame', label: 'Flame graph', key: '2' },
     { id: 'top', label: 'Top functions', key: '3' }
+  ];
+
+  var KEYS = [
+    ['/', 'search frames'],
+    ['Esc', 'clear the search, reset the flame zoom, close this help'],
+    ['1 2 3', 'call tree, flame graph, top functions'],
+    ['↑ ↓ ← →', 'move between frames (← → fold and unfold in the tree)'],
+    ['Enter', 'expand or fold a row, zoom the flame graph'],
+    ['*', 'expand the whole call tree'],
+    ['o', 'show or fold the library frames of a group'],
+    ['?', 'show or hide this list']
   ];
 
   function fail(root, message) {
@@ -86,11 +98,15 @@
     groupBox.checked = state.groupLibrary;
     var groupLabel = el('label', { className: 'rp-check', for: 'rp-group-lib', title: 'Fold site-packages and standard-library frames into groups in the call tree' }, [groupBox, ' Group library frames']);
 
+    var expandButton = el('button', { type: 'button', className: 'rp-expand-all', title: 'Expand the whole call tree (*)', text: 'Expand all' });
+    var helpButton = el('button', { type: 'button', className: 'rp-help-button', title: 'Keyboard shortcuts (?)', 'aria-haspopup': 'dialog', text: '?' });
     var toolbar = el('div', { className: 'rp-toolbar' }, [
       tabs,
       el('div', { className: 'rp-searchbox' }, [searchInput, searchCount]),
       metricGroup,
-      groupLabel
+      groupLabel,
+      expandButton,
+      helpButton
     ]);
 
     // ------------------------------------------------------- views
@@ -109,10 +125,24 @@
     ]);
     var footer = el('footer', { className: 'rp-footer' }, [
       status,
-      el('p', { className: 'rp-keys', text: 'Keys: / search · Esc clear or reset zoom · 1 2 3 views · ↑ ↓ ← → move · Enter expand or zoom · o show library frames' })
+      el('p', { className: 'rp-keys', text: 'Keys: ' + KEYS.map(function (k) { return k[0] + ' ' + k[1].split(',')[0]; }).join(' · ') })
+    ]);
+    var helpList = el('dl', { className: 'rp-help-keys' });
+    KEYS.forEach(function (k) {
+      helpList.appendChild(el('div', null, [el('dt', null, el('kbd', { text: k[0] })), el('dd', { text: k[1] })]));
+    });
+    var help = el('div', { className: 'rp-help', role: 'dialog', 'aria-modal': 'true', 'aria-label': 'Keyboard shortcuts', tabindex: '-1', hidden: true }, [
+      el('div', { className: 'rp-help-box' }, [el('h2', { text: 'Keyboard shortcuts' }), helpList,
+        el('p', { className: 'rp-muted', text: 'Press ? or Esc to close.' })])
     ]);
 
-    root.replaceChildren(V.renderHeader(profile), toolbar, mainEl, footer);
+    function toggleHelp(show) {
+      help.hidden = show === undefined ? !help.hidden : !show;
+      if (!help.hidden) help.focus();
+      else focusView();
+    }
+
+    root.replaceChildren(V.renderHeader(profile), toolbar, mainEl, footer, help);
 
     // ------------------------------------------------------- wiring
     var tree, flame, table;
@@ -217,16 +247,38 @@
     groupBox.addEventListener('change', function () {
       state.groupLibrary = groupBox.checked;
       tree.setGrouping();
+      flame.setGrouping();
     });
+
+    function expandAll() {
+      switchView('tree');
+      var all = tree.expandAll();
+      status.textContent = all ? 'Every frame of the call tree is expanded.'
+        : 'The call tree is expanded as far as a fast view allows; search to find the rest.';
+    }
+    expandButton.addEventListener('click', expandAll);
+    helpButton.addEventListener('click', function () { toggleHelp(); });
+    help.addEventListener('click', function (ev) { if (ev.target === help) toggleHelp(false); });
 
     document.addEventListener('keydown', function (ev) {
       if (ev.defaultPrevented || ev.altKey || ev.ctrlKey || ev.metaKey) return;
       var t = ev.target;
       var typing = t && (t.tagName === 'INPUT' || t.tagName === 'TEXTAREA' || t.isContentEditable);
       if (typing && t.type !== 'checkbox') return;
-      if (ev.key === '/') {
+      if (ev.key === '?') {
+        toggleHelp();
+        ev.preventDefault();
+      } else if (ev.key === 'Escape' && !help.hidden) {
+        toggleHelp(false);
+        ev.preventDefault();
+      } else if (!help.hidden) {
+        return;
+      } else if (ev.key === '/') {
         searchInput.focus();
         searchInput.select();
+        ev.preventDefault();
+      } else if (ev.key === '*') {
+        expandAll();
         ev.preventDefault();
       } else if (ev.key === 'Escape') {
         if (state.view === 'flame' && flame.zoomed() !== 0) flame.reset();
@@ -250,6 +302,8 @@
     app.flame = flame;
     app.table = table;
     app.switchView = switchView;
+    app.toggleHelp = toggleHelp;
+    app.expandAll = expandAll;
   }
 
   if (typeof document !== 'undefined') {

@@ -12,6 +12,10 @@
  *
  * Text goes to the canvas with fillText and to the tooltip as textContent.
  *
+ * "Group library frames" folds library regions into one rect each, as in
+ * the call tree (flameLayout's grouped layout): depths, parents and the
+ * zoom path are then the layout's, not the profile's.
+ *
  * Mouse: hover for a tooltip, click to zoom (click an ancestor to zoom
  * out). Keyboard (when focused): arrows move between frames, Enter zooms,
  * Escape resets.
@@ -41,7 +45,8 @@
     var legend = el('div', { className: 'rp-legend', 'aria-hidden': 'true' });
     [['app code', { kind: 'frame', file: '/app/x.py', short_file: 'app/x.py' }],
      ['library', { kind: 'frame', file: '/venv/lib/python3/site-packages/x.py', short_file: 'x.py' }],
-     ['[await]', { kind: 'await' }], ['[thread]', { kind: 'thread' }],
+     ['[await]', { kind: 'await' }], ['[gc]', { kind: 'gc' }], ['[thread]', { kind: 'thread' }],
+     ['[unsampled]', { kind: 'unsampled' }], ['[after response]', { kind: 'after-response' }],
      ['[out-of-context]', { kind: 'out-of-context' }], ['[truncated]', { kind: 'truncated' }]
     ].forEach(function (item) {
       var sw = el('span', { className: 'rp-swatch' });
@@ -64,8 +69,16 @@
 
     function layout() {
       var m = app.state.metric;
-      if (!layouts[m]) layouts[m] = M.flameLayout(index, m);
-      return layouts[m];
+      var grouped = !!app.state.groupLibrary;
+      var key = m + (grouped ? ':grouped' : '');
+      if (!layouts[key]) layouts[key] = M.flameLayout(index, m, grouped);
+      return layouts[key];
+    }
+
+    /** What a rect is called: the frame, or its library group. */
+    function labelOf(L, id) {
+      var g = L.groups.get(id);
+      return g ? M.groupLabel(g) : V.frameLabel(index.nodes[id]);
     }
 
     function colour(id) {
@@ -98,7 +111,7 @@
       var W = scroll.clientWidth;
       var H = scroll.clientHeight;
       if (!W || !H) return;
-      var total = (index.maxDepth + 1) * ROW;
+      var total = (L.maxDepth + 1) * ROW;
       spacer.style.height = Math.max(0, total - H) + 'px';
       var dpr = global.devicePixelRatio || 1;
       if (canvas.width !== Math.round(W * dpr) || canvas.height !== Math.round(H * dpr)) {
@@ -117,7 +130,7 @@
       var scale = W / win.w;
       var top = scroll.scrollTop;
       var d0 = Math.max(0, Math.floor(top / ROW));
-      var d1 = Math.min(index.maxDepth, Math.ceil((top + H) / ROW));
+      var d1 = Math.min(L.maxDepth, Math.ceil((top + H) / ROW));
       var textColour = cssVar('--rp-flame-text', '#111');
       var fadedText = cssVar('--rp-flame-faded-text', '#777');
       var outlines = [];
@@ -139,7 +152,7 @@
           ctx.fillStyle = colour(id);
           ctx.fillRect(px, y, pw > 2 ? pw - 1 : pw, ROW - 1);
           if (pw > 24) {
-            var label = fitText(ctx, V.frameLabel(index.nodes[id]), pw);
+            var label = fitText(ctx, labelOf(L, id), pw);
             if (label) {
               ctx.globalAlpha = 1;
               ctx.fillStyle = faded ? fadedText : textColour;
@@ -167,7 +180,8 @@
     }
 
     function renderCrumbs() {
-      var path = M.ancestorIds(index, zoom);
+      var L = layout();
+      var path = M.flameAncestors(L, zoom);
       crumbs.replaceChildren();
       var shown = path;
       var skipped = false;
@@ -178,7 +192,7 @@
           crumbs.appendChild(el('span', { className: 'rp-crumb-more', text: '…' }));
           crumbs.appendChild(el('span', { className: 'rp-crumb-sep', 'aria-hidden': 'true', text: '›' }));
         }
-        var b = el('button', { type: 'button', className: 'rp-crumb', 'data-id': String(id), text: V.frameLabel(index.nodes[id]) });
+        var b = el('button', { type: 'button', className: 'rp-crumb', 'data-id': String(id), text: labelOf(L, id) });
         if (id === zoom) b.setAttribute('aria-current', 'true');
         crumbs.appendChild(b);
       });
@@ -190,7 +204,7 @@
       zoom = L.w[id] > 0 ? id : 0;
       renderCrumbs();
       // Keep the zoomed node's row in view.
-      var y = index.depth[zoom] * ROW;
+      var y = L.depth[zoom] * ROW;
       if (y < scroll.scrollTop || y + ROW > scroll.scrollTop + scroll.clientHeight) scroll.scrollTop = Math.max(0, y - ROW * 2);
       scheduleDraw();
       app.onZoom && app.onZoom(zoom);
@@ -199,9 +213,10 @@
     function select(id, announce) {
       selected = id;
       if (id >= 0) {
+        var L = layout();
         app.onSelect(id, null, 'flame');
-        if (announce) live.textContent = V.frameLabel(index.nodes[id]) + ', ' + M.formatTime(index.nodes[id][app.state.metric]);
-        var y = index.depth[id] * ROW;
+        if (announce) live.textContent = labelOf(L, id) + ', ' + M.formatTime(index.nodes[id][app.state.metric]);
+        var y = Math.max(0, L.depth[id]) * ROW;
         if (y < scroll.scrollTop) scroll.scrollTop = y;
         else if (y + ROW > scroll.scrollTop + scroll.clientHeight) scroll.scrollTop = y + ROW - scroll.clientHeight;
       }
@@ -214,8 +229,8 @@
       var y = clientY - rect.top + scroll.scrollTop;
       if (x < 0 || x > rect.width) return -1;
       var d = Math.floor(y / ROW);
-      if (d < 0 || d > index.maxDepth) return -1;
       var L = layout();
+      if (d < 0 || d > L.maxDepth) return -1;
       var win = windowOf(L);
       return M.flameHit(L, d, win.x0 + x * win.w / rect.width);
     }
@@ -225,8 +240,9 @@
       var n = index.nodes[id];
       var total = index.nodes[0].wall_s || 0;
       var zoomTotal = index.nodes[zoom].wall_s || 0;
+      var L = layout();
       var rows = [
-        el('div', { className: 'rp-tip-name', text: V.frameLabel(n) })
+        el('div', { className: 'rp-tip-name', text: labelOf(L, id) })
       ];
       var where = V.frameWhere(n);
       if (where) rows.push(el('div', { className: 'rp-tip-where', text: where }));
@@ -278,7 +294,7 @@
 
     function neighbour(id, step) {
       var L = layout();
-      var ids = L.byDepth[index.depth[id]];
+      var ids = L.byDepth[L.depth[id]];
       var k = M.firstEndingAfter(L, ids, L.x0[id]);
       while (k < ids.length && ids[k] !== id) k++;
       var j = k + step;
@@ -297,11 +313,11 @@
       var handled = true;
       switch (ev.key) {
         case 'ArrowUp':
-          next = index.parent[cur];
+          next = L.parent[cur];
           break;
         case 'ArrowDown':
           var best = -1;
-          M.childIds(index, cur).forEach(function (c) { if (L.w[c] > 0 && (best < 0 || L.w[c] > L.w[best])) best = c; });
+          M.flameChildren(L, cur).forEach(function (c) { if (L.w[c] > 0 && (best < 0 || L.w[c] > L.w[best])) best = c; });
           next = best;
           break;
         case 'ArrowLeft': next = neighbour(cur, -1); break;
@@ -328,6 +344,14 @@
       setSelected: function (id) { selected = id; scheduleDraw(); },
       setSearch: function (s) { search = s; scheduleDraw(); },
       setMetric: function () { windowOf(layout()); renderCrumbs(); scheduleDraw(); },
+      setGrouping: function () {
+        var L = layout();
+        if (!(L.w[zoom] > 0)) zoom = 0;     // the zoomed frame is folded now
+        if (selected >= 0 && !(L.w[selected] > 0)) selected = -1;
+        windowOf(L);
+        renderCrumbs();
+        scheduleDraw();
+      },
       focus: function () { scroll.focus({ preventScroll: true }); }
     };
   }

@@ -26,7 +26,8 @@
 })(typeof globalThis !== 'undefined' ? globalThis : this, function () {
   'use strict';
 
-  var PSEUDO_KINDS = ['await', 'out-of-context', 'thread', 'truncated'];
+  var PSEUDO_KINDS = ['await', 'out-of-context', 'thread', 'truncated', 'gc', 'unsampled',
+    'request', 'after-response'];
   var METRICS = { wall: 'wall_s', cpu: 'cpu_s' };
 
   // ---------------------------------------------------------------- files
@@ -85,7 +86,11 @@
     'await': 'hsl(210, 22%, 78%)',
     'out-of-context': 'hsl(0, 0%, 80%)',
     'thread': 'hsl(275, 40%, 80%)',
-    'truncated': 'hsl(35, 15%, 72%)'
+    'truncated': 'hsl(35, 15%, 72%)',
+    'gc': 'hsl(12, 70%, 72%)',
+    'unsampled': 'hsl(0, 0%, 88%)',
+    'request': 'hsl(200, 15%, 86%)',
+    'after-response': 'hsl(48, 55%, 78%)'
   };
 
   /**
@@ -628,22 +633,39 @@
    * fractions of the root's value (the root spans [0, 1]); children are
    * laid left to right in profile order, each as wide as its value and
    * clamped to its parent. byDepth[d] lists the ids at depth d, by x0.
+   *
+   * With `grouped`, library regions are folded as in the call tree
+   * (buildDisplayTree): a region of two or more library frames under the
+   * root or a non-library frame is one rect at its head's id (groups: head id ->
+   * {members, exits, packages}), its other members are not drawn (w 0,
+   * depth -1), and its exits (the app frames and pseudo-frames it calls)
+   * are drawn right below the head. depth[i], parent[i] and maxDepth are
+   * the drawn tree's.
    */
-  function flameLayout(index, metric) {
+  function flameLayout(index, metric, grouped) {
     metric = metric || 'wall_s';
     var n = index.size;
     var x0 = new Float64Array(n);
     var w = new Float64Array(n);
     var cursor = new Float64Array(n);
+    var depth = new Int32Array(n);
+    var parent = Int32Array.from(index.parent);
+    var hidden = new Uint8Array(n);
+    var groups = new Map();
     var total = index.nodes[0][metric] || 0;
-    var byDepthLists = [];
-    for (var d = 0; d <= index.maxDepth; d++) byDepthLists.push([]);
+    var maxDepth = 0;
+    var byDepthLists = [[]];
     for (var i = 0; i < n; i++) {
+      if (hidden[i]) {
+        depth[i] = -1;
+        parent[i] = -1;
+        continue;
+      }
       if (i === 0) {
         x0[0] = 0;
         w[0] = total > 0 ? 1 : 0;
       } else {
-        var p = index.parent[i];
+        var p = parent[i];
         var v = total > 0 ? (index.nodes[i][metric] || 0) / total : 0;
         var start = cursor[p];
         var limit = x0[p] + w[p];
@@ -651,12 +673,54 @@
         x0[i] = start;
         w[i] = v;
         cursor[p] = start + v;
+        depth[i] = depth[p] + 1;
+        // A region starts at a library frame called by the root or by a
+        // frame that is not library code (buildDisplayTree's rule).
+        if (grouped && index.lib[i] && (index.parent[i] === 0 || !index.lib[index.parent[i]])) {
+          var region = libraryRegion(index, i);
+          if (region.members.length >= 2) {
+            region.packages = packagesOf(index, region.members);
+            groups.set(i, region);
+            for (var m = 0; m < region.members.length; m++) if (region.members[m] !== i) hidden[region.members[m]] = 1;
+            for (var e = 0; e < region.exits.length; e++) parent[region.exits[e]] = i;
+          }
+        }
       }
       cursor[i] = x0[i];
-      if (w[i] > 0) byDepthLists[index.depth[i]].push(i);
+      if (depth[i] > maxDepth) maxDepth = depth[i];
+      while (byDepthLists.length <= depth[i]) byDepthLists.push([]);
+      if (w[i] > 0) byDepthLists[depth[i]].push(i);
     }
-    var byDepth = byDepthLists.map(function (l) { return Int32Array.from(l); });
-    return { metric: metric, total: total, x0: x0, w: w, byDepth: byDepth };
+    // Rects of one depth are laid in id order, which is x order except
+    // under groups (exits come after other members): sort by x0.
+    var byDepth = byDepthLists.map(function (l) {
+      if (grouped) l.sort(function (a, b) { return x0[a] - x0[b] || a - b; });
+      return Int32Array.from(l);
+    });
+    return {
+      metric: metric, total: total, x0: x0, w: w, byDepth: byDepth, grouped: !!grouped,
+      depth: depth, parent: parent, maxDepth: maxDepth, groups: groups
+    };
+  }
+
+  /** Ids drawn right below id in a flame layout, left to right. */
+  function flameChildren(layout, id) {
+    var out = [];
+    var ids = layout.byDepth[layout.depth[id] + 1];
+    if (!ids) return out;
+    for (var k = firstEndingAfter(layout, ids, layout.x0[id]); k < ids.length; k++) {
+      var c = ids[k];
+      if (layout.x0[c] >= layout.x0[id] + layout.w[id]) break;
+      if (layout.parent[c] === id) out.push(c);
+    }
+    return out;
+  }
+
+  /** Ids from the root down to id in a flame layout. */
+  function flameAncestors(layout, id) {
+    var out = [];
+    for (var a = id; a >= 0; a = layout.parent[a]) out.push(a);
+    return out.reverse();
   }
 
   /** The first position in ids (sorted by x0) whose rect ends after x. */
@@ -716,6 +780,8 @@
     topFunctions: topFunctions,
     sortRows: sortRows,
     flameLayout: flameLayout,
+    flameChildren: flameChildren,
+    flameAncestors: flameAncestors,
     firstEndingAfter: firstEndingAfter,
     flameHit: flameHit
   };

@@ -309,6 +309,9 @@
         case 'o':
           if (d) toggleGroupAt(d.key);
           break;
+        case '*':
+          expandAll();
+          break;
         default:
           handled = false;
       }
@@ -392,6 +395,35 @@
       reveal(selectedId, { openGroup: false });
     }
 
+    // Expand-all opens at most this many rows (the view stays fast; a
+    // bigger profile is better read by search or the flame graph).
+    var EXPAND_ALL_LIMIT = 20000;
+
+    /** Expand every row (up to EXPAND_ALL_LIMIT); true when all fit. */
+    function expandAll() {
+      var budget = EXPAND_ALL_LIMIT;
+      var stack = [display.root];
+      while (stack.length && budget > 0) {
+        var d = stack.pop();
+        budget--;
+        var ks = kids(d);
+        if (ks.length) expanded.add(d.key);
+        for (var c = ks.length - 1; c >= 0; c--) stack.push(ks[c]);
+      }
+      refreshRows();
+      var i = rowIndexOf(selectedKey);
+      if (i >= 0) ensureVisible(i);
+      draw();
+      return stack.length === 0;
+    }
+
+    /** Collapse every row but the root's, then show the selection. */
+    function collapseAll() {
+      expanded = new Set([display.root.key]);
+      refreshRows();
+      draw();
+    }
+
     rebuild();
     expandHotPath();
     refreshRows();
@@ -401,6 +433,8 @@
       reveal: reveal,
       setSearch: setSearch,
       setGrouping: setGrouping,
+      expandAll: expandAll,
+      collapseAll: collapseAll,
       redraw: function () { scheduleDraw(); },
       drawNow: draw,
       focus: function () { scroller.focus({ preventScroll: true }); },

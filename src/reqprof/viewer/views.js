@@ -69,6 +69,8 @@
   function frameWhere(node) {
     if (node.kind && node.kind !== 'frame') {
       if (node.kind === 'await') {
+        var at = node.short_file || node.file;
+        if (at) return 'waiting at ' + at + (node.line ? ':' + node.line : '');
         var hl = M.hotLines(node);
         return hl.length ? 'waiting at line ' + hl[0][0] : '';
       }
@@ -82,7 +84,17 @@
     'await': 'The request was suspended here, waiting.',
     'out-of-context': 'Time when the request\'s own context ran nowhere (strict async mode).',
     'thread': 'Work done for the request in another thread.',
-    'truncated': 'Frames deeper than the depth cap, folded.'
+    'truncated': 'Frames deeper than the depth cap, folded.',
+    'gc': 'Garbage collection, triggered by the frame above; finalizers it ran are below.',
+    'unsampled': 'Time no sample saw (since the last tick when the response ended or the profile stopped).',
+    'request': 'The request: the root of its profile.',
+    'after-response': 'Work done after the response was sent (background tasks, cleanup).'
+  };
+
+  var UNDERSAMPLED_HINTS = {
+    'short request': 'the request lasted only a few sampling intervals',
+    'GIL held by C code': 'a C call held the GIL, so the sampler could not take its samples',
+    'machine load': 'the machine was too busy for the sampler to keep its schedule'
   };
 
   // ------------------------------------------------------------- header
@@ -136,6 +148,12 @@
     fact('wall', M.formatTime(profile.wall_s), 'Wall time the samples cover');
     fact('CPU', M.formatTime(profile.cpu_s) + (profile.wall_s ? ' (' + M.formatPercent(cpuShare) + ' of wall)' : ''), 'CPU time the samples cover');
     fact('samples', profile.samples !== undefined ? String(profile.samples) + (profile.interval_s ? ' every ' + M.formatTime(profile.interval_s) : '') : '');
+    if (typeof profile.response_s === 'number' && profile.response_s > 0) {
+      fact('response sent', M.formatTime(profile.response_s), 'Start to the last byte of the response; the rest of the duration is work after it');
+    }
+    if (typeof profile.gc_s === 'number' && profile.gc_s > 0) {
+      fact('GC', M.formatTime(profile.gc_s) + (profile.wall_s ? ' (' + M.formatPercent(M.percent(profile.gc_s, profile.wall_s)) + ')' : ''), 'Garbage collections run by the request\'s threads ([gc] frames)');
+    }
     if (profile.async_mode) fact('async', String(profile.async_mode));
     if (meta.content_type !== undefined) fact('type', metaValue(meta.content_type));
     if (typeof meta.response_bytes === 'number') fact('response', M.formatBytes(meta.response_bytes));
@@ -146,6 +164,15 @@
     if (meta.exception !== undefined && meta.exception !== null && meta.exception !== '') {
       header.appendChild(el('div', { className: 'rp-banner rp-exception', role: 'alert' }, [
         el('strong', { text: 'Exception: ' }), el('span', { className: 'rp-exception-text', text: metaValue(meta.exception) })
+      ]));
+    }
+    if (profile.undersampled) {
+      var why = profile.undersampled_reason;
+      header.appendChild(el('div', { className: 'rp-banner rp-undersampled', role: 'status' }, [
+        el('strong', { text: 'Few samples: ' }),
+        (profile.samples || 0) + ' for ' + M.formatTime(profile.duration_s) +
+        (why ? ' (' + (UNDERSAMPLED_HINTS[why] || why) + ')' : '') +
+        '. Read the tree with care: time no sample saw is [unsampled].'
       ]));
     }
     if (profile.truncated) {
