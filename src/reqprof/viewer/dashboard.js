@@ -425,6 +425,7 @@
     // ------------------------------------------------------- the merged profile
 
     var profileView = null;   // {key, app, tree, flame, table}
+    var searchRoute = null;   // the route the search box was used on
 
     function profileKey(s) { return routeKey(s) + '\u0000' + rangeKey(s) + '\u0000' + epoch; }
 
@@ -497,6 +498,9 @@
       view.tree = global.ReqprofTree.createTree(panels.tree, app);
       view.flame = global.ReqprofFlame.createFlame(panels.flame, app);
       view.table = global.ReqprofTable.createTable(panels.top, app);
+      // A search is kept across time ranges of a route, not across routes.
+      if (searchRoute !== routeKey(state)) { search.value = ''; searchCount.textContent = ''; search.classList.remove('no-match'); }
+      searchRoute = routeKey(state);
       profileView = view;
       metricGroup.querySelectorAll('[data-metric]').forEach(function (x) {
         x.setAttribute('aria-pressed', x.getAttribute('data-metric') === 'wall_s' ? 'true' : 'false');
