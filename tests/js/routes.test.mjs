@@ -133,4 +133,9 @@ test('formatMs and formatCount', () => {
   assert.equal(R.formatMs(1234.5), '1,235 ms');
   assert.equal(R.formatMs(null), '–');
   assert.equal(R.formatCount(1234567), '1,234,567');
+  assert.equal(R.formatCount(999), '999');
+  assert.equal(R.formatCount(1000), '1,000');
+  assert.equal(R.formatCount(0), '0');
+  assert.equal(R.formatCount(-1234), '-1,234');
+  assert.equal(R.formatMs(100000.4), '100,000 ms');
 });

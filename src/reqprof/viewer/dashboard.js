@@ -19,7 +19,8 @@
  * text (ReqprofViews.el), as query parameters, or in the fragment.
  *
  * For tests and the benchmark, the time each view took is left on <html>:
- * data-routes-ms / data-routes-fetch-ms (the route table),
+ * data-routes-ms / data-routes-fetch-ms (the route table's first rows on
+ * screen / the API's answer), data-routes-all-ms (every row),
  * data-profile-ms / data-profile-fetch-ms (a route's merged profile),
  * data-requests-ms, data-diff-ms.
  */
@@ -31,6 +32,9 @@
   var el = V.el;
 
   var REQUESTS_LIMIT = 200;
+  /** Route table rows drawn at once (more than a screenful), then per frame. */
+  var FIRST_ROWS = 60;
+  var MORE_ROWS = 100;
   var PROFILE_TABS = { tree: 1, flame: 1, top: 1 };
 
   /** GET a same-origin API URL as JSON; rejects with the API's error message. */
@@ -110,9 +114,11 @@
         el('button', { type: 'button', className: 'rp-sort', 'data-col': c.key, text: label, title: 'Sort by ' + c.label.toLowerCase() })));
     });
     var tbody = el('tbody');
+    // Fixed column widths: the browser lays 500 rows out without measuring every cell.
+    var cols = el('colgroup', null, R.COLUMNS.map(function (c) { return el('col', { className: 'rd-col-' + c.key.replace('_', '-') }); }));
     var table = el('table', { className: 'rp-top rd-routes', id: 'rd-routes-table' }, [
       el('caption', { className: 'rp-sr-only', text: 'Routes in the time range. The column headings are buttons that sort the table.' }),
-      el('thead', null, headRow), tbody
+      cols, el('thead', null, headRow), tbody
     ]);
     var empty = el('p', { className: 'rd-empty', hidden: true });
     var routesScreen = el('section', { className: 'rd-screen rd-routes-screen', 'aria-label': 'Routes' }, [
@@ -270,8 +276,41 @@
       ]);
     }
 
+    function routeRow(r) {
+      var link = el('a', { className: 'rd-route-link', title: String(r.route), text: String(r.route) });
+      link.href = routeHash(r);
+      return el('tr', { className: 'rd-route-row' + (r.errors ? ' has-errors' : '') }, [
+        el('td', null, el('span', { className: 'rp-method', text: String(r.method) })),
+        el('td', { className: 'rd-route-cell' }, link),
+        el('td', { className: 'num', text: R.formatCount(r.count) }),
+        el('td', { className: 'num rd-errors', text: R.formatCount(r.errors) }),
+        el('td', { className: 'num', text: R.formatMs(r.p50_ms) }),
+        el('td', { className: 'num', text: R.formatMs(r.p95_ms) }),
+        el('td', { className: 'num', text: R.formatMs(r.p99_ms) }),
+        el('td', { className: 'num', text: R.formatMs(r.max_ms) }),
+        shareCell(r.wall_s, r.wall_share || 0, ''),
+        shareCell(r.cpu_s, r.cpu_share || 0, 'rd-bar-cpu')
+      ]);
+    }
+
+    function routeRows(rows, from, to) {
+      var frag = document.createDocumentFragment();
+      for (var i = from; i < Math.min(to, rows.length); i++) frag.appendChild(routeRow(rows[i]));
+      return frag;
+    }
+
+    var tableGeneration = 0;
+
+    /**
+     * The table: the first screenful of rows at once, the rest in chunks,
+     * a frame each (a browser takes most of a second to lay out 500 rows
+     * of 10 cells at once on a slow machine; this way the first rows show
+     * at once and the page stays responsive). A newer render cancels the
+     * chunks of an older one.
+     */
     function renderTable(data) {
       var t = global.performance.now();
+      var generation = ++tableGeneration;
       var all = data.routes || [];
       var rows = R.sortRoutes(R.filterRoutes(all, state.q), state.sort, state.desc);
       headRow.querySelectorAll('th').forEach(function (th) {
@@ -279,25 +318,7 @@
         if (col === state.sort) th.setAttribute('aria-sort', state.desc ? 'descending' : 'ascending');
         else th.removeAttribute('aria-sort');
       });
-      var frag = document.createDocumentFragment();
-      for (var i = 0; i < rows.length; i++) {
-        var r = rows[i];
-        var link = el('a', { className: 'rd-route-link', text: String(r.route) });
-        link.href = routeHash(r);
-        frag.appendChild(el('tr', { className: 'rd-route-row' + (r.errors ? ' has-errors' : '') }, [
-          el('td', null, el('span', { className: 'rp-method', text: String(r.method) })),
-          el('td', { className: 'rd-route-cell' }, link),
-          el('td', { className: 'num', text: R.formatCount(r.count) }),
-          el('td', { className: 'num rd-errors', text: R.formatCount(r.errors) }),
-          el('td', { className: 'num', text: R.formatMs(r.p50_ms) }),
-          el('td', { className: 'num', text: R.formatMs(r.p95_ms) }),
-          el('td', { className: 'num', text: R.formatMs(r.p99_ms) }),
-          el('td', { className: 'num', text: R.formatMs(r.max_ms) }),
-          shareCell(r.wall_s, r.wall_share || 0, ''),
-          shareCell(r.cpu_s, r.cpu_share || 0, 'rd-bar-cpu')
-        ]));
-      }
-      tbody.replaceChildren(frag);
+      tbody.replaceChildren(routeRows(rows, 0, FIRST_ROWS));
       var tot = R.totals(all);
       summaryLine.textContent = (rows.length === all.length ? all.length + ' routes' : rows.length + ' of ' + all.length + ' routes') +
         ' · ' + R.formatCount(tot.count) + ' requests · ' + R.formatCount(tot.errors) + ' errors · wall ' + M.formatTime(tot.wall_s) +
@@ -306,6 +327,19 @@
       empty.textContent = all.length ? 'No route matches the filter.' : 'No requests in this time range.';
       void table.offsetHeight;    // layout now: the time below includes it
       mark('routes-ms', global.performance.now() - t);
+      var done = FIRST_ROWS;
+      function more() {
+        if (generation !== tableGeneration) return;
+        if (done < rows.length) {
+          tbody.appendChild(routeRows(rows, done, done + MORE_ROWS));
+          done += MORE_ROWS;
+          global.requestAnimationFrame(more);
+          return;
+        }
+        void table.offsetHeight;
+        mark('routes-all-ms', global.performance.now() - t);
+      }
+      more();
     }
 
     headRow.addEventListener('click', function (ev) {

@@ -215,18 +215,25 @@
     return t;
   }
 
+  /** An integer with thousands separators: "1,234,567" (toLocaleString is slow for 500 rows). */
+  function grouped(n) {
+    var s = String(Math.abs(Math.round(n)));
+    for (var i = s.length - 3; i > 0; i -= 3) s = s.slice(0, i) + ',' + s.slice(i);
+    return (n < 0 && Math.round(n) !== 0 ? '-' : '') + s;
+  }
+
   /** Milliseconds as "0.42 ms", "12.3 ms", "1,234 ms"; "–" when unknown. */
   function formatMs(ms) {
     if (typeof ms !== 'number' || !isFinite(ms)) return '–';
     if (ms < 10) return ms.toFixed(2) + ' ms';
     if (ms < 100) return ms.toFixed(1) + ' ms';
-    return Math.round(ms).toLocaleString('en-US') + ' ms';
+    return grouped(ms) + ' ms';
   }
 
   /** A count as "1,234". */
   function formatCount(n) {
     if (typeof n !== 'number' || !isFinite(n)) return '–';
-    return Math.round(n).toLocaleString('en-US');
+    return grouped(n);
   }
 
   // ---------------------------------------------------------------- the API
