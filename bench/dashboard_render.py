@@ -17,8 +17,8 @@ measuring with the page's own marks (dashboard.js):
 
 - the route table over the last 24 h: the API's answer (fetch: the
   server reads every window and merges each route's histograms), the
-  first rows on screen (the first 60: DOM and layout) and all 500 (the
-  rest come in chunks, a frame each);
+  first rows on screen (the first 60: DOM, layout and the frame drawn) and
+  all 500 (the rest come in chunks, one after each frame);
 - re-sorting the table by another column (click to the first rows drawn);
 - the route's merged flame graph over 24 h: the API's answer (the server
   merges the route's 1,440 profiles in C) and the render (index, call
@@ -165,12 +165,12 @@ SWITCH = """(tab) => {
 
 SORT = """(col) => {
     const html = document.documentElement;
-    html.removeAttribute('data-routes-ms');
+    html.removeAttribute('data-routes-shown-ms');
     const t = performance.now();
     document.querySelector('#rd-routes-table th button[data-col="' + col + '"]').click();
     return new Promise((resolve) => {
-        const poll = () => html.hasAttribute('data-routes-ms')
-            ? requestAnimationFrame(() => resolve(performance.now() - t)) : setTimeout(poll, 0);
+        const poll = () => html.hasAttribute('data-routes-shown-ms')
+            ? resolve(performance.now() - t) : setTimeout(poll, 0);
         poll();
     });
 }"""
@@ -221,7 +221,7 @@ def measure(path: str, hot: tuple[str, str], runs: int) -> dict[str, list[float]
                         "#rd-routes-table .rd-route-link", "as => as.map(a => a.textContent)"))):
                     raise RuntimeError("route table rows are not distinct routes")
                 results["routes_fetch_ms"].append(float(page.get_attribute("html", "data-routes-fetch-ms")))
-                results["routes_render_ms"].append(float(page.get_attribute("html", "data-routes-ms")))
+                results["routes_render_ms"].append(float(page.get_attribute("html", "data-routes-shown-ms")))
                 results["routes_all_ms"].append(float(page.get_attribute("html", "data-routes-all-ms")))
                 results["sort_ms"].append(page.evaluate(SORT, "p99_ms"))
                 page.goto(base + route_fragment)

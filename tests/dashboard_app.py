@@ -12,7 +12,6 @@ template and one function name are markup, as hostile data would be.
 from __future__ import annotations
 
 import os
-import time
 from typing import Any, Callable
 
 from starlette.applications import Starlette
@@ -20,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from apps import spin
 from reqprof import ProfilingMiddleware
 
 #: A route template that would run script if it were ever inserted as HTML.
@@ -28,15 +28,6 @@ XSS_ROUTE = "/x/<img src=x onerror=window.__xss=1>"
 XSS_FUNCTION = "<svg onload=window.__xss=1>"
 #: Milliseconds: /slow takes longer, the others less.
 SLOW_MS = 40
-
-
-def spin(seconds: float) -> int:
-    """Busy CPU work for about `seconds`."""
-    end = time.perf_counter() + seconds
-    n = 0
-    while time.perf_counter() < end:
-        n += 1
-    return n
 
 
 def load_rows() -> None:

@@ -177,6 +177,18 @@ def test_diff_page_embeds_both_profiles_as_script_safe_data() -> None:
     assert _sha(script) in csp
 
 
+def test_the_server_sends_the_page_with_its_policy(dashboard: Dashboard) -> None:
+    from reqprof.viewer import dashboard_page
+
+    r = httpx.get(dashboard.url + "/", timeout=30)
+    assert r.status_code == 200
+    assert r.headers["content-type"] == "text/html; charset=utf-8"
+    page, csp = dashboard_page()
+    assert r.text == page
+    assert r.headers["content-security-policy"] == csp
+    assert r.headers["x-frame-options"] == "DENY"
+
+
 # ---------------------------------------------------------------- the API against what was sent
 
 
