@@ -213,6 +213,11 @@ test('diffColour: red for more, blue for less, grey when unchanged, stronger whe
   // In time per request, the floors are shares of the longer side's request.
   const t = D.colourScale({ basis: 'time', maxChange: 0.0001, before: { total: 1, count: 100 }, after: { total: 4, count: 200 } });
   assert.ok(close(t.scale, D.MIN_SCALE * 0.02) && close(t.neutral, D.NEUTRAL * 0.02));
+  // One sample's share of the side with fewer samples is noise.
+  const few = D.colourScale({ basis: 'share', maxChange: 0.016, before: { samples: 62 }, after: { samples: 500 } });
+  assert.ok(close(few.neutral, 1 / 62) && close(few.scale, 4 / 62));
+  const many = D.colourScale({ basis: 'share', maxChange: 0.3, before: { samples: 50000 }, after: { samples: 90000 } });
+  assert.deepEqual(many, { scale: 0.3, neutral: D.NEUTRAL });
   assert.equal(D.diffColour(0.00001, 0.1, 0.0001), D.diffColour(0, 0.1));
   assert.notEqual(D.diffColour(0.001, 0.1, 0.0001), D.diffColour(0, 0.1));
 });
@@ -230,7 +235,7 @@ test('basis time: the change is seconds per request, and orders the tree', () =>
   assert.ok(child(share.root, 'load').change > 0.3, 'its share grew');
   const time = D.diffProfiles(doc(before), doc(after), { counts, basis: 'time' });
   assert.equal(time.basis, 'time');
-  assert.deepEqual(time.before, { total: 0.16, count: 10 });
+  assert.deepEqual(time.before, { total: 0.16, count: 10, samples: before.samples });
   const load = child(time.root, 'load');
   const render = child(time.root, 'render');
   assert.ok(close(load.change, 0) && close(load.delta_s, 0));

@@ -174,7 +174,8 @@
     return {
       root: root, metric: metric, basis: o.basis, size: size, maxDelta: maxDelta, maxChange: maxChange,
       added: added, removed: removed,
-      before: { total: totalBefore, count: o.countBefore }, after: { total: totalAfter, count: o.countAfter }
+      before: { total: totalBefore, count: o.countBefore, samples: rb.samples || 0 },
+      after: { total: totalAfter, count: o.countAfter, samples: ra.samples || 0 }
     };
   }
 
@@ -244,19 +245,24 @@
   }
 
   /**
-   * The colour scale of a diff: its largest change, at least MIN_SCALE of
-   * the time (a share, or that share of the longer side's time per
-   * request). {scale, neutral}: changes under neutral are unchanged.
+   * The colour scale of a diff: {scale, neutral}. Changes under neutral
+   * are drawn as unchanged: NEUTRAL of the time, or one sample's share of
+   * the side with fewer samples, whichever is larger (a change of one
+   * sample is noise). The scale is the largest change, at least MIN_SCALE
+   * and four times neutral. In the time basis both are that share of the
+   * longer side's time per request.
    */
   function colourScale(diff) {
+    var b = diff.before || {};
+    var a = diff.after || {};
     var unit = 1;
     if (diff.basis === 'time') {
-      var b = diff.before || {};
-      var a = diff.after || {};
       unit = Math.max((b.total || 0) / (b.count || 1), (a.total || 0) / (a.count || 1)) || 1;
     }
+    var fewest = Math.min(b.samples || 0, a.samples || 0);
+    var neutral = Math.max(NEUTRAL, fewest > 0 ? 1 / fewest : 0);
     var max = diff.maxChange === undefined ? diff.maxDelta : diff.maxChange;
-    return { scale: Math.max(max || 0, MIN_SCALE * unit), neutral: NEUTRAL * unit };
+    return { scale: Math.max(max || 0, Math.max(MIN_SCALE, 4 * neutral) * unit), neutral: neutral * unit };
   }
 
   /**

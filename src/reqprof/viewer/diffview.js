@@ -30,6 +30,8 @@
   var MAX_FUNCTIONS = 500;
   /** The path of the largest changes is opened down to changes this many times the neutral one. */
   var OPEN_FLOOR = 5;
+  /** ... else the hot path, down to frames of this share. */
+  var HOT_FLOOR = 0.02;
 
   var WIDTHS = [
     { id: 'both_share', label: 'Both', title: 'Frame width: the mean of its share before and after (frames of either side show)' },
@@ -226,15 +228,13 @@
     });
     if (global.ResizeObserver) new global.ResizeObserver(scheduleDraw).observe(scroller);
 
-    // Open the path of the largest changes.
+    // Open the path of the largest changes; when nothing changed much, the
+    // hot path (by the mean share), as the report opens its tree.
     expanded.add(0);
-    var path = D.changePath(diff, OPEN_FLOOR * ctx.scale.neutral);
-    var last = 0;
-    for (var p = 0; p < path.length; p++) {
-      last = M.idOf(index, path[p]);
-      if (p < path.length - 1) expanded.add(last);
-    }
-    selected = last < 0 ? 0 : last;
+    var ids = D.changePath(diff, OPEN_FLOOR * ctx.scale.neutral).map(function (n) { return M.idOf(index, n); });
+    if (ids.length < 2) ids = M.hotPath(index, 'both_share', HOT_FLOOR);
+    for (var p = 0; p < ids.length - 1; p++) expanded.add(ids[p]);
+    selected = ids[ids.length - 1] >= 0 ? ids[ids.length - 1] : 0;
     refreshRows();
 
     return {
