@@ -33,7 +33,7 @@ from tools import SAMPLING_TOOLS, TOOLS, tool_env  # noqa: E402
 from workloads import WORKLOADS  # noqa: E402
 
 SECTIONS = ("overhead", "fidelity", "accuracy", "http", "wsgi", "production", "memory", "report",
-            "render", "blame")
+            "render", "blame", "dashboard")
 FIDELITY_SCENARIOS = {
     "cpu": "CPU-bound Python",
     "c_nogil": "long C call, GIL released (pbkdf2_hmac)",
@@ -489,6 +489,41 @@ def bench_render(rounds: int, errors: list[str]) -> tuple[str, dict[str, Any]]:
     return text, results
 
 
+# -- 8. the dashboard over a busy day ---------------------------------------------------
+
+def bench_dashboard(runs: int, errors: list[str]) -> tuple[str, dict[str, Any]]:
+    progress("dashboard: building a store of 500 routes x 24 h, then Chromium")
+    out = child("dashboard_render.py", ["--routes", "500", "--hours", "24", "--runs", str(runs)],
+                None, errors, timeout=1800)
+    if out is None:
+        return "not available (see *Runs that failed*).", {}
+
+    def cell(key: str) -> str:
+        s = Spread(out["runs"][key])
+        return s.fmt(".0f", " ms") if s else "n/a"
+
+    rows = [
+        ["route table, last 24 h: the API's answer", cell("routes_fetch_ms")],
+        ["route table: its first 60 rows on screen (built, laid out, drawn)", cell("routes_render_ms")],
+        [f"route table: all {out['routes']} rows (then 100 after each frame)", cell("routes_all_ms")],
+        ["route table: re-sort by another column (click to first rows drawn)", cell("sort_ms")],
+        [f"a route's merged flame graph, 24 h: the API's answer ({out['hours'] * 60:,} profiles "
+         f"merged, {out['profile_nodes']:,} nodes)", cell("profile_fetch_ms")],
+        ["that flame graph: render (index, call tree, layout, first draw)", cell("profile_render_ms")],
+        ["then switching to its call tree", cell("tree_switch_ms")],
+    ]
+    text = (f"`bench/dashboard_render.py --routes {out['routes']} --hours {out['hours']} --runs {runs}`: "
+            f"a store of {out['routes']} routes with a window every minute for {out['hours']} h "
+            f"({out['windows']:,} windows written with `Store.write`, counts and latency histograms "
+            f"from real `_core.Aggregate`s; {out['profiles']:,} merged profiles of real sessions, "
+            f"{out['profile_json_kb']} kB of JSON each: every window of the route opened, one an "
+            f"hour for the others), {out['store_mb']} MB on disk; `reqprof dashboard` on it, "
+            "opened in headless Chromium. Times from the page's own marks, median of the runs "
+            "(min–max); *the API's answer* is the server's work plus the transfer.\n\n"
+            + table(["step", "time"], rows))
+    return text, out
+
+
 # -- targets ------------------------------------------------------------------------
 
 def targets(data: dict[str, Any]) -> str:
@@ -597,6 +632,7 @@ def main() -> int:
         "report": lambda: bench_report(1 if opts.quick else 3, errors),
         "render": lambda: bench_render(1 if opts.quick else 3, errors),
         "blame": lambda: bench_blame(1 if opts.quick else 3),
+        "dashboard": lambda: bench_dashboard(1 if opts.quick else 3, errors),
     }
     for name in sections:
         texts[name], data[name] = runners[name]()
@@ -613,6 +649,7 @@ def main() -> int:
         "report": "6. Report writers",
         "render": "7. A large report beside other requests",
         "blame": "8. Blame",
+        "dashboard": "9. The dashboard over 500 routes × 24 h",
     }
     end_load = machine()["load"]
     doc = [

@@ -33,6 +33,8 @@ FIXTURE_MARKERS = {
     "serve_process": "server",
     "browser": "browser",
     "speedscope": "consumer",       # tests/test_formats.py: speedscope's release, from npm
+    "production_store": "server",   # tests/test_dashboard.py: an app under uvicorn fills a store
+    "dashboard": "server",          # tests/test_dashboard.py: the dashboard's HTTP server
 }
 
 

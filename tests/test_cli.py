@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -49,7 +50,7 @@ def _expected(report: Any, fmt: str) -> bytes:
 def test_help_lists_the_render_command() -> None:
     proc = run("--help")
     assert proc.returncode == 0 and proc.stderr == b""
-    assert b"render" in proc.stdout and b"usage: reqprof" in proc.stdout
+    assert b"render" in proc.stdout and b"diff" in proc.stdout and b"usage: reqprof" in proc.stdout
     proc = run("render", "--help")
     assert proc.returncode == 0
     for word in (b"html", b"text", b"speedscope", b"pprof", b"collapsed", b"--ascii", b"--color",
@@ -265,3 +266,63 @@ def test_main_returns_zero_in_process(profile: Path, tmp_path: Path) -> None:
     out = tmp_path / "r.speedscope.json"
     assert cli.main(["render", str(profile), "-o", str(out)]) == 0
     assert json.loads(out.read_text())["$schema"].startswith("https://www.speedscope.app/")
+
+
+# ---------------------------------------------------------------- diff
+
+_DIFF_DATA = re.compile(rb'<script type="application/json" id="diff-data">(.*?)</script>', re.S)
+
+
+def _diff_data(page: bytes) -> dict:
+    found = _DIFF_DATA.search(page)
+    assert found is not None, page[:200]
+    return json.loads(found.group(1))
+
+
+def test_diff_writes_one_page_with_both_profiles(profile: Path, report: Any, tmp_path: Path) -> None:
+    after = fc.hostile_report()
+    after_path = tmp_path / "after.html"        # an HTML report as input
+    after_path.write_text(after.to_html(), encoding="utf-8")
+    out = tmp_path / "diff.html"
+    proc = run("diff", str(profile), str(after_path), "-o", str(out))
+    assert proc.returncode == 0 and proc.stdout == b"" and proc.stderr == b"", proc.stderr
+    page = out.read_bytes()
+    assert page.startswith(b"<!DOCTYPE html>")
+    data = _diff_data(page)
+    assert data["before"] == json.loads(report.to_json())
+    assert data["after"] == json.loads(after.to_json())
+    assert data["labels"]["before"] == "profile.json: GET /items/42 -> 200"
+    assert data["labels"]["after"].startswith("after.html")
+    assert fc.XSS.encode() not in page, "hostile names stay script-safe JSON"
+    assert b"ReqprofDiffView" in page and b"http://" not in page and b"https://" not in page
+    # Standard output, and standard input for one side.
+    proc = run("diff", "-", str(profile), input=profile.read_bytes())
+    assert proc.returncode == 0, proc.stderr
+    assert _diff_data(proc.stdout)["labels"]["before"] == "<stdin>: GET /items/42 -> 200"
+
+
+@pytest.mark.parametrize("name", ["diff.svg", "diff.json", "diff"])
+def test_diff_writes_html_only(name: str, profile: Path, tmp_path: Path) -> None:
+    _fails(run("diff", str(profile), str(profile), "-o", str(tmp_path / name)),
+           "reqprof: error: diff writes an HTML page: name OUT with .html or .htm, not ")
+    assert not (tmp_path / name).exists()
+
+
+def test_diff_bad_input_is_one_line(profile: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_bytes(b'{"a": 1}')
+    page = tmp_path / "page.html"
+    page.write_bytes(b"<!DOCTYPE html><p>hello</p>")
+    for args, message in (
+        ((str(tmp_path / "nope.json"), str(profile)), "reqprof: error: cannot read "),
+        ((str(profile), str(bad)), f"reqprof: error: {bad}: invalid profile"),
+        ((str(page), str(profile)), "an HTML page that is not a reqprof report"),
+        (("-", "-"), "only one of BEFORE and AFTER can be standard input"),
+        ((str(profile),), "the following arguments are required: AFTER"),
+    ):
+        proc = run("diff", *args, "-o", str(tmp_path / "d.html"))
+        _fails(proc, message)
+        assert len(proc.stderr.decode().strip().splitlines()) == 1 or "usage:" in proc.stderr.decode()
+        assert not (tmp_path / "d.html").exists()
+    _fails(run("diff", str(profile), str(profile), "-o", str(tmp_path / "missing" / "d.html")),
+           "reqprof: error: cannot write")

@@ -1,6 +1,7 @@
 """The ``reqprof`` command (also ``python -m reqprof``).
 
     reqprof render PROFILE [--format FORMAT] [-o OUT]
+    reqprof diff BEFORE AFTER [-o OUT.html]
     reqprof routes --store PATH [--since 1h]
     reqprof dashboard --store PATH [--host 127.0.0.1] [--port 8050] [--token T]
 
@@ -11,6 +12,11 @@ follows OUT's suffix (``.html``, ``.txt``, ``.pb.gz``/``.pprof``,
 ``.speedscope.json``, ``.folded``/``.collapsed``, ``.json``; another suffix
 is an error); with no OUT (or ``-``: standard output) it is ``text``.
 PROFILE ``-`` is standard input.
+
+``diff`` writes one self-contained HTML page with the differential view of
+AFTER against BEFORE (two saved profiles, JSON or HTML reports): a flame
+graph and a call tree of both, frames coloured by the change in their share
+of the time, largest changes first.
 
 ``routes`` prints the store's route table; ``dashboard`` serves the local
 dashboard over it (see reqprof.dashboard).
@@ -93,6 +99,15 @@ def _parser() -> argparse.ArgumentParser:
     text.add_argument(
         "--max-lines", type=_count, default=0, metavar="N", help="stop after N tree lines (default 0: all)"
     )
+    diff = commands.add_parser(
+        "diff", help="compare two saved profiles in one HTML page",
+        description="Write one self-contained HTML page with the differential view of AFTER "
+                    "against BEFORE (saved profiles: JSON or HTML reports): frames coloured by "
+                    "the change in their share of the time, largest changes first.")
+    diff.add_argument("before", metavar="BEFORE", help="the profile to compare against ('-': standard input)")
+    diff.add_argument("after", metavar="AFTER", help="the profile to compare ('-': standard input)")
+    diff.add_argument("-o", "--output", metavar="OUT",
+                      help="the HTML file to write (.html or .htm; default or '-': standard output)")
     routes = commands.add_parser(
         "routes", help="print a store's route table",
         description="Print the route table of a store (PROFILING_STORE): requests, errors, "
@@ -213,6 +228,41 @@ def _render(args: argparse.Namespace, to_stdout: bool) -> bytes:
     return out.encode("utf-8", "replace")
 
 
+def _load_profile(path: str) -> tuple[str, str]:
+    """A saved profile's JSON text, checked against the schema, and a label
+    for it: the file's name, and the request it profiled. Raises CliError
+    naming the file."""
+    try:
+        from .report import Report
+
+        text = profile_json(_read_profile(path))
+        meta = Report.from_json(text).meta
+        json_text = text.decode("utf-8")
+    except (ValueError, UnicodeDecodeError) as e:
+        raise CliError(f"{_display(path)}: {e}") from None
+    except ImportError as e:
+        raise CliError(f"the reqprof C extension is not available: {e}") from None
+    label = os.path.basename(_display(path))
+    what = " ".join(str(meta[k]) for k in ("method", "path") if meta.get(k) not in (None, ""))
+    if meta.get("status") is not None:
+        what += f" -> {meta['status']}"
+    return json_text, f"{label}: {what}" if what else label
+
+
+def _diff(args: argparse.Namespace) -> bytes:
+    html = tuple(suffix for suffix, fmt in SUFFIXES if fmt == "html")
+    if args.output not in (None, "-") and not args.output.lower().endswith(html):
+        raise CliError(f"diff writes an HTML page: name OUT with {' or '.join(html)}, "
+                       f"not {args.output!r}")
+    if args.before == "-" and args.after == "-":
+        raise CliError("only one of BEFORE and AFTER can be standard input")
+    from .viewer import diff_page
+
+    (before, before_label), (after, after_label) = (_load_profile(args.before),
+                                                     _load_profile(args.after))
+    return diff_page(before, after, before_label, after_label).encode("utf-8")
+
+
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
@@ -279,6 +329,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "render":
             to_stdout = args.output is None or args.output == "-"
             _write(args.output, _render(args, to_stdout))
+        elif args.command == "diff":
+            _write(args.output, _diff(args))
         elif args.command == "routes":
             _write(None, _routes(args))
         elif args.command == "dashboard":

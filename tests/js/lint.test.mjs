@@ -16,6 +16,9 @@ test('the viewer has its sources', () => {
   for (const f of ['model.js', 'views.js', 'tree.js', 'flame.js', 'table.js', 'app.js', 'viewer.css', 'template.html']) {
     assert.ok(read(f).length > 0, f);
   }
+  for (const f of ['diff.js', 'diffview.js', 'diffpage.js', 'routes.js', 'dashboard.js', 'dashboard.css', 'dashboard.html', 'diff.html']) {
+    assert.ok(read(f).length > 0, f);
+  }
 });
 
 test('no HTML parsing sinks, no eval', () => {
@@ -28,20 +31,47 @@ test('no HTML parsing sinks, no eval', () => {
   }
 });
 
+// The dashboard's page reads its own origin's JSON API (its CSP allows that
+// and nothing else); every other file makes no request at all.
+const FETCHES = new Set(['dashboard.js']);
+
 test('no network: no URL, fetch, XHR, WebSocket, import or font load', () => {
   const bad = [/https?:\/\//, /\bfetch\s*\(/, /XMLHttpRequest/, /WebSocket/, /EventSource/, /sendBeacon/,
     /\bimport\s*\(/, /@import/, /@font-face/, /url\(/];
-  for (const f of [...js, 'viewer.css', 'template.html']) {
+  for (const f of [...js, 'viewer.css', 'template.html', 'dashboard.css', 'dashboard.html', 'diff.html']) {
     const src = read(f);
-    for (const re of bad) assert.doesNotMatch(src, re, `${f}: ${re}`);
+    for (const re of bad) {
+      if (FETCHES.has(f) && String(re) === String(/\bfetch\s*\(/)) continue;
+      assert.doesNotMatch(src, re, `${f}: ${re}`);
+    }
+  }
+});
+
+test('the dashboard fetches in one place, only URLs of its own API', () => {
+  const src = code('dashboard.js');
+  const fetches = src.match(/\bfetch\s*\(/g) || [];
+  assert.equal(fetches.length, 1, 'one fetch call');
+  assert.match(src, /global\.fetch\(url, \{ credentials: 'same-origin'/);
+  const calls = [...src.matchAll(/getJSON\(([^)]{0,40})/g)].map((m) => m[1]);
+  assert.ok(calls.length >= 4, calls.join(' | '));
+  for (const arg of calls) {
+    if (arg === 'url') continue;    // the definition
+    assert.match(arg, /^R\.apiUrl\(/, `getJSON(${arg}...): build API URLs with ReqprofRoutes.apiUrl`);
+  }
+  // Links go to the dashboard's own pages only.
+  for (const m of src.matchAll(/\.href = ([^;]+);/g)) {
+    assert.match(m[1], /^(hashOf\(|routeHash\(|R\.reportUrl\()/, m[1]);
   }
 });
 
 test('sources can be inlined: nothing closes their element', () => {
   for (const f of js) assert.doesNotMatch(read(f), /<\/script|<!--/i, f);
   assert.doesNotMatch(read('viewer.css'), /<\/style|<!--/i);
+  assert.doesNotMatch(read('dashboard.css'), /<\/style|<!--/i);
 });
 
-test('model.js needs no DOM', () => {
+test('the models need no DOM', () => {
   assert.doesNotMatch(code('model.js'), /\bdocument\b|\bwindow\b/);
+  assert.doesNotMatch(code('diff.js'), /\bdocument\b|\bwindow\b/);
+  assert.doesNotMatch(code('routes.js'), /\bdocument\b|\bwindow\b|\blocation\b/);
 });

@@ -13,25 +13,41 @@ string as text.
 
 The Content-Security-Policy allows nothing but the page's own inline script
 and style, pinned by their SHA-256 hashes: no network, no other script.
+
+Two more pages are built from the same sources: the dashboard's
+(``dashboard_page()``: ``dashboard.html``, the viewer's model and views, the
+differential view and ``dashboard.js``; its CSP also lets it read its own
+origin's JSON API, and nothing else) and the differential page of
+``reqprof diff`` (``diff_page()``: ``diff.html`` with both profiles
+embedded as the report embeds one).
 """
 from __future__ import annotations
 
 import base64
 import functools
 import hashlib
+import json
 from importlib import resources
 
-__all__ = ["load_template", "render_page", "script_safe_json", "dashboard_page", "JS_FILES",
-           "CSS_FILES"]
+__all__ = ["load_template", "render_page", "script_safe_json", "dashboard_page", "diff_page",
+           "JS_FILES", "CSS_FILES", "DASHBOARD_JS_FILES", "DIFF_JS_FILES", "DASHBOARD_CSS_FILES"]
 
 #: The viewer's scripts, in the order they run (each one uses the ones before).
 JS_FILES = ("model.js", "views.js", "tree.js", "flame.js", "table.js", "app.js")
 CSS_FILES = ("viewer.css",)
+#: The dashboard's: the report's model and views without its page (app.js),
+#: the differential model and view, the dashboard's model and page.
+DASHBOARD_JS_FILES = ("model.js", "views.js", "tree.js", "flame.js", "table.js", "diff.js",
+                      "diffview.js", "routes.js", "dashboard.js")
+#: The page of ``reqprof diff``.
+DIFF_JS_FILES = ("model.js", "views.js", "flame.js", "diff.js", "diffview.js", "diffpage.js")
+DASHBOARD_CSS_FILES = ("viewer.css", "dashboard.css")
 
 _CSP = "__REQPROF_CSP__"
 _CSS = "__REQPROF_CSS__"
 _JS = "__REQPROF_JS__"
 _DATA = "__REQPROF_PROFILE_JSON__"
+_DIFF_DATA = "__REQPROF_DIFF_JSON__"
 
 
 def _read(name: str) -> str:
@@ -50,6 +66,24 @@ def _check_inline(text: str, element: str) -> None:
             raise ValueError(f"viewer source contains {bad!r}, which would end its <{element}> element")
 
 
+def _csp(js: str, css: str, *extra: str) -> str:
+    """A page's Content-Security-Policy: its inline script and style by
+    hash, nothing else unless ``extra`` directives allow it."""
+    return "; ".join(
+        [
+            "default-src 'none'",
+            "script-src " + _sha256(js),
+            "style-src " + _sha256(css),
+            "img-src data:",
+            *extra,
+            "base-uri 'none'",
+            "form-action 'none'",
+            "require-trusted-types-for 'script'",
+            "trusted-types 'none'",
+        ]
+    )
+
+
 @functools.lru_cache(maxsize=None)
 def load_template() -> tuple[str, str]:
     """The report page before and after the profile JSON, with the viewer's
@@ -58,18 +92,7 @@ def load_template() -> tuple[str, str]:
     js = "\n".join(_read(name) for name in JS_FILES)
     _check_inline(css, "style")
     _check_inline(js, "script")
-    csp = "; ".join(
-        [
-            "default-src 'none'",
-            "script-src " + _sha256(js),
-            "style-src " + _sha256(css),
-            "img-src data:",
-            "base-uri 'none'",
-            "form-action 'none'",
-            "require-trusted-types-for 'script'",
-            "trusted-types 'none'",
-        ]
-    )
+    csp = _csp(js, css)
     page = _read("template.html")
     for placeholder in (_CSP, _CSS, _JS, _DATA):
         if page.count(placeholder) != 1:
@@ -101,11 +124,51 @@ def render_page(json_text: str) -> str:
     return head + script_safe_json(json_text) + tail
 
 
+def _inline_page(template: str, js_files: tuple[str, ...], css_files: tuple[str, ...],
+                 *extra_csp: str) -> tuple[str, str]:
+    """A page template with its scripts and styles inlined and its CSP
+    filled in (the data placeholder, if any, left in place), and the CSP."""
+    css = "\n".join(_read(name) for name in css_files)
+    js = "\n".join(_read(name) for name in js_files)
+    _check_inline(css, "style")
+    _check_inline(js, "script")
+    csp = _csp(js, css, *extra_csp)
+    page = _read(template)
+    for placeholder in (_CSP, _CSS, _JS):
+        if page.count(placeholder) != 1:
+            raise ValueError(f"{template} must contain {placeholder} exactly once")
+    # The JS last: nothing in the CSS or the JS can be mistaken for a placeholder.
+    head, sep, tail = page.partition(_JS)
+    head = head.replace(_CSP, csp).replace(_CSS, css)
+    return head + js + tail, csp
+
+
+@functools.lru_cache(maxsize=None)
 def dashboard_page() -> tuple[str, str]:
-    """The dashboard's page (self-contained HTML) and its
-    Content-Security-Policy. A plain route table until the full dashboard
-    page is built."""
-    page = ("<!DOCTYPE html><html lang=en><head><meta charset=utf-8>"
-            "<title>reqprof dashboard</title></head><body><h1>reqprof dashboard</h1>"
-            "<p>The route table is at <a href=/api/routes>/api/routes</a>.</p></body></html>")
-    return page, "default-src 'none'; base-uri 'none'; form-action 'none'"
+    """The dashboard's page (self-contained HTML: the viewer's model and
+    views, the differential view, the dashboard) and its
+    Content-Security-Policy, which also allows requests to the page's own
+    origin (its JSON API) and nothing else. Cached."""
+    return _inline_page("dashboard.html", DASHBOARD_JS_FILES, DASHBOARD_CSS_FILES,
+                        "connect-src 'self'")
+
+
+@functools.lru_cache(maxsize=None)
+def _diff_template() -> tuple[str, str]:
+    page, _csp_text = _inline_page("diff.html", DIFF_JS_FILES, DASHBOARD_CSS_FILES)
+    if page.count(_DIFF_DATA) != 1:
+        raise ValueError(f"diff.html must contain {_DIFF_DATA} exactly once")
+    head, tail = page.split(_DIFF_DATA)
+    return head, tail
+
+
+def diff_page(before_json: str, after_json: str, before_label: str = "before",
+              after_label: str = "after") -> str:
+    """The self-contained page of ``reqprof diff``: the differential view
+    of the profile ``after_json`` against ``before_json`` (two profile JSON
+    documents, docs/json-schema.md). Its CSP allows no request."""
+    head, tail = _diff_template()
+    labels = json.dumps({"before": before_label, "after": after_label}, ensure_ascii=False)
+    data = ('{"version":1,"labels":' + labels + ',"before":' + before_json.strip() +
+            ',"after":' + after_json.strip() + "}")
+    return head + script_safe_json(data) + tail

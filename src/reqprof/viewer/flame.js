@@ -19,6 +19,10 @@
  * Mouse: hover for a tooltip, click to zoom (click an ancestor to zoom
  * out). Keyboard (when focused): arrows move between frames, Enter zooms,
  * Escape resets.
+ *
+ * Other trees (the dashboard's differential one) may set on `app`:
+ * colourFor(id) (a fill), tipRows(id) (the tooltip's elements) and
+ * announce(id) (what a screen reader hears when a frame is selected).
  */
 (function (global) {
   'use strict';
@@ -83,7 +87,7 @@
 
     function colour(id) {
       var c = colours[id];
-      if (!c) { c = M.colourFor(index.nodes[id]); colours[id] = c; }
+      if (!c) { c = app.colourFor ? app.colourFor(id) : M.colourFor(index.nodes[id]); colours[id] = c; }
       return c;
     }
 
@@ -216,6 +220,7 @@
         var L = layout();
         app.onSelect(id, null, 'flame');
         if (announce) live.textContent = labelOf(L, id) + ', ' + M.formatTime(index.nodes[id][app.state.metric]);
+        if (announce && app.announce) live.textContent = app.announce(id);
         var y = Math.max(0, L.depth[id]) * ROW;
         if (y < scroll.scrollTop) scroll.scrollTop = y;
         else if (y + ROW > scroll.scrollTop + scroll.clientHeight) scroll.scrollTop = y + ROW - scroll.clientHeight;
@@ -254,6 +259,7 @@
       var hl = M.hotLines(n);
       if (hl.length && n.kind === 'frame') rows.push(el('div', { className: 'rp-tip-stats', text: 'hot line ' + hl[0][0] + ': ' + M.formatTime(hl[0][1]) }));
       if (V.KIND_TITLES[n.kind]) rows.push(el('div', { className: 'rp-tip-note', text: V.KIND_TITLES[n.kind] }));
+      if (app.tipRows) rows = app.tipRows(id);
       tip.replaceChildren.apply(tip, rows);
       tip.hidden = false;
       var hostRect = host.getBoundingClientRect();
