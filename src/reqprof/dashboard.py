@@ -69,42 +69,20 @@ class DashboardData:
         self.store = store
 
     def routes(self, since: float = 0.0, until: Optional[float] = None) -> list[dict]:
-        by_route: dict[tuple[str, str], dict] = {}
-        for method, route, count, errors, wall_s, cpu_s, max_ms, latency in \
-                self.store.route_windows(since, until):
-            entry = by_route.setdefault((method, route), {
-                "method": method, "route": route, "count": 0, "errors": 0, "wall_s": 0.0,
-                "cpu_s": 0.0, "max_ms": 0.0, "latency": []})
-            entry["count"] += count
-            entry["errors"] += errors
-            entry["wall_s"] += wall_s
-            entry["cpu_s"] += cpu_s
-            entry["max_ms"] = max(entry["max_ms"], max_ms)
-            entry["latency"].append(latency)
-        with_profile = {(m, r) for m, r in self._routes_with_profiles(since, until)}
-        total_wall = sum(e["wall_s"] for e in by_route.values()) or 1.0
-        total_cpu = sum(e["cpu_s"] for e in by_route.values()) or 1.0
+        totals = self.store.route_totals(since, until)
+        total_wall = sum(row[4] for row in totals) or 1.0
+        total_cpu = sum(row[5] for row in totals) or 1.0
         out = []
-        for key, entry in by_route.items():
-            _, values = _core.hist_quantiles(_core.hist_merge(entry.pop("latency")), QUANTILES)
+        for method, route, count, errors, wall_s, cpu_s, max_ms, has_profile, latency in totals:
+            _, values = _core.hist_quantiles(_core.hist_merge(latency), QUANTILES)
             p50, p95, p99 = (round(v / 1000.0, 3) for v in values)
-            entry.update(p50_ms=p50, p95_ms=p95, p99_ms=p99, max_ms=round(entry["max_ms"], 3),
-                         wall_s=round(entry["wall_s"], 6), cpu_s=round(entry["cpu_s"], 6),
-                         wall_share=round(entry["wall_s"] / total_wall, 6),
-                         cpu_share=round(entry["cpu_s"] / total_cpu, 6),
-                         has_profile=key in with_profile)
-            out.append(entry)
+            out.append({"method": method, "route": route, "count": count, "errors": errors,
+                        "p50_ms": p50, "p95_ms": p95, "p99_ms": p99, "max_ms": round(max_ms, 3),
+                        "wall_s": round(wall_s, 6), "cpu_s": round(cpu_s, 6),
+                        "wall_share": round(wall_s / total_wall, 6),
+                        "cpu_share": round(cpu_s / total_cpu, 6), "has_profile": has_profile})
         out.sort(key=lambda e: -e["wall_s"])
         return out
-
-    def _routes_with_profiles(self, since: float, until: Optional[float]) -> list[tuple]:
-        sql = ("SELECT DISTINCT method, route FROM route_windows WHERE window >= ? "
-               "AND profile IS NOT NULL" + (" AND window < ?" if until is not None else ""))
-        args: list[Any] = [int(since // 60 * 60)] + ([until] if until is not None else [])
-        try:
-            return self.store.connection().execute(sql, args).fetchall()
-        except Exception as exc:
-            raise StoreError(f"reqprof store {self.store.path}: {exc}") from None
 
     def profile(self, method: str, route: str, since: float = 0.0,
                 until: Optional[float] = None) -> Optional[dict]:

@@ -316,6 +316,30 @@ class Store:
             else:
                 yield row
 
+    def route_totals(self, since: float = 0.0,
+                     until: Optional[float] = None) -> list[tuple]:
+        """Per route over the windows in [since, until): (method, route,
+        count, errors, wall_s, cpu_s, max_ms, has_profile, latency
+        histograms). The sums are SQLite's; the histograms are listed for
+        the caller to merge (``_core.hist_merge``). Raises StoreError for a
+        store that cannot be read."""
+        where = "window >= ?" + (" AND window < ?" if until is not None else "")
+        args: list[Any] = [int(since // 60 * 60)] + ([until] if until is not None else [])
+        try:
+            conn = self.connection()
+            totals = conn.execute(
+                "SELECT method, route, sum(count), sum(errors), sum(wall_s), sum(cpu_s), "
+                "max(max_ms), max(profile IS NOT NULL) FROM route_windows WHERE " + where +
+                " GROUP BY method, route", args).fetchall()
+            latencies: dict[tuple[str, str], list] = {}
+            for method, route, latency in conn.execute(
+                    "SELECT method, route, latency FROM route_windows WHERE " + where, args):
+                latencies.setdefault((method, route), []).append(latency)
+        except sqlite3.Error as exc:
+            raise self._fail(str(exc)) from None
+        return [(*row[:7], bool(row[7]), latencies.get((row[0], row[1]), []))
+                for row in totals]
+
     def requests(self, method: Optional[str] = None, route: Optional[str] = None,
                  min_ms: float = 0.0, limit: int = 100, since: float = 0.0) -> list[dict]:
         """The kept requests, slowest first. Raises StoreError for a store
