@@ -348,15 +348,29 @@ def recurse(n: int) -> None:
         spin(0.15)
 
 
+def recurse_and_tick(n: int) -> None:
+    """300 frames down, a tick taken there (deterministic, whatever the
+    machine's load), then the spin the sampler may or may not see."""
+    if n:
+        recurse_and_tick(n - 1)
+    else:
+        spin(0.02)
+        _core._sample_now()
+        spin(0.13)
+
+
 def test_depth_is_capped_with_a_truncated_node():
     with Profiler(max_depth=50) as prof:
-        recurse(300)
+        recurse_and_tick(300)
     report = prof.report.to_dict()
     assert max_depth(report["root"]) <= 51
     truncated = find(report["root"], "[truncated]")
     assert truncated and all(n["kind"] == "truncated" for n in truncated)
     assert report["truncated"] is True and "depth" in report["truncated_reasons"]
-    assert truncated[0]["wall_s"] >= 0.1
+    assert truncated[0]["wall_s"] >= 0.015      # the forced tick's time, at least
+    # No time is lost: what no tick saw is [unsampled], the rest below the cap.
+    unsampled = sum(n["wall_s"] for n in find(report["root"], "[unsampled]"))
+    assert truncated[0]["wall_s"] + unsampled >= 0.14
 
 
 def test_node_cap_truncates_without_losing_time():
