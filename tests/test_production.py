@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import sqlite3
 import sys
 import threading
@@ -30,6 +31,7 @@ from reqprof.store import Store
 pytestmark = pytest.mark.server
 
 PY = sys.executable
+SANITIZED = os.environ.get("REQPROF_EXPECT_SANITIZED") == "1"
 
 
 def quantile(values: list[float], q: float) -> float:
@@ -80,9 +82,12 @@ def test_workers_share_one_store_and_the_api_tells_the_truth(kind, tmp_path):
     data = DashboardData(Store(str(store_path), readonly=True))
     [route] = [r for r in data.routes() if r["route"] == "/await"]
     assert route["count"] == len(sleeps) and route["errors"] == 0
+    # Under ASan (make test-asan) the client and the servers run several
+    # times slower: the clients' own time is no longer small beside 1 s.
+    tolerance = 0.10 if SANITIZED else 0.02
     for q, key in ((0.5, "p50_ms"), (0.95, "p95_ms"), (0.99, "p99_ms")):
         client = quantile(timings, q)
-        assert abs(route[key] - client) <= 0.02 * client, (key, route[key], client)
+        assert abs(route[key] - client) <= tolerance * client, (key, route[key], client)
     rows = data.store.connection().execute(
         "SELECT DISTINCT pid FROM route_windows WHERE route = '/await'").fetchall()
     assert len(rows) == 2, "both workers' data"
