@@ -8,7 +8,6 @@ the event loop."""
 from __future__ import annotations
 
 import gc
-import json
 import logging
 import os
 import shutil
@@ -28,9 +27,7 @@ import pytest
 import host_app
 from conftest import DEADLINE
 from reqprof import ProfilingMiddleware, Settings
-from reqprof import _output as output_module
 from reqprof import _request as request_module
-from reqprof._reporter import reporter
 
 TOKEN = "s3cret-token-0123456789"
 
@@ -311,7 +308,9 @@ def test_sampling_never_takes_the_slot_kept_for_manual_requests(serve):
     server = serve(middleware)
     with httpx.Client(base_url=server.url, timeout=DEADLINE) as client:
         with client.stream("GET", f"/sse/{key('hold')}") as held:
-            next(held.iter_raw())
+            # Kept: a dropped iterator would close the stream (a disconnect).
+            events = held.iter_raw()
+            next(events)
             assert middleware.profiling.slots.free == 1
             for _ in range(3):      # sampling is full; ?profile=1 is not
                 assert server.client.get("/json").json() == {"hello": "world"}
