@@ -74,12 +74,18 @@ def _codes_of(obj: Any, seen: set[int], depth: int = 0) -> Iterator[CodeType]:
 
 
 _hidden_modules: set[str] = set()
+_modules_seen = [0]     # len(sys.modules) at the last look
 
 
 def _hide_own_modules() -> None:
     """reqprof's own frames never appear in a report: every function of
     every reqprof module imported so far is hidden (the middleware's send
-    wrappers, the profiler's start and stop, their comprehensions)."""
+    wrappers, the profiler's start and stop, their comprehensions). Looks
+    again only when modules were imported since (every profile starts
+    here: a walk of sys.modules each time would cost each request)."""
+    if len(sys.modules) == _modules_seen[0]:
+        return
+    _modules_seen[0] = len(sys.modules)
     for name, module in list(sys.modules.items()):
         if module is None or name in _hidden_modules:
             continue
