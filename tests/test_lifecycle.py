@@ -180,16 +180,22 @@ def check_workers(cluster: Cluster, out: Path, workers: int) -> dict:
         for report in items:
             assert report["samples"] >= 5, (pid, report["samples"])
             assert "sync_work" in report_json_functions(report), pid
-    # Auto-sampled requests: each worker writes its own reports.
-    for i in range(30):
-        httpx.get(f"{cluster.url}/async/{i}", headers={"connection": "close"}, timeout=DEADLINE)
+    # Auto-sampled requests: each worker writes its own reports. Which
+    # worker accepts a connection is the kernel's choice: requests go on, a
+    # few at a time on fresh connections, until every worker has written.
     deadline = time.monotonic() + DEADLINE
+    sent = 0
     while True:
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(lambda n: httpx.get(f"{cluster.url}/async/{n}",
+                                              headers={"connection": "close"},
+                                              timeout=DEADLINE), range(sent, sent + 8)))
+        sent += 8
         writers = {int(p.name.split("-")[2]) for p in out.glob("reqprof-*.json")}
         if writers >= set(reports):
             break
         assert time.monotonic() < deadline, (writers, set(reports))
-        time.sleep(0.1)
+        time.sleep(0.2)
     return {pid: len(items) for pid, items in reports.items()}
 
 
