@@ -84,7 +84,7 @@ def main(mode: str) -> None:
     windows: list[tuple[float, float]] = []
     middleware = ProfilingMiddleware(make_app(), settings=Settings(
         enabled=True, sample_rate=0.0, max_depth=1000))
-    real_render = middleware._render
+    real_render = middleware.profiling.render
 
     def timed_render(report: Any, fmt: str) -> Any:
         t = time.monotonic()
@@ -93,7 +93,7 @@ def main(mode: str) -> None:
         finally:
             windows.append((t, time.monotonic()))
 
-    middleware._render = timed_render   # type: ignore[method-assign]
+    middleware.profiling.render = timed_render   # type: ignore[method-assign]
     if mode == "loop":
         async def inline(lib: str, fn: Any) -> Any:
             return fn()

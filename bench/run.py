@@ -486,6 +486,27 @@ def bench_render(rounds: int, errors: list[str]) -> tuple[str, dict[str, Any]]:
             "request (idle) and for the pings that overlap a render.\n\n"
             + table(["report", "size", "render", "idle p50", "idle p99", "during p50",
                      "during p99", "during max"], rows))
+    backlog: dict[str, list[dict]] = {"python": [], "engine": []}
+    for r in range(rounds):
+        for mode in random.Random(r).sample(list(backlog), 2):
+            progress(f"reporter beside a busy thread: round {r + 1}/{rounds}, {mode}")
+            out = child("reporter_backlog.py", [mode], None, errors, timeout=300)
+            if out is not None:
+                backlog[mode].append(out)
+    labels = {"python": "one system call at a time (before)",
+              "engine": "listed and placed by the engine, the GIL let go once (now)"}
+    rows = [[labels[mode], Spread(x["idle_ms"] for x in runs).fmt(".1f", " ms"),
+             Spread(x["busy_ms"] for x in runs).fmt(".1f", " ms")]
+            for mode, runs in backlog.items() if runs]
+    text += ("\n\n`bench/reporter_backlog.py`: the reporter thread logs a short request's "
+             "report and writes it to a full output directory (100 reports: each write "
+             "also removes the oldest), alone and beside a thread running Python code "
+             "without pause (a busy event loop: each system call that lets the GIL go "
+             "waits up to the 5 ms switch interval to get it back). Time per report; "
+             "the reporter's queue holds 64.\n\n"
+             + table(["output directory", "per report, idle", "per report, beside a busy "
+                      "thread"], rows))
+    results["reporter"] = backlog
     return text, results
 
 

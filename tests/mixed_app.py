@@ -96,6 +96,11 @@ def process_stats() -> dict:
         reporter = sys.modules.get("reqprof._reporter")
         if reporter is not None:
             stats["reports_queued"] = reporter.reporter.pending
+        profiling = sys.modules.get("reqprof._profiling")
+        if profiling is not None:   # slots held, over every configuration
+            stats["slots_used"] = sum(p.slots.total - p.slots.free
+                                      for p in list(profiling._shared.values())
+                                      if getattr(p, "slots", None) is not None)
     gc.collect()
     with open("/proc/self/status") as f:
         status = dict(line.split(":", 1) for line in f if ":" in line)

@@ -144,7 +144,7 @@ def test_failing_writers_in_the_background_still_log_the_summary(serve, reqprof_
 
 
 def test_full_disk_is_logged_once_and_requests_go_on(serve, reqprof_logs, tmp_path, monkeypatch):
-    def full(self: Any, stem: str, parts: Any) -> str:
+    def full(self: Any, stem: str, parts: Any, doomed: Any) -> str:
         raise OSError(errno.ENOSPC, "No space left on device", stem)
 
     monkeypatch.setattr(output_module.OutputDir, "_write_pair", full)

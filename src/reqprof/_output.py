@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 import time
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 #: Reports kept in the output directory, at most (the byte budget may keep
 #: fewer).
@@ -40,6 +41,11 @@ class Dropped(Exception):
 
 
 class OutputDir:
+    """Writes report pairs into ``path``, with few system calls a report:
+    each lets the GIL go, and taking it back beside a busy event loop costs
+    up to the interpreter's switch interval (5 ms). The directory is listed
+    by the engine, which lets the GIL go once for the whole listing."""
+
     def __init__(self, path: str, max_bytes: int) -> None:
         self.path = path
         self.max_bytes = max_bytes
@@ -52,11 +58,14 @@ class OutputDir:
         if size > self.max_bytes:
             raise Dropped(f"the report takes {_mb(size)}, more than PROFILING_OUTPUT_MAX_MB "
                           f"({_mb(self.max_bytes)})")
-        os.makedirs(self.path, exist_ok=True)    # again: it may have been removed
         for attempt in (1, 2):
-            self._make_room(size)
             try:
-                return self._write_pair(stem, parts)
+                doomed = self._make_room(size)
+            except FileNotFoundError:   # the directory was removed: made again
+                os.makedirs(self.path, exist_ok=True)
+                doomed = self._make_room(size)
+            try:
+                return self._write_pair(stem, parts, doomed)
             except OSError as exc:
                 if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
                     raise
@@ -69,42 +78,47 @@ class OutputDir:
     def _reports(self) -> list[tuple[str, int]]:
         """(stem, bytes) of every report, oldest first. Removes leftovers: old
         temporary files and old lone halves."""
-        halves: dict[str, list[os.DirEntry]] = {}
+        halves: dict[str, list[tuple[str, int, float]]] = {}
         now = time.time()
-        with os.scandir(self.path) as entries:
-            for entry in entries:
-                name = entry.name
-                if not name.startswith(_PREFIX):
-                    continue
-                if name.endswith(_TMP):
-                    if _age(entry, now) > STALE_SECONDS:
-                        _unlink(entry.path)
-                    continue
-                for suffix in SUFFIXES:
-                    if name.endswith(suffix):
-                        halves.setdefault(name[:-len(suffix)], []).append(entry)
+        for entry in _scan(self.path):
+            name = entry[0]
+            if name.endswith(_TMP):
+                if now - entry[2] > STALE_SECONDS:
+                    _unlink(os.path.join(self.path, name))
+                continue
+            for suffix in SUFFIXES:
+                if name.endswith(suffix):
+                    halves.setdefault(name[:-len(suffix)], []).append(entry)
         reports = []
         for stem, found in sorted(halves.items()):
-            if len(found) < len(SUFFIXES) and all(_age(e, now) > STALE_SECONDS for e in found):
-                for entry in found:     # a lone half, long enough to not be in progress
-                    _unlink(entry.path)
+            if len(found) < len(SUFFIXES):
+                # In progress (another process places its halves one by one)
+                # or left over: only an old one is removed.
+                if all(now - e[2] > STALE_SECONDS for e in found):
+                    for e in found:
+                        _unlink(os.path.join(self.path, e[0]))
                 continue
-            reports.append((stem, sum(_size(e) for e in found)))
+            reports.append((stem, sum(e[1] for e in found)))
         return reports
 
-    def _make_room(self, size: int) -> None:
-        """Removes the oldest reports until one of ``size`` bytes fits every
-        bound; raises Dropped when even an empty directory would not do."""
+    def _make_room(self, size: int) -> list[str]:
+        """The oldest reports to remove so that one of ``size`` bytes fits
+        every bound; raises Dropped when even an empty directory would not
+        do."""
         reports = self._reports()
         used = sum(n for _, n in reports)
+        st = os.statvfs(self.path)
+        free, floor = st.f_bavail * st.f_frsize, _floor(st)
+        doomed = []
         while reports and (len(reports) >= OUTPUT_KEEP or used + size > self.max_bytes
-                           or not self._fits(size)):
+                           or free - size < floor):
             stem, n = reports.pop(0)
-            self._remove(stem)
+            doomed.append(stem)
             used -= n
-        if not self._fits(size):
-            raise Dropped(f"the file system would have less than "
-                          f"{_mb(self._floor())} free")
+            free += n       # (about: blocks, not bytes, are freed)
+        if free - size < floor:
+            raise Dropped(f"the file system would have less than {_mb(floor)} free")
+        return doomed
 
     def _prune_bytes(self, size: int) -> bool:
         """Removes the oldest reports until ``size`` bytes are freed (after
@@ -118,21 +132,26 @@ class OutputDir:
             freed += n
         return bool(reports)
 
-    def _fits(self, size: int) -> bool:
-        st = os.statvfs(self.path)
-        return st.f_bavail * st.f_frsize - size >= self._floor(st)
-
-    def _floor(self, st: "os.statvfs_result | None" = None) -> int:
-        st = st or os.statvfs(self.path)
-        return int(min(FREE_FRACTION * st.f_blocks * st.f_frsize, FREE_FLOOR_BYTES))
+    def _paths(self, stem: str) -> list[str]:
+        """A report's files, the HTML first: removed in this order, no
+        visible pair is ever half gone."""
+        return [os.path.join(self.path, stem + suffix) for suffix in reversed(SUFFIXES)]
 
     def _remove(self, stem: str) -> None:
-        for suffix in reversed(SUFFIXES):   # the HTML first: no visible half pair
-            _unlink(os.path.join(self.path, stem + suffix))
+        _unlink_all(self._paths(stem))
 
-    def _write_pair(self, stem: str, parts: Sequence[bytes]) -> str:
+    def _write_pair(self, stem: str, parts: Sequence[bytes], doomed: Sequence[str]) -> str:
+        """Removes the reports ``doomed``, then writes this one: each half to
+        a temporary file, then both renamed into place, JSON first."""
         base = os.path.join(self.path, stem)
         tmps = [f"{base}{suffix}.{os.getpid()}{_TMP}" for suffix in SUFFIXES]
+        remove = [path for old in doomed for path in self._paths(old)]
+        core = _engine()
+        if core is not None:
+            core.put_files(remove, [(tmp, base + suffix, bytes(data))
+                               for tmp, suffix, data in zip(tmps, SUFFIXES, parts)])
+            return base + ".html"
+        _unlink_all(remove)
         placed: list[str] = []
         try:
             for tmp, data in zip(tmps, parts):
@@ -148,18 +167,39 @@ class OutputDir:
         return base + ".html"
 
 
-def _age(entry: os.DirEntry, now: float) -> float:
-    try:
-        return now - entry.stat().st_mtime
-    except OSError:
-        return 0.0
+def _floor(st: os.statvfs_result) -> int:
+    """Bytes the file system keeps free: FREE_FRACTION of its size, at most
+    FREE_FLOOR_BYTES."""
+    return int(min(FREE_FRACTION * st.f_blocks * st.f_frsize, FREE_FLOOR_BYTES))
 
 
-def _size(entry: os.DirEntry) -> int:
+def _scan(path: str) -> list[tuple[str, int, float]]:
+    """(name, bytes, mtime) of reqprof's files in ``path``."""
+    core = _engine()
+    if core is not None:
+        return core.scan_dir(path, _PREFIX)
+    found = []
+    with os.scandir(path) as entries:
+        for entry in entries:
+            if entry.name.startswith(_PREFIX):
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                if stat.S_ISREG(st.st_mode):
+                    found.append((entry.name, st.st_size, st.st_mtime))
+    return found
+
+
+def _engine() -> Any:
+    """The engine's module, or None (then the same is done one system call
+    at a time). Imported when first needed: with profiling off, importing
+    reqprof loads no engine."""
     try:
-        return entry.stat().st_size
-    except OSError:
-        return 0
+        from . import _core
+    except ImportError:
+        return None
+    return _core
 
 
 def _unlink(path: str) -> None:

@@ -10,10 +10,12 @@
  * holds a strong reference to it while it runs. Writers run on a stopped
  * session only, so they never race the sampler.
  */
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <time.h>
 
+#include "outfiles.h"
 #include "pyaggregate.h"
 #include "read_json.h"
 #include "sampler.h"
@@ -395,9 +397,9 @@ buf_to_str(rp_buf *b)
                                 "replace");
 }
 
-/* A new bytes object with the buffer's content, copied without the GIL: a
- * report of tens of megabytes does not stop the other threads for the
- * copy. (Nobody else can see the object before it is returned.) */
+/* A new bytes object with the buffer's content, a large one copied without
+ * the GIL: a report of tens of megabytes does not stop the other threads
+ * for the copy. (Nobody else can see the object before it is returned.) */
 static PyObject *
 bytes_from_buf(const rp_buf *b)
 {
@@ -406,6 +408,10 @@ bytes_from_buf(const rp_buf *b)
         return out;
     }
     char *dst = PyBytes_AS_STRING(out);
+    if (b->len < RP_GIL_FREE_COPY_BYTES) {
+        memcpy(dst, b->data, b->len);
+        return out;
+    }
     Py_BEGIN_ALLOW_THREADS
     memcpy(dst, b->data, b->len);
     Py_END_ALLOW_THREADS
@@ -420,6 +426,21 @@ typedef struct html_page {
     const char *head, *tail;
     Py_ssize_t head_len, tail_len;
 } html_page;
+
+/* The writer of format `fmt` (no Python object touched). */
+static int
+write_format(rp_buf *b, const rp_report *r, int fmt, const rp_text_opts *opts,
+             const html_page *page)
+{
+    return fmt == FMT_JSON ? rp_write_json(b, r)
+        : fmt == FMT_TEXT ? rp_write_text(b, r, opts)
+        : fmt == FMT_HTML ? rp_write_html(b, r, page->head,
+                                          (size_t)page->head_len, page->tail,
+                                          (size_t)page->tail_len)
+        : fmt == FMT_SPEEDSCOPE ? rp_write_speedscope(b, r)
+        : fmt == FMT_PPROF ? rp_write_pprof(b, r)
+        : rp_write_collapsed(b, r);
+}
 
 /* Writes the session in format `fmt`: a str, or bytes (always for pprof;
  * for the text formats when `as_bytes`: what a server sends, without a
@@ -441,16 +462,14 @@ session_write(rp_session *s, int fmt, PyObject *meta, const char *version,
     /* The writers read only C data (the stopped session's tree and
      * symbols, the meta copied into `ml`, strings the arguments keep
      * alive): a large report does not stop the other threads. */
-    Py_BEGIN_ALLOW_THREADS
-    rc = fmt == FMT_JSON ? rp_write_json(&b, &r)
-        : fmt == FMT_TEXT ? rp_write_text(&b, &r, opts)
-        : fmt == FMT_HTML ? rp_write_html(&b, &r, page->head,
-                                          (size_t)page->head_len, page->tail,
-                                          (size_t)page->tail_len)
-        : fmt == FMT_SPEEDSCOPE ? rp_write_speedscope(&b, &r)
-        : fmt == FMT_PPROF ? rp_write_pprof(&b, &r)
-        : rp_write_collapsed(&b, &r);
-    Py_END_ALLOW_THREADS
+    if (s->tree.n_nodes < RP_GIL_FREE_WRITE_NODES) {
+        rc = write_format(&b, &r, fmt, opts, page);
+    }
+    else {
+        Py_BEGIN_ALLOW_THREADS
+        rc = write_format(&b, &r, fmt, opts, page);
+        Py_END_ALLOW_THREADS
+    }
     if ((rc < 0 && !b.failed) || RP_FAULT(RP_FAULT_REPORT)) {
         b.failed = 1;   /* an injected fault takes the out-of-memory path */
     }
@@ -1160,7 +1179,138 @@ done:
     return result;
 }
 
+/* Files a directory holds, at most this many: an output directory that
+ * holds more than this is not ours alone. */
+#define SCAN_DIR_MAX_ENTRIES 100000
+
+/* scan_dir(path, prefix) -> [(name, size, mtime)]: the regular files of
+ * `path` named `prefix...`, listed and measured with the GIL let go once. */
+static PyObject *
+mod_scan_dir(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    PyObject *path = NULL, *result = NULL;
+    const char *prefix;
+    rp_dir_list l = {0};
+    int rc;
+    if (!PyArg_ParseTuple(args, "O&s:scan_dir", PyUnicode_FSConverter, &path,
+                          &prefix)) {
+        return NULL;
+    }
+    const char *cpath = PyBytes_AS_STRING(path);
+    Py_BEGIN_ALLOW_THREADS
+    rc = rp_dir_scan(cpath, prefix, SCAN_DIR_MAX_ENTRIES, &l);
+    Py_END_ALLOW_THREADS
+    if (rc != 0) {
+        errno = rc;
+        PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, path);
+        goto done;
+    }
+    result = PyList_New((Py_ssize_t)l.n);
+    if (result == NULL) {
+        goto done;
+    }
+    for (size_t i = 0; i < l.n; i++) {
+        PyObject *name = PyUnicode_DecodeFSDefault(l.items[i].name);
+        PyObject *item = name == NULL ? NULL
+            : Py_BuildValue("(OKd)", name, (unsigned long long)l.items[i].size,
+                            l.items[i].mtime);
+        Py_XDECREF(name);
+        if (item == NULL) {
+            Py_CLEAR(result);
+            goto done;
+        }
+        PyList_SET_ITEM(result, (Py_ssize_t)i, item);
+    }
+done:
+    rp_dir_list_free(&l);
+    Py_DECREF(path);
+    return result;
+}
+
+/* put_files(remove, files): removes the paths `remove`, then writes each
+ * (tmp, path, data) of `files` to tmp and renames it to path, all with the
+ * GIL let go once; OSError when it failed (nothing of `files` is left). */
+static PyObject *
+mod_put_files(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    PyObject *remove_arg, *files_arg;
+    PyObject *remove_seq = NULL, *files_seq = NULL, *result = NULL;
+    PyObject **held = NULL;     /* the path bytes objects converted */
+    size_t n_held = 0;
+    const char **remove = NULL;
+    rp_out_file *files = NULL;
+    if (!PyArg_ParseTuple(args, "OO:put_files", &remove_arg, &files_arg)) {
+        return NULL;
+    }
+    remove_seq = PySequence_Fast(remove_arg, "put_files() remove must be a sequence");
+    files_seq = remove_seq == NULL ? NULL
+        : PySequence_Fast(files_arg, "put_files() files must be a sequence");
+    if (files_seq == NULL) {
+        goto done;
+    }
+    Py_ssize_t n_remove = PySequence_Fast_GET_SIZE(remove_seq);
+    Py_ssize_t n_files = PySequence_Fast_GET_SIZE(files_seq);
+    held = PyMem_Calloc((size_t)(n_remove + 2 * n_files) + 1, sizeof(*held));
+    remove = PyMem_Calloc((size_t)n_remove + 1, sizeof(*remove));
+    files = PyMem_Calloc((size_t)n_files + 1, sizeof(*files));
+    if (held == NULL || remove == NULL || files == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n_remove; i++) {
+        if (!PyUnicode_FSConverter(PySequence_Fast_GET_ITEM(remove_seq, i),
+                                   &held[n_held])) {
+            goto done;
+        }
+        remove[i] = PyBytes_AS_STRING(held[n_held++]);
+    }
+    for (Py_ssize_t i = 0; i < n_files; i++) {
+        PyObject *item = PySequence_Fast_GET_ITEM(files_seq, i);
+        PyObject *tmp, *path, *data;
+        if (!PyArg_ParseTuple(item, "OOS:put_files", &tmp, &path, &data)) {
+            goto done;
+        }
+        if (!PyUnicode_FSConverter(tmp, &held[n_held])) {
+            goto done;
+        }
+        files[i].tmp = PyBytes_AS_STRING(held[n_held++]);
+        if (!PyUnicode_FSConverter(path, &held[n_held])) {
+            goto done;
+        }
+        files[i].path = PyBytes_AS_STRING(held[n_held++]);
+        /* `data` is immutable and `files_seq` keeps it alive */
+        files[i].data = PyBytes_AS_STRING(data);
+        files[i].len = (size_t)PyBytes_GET_SIZE(data);
+    }
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = rp_put_files(remove, (size_t)n_remove, files, (size_t)n_files);
+    Py_END_ALLOW_THREADS
+    if (rc != 0) {
+        errno = rc;
+        PyErr_SetFromErrno(PyExc_OSError);
+        goto done;
+    }
+    result = Py_NewRef(Py_None);
+done:
+    for (size_t i = 0; i < n_held; i++) {
+        Py_DECREF(held[i]);
+    }
+    PyMem_Free(held);
+    PyMem_Free(remove);
+    PyMem_Free(files);
+    Py_XDECREF(remove_seq);
+    Py_XDECREF(files_seq);
+    return result;
+}
+
 static PyMethodDef module_methods[] = {
+    {"put_files", mod_put_files, METH_VARARGS,
+     "put_files(remove, files): remove paths, then write each (tmp, path, "
+     "data) to tmp and rename it to path; all or nothing of files."},
+    {"scan_dir", mod_scan_dir, METH_VARARGS,
+     "scan_dir(path, prefix) -> [(name, size, mtime)]: the regular files of "
+     "path whose names start with prefix, listed without the GIL."},
     {"hide_code", mod_hide_code, METH_O,
      "Leave frames of this code object out of every report."},
     {"add_dispatch_code", mod_add_dispatch_code, METH_O,

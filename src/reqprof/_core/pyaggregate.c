@@ -220,9 +220,14 @@ agg_write(rp_pyagg *self, PyObject *args, PyObject *kwargs, int pprof)
     rp_buf b;
     rp_buf_init(&b, (size_t)1 << 30);
     int rc;
-    Py_BEGIN_ALLOW_THREADS
-    rc = pprof ? rp_write_pprof(&b, &rep) : rp_write_json(&b, &rep);
-    Py_END_ALLOW_THREADS
+    if (r->tree.n_nodes < RP_GIL_FREE_WRITE_NODES) {
+        rc = pprof ? rp_write_pprof(&b, &rep) : rp_write_json(&b, &rep);
+    }
+    else {
+        Py_BEGIN_ALLOW_THREADS
+        rc = pprof ? rp_write_pprof(&b, &rep) : rp_write_json(&b, &rep);
+        Py_END_ALLOW_THREADS
+    }
     PyObject *out = NULL;
     if (rc < 0 || b.failed) {
         PyErr_NoMemory();

@@ -10,6 +10,14 @@
 #include "buf.h"
 #include "report.h"
 
+/* Writing is done without the GIL only when it is large: a thread that lets
+ * the GIL go waits for it again for up to the interpreter's switch interval
+ * (5 ms) when another thread runs Python code, far longer than a small
+ * report takes to write (a reporter that gave the GIL away for each small
+ * report wrote a few reports a second beside a busy event loop). */
+#define RP_GIL_FREE_WRITE_NODES 4096u
+#define RP_GIL_FREE_COPY_BYTES ((size_t)1 << 20)
+
 /* The documented JSON schema (docs/json-schema.md). `lines` keys come in
  * line order; truncated_reasons also holds the tree's own caps
  * (rp_report_truncated); non-finite header numbers are written as 0; a
