@@ -79,6 +79,12 @@ def raw_request(port: int, target: str, method: str = "GET", body: bytes = b"",
     return b"\r\n".join(kept) + sep + rest
 
 
+#: uvicorn's keep-alive timeout in test servers: longer than the clients'
+#: (httpx closes a connection idle for 5 s). With both at 5 s, a slow run
+#: (sanitizers) lost requests sent on a connection the server was closing.
+KEEP_ALIVE_S = 60
+
+
 class ThreadServer:
     """uvicorn serving an ASGI app from a thread of this process."""
 
@@ -88,7 +94,8 @@ class ThreadServer:
         self.sock = listening_socket()
         self.port = self.sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        options = dict(lifespan="on", log_config=None, access_log=False)
+        options = dict(lifespan="on", log_config=None, access_log=False,
+                       timeout_keep_alive=KEEP_ALIVE_S)
         options.update(config)
         self.server = uvicorn.Server(uvicorn.Config(app, **options))
         self.thread = threading.Thread(target=self.server.run,
@@ -156,11 +163,11 @@ if sys.argv[4] == "no-core":
     sys.modules["reqprof._core"] = None     # as if the extension failed to load
 import uvicorn
 sock = socket.socket(fileno=int(sys.argv[1]))
-options = dict(factory=True, log_level="info")
+options = dict(factory=True, log_level="info", timeout_keep_alive=%d)
 options.update(json.loads(sys.argv[5]))
 config = uvicorn.Config(sys.argv[2], **options)
 uvicorn.Server(config).run(sockets=[sock])
-"""
+""" % KEEP_ALIVE_S
 
 
 class ProcessServer:
