@@ -151,6 +151,7 @@ class Pusher:
         self.pushed_profiles = 0
         self.pushed_bytes = 0
         self._pid = os.getpid()
+        self._closed = False
 
     # -- request threads -------------------------------------------------------
 
@@ -192,7 +193,7 @@ class Pusher:
             self.failures.log("push", logging.ERROR, "reqprof: pushing profiles failed (%s: %s)",
                               type(exc).__name__, exc)
         finally:
-            if os.getpid() == self._pid:
+            if os.getpid() == self._pid and not self._closed:
                 left = self._started + self.settings.push_interval - time.time()
                 if self._queue and self._retry_at:
                     left = min(left, self._retry_at - time.monotonic())
@@ -271,12 +272,14 @@ class Pusher:
         return len(self._queue)
 
     def _send(self, deadline: float) -> None:
-        """Sends the oldest first until the queue is empty, the deadline
-        passes or a push fails (then retried after the backoff)."""
+        """Sends the oldest first, on one connection, until the queue is
+        empty, the deadline passes or a push fails (then retried after the
+        backoff)."""
         if time.monotonic() < self._retry_at:
             return
         if not self._send_lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
             return
+        conn: Any = None
         try:
             while time.monotonic() < deadline:
                 with self._lock:
@@ -284,7 +287,9 @@ class Pusher:
                         return
                     profile = self._queue[0]
                 try:
-                    self._post(profile.body, min(TOTAL_TIMEOUT, deadline - time.monotonic()))
+                    if conn is None:
+                        conn = self._connect(min(CONNECT_TIMEOUT, deadline - time.monotonic()))
+                    self._post(conn, profile.body, min(TOTAL_TIMEOUT, deadline - time.monotonic()))
                 except Rejected as exc:
                     self.dropped["rejected"] += 1
                     self.failures.log("push-rejected", logging.ERROR,
@@ -292,7 +297,10 @@ class Pusher:
                                       "dropped", profile.what, exc)
                 except Exception as exc:
                     self._attempts += 1
-                    wait = min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** (self._attempts - 1))
+                    # At most twice the interval: the queue catches up soon after the
+                    # server is back.
+                    wait = min(BACKOFF_MAX, max(BACKOFF_FIRST, 2 * self.settings.push_interval),
+                               BACKOFF_FIRST * 2 ** min(self._attempts - 1, 16))
                     wait *= random.uniform(0.5, 1.5)
                     self._retry_at = time.monotonic() + wait
                     kind = type(exc).__name__
@@ -312,23 +320,37 @@ class Pusher:
                         self._queue.popleft()
                         self._queue_bytes -= len(profile.body)
         finally:
+            if conn is not None:
+                conn.close()
             self._send_lock.release()
 
-    def _post(self, body: bytes, timeout: float) -> None:
-        """One POST to /ingest; raises Rejected (4xx but 429) or another
-        exception (retried)."""
-        deadline = time.monotonic() + max(0.1, timeout)
+    def _connect(self, timeout: float) -> http.client.HTTPConnection:
         cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
-        conn = cls(self._host, self._port, timeout=min(CONNECT_TIMEOUT, timeout))
+        conn = cls(self._host, self._port, timeout=max(0.1, timeout))
         try:
             conn.connect()
-            conn.sock.settimeout(max(0.1, deadline - time.monotonic()))
-            conn.request("POST", self._path, body=body, headers=self._headers)
-            conn.sock.settimeout(max(0.1, deadline - time.monotonic()))
-            response = conn.getresponse()
-            message = response.read(2000)
-        finally:
+        except BaseException:
             conn.close()
+            raise
+        return conn
+
+    def _post(self, conn: http.client.HTTPConnection, body: bytes, timeout: float) -> None:
+        """One POST to /ingest within ``timeout`` seconds; raises Rejected
+        (4xx but 429) or another exception (retried)."""
+        deadline = time.monotonic() + max(0.1, timeout)
+        if conn.sock is None:       # the server closed the last one
+            conn.timeout = min(CONNECT_TIMEOUT, max(0.1, timeout))
+            conn.connect()
+        conn.sock.settimeout(max(0.1, deadline - time.monotonic()))
+        conn.request("POST", self._path, body=body, headers=self._headers)
+        conn.sock.settimeout(max(0.1, deadline - time.monotonic()))
+        response = conn.getresponse()
+        message = response.read(2000)
+        if not response.isclosed():
+            if (response.length or 0) <= 65536:
+                response.read()     # the rest, so the connection can be used again
+            else:
+                conn.close()
         if 200 <= response.status < 300:
             return
         text = message.decode("utf-8", "replace").strip()[:300]
@@ -340,7 +362,8 @@ class Pusher:
 
     def close(self) -> None:
         """What is left is pushed, within EXIT_FLUSH_SECONDS: at the ASGI
-        lifespan's shutdown, or when the process exits."""
+        lifespan's shutdown, or when the process exits. Pushing stops."""
+        self._closed = True
         self._at_exit()
 
     def _at_exit(self) -> None:
