@@ -29,7 +29,7 @@ from typing import Any, Optional
 from urllib.parse import quote, urlsplit
 
 from . import _core
-from ._logging import RateLimited, logger
+from ._logging import RateLimited
 from ._production import _at_exit_of_any_process, route_of
 from ._reporter import reporter
 from ._version import __version__
@@ -221,7 +221,8 @@ class Pusher:
                 if meta.get(key):
                     labels.append((key, str(meta[key])))
             if agg.routes()[0][-1]:
-                profiles.append(self._write(agg, 0, float(report.started_at), duration, labels,
+                profiles.append(self._write(agg, 0, float(report.started_at),
+                                            max(0.001, float(report.duration_s or 0.0)), labels,
                                             f"{method} {route} request {meta['request_id']}"))
         self._enqueue([p for p in profiles if p is not None], now)
 
