@@ -505,7 +505,7 @@ def test_trace_and_span_ids_are_the_sdks(pyroscope, reqprof_logs, tmp_path):
 
 # -- stopped mid-run (last: it restarts the session's server) ----------------------------
 
-def test_a_stopped_server_costs_nothing_and_is_caught_up_after_restart(pyroscope):
+def test_a_stopped_server_costs_nothing_and_is_caught_up_after_restart(pyroscope, reqprof_logs):
     service = unique("stopped")
     app = pushing_app(pyroscope.url, service)
     oracle = Oracle(app)
@@ -524,6 +524,6 @@ def test_a_stopped_server_costs_nothing_and_is_caught_up_after_restart(pyroscope
                  deadline=60)
     finally:
         server.close()
-    assert not pusher.dropped
+    assert not pusher.dropped, reqprof_logs.messages(logging.WARNING)
     wait_for("everything in Pyroscope", lambda: pyroscope.flame(service).total
              >= 0.99 * oracle.total_us * 1000)
