@@ -25,7 +25,10 @@ def make_app() -> FastAPI:
 
     @app.get("/hot")
     def hot(ms: int = 20) -> dict:
-        return {"n": pyroscope_hot(ms / 1000.0)}
+        started = time.perf_counter()
+        n = pyroscope_hot(ms / 1000.0)
+        # The time it took (a thread may wait for the GIL past `ms`), and who.
+        return {"n": n, "ms": (time.perf_counter() - started) * 1000.0, "pid": os.getpid()}
 
     @app.get("/light/{item_id}")
     async def light(item_id: int) -> dict:

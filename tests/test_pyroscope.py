@@ -250,13 +250,15 @@ def test_gunicorn_workers_each_push_their_own(pyroscope, tmp_path):
          "PROFILING_PYROSCOPE_URL": pyroscope.url, "PROFILING_SERVICE_NAME": service,
          "PROFILING_PUSH_INTERVAL": "1"}, tmp_path).wait_ready("/pid")
     per_worker: dict[int, int] = {}
+    hot_ms: list[float] = []
     client = httpx.Client(base_url=server.url, timeout=DEADLINE,
                           limits=httpx.Limits(max_keepalive_connections=0))
 
     def hot(_: int) -> None:
         r = client.get("/hot?ms=40")
         assert r.status_code == 200
-        pid = client.get("/pid").json()["pid"]
+        pid = r.json()["pid"]
+        hot_ms.append(r.json()["ms"])
         per_worker[pid] = per_worker.get(pid, 0) + 1
 
     with ThreadPoolExecutor(4) as pool, client:
@@ -267,8 +269,7 @@ def test_gunicorn_workers_each_push_their_own(pyroscope, tmp_path):
     server.close()
     assert server.proc.returncode == 0, server.log()
     assert len(per_worker) == 2, per_worker
-    served = sum(per_worker.values())
-    expected_ns = served * 40e6
+    expected_ns = sum(hot_ms) * 1e6
     got: list = []
     try:
         wait_for("both workers' data", lambda: got.append(
@@ -276,9 +277,10 @@ def test_gunicorn_workers_each_push_their_own(pyroscope, tmp_path):
             or got[-1] >= 0.9 * expected_ns)
     except AssertionError:
         raise AssertionError(f"{got[-1]} of {expected_ns} ns: {per_worker}\n{server.log()}")
-    # Each request spins for 40 ms: Pyroscope holds all of them once (one
-    # worker missing, or the parent's copy pushed too, is far off).
-    assert got[-1] == pytest.approx(expected_ns, rel=0.15)
+    # The hot function's time as each request measured it: Pyroscope holds
+    # all of it once (one worker missing, or the parent's copy pushed too,
+    # is far off).
+    assert got[-1] == pytest.approx(expected_ns, rel=0.1)
     assert pyroscope.label_values("route", service) == {"/hot", "/pid"}
 
 
@@ -287,7 +289,7 @@ def test_gunicorn_workers_each_push_their_own(pyroscope, tmp_path):
 class StandIn(http.server.ThreadingHTTPServer):
     """Answers every POST with one status code; records the bodies."""
 
-    def __init__(self, code: int) -> None:
+    def __init__(self, code: int, text: bytes) -> None:
         self.code = code
         self.bodies: list[str] = []
         outer = self
@@ -296,7 +298,6 @@ class StandIn(http.server.ThreadingHTTPServer):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 outer.bodies.append(hashlib.sha256(body).hexdigest())
-                text = b"profile too large: limit 4 MiB" if outer.code == 413 else b"try later"
                 self.send_response(outer.code)
                 self.send_header("Content-Length", str(len(text)))
                 self.end_headers()
@@ -310,9 +311,13 @@ class StandIn(http.server.ThreadingHTTPServer):
         threading.Thread(target=self.serve_forever, daemon=True).start()
 
 
-@pytest.mark.parametrize("code", [413, 429, 500])
-def test_refusals_are_logged_once_and_retried_unless_final(code, reqprof_logs):
-    stand_in = StandIn(code)
+@pytest.mark.parametrize("code,text", [
+    (413, b"profile too large: limit 4 MiB"), (429, b"try later"), (500, b"try later"),
+    # Pyroscope's answer while its ring forms after a restart: its own failure.
+    (400, b'{"code":"unknown","message":"push failed: unknown: empty ring"}'),
+])
+def test_refusals_are_logged_once_and_retried_unless_final(code, text, reqprof_logs):
+    stand_in = StandIn(code, text)
     app = pushing_app(stand_in.url, unique("refused"))
     server = ThreadServer(app)
     try:
@@ -332,7 +337,7 @@ def test_refusals_are_logged_once_and_retried_unless_final(code, reqprof_logs):
             assert pusher.pushed_profiles == 0 and pusher.queued > 0
             warnings = [m for m in reqprof_logs.messages(logging.WARNING)
                         if "pushing to Pyroscope" in m]
-            assert len(warnings) == 1 and f"HTTP {code} try later" in warnings[0]
+            assert len(warnings) == 1 and f"HTTP {code} {text.decode()}" in warnings[0]
         traffic(server, 2)  # requests unaffected throughout
     finally:
         server.close()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import collections
 import http.client
+import json
 import logging
 import os
 import random
@@ -29,7 +30,7 @@ from typing import Any, Optional
 from urllib.parse import quote, urlsplit
 
 from . import _core
-from ._logging import RateLimited
+from ._logging import RateLimited, logger
 from ._production import _at_exit_of_any_process, route_of
 from ._reporter import reporter
 from ._version import __version__
@@ -152,6 +153,8 @@ class Pusher:
         self.pushed_bytes = 0
         self._pid = os.getpid()
         self._closed = False
+        self._since = time.monotonic()
+        self._told = False
 
     # -- request threads -------------------------------------------------------
 
@@ -355,7 +358,8 @@ class Pusher:
         if 200 <= response.status < 300:
             return
         text = message.decode("utf-8", "replace").strip()[:300]
-        if 400 <= response.status < 500 and response.status != 429:
+        if 400 <= response.status < 500 and response.status != 429 \
+                and _connect_code(text) not in TRANSIENT_CODES:
             raise Rejected(f"HTTP {response.status} {text}")
         raise ServerError(f"HTTP {response.status} {text}")
 
@@ -378,10 +382,35 @@ class Pusher:
         except Exception as exc:
             self.failures.log("push", logging.ERROR, "reqprof: pushing profiles at exit failed "
                               "(%s: %s)", type(exc).__name__, exc)
+        if not self._told:      # once a process: what it pushed, for the operator
+            self._told = True
+            logger.info("reqprof: pushed %d profiles (%d bytes) to Pyroscope in %.0f s; "
+                        "%d left unsent, dropped: %s, samples left out: %d",
+                        self.pushed_profiles, self.pushed_bytes,
+                        time.monotonic() - self._since, self.queued,
+                        dict(self.dropped) or "none", self.trimmed_samples)
 
 
 class ServerError(Exception):
-    """The server answered 429 or 5xx (retried)."""
+    """The server answered 429, 5xx, or a 4xx it says is its own (retried)."""
+
+
+#: Connect error codes that say a failure is the server's, not the profile's:
+#: Pyroscope answers a 4xx with one of these while its ring forms (after a
+#: restart: "unknown: empty ring"); such a push is retried.
+TRANSIENT_CODES = frozenset({"unknown", "unavailable", "internal", "deadline_exceeded",
+                             "resource_exhausted", "canceled", "aborted"})
+
+
+def _connect_code(text: str) -> Optional[str]:
+    """The ``code`` of a Connect error body (JSON), or None."""
+    if not text.startswith("{"):
+        return None
+    try:
+        code = json.loads(text).get("code")
+    except (ValueError, AttributeError):
+        return None
+    return code if isinstance(code, str) else None
 
 
 def _labels(method: str, route: str, cls: str) -> list:
