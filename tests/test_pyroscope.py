@@ -6,7 +6,8 @@ answers. OpenTelemetry with the real SDK.
 
 The server is found through REQPROF_PYROSCOPE_DIR (the directory holding
 `run-pyroscope`; the Makefile and .ci/run point it at the shared tools next
-to the checkout). Without it these tests are skipped, and fail under CI
+to the checkout; tests using it get the `server` marker, as do the
+others that run a server). Without it these tests are skipped, and fail under CI
 (``CI`` or ``REQPROF_REQUIRE_SERVERS`` set: .ci/run sets the latter)."""
 from __future__ import annotations
 
@@ -36,8 +37,6 @@ from pyroscope_app import make_app
 from reqprof import ProfilingMiddleware, Settings
 from reqprof import _push
 from reqprof._logging import RateLimited
-
-pytestmark = pytest.mark.server
 
 PY = sys.executable
 HOT = "pyroscope_hot"
@@ -311,6 +310,7 @@ class StandIn(http.server.ThreadingHTTPServer):
         threading.Thread(target=self.serve_forever, daemon=True).start()
 
 
+@pytest.mark.server
 @pytest.mark.parametrize("code,text", [
     (413, b"profile too large: limit 4 MiB"), (429, b"try later"), (500, b"try later"),
     # Pyroscope's answer while its ring forms after a restart: its own failure.
@@ -532,3 +532,62 @@ def test_a_stopped_server_costs_nothing_and_is_caught_up_after_restart(pyroscope
     assert not pusher.dropped, reqprof_logs.messages(logging.WARNING)
     wait_for("everything in Pyroscope", lambda: pyroscope.flame(service).total
              >= 0.99 * oracle.total_us * 1000)
+
+
+# -- the pusher's pieces, without a server ------------------------------------------------
+
+def profiled_report(functions: int) -> Any:
+    """A report whose tree has about ``functions`` leaves, each with time."""
+    from reqprof.profiler import Profiler
+
+    namespace: dict = {}
+    exec("\n".join(f"def leaf_{i}(spin):\n    spin(0.003)" for i in range(functions)), namespace)
+    with Profiler(interval=0.0005) as prof:
+        for i in range(functions):
+            namespace[f"leaf_{i}"](lambda s: pyroscope_hot_spin(s))
+    return prof.report
+
+
+def pyroscope_hot_spin(seconds: float) -> None:
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
+def test_a_profile_over_the_sample_limit_loses_its_lightest_samples(monkeypatch, reqprof_logs):
+    from reqprof import _core
+
+    report = profiled_report(12)
+    agg = _core.Aggregate(10, 5000, 1 << 20)
+    agg.add(report._session, "GET", "/many", 0.05, 0.05, False)
+    pusher = _push.Pusher(Settings(pyroscope_url="http://127.0.0.1:9", push_interval=3600),
+                          RateLimited(60.0))
+    try:
+        body, raw, all_trimmed, _ = agg.route_push(0, time.time(), 15.0, [("route", "/many")])
+        assert all_trimmed == 0
+        monkeypatch.setattr(_push, "MAX_SAMPLES", 4)
+        profile = pusher._write(agg, 0, time.time(), 15.0, [("route", "/many")], "GET /many")
+        assert profile is not None and len(profile.body) < len(body)
+        assert pusher.trimmed_samples > 0
+        warnings = [m for m in reqprof_logs.messages(logging.WARNING) if "left out" in m]
+        assert len(warnings) == 1 and f"its {pusher.trimmed_samples} lightest samples" \
+            in warnings[0]
+    finally:
+        pusher._closed = True
+
+
+def test_status_classes_and_connect_codes():
+    assert _push.status_class({"status": 204}) == "2xx"
+    assert _push.status_class({"status": 404}) == "4xx"
+    assert _push.status_class({"status": None, "exception": "ValueError: x"}) == "5xx"
+    assert _push.status_class({}) == "unknown"
+    assert _push._connect_code('{"code":"unavailable","message":"x"}') == "unavailable"
+    assert _push._connect_code("profile too large") is None
+    assert _push._connect_code("{not json") is None
+
+
+def test_service_name_defaults_to_the_servers_app_module(monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["gunicorn", "-w", "2", "shop.main:app"])
+    assert _push.default_service_name() == "shop.main"
+    monkeypatch.setattr(sys, "argv", ["uvicorn", "--factory", "api:create_app()"])
+    assert _push.default_service_name() == "api"
