@@ -23,8 +23,10 @@ def pyroscope_hot(seconds: float) -> int:
 def make_app() -> FastAPI:
     app = FastAPI()
 
+    # On the event loop, so all of its time is in its request's profile (a
+    # worker thread's is the engine's thread attribution, tested elsewhere).
     @app.get("/hot")
-    def hot(ms: int = 20) -> dict:
+    async def hot(ms: int = 20) -> dict:
         started = time.perf_counter()
         n = pyroscope_hot(ms / 1000.0)
         # The time it took (a thread may wait for the GIL past `ms`), and who.
