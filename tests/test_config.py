@@ -559,7 +559,8 @@ def test_push_settings_are_read():
     assert s.push_interval == 1.0 and s.push_max_mb == 2
     assert s.pyroscope_auth == "u:p" and s.pyroscope_tenant == "team-a"
     assert "u:p" not in repr(s) and s.public()["pyroscope_auth"] is True
-    assert "pyroscope_url=http://pyroscope:4040 push_interval=1s" in s.describe()
+    assert ("pyroscope_url=http://pyroscope:4040 push_interval=1s push_max_mb=2 service_name=shop "
+            "labels=env=prod,region=eu tenant=team-a") in s.describe()
 
 
 def test_labels_keyword_accepts_a_mapping():

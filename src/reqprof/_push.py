@@ -212,7 +212,8 @@ class Pusher:
             for index, (method, route, *_, has_profile) in enumerate(agg.routes()):
                 if has_profile:
                     profiles.append(self._write(agg, index, started, duration,
-                                                _labels(method, route, cls), f"{method} {route} {cls}"))
+                                                _labels(method, route, cls),
+                                                f"{method} {route} {cls}"))
         for report, meta in requests:
             method, route = route_of(meta)
             cls = status_class(meta)

@@ -535,6 +535,12 @@ class Settings:
         if self.pyroscope_url is not None:
             line += (f" pyroscope_url={self.pyroscope_url} push_interval={self.push_interval:g}s"
                      f" push_max_mb={self.push_max_mb}")
+            if self.service_name is not None:
+                line += f" service_name={self.service_name}"
+            if self.labels:
+                line += " labels=" + ",".join(f"{k}={v}" for k, v in self.labels)
+            if self.pyroscope_tenant is not None:
+                line += f" tenant={self.pyroscope_tenant}"
         return line
 
     def public(self) -> dict[str, Any]:
