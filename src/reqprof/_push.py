@@ -135,7 +135,7 @@ class Pusher:
         self._send_lock = threading.Lock()   # one sender at a time
         self._reset()
         self._schedule(settings.push_interval)
-        _at_exit_of_any_process(self._at_exit)
+        _at_exit_of_any_process(self._process_exit)
         _instances.append(self)
 
     def _reset(self) -> None:
@@ -371,6 +371,11 @@ class Pusher:
         lifespan's shutdown, or when the process exits. Pushing stops."""
         self._closed = True
         self._at_exit()
+
+    def _process_exit(self) -> None:
+        if not self._closed:    # else the lifespan's shutdown flushed already
+            self._closed = True
+            self._at_exit()
 
     def _at_exit(self) -> None:
         if os.getpid() != self._pid:
