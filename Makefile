@@ -13,6 +13,10 @@ PORT   ?= 8000
 # a user's `pip install` does not.
 export REQPROF_WERROR := 1
 
+# The real Pyroscope server tests/test_pyroscope.py pushes to: the shared
+# tools next to the checkout unless set (the tests fail under CI without it).
+export REQPROF_PYROSCOPE_DIR ?= $(abspath $(CURDIR)/../shared/tools/pyroscope)
+
 # The pure-C parts of the engine (no Python): unit-tested on their own.
 C_UNITS   := $(CORE)/buf.c $(CORE)/tree.c $(CORE)/report.c $(CORE)/hist.c $(CORE)/aggregate.c \
              $(CORE)/outfiles.c \

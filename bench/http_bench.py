@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -46,6 +47,11 @@ CONFIGS: list[tuple[str, str, dict[str, str], str, str | None]] = [
      {"BENCH_MIDDLEWARE": "reqprof", "ENABLE_PROFILING": "true", "PROFILING_SAMPLE_RATE": "1.0",
       "PROFILING_SLOW_MS": "500", "PROFILING_STORE": "{tmpdir}/store.db",
       "PROFILING_MAX_CONCURRENT": "32"}, "", None),
+    ("i", "(h) and every profile pushed to a real Pyroscope (15 s interval)",
+     {"BENCH_MIDDLEWARE": "reqprof", "ENABLE_PROFILING": "true", "PROFILING_SAMPLE_RATE": "1.0",
+      "PROFILING_SLOW_MS": "500", "PROFILING_STORE": "{tmpdir}/store.db",
+      "PROFILING_MAX_CONCURRENT": "32", "PROFILING_PYROSCOPE_URL": "{pyroscope}",
+      "PROFILING_SERVICE_NAME": "bench"}, "", None),
     ("f0", "pyinstrument's documented middleware, no `?profile`",
      {"BENCH_MIDDLEWARE": "pyinstrument"}, "", None),
     ("f", "pyinstrument's documented middleware, `?profile=1` on every request (report returned)",
@@ -103,7 +109,9 @@ class Server:
             if name.startswith("PROFILING_") or name in ("ENABLE_PROFILING", "REQPROF_PORTABLE"):
                 del full_env[name]
         self.tmpdir = tempfile.TemporaryDirectory(prefix="reqprof-bench-")
-        full_env.update({k: v.replace("{tmpdir}", self.tmpdir.name) for k, v in env.items()})
+        pyroscope = os.environ.get("REQPROF_BENCH_PYROSCOPE", "")
+        full_env.update({k: v.replace("{tmpdir}", self.tmpdir.name).replace("{pyroscope}", pyroscope)
+                         for k, v in env.items()})
         self.proc = subprocess.Popen(
             [a.format(port=self.port) for a in (command or UVICORN)],
             cwd=ROOT, env=full_env, stdout=self.log, stderr=subprocess.STDOUT,
@@ -162,7 +170,12 @@ class Server:
         os.unlink(self.log.name)
         self.tmpdir.cleanup()
         first = text.find("Traceback (most recent call last)")
+        pushed = re.search(r"reqprof: pushed (\d+) profiles \((\d+) bytes\) to Pyroscope in (\d+) s",
+                           text)
         return {
+            "pushed_profiles": int(pushed.group(1)) if pushed else None,
+            "pushed_bytes": int(pushed.group(2)) if pushed else None,
+            "push_seconds": int(pushed.group(3)) if pushed else None,
             "tracebacks": text.count("Traceback (most recent call last)"),
             "first_traceback": text[first:first + 3000] if first >= 0 else None,
             "error_lines": sum(1 for line in text.splitlines() if "ERROR" in line),
@@ -254,6 +267,10 @@ def run(rounds: int, seconds: int, progress: Callable[[str], None],
         for key, desc, env, query, probe_kind in order:
             res = results[key]
             if res["error"]:
+                continue
+            if any("{pyroscope}" in v for v in env.values()) \
+                    and not os.environ.get("REQPROF_BENCH_PYROSCOPE"):
+                res["error"] = "no Pyroscope server (REQPROF_PYROSCOPE_DIR is not set)"
                 continue
             progress(f"http round {r + 1}/{rounds}: ({key}) {desc}")
             server = Server(env, command)

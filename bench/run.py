@@ -18,11 +18,13 @@ import os
 import random
 import re
 import shlex
+import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -273,10 +275,60 @@ def server_logs(results: dict[str, Any], configs: list) -> list[str]:
     return logs
 
 
+def start_pyroscope() -> Optional[tuple[str, str]]:
+    """A real Pyroscope server for row (i), from REQPROF_PYROSCOPE_DIR:
+    (its URL, its data directory), or None."""
+    tools = os.environ.get("REQPROF_PYROSCOPE_DIR", "")
+    script = os.path.join(tools, "run-pyroscope")
+    if not tools or not os.path.isfile(script):
+        return None
+    data = tempfile.mkdtemp(prefix="reqprof-bench-pyroscope-")
+    port = str(http_bench.free_port())
+    progress("starting Pyroscope for the push row")
+    out = subprocess.run([script, data, port], capture_output=True, text=True, timeout=180)
+    if out.returncode != 0:
+        return None
+    return out.stdout.strip().splitlines()[-1], data
+
+
+def stop_pyroscope(data: str) -> None:
+    try:
+        with open(os.path.join(data, "pyroscope.pid")) as f:
+            os.kill(int(f.read()), signal.SIGKILL)
+    except (OSError, ValueError):
+        pass
+    shutil.rmtree(data, ignore_errors=True)
+
+
+def push_figures(results: dict[str, Any]) -> str:
+    """Bytes pushed per minute per route, from row (i)'s server logs: the
+    size of a profile times the pushes a minute (the run is shorter than an
+    interval: the profile is the one pushed at exit)."""
+    logs = [x for x in results.get("i", {}).get("log", []) if x.get("pushed_profiles")]
+    if not logs:
+        return ""
+    sizes = [x["pushed_bytes"] / x["pushed_profiles"] for x in logs]
+    per_minute = 60 / 15
+    return (f"\n\n**Pushing to Pyroscope** (row (i), one route `GET /items`): "
+            f"{Spread(s / 1000 for s in sizes).fmt('.1f', ' kB')} per profile (gzipped "
+            f"pprof), so {Spread(s * per_minute / 1000 for s in sizes).fmt('.0f', ' kB')} "
+            f"pushed per minute per route at the default 15 s interval. Row (i) differs from "
+            f"(h) by the second merge of each request (into the push interval's aggregate) "
+            f"on the request's thread; the pushes themselves run in the reporter thread.")
+
+
 def bench_http(rounds: int, seconds: int, errors: list[str]) -> tuple[str, dict[str, Any]]:
     if http_bench.wrk_path() is None:
         return "not available: `wrk` is not installed (Debian package `wrk`).", {}
-    results = http_bench.run(rounds, seconds, progress)
+    pyroscope = start_pyroscope()
+    if pyroscope is not None:
+        os.environ["REQPROF_BENCH_PYROSCOPE"] = pyroscope[0]
+    try:
+        results = http_bench.run(rounds, seconds, progress)
+    finally:
+        os.environ.pop("REQPROF_BENCH_PYROSCOPE", None)
+        if pyroscope is not None:
+            stop_pyroscope(pyroscope[1])
     parts = http_tables(results, http_bench.CONFIGS)
     probe_rows = []
     for key, desc, _env, _q, kind in http_bench.CONFIGS:
@@ -317,6 +369,7 @@ def bench_http(rounds: int, seconds: int, errors: list[str]) -> tuple[str, dict[
             + table(["configuration", "probe sent", "latency", "report duration", "samples",
                      "foreign"], probe_rows)
         )
+    text += push_figures(results)
     if logs:
         text += "\n\n" + "\n".join(logs)
     return text, results

@@ -35,6 +35,7 @@ FIXTURE_MARKERS = {
     "speedscope": "consumer",       # tests/test_formats.py: speedscope's release, from npm
     "production_store": "server",   # tests/test_dashboard.py: an app under uvicorn fills a store
     "dashboard": "server",          # tests/test_dashboard.py: the dashboard's HTTP server
+    "pyroscope": "server",          # tests/test_pyroscope.py: a real Pyroscope server
 }
 
 

@@ -60,6 +60,13 @@ def test_variable_names():
         "store": "PROFILING_STORE",
         "store_max_mb": "PROFILING_STORE_MAX_MB",
         "store_days": "PROFILING_STORE_DAYS",
+        "pyroscope_url": "PROFILING_PYROSCOPE_URL",
+        "service_name": "PROFILING_SERVICE_NAME",
+        "labels": "PROFILING_LABELS",
+        "push_interval": "PROFILING_PUSH_INTERVAL",
+        "pyroscope_auth": "PROFILING_PYROSCOPE_AUTH",
+        "pyroscope_tenant": "PROFILING_PYROSCOPE_TENANT",
+        "push_max_mb": "PROFILING_PUSH_MAX_MB",
     }
 
 
@@ -530,3 +537,69 @@ def test_config_imports_without_the_extension(tmp_path):
                          cwd=tmp_path, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["True", "True"]
+
+
+# -- pushing to Pyroscope -----------------------------------------------------------
+
+def test_push_settings_defaults_are_off():
+    s = settings({})
+    assert s.pyroscope_url is None and s.service_name is None and s.labels == ()
+    assert s.push_interval == 15.0 and s.push_max_mb == 16
+    assert s.pyroscope_auth is None and s.pyroscope_tenant is None
+
+
+def test_push_settings_are_read():
+    s = settings({"PROFILING_PYROSCOPE_URL": " http://pyroscope:4040/ ",
+                  "PROFILING_SERVICE_NAME": "shop", "PROFILING_LABELS": "region=eu, env=prod,",
+                  "PROFILING_PUSH_INTERVAL": "1", "PROFILING_PYROSCOPE_AUTH": "u:p",
+                  "PROFILING_PYROSCOPE_TENANT": "team-a", "PROFILING_PUSH_MAX_MB": "2"})
+    assert s.pyroscope_url == "http://pyroscope:4040"
+    assert s.service_name == "shop"
+    assert s.labels == (("env", "prod"), ("region", "eu"))
+    assert s.push_interval == 1.0 and s.push_max_mb == 2
+    assert s.pyroscope_auth == "u:p" and s.pyroscope_tenant == "team-a"
+    assert "u:p" not in repr(s) and s.public()["pyroscope_auth"] is True
+    assert ("pyroscope_url=http://pyroscope:4040 push_interval=1s push_max_mb=2 service_name=shop "
+            "labels=env=prod,region=eu tenant=team-a") in s.describe()
+
+
+def test_labels_keyword_accepts_a_mapping():
+    assert Settings(labels={"b": "2", "a": "1"}).labels == (("a", "1"), ("b", "2"))
+
+
+@pytest.mark.parametrize("var,value,accepted", [
+    ("PROFILING_PYROSCOPE_URL", "pyroscope:4040", "http:// or https:// URL"),
+    ("PROFILING_PYROSCOPE_URL", "ftp://host", "http:// or https:// URL"),
+    ("PROFILING_PYROSCOPE_URL", "http://", "with a host"),
+    ("PROFILING_PYROSCOPE_URL", "http://h:99999", "http:// or https:// URL"),
+    ("PROFILING_PYROSCOPE_URL", "http://h/?x=1", "no query"),
+    ("PROFILING_SERVICE_NAME", "my app", "without spaces"),
+    ("PROFILING_SERVICE_NAME", "a{b}", "without spaces"),
+    ("PROFILING_LABELS", "env", "name=value pairs"),
+    ("PROFILING_LABELS", "1env=x", "name=value pairs"),
+    ("PROFILING_LABELS", "__name__=x", "not starting with __"),
+    ("PROFILING_LABELS", "route=x", "reqprof sets"),
+    ("PROFILING_LABELS", "a=1,a=2", "name=value pairs"),
+    ("PROFILING_LABELS", "a=", "values of 1 to 200"),
+    ("PROFILING_LABELS", "a=x,y", "name=value pairs"),
+    ("PROFILING_LABELS", "a=x{y}", "values of 1 to 200"),
+    ("PROFILING_LABELS", ",".join(f"l{i}=v" for i in range(21)), "up to 20"),
+    ("PROFILING_PUSH_INTERVAL", "0.5", "from 1 to 3600"),
+    ("PROFILING_PUSH_INTERVAL", "3601", "from 1 to 3600"),
+    ("PROFILING_PUSH_INTERVAL", "nan", "from 1 to 3600"),
+    ("PROFILING_PYROSCOPE_AUTH", "user pass", "visible ASCII"),
+    ("PROFILING_PYROSCOPE_TENANT", "a b", "visible ASCII"),
+    ("PROFILING_PUSH_MAX_MB", "0", "from 1 to 1024"),
+    ("PROFILING_PUSH_MAX_MB", "2.5", "from 1 to 1024"),
+])
+def test_push_settings_rejected(var, value, accepted):
+    with pytest.raises(ConfigError) as err:
+        settings({var: value})
+    assert err.value.variable == var
+    assert accepted in str(err.value)
+
+
+def test_pyroscope_auth_is_never_shown_in_an_error():
+    with pytest.raises(ConfigError) as err:
+        settings({"PROFILING_PYROSCOPE_AUTH": "secret word"})
+    assert "secret" not in str(err.value)

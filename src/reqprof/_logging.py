@@ -240,6 +240,8 @@ def summary(report: Any, meta: dict, trigger: str) -> tuple[str, dict]:
         line += f", undersampled ({undersampled})"
     if getattr(report, "truncated", False):
         line += ", truncated"
+    if meta.get("trace_id"):
+        line += f", trace {printable(meta['trace_id'])} span {printable(meta.get('span_id'))}"
     if top:
         line += "; top: " + ", ".join(f"{name} {secs * 1000.0:.1f} ms" for name, secs in top)
     elif not sampled:
@@ -260,6 +262,9 @@ def summary(report: Any, meta: dict, trigger: str) -> tuple[str, dict]:
                                 if response_s is not None else None),
         "reqprof_gc_ms": round(gc_ms, 3),
         "reqprof_undersampled": undersampled,
+        "reqprof_trace_id": meta.get("trace_id"),
+        "reqprof_span_id": meta.get("span_id"),
+        "reqprof_request_id": meta.get("request_id"),
     }
     return line, extra
 

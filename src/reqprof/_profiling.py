@@ -31,7 +31,7 @@ from types import FrameType
 from typing import Any, Callable, Iterable, Mapping, Optional, Union
 from urllib.parse import parse_qsl
 
-from . import _logging, _misuse, _request
+from . import _logging, _misuse, _request, _trace
 from ._logging import RateLimited, logger
 from ._logging import printable
 from ._output import OutputDir
@@ -112,6 +112,8 @@ class Profiling:
         self._options: dict = {}
         #: Per-route aggregates and the store, when a store is set.
         self.production: Any = None
+        #: Profiles pushed to Pyroscope, when PROFILING_PYROSCOPE_URL is set.
+        self.pusher: Any = None
         if "enabled" in errors or (settings.enabled and errors):
             self._refuse(errors.values())
             return
@@ -132,6 +134,9 @@ class Profiling:
         if settings.store is not None:
             from ._production import Production
             self.production = Production(settings, self.failures)
+        if settings.pyroscope_url is not None:
+            from ._push import Pusher
+            self.pusher = Pusher(settings, self.failures)
         self._profiler_class, report_class = engine
         self._options = dict(interval=settings.interval, max_depth=settings.max_depth,
                              async_mode=settings.async_mode)
@@ -233,6 +238,9 @@ class Profiling:
         """A started RequestProfile (rooted at ``root``, its report described
         by ``describe()``), BUSY when no slot is free, or None when the
         profiler could not start (logged)."""
+        ids = _trace.active_span()
+        if ids is not None:
+            describe = _trace.describing(describe, ids)
         run = RequestProfile.begin(
             self._profiler_class, self._options, root, self.slots, manual, self.failures,
             describe,
@@ -257,16 +265,30 @@ class Profiling:
         production = self.production
         if production is not None:
             production.record(report)
+        because = None if manual else self._kept_because(report)
+        if self.pusher is not None:
+            try:
+                self.pusher.record(report, because in ("slow", "error"))
+            except Exception as exc:
+                self.failures.log("push-record", logging.ERROR,
+                                  "reqprof: a request could not be added to the profiles to "
+                                  "push (%s: %s)", type(exc).__name__, exc)
         if manual:
             if production is not None and production.store is not None:
                 reporter.submit(report, None, self.failures, production, log=False)
             return False
-        because = self._kept_because(report)
         if because is None:
             return True     # aggregated only: nobody holds it any more
         report.meta["kept_because"] = because
         reporter.submit(report, self.output, self.failures, production)
         return True
+
+    def close(self) -> None:
+        """At the ASGI lifespan's shutdown: what waits is written to the
+        store and pushed, each within its time limit."""
+        for part in (self.production, self.pusher):
+            if part is not None:
+                part.close()
 
     def _kept_because(self, report: Any) -> Optional[str]:
         """Why a sampled report is kept (``sampled``, ``slow``, ``error``),

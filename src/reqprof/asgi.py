@@ -111,8 +111,9 @@ class ProfilingMiddleware(Middleware):
                     return
                 if kind == "http":
                     profiling.unprofiled()
-            elif kind == "lifespan" and profiling.production is not None:
-                send = _before_shutdown(send, profiling.production.close)
+            elif kind == "lifespan" and (profiling.production is not None
+                                         or profiling.pusher is not None):
+                send = _before_shutdown(send, profiling.close)
             await self.app(scope, receive, send)
             return
         if profiling.watch_bind:

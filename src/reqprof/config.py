@@ -36,6 +36,22 @@ OUTPUT_MAX_MB_LIMIT = 1 << 20
 SLOW_MS_LIMIT = 86_400_000.0
 MAX_ROUTES_LIMIT = 100_000
 STORE_DAYS_RANGE = (0.01, 3650.0)
+#: Accepted ``PROFILING_PUSH_INTERVAL`` range (seconds) and the largest
+#: ``PROFILING_PUSH_MAX_MB``.
+PUSH_INTERVAL_RANGE = (1.0, 3600.0)
+PUSH_MAX_MB_LIMIT = 1024
+#: ``PROFILING_LABELS``: at most this many (Pyroscope takes 30 labels per
+#: series; reqprof sets up to 8 of its own), names as Prometheus has them,
+#: values of at most LABEL_VALUE_MAX characters.
+MAX_LABELS = 20
+LABEL_VALUE_MAX = 200
+#: Label names reqprof sets itself.
+RESERVED_LABELS = frozenset({"service_name", "route", "method", "status_class", "request_id",
+                             "trace_id", "span_id", "pyroscope_spy"})
+_LABEL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+#: What a label value or service name may not hold: Pyroscope's ``name``
+#: query parameter uses these characters as syntax.
+_LABEL_VALUE_BAD = re.compile(r'[{}=,"\\\x00-\x20\x7f]')
 #: Accepted ``PROFILING_ASYNC_MODE`` values.
 ASYNC_MODES = ("enabled", "disabled", "strict")
 
@@ -220,6 +236,108 @@ def _to_dir(value: object) -> Optional[str]:
     raise ValueError
 
 
+def _to_url(value: object) -> Optional[str]:
+    """An http(s) URL with a host (empty means not set)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        url = value.strip()
+        if not url:
+            return None
+        from urllib.parse import urlsplit
+        try:
+            parts = urlsplit(url)
+            parts.port     # a bad port raises here
+        except ValueError:
+            raise ValueError from None
+        if parts.scheme in ("http", "https") and parts.hostname and not parts.query \
+                and not parts.fragment and not parts.username and len(url) <= 2000 \
+                and not any(c.isspace() or ord(c) < 0x20 for c in url):
+            return url.rstrip("/")
+    raise ValueError
+
+
+def _label_value(text: str) -> str:
+    if not text or len(text) > LABEL_VALUE_MAX or _LABEL_VALUE_BAD.search(text):
+        raise ValueError
+    return text
+
+
+def _to_service(value: object) -> Optional[str]:
+    """Empty means the default (the app's module name, else ``reqprof``)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, str):
+        return _label_value(value.strip())
+    raise ValueError
+
+
+def _to_labels(value: object) -> tuple:
+    """``name=value,name=value`` (or a mapping): sorted (name, value) pairs."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        items = []
+        for part in value.split(","):
+            if not part.strip():
+                continue
+            name, eq, text = part.partition("=")
+            if not eq:
+                raise ValueError
+            items.append((name.strip(), text.strip()))
+    elif isinstance(value, Mapping):
+        items = list(value.items())
+    elif isinstance(value, (tuple, list)):
+        items = [tuple(pair) for pair in value]
+    else:
+        raise ValueError
+    seen = {}
+    for item in items:
+        if len(item) != 2 or not all(isinstance(x, str) for x in item):
+            raise ValueError
+        name, text = item
+        if not _LABEL_NAME.fullmatch(name) or name.startswith("__") or len(name) > 100 \
+                or name in RESERVED_LABELS or name in seen:
+            raise ValueError
+        seen[name] = _label_value(text)
+    if len(seen) > MAX_LABELS:
+        raise ValueError
+    return tuple(sorted(seen.items()))
+
+
+def _to_push_interval(value: object) -> float:
+    seconds = _to_number(value)
+    if not PUSH_INTERVAL_RANGE[0] <= seconds <= PUSH_INTERVAL_RANGE[1]:
+        raise ValueError
+    return seconds
+
+
+def _to_push_mb(value: object) -> int:
+    return _to_int(value, 1, PUSH_MAX_MB_LIMIT)
+
+
+def _to_auth(value: object) -> Optional[str]:
+    """``user:password`` (basic) or a bearer token: visible ASCII (empty
+    means not set)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, str):
+        auth = value.strip()
+        if len(auth) <= 4096 and all("!" <= c <= "~" for c in auth):
+            return auth
+    raise ValueError
+
+
+def _to_tenant(value: object) -> Optional[str]:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, str):
+        tenant = value.strip()
+        if len(tenant) <= 150 and all("!" <= c <= "~" for c in tenant):
+            return tenant
+    raise ValueError
+
+
 @dataclass(frozen=True)
 class _Var:
     field: str
@@ -259,6 +377,26 @@ _VARS = (
          f"an integer number of megabytes from 1 to {OUTPUT_MAX_MB_LIMIT}", _to_output_mb),
     _Var("store_days", "PROFILING_STORE_DAYS",
          f"a number of days from {STORE_DAYS_RANGE[0]:g} to {STORE_DAYS_RANGE[1]:g}", _to_days),
+    _Var("pyroscope_url", "PROFILING_PYROSCOPE_URL",
+         "an http:// or https:// URL with a host and no query (empty means not set)", _to_url),
+    _Var("service_name", "PROFILING_SERVICE_NAME",
+         f"1 to {LABEL_VALUE_MAX} characters without spaces or any of {{}}=,\"\\ "
+         "(empty means the default)", _to_service),
+    _Var("labels", "PROFILING_LABELS",
+         f"up to {MAX_LABELS} name=value pairs separated by commas: names "
+         "[A-Za-z_][A-Za-z0-9_]* not starting with __ nor one reqprof sets (route, method, "
+         f"status_class, ...), values of 1 to {LABEL_VALUE_MAX} characters without spaces or "
+         "any of {}=,\"\\", _to_labels),
+    _Var("push_interval", "PROFILING_PUSH_INTERVAL",
+         f"a number of seconds from {PUSH_INTERVAL_RANGE[0]:g} to {PUSH_INTERVAL_RANGE[1]:g}",
+         _to_push_interval),
+    _Var("pyroscope_auth", "PROFILING_PYROSCOPE_AUTH",
+         "user:password (basic auth) or a bearer token: visible ASCII characters, no spaces "
+         "(empty means not set)", _to_auth, secret=True),
+    _Var("pyroscope_tenant", "PROFILING_PYROSCOPE_TENANT",
+         "1 to 150 visible ASCII characters, no spaces (empty means not set)", _to_tenant),
+    _Var("push_max_mb", "PROFILING_PUSH_MAX_MB",
+         f"an integer number of megabytes from 1 to {PUSH_MAX_MB_LIMIT}", _to_push_mb),
 )
 _BY_FIELD = {v.field: v for v in _VARS}
 _BY_ENV = {v.env: v for v in _VARS}
@@ -315,6 +453,24 @@ class Settings:
     """``PROFILING_STORE_MAX_MB``: the store's size, at most."""
     store_days: float = 7.0
     """``PROFILING_STORE_DAYS``: what the store keeps, at most (days)."""
+    pyroscope_url: Optional[str] = None
+    """``PROFILING_PYROSCOPE_URL``: the Pyroscope server profiles are pushed
+    to (unset: no push)."""
+    service_name: Optional[str] = None
+    """``PROFILING_SERVICE_NAME``: the ``service_name`` label (default: the
+    app's module name, else ``reqprof``)."""
+    labels: tuple = ()
+    """``PROFILING_LABELS``: ``name=value,...`` put on every pushed profile."""
+    push_interval: float = 15.0
+    """``PROFILING_PUSH_INTERVAL``: seconds merged into one pushed profile."""
+    pyroscope_auth: Optional[str] = field(default=None, repr=False)
+    """``PROFILING_PYROSCOPE_AUTH``: ``user:password`` (basic) or a bearer
+    token (never shown in logs or reprs)."""
+    pyroscope_tenant: Optional[str] = None
+    """``PROFILING_PYROSCOPE_TENANT``: the ``X-Scope-OrgID`` header."""
+    push_max_mb: int = 16
+    """``PROFILING_PUSH_MAX_MB``: profiles waiting to be pushed take at most
+    this many megabytes (the oldest are dropped)."""
 
     def __post_init__(self) -> None:
         for var in _VARS:
@@ -376,6 +532,15 @@ class Settings:
         if self.store is not None:
             line += (f" store={self.store} store_max_mb={self.store_max_mb} "
                      f"store_days={self.store_days:g} max_routes={self.max_routes}")
+        if self.pyroscope_url is not None:
+            line += (f" pyroscope_url={self.pyroscope_url} push_interval={self.push_interval:g}s"
+                     f" push_max_mb={self.push_max_mb}")
+            if self.service_name is not None:
+                line += f" service_name={self.service_name}"
+            if self.labels:
+                line += " labels=" + ",".join(f"{k}={v}" for k, v in self.labels)
+            if self.pyroscope_tenant is not None:
+                line += f" tenant={self.pyroscope_tenant}"
         return line
 
     def public(self) -> dict[str, Any]:
@@ -383,6 +548,7 @@ class Settings:
         (what logs may show)."""
         values = {f.name: getattr(self, f.name) for f in fields(self)}
         values["token"] = self.token is not None
+        values["pyroscope_auth"] = self.pyroscope_auth is not None
         return values
 
     @staticmethod
@@ -491,7 +657,7 @@ def _closest(name: str, known: set) -> Optional[str]:
 
 _ASSIGN = re.compile(r"[ \t]*(?:export[ \t]+)?([A-Za-z_][A-Za-z0-9_.]*)[ \t]*=[ \t]*")
 _EXPAND = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-_SECRET_VARS = frozenset({"PROFILING_TOKEN"})
+_SECRET_VARS = frozenset({"PROFILING_TOKEN", "PROFILING_PYROSCOPE_AUTH"})
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\", "'": "'", "$": "$"}
 
 

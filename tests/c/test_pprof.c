@@ -341,18 +341,30 @@ gunzip(const rp_buf *in, rp_buf *out)
 
 /* ---- helpers over a decoded profile -------------------------------------- */
 
+static pp_profile *write_and_decode_opts(const rp_report *r,
+                                         rp_pprof_opts *o);
+
 static pp_profile *
 write_and_decode(const rp_report *r)
+{
+    return write_and_decode_opts(r, NULL);
+}
+
+static pp_profile *
+write_and_decode_opts(const rp_report *r, rp_pprof_opts *o)
 {
     rp_buf gz, raw;
     pp_profile *p = calloc(1, sizeof(pp_profile));
     rp_buf_init(&gz, 0);
     rp_buf_init(&raw, 0);
     CHECK(p != NULL);
-    CHECK(rp_write_pprof(&gz, r) == 0);
+    CHECK(rp_write_pprof_opts(&gz, r, o) == 0);
     CHECK(gz.len > 18 && (unsigned char)gz.data[0] == 0x1f
           && (unsigned char)gz.data[1] == 0x8b);
     CHECK(gunzip(&gz, &raw) == 0);
+    if (o != NULL) {
+        CHECK_EQ_U64(o->raw_len, raw.len);
+    }
     if (p != NULL) {
         pb_msg m = {(const unsigned char *)raw.data, raw.len};
         CHECK(decode_profile(m, p) == 0);
@@ -652,6 +664,75 @@ test_pprof_fails_at_the_buffer_limit(void)
     fx_free(&f);
 }
 
+/* A pushed profile: wall and cpu only, the interval's times, and the
+ * samples with the least self wall time left out past max_samples. */
+static void
+test_pprof_for_a_push_keeps_the_heaviest_samples(void)
+{
+    fixture f;
+    fx_small(&f);
+    rp_pprof_opts o;
+    memset(&o, 0, sizeof(o));
+    o.wall_cpu_only = 1;
+    o.time_ns = 1800000000000000000ull;
+    o.duration_ns = 15000000000ull;
+    o.max_samples = 2;
+    pp_profile *p = write_and_decode_opts(&f.report, &o);
+    if (p != NULL) {
+        CHECK_EQ_U64(p->n_sample_types, 2);
+        CHECK_STRING(p, p->sample_type[0][0], "wall");
+        CHECK_STRING(p, p->sample_type[1][0], "cpu");
+        CHECK_STRING(p, p->default_sample_type, "wall");
+        CHECK_EQ_U64(p->time_nanos, 1800000000000000000ull);
+        CHECK_EQ_U64(p->duration_nanos, 15000000000ull);
+        /* Self wall: handler 0.5, slow 1, [await] 3, fast 1.5 ms. */
+        CHECK_EQ_U64(p->n_samples, 2);
+        CHECK_STR(stack(p, 0), "[await]:0;slow:22;handler:10");
+        CHECK_STR(stack(p, 1), "fast:31;handler:10");
+        CHECK_EQ_U64(p->samples[0].n_values, 2);
+        CHECK_EQ_U64(p->samples[0].values[0], 3 * MS);
+        CHECK_EQ_U64(p->samples[0].values[1], 0);
+        CHECK_EQ_U64(p->samples[1].values[1], 3 * MS / 2);
+        CHECK_EQ_U64(o.trimmed, 2);
+        CHECK_EQ_U64(o.trimmed_wall_ns, MS / 2 + MS);
+    }
+    free_profile(p);
+    /* Under the limit nothing is left out. */
+    o.max_samples = 4;
+    p = write_and_decode_opts(&f.report, &o);
+    if (p != NULL) {
+        CHECK_EQ_U64(p->n_samples, 4);
+        CHECK_EQ_U64(o.trimmed, 0);
+        CHECK_EQ_U64(o.trimmed_wall_ns, 0);
+    }
+    free_profile(p);
+    fx_free(&f);
+}
+
+/* Ties at the threshold: exactly max_samples are kept, the earlier ones. */
+static void
+test_pprof_trim_keeps_exactly_max_samples_on_ties(void)
+{
+    fixture f;
+    fx_small(&f);
+    for (uint32_t i = 0; i < f.tree.n_nodes; i++) {
+        f.tree.nodes[i].self_wall_ns = f.tree.nodes[i].self_wall_ns ? MS : 0;
+    }
+    rp_pprof_opts o;
+    memset(&o, 0, sizeof(o));
+    o.max_samples = 3;
+    pp_profile *p = write_and_decode_opts(&f.report, &o);
+    if (p != NULL) {
+        CHECK_EQ_U64(p->n_sample_types, 3);
+        CHECK_EQ_U64(p->n_samples, 3);
+        CHECK_STR(stack(p, 0), "handler:11");
+        CHECK_EQ_U64(o.trimmed, 1);
+        CHECK_EQ_U64(o.trimmed_wall_ns, MS);
+    }
+    free_profile(p);
+    fx_free(&f);
+}
+
 /* The decoder itself rejects what it should (so the checks above mean
  * something). */
 static void
@@ -682,6 +763,8 @@ main(void)
     RUN(test_pprof_of_a_10000_deep_chain);
     RUN(test_pprof_output_is_deterministic);
     RUN(test_pprof_fails_at_the_buffer_limit);
+    RUN(test_pprof_for_a_push_keeps_the_heaviest_samples);
+    RUN(test_pprof_trim_keeps_exactly_max_samples_on_ties);
     RUN(test_decoder_rejects_malformed_input);
     return check_summary();
 }

@@ -254,6 +254,107 @@ agg_route_pprof(rp_pyagg *self, PyObject *args, PyObject *kwargs)
     return agg_write(self, args, kwargs, 1);
 }
 
+/* Most labels a pushed profile carries (Pyroscope accepts 30 per series). */
+#define PUSH_MAX_LABELS 32
+
+/* Route `index`'s merged tree as a profile to push: wall and cpu only, the
+ * interval's time and duration, `labels` ((name, value) str pairs) on
+ * every sample, at most `max_samples` samples (the lightest left out).
+ * Returns (gzipped bytes, size before gzip, samples left out, their wall
+ * seconds). */
+static PyObject *
+agg_route_push(rp_pyagg *self, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"index", "time_s", "duration_s", "labels", "max_samples",
+                             "version", "period_s", NULL};
+    unsigned int index;
+    double time_s, duration_s;
+    PyObject *labels, *seq = NULL, *out = NULL;
+    unsigned long long max_samples = 0;
+    const char *version = "";
+    double period_s = 0.0;
+    rp_meta_item meta[PUSH_MAX_LABELS];
+    rp_buf b;
+    rp_buf_init(&b, (size_t)1 << 30);
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "IddO|Ksd:route_push", kwlist, &index,
+                                     &time_s, &duration_s, &labels, &max_samples, &version,
+                                     &period_s)) {
+        goto done;
+    }
+    if (index >= self->agg.n_routes || !self->agg.routes[index].has_tree) {
+        PyErr_SetString(PyExc_IndexError, "no profile for this route");
+        goto done;
+    }
+    seq = PySequence_Fast(labels, "labels must be a sequence of (name, value) pairs");
+    if (seq == NULL) {
+        goto done;
+    }
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    if (n > PUSH_MAX_LABELS) {
+        PyErr_SetString(PyExc_ValueError, "too many labels");
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        /* The strings are borrowed from `seq`, which lives to the end. */
+        PyObject *pair = PySequence_Fast_GET_ITEM(seq, i);
+        Py_ssize_t klen, vlen;
+        const char *k, *v;
+        if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2
+                || !PyUnicode_Check(PyTuple_GET_ITEM(pair, 0))
+                || !PyUnicode_Check(PyTuple_GET_ITEM(pair, 1))) {
+            PyErr_SetString(PyExc_TypeError, "labels must be (str, str) pairs");
+            goto done;
+        }
+        k = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(pair, 0), &klen);
+        v = k ? PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(pair, 1), &vlen) : NULL;
+        if (v == NULL) {
+            goto done;
+        }
+        meta[i].key.s = (char *)(uintptr_t)k;
+        meta[i].key.len = (size_t)klen;
+        meta[i].value.s = (char *)(uintptr_t)v;
+        meta[i].value.len = (size_t)vlen;
+        meta[i].is_literal = 0;
+    }
+    const rp_route_agg *r = &self->agg.routes[index];
+    rp_report rep;
+    memset(&rep, 0, sizeof(rep));
+    rep.tree = &r->tree;
+    rep.syms = &self->agg.syms;
+    rep.version = version;
+    rep.started_at = time_s;
+    rep.duration_s = duration_s;
+    rep.interval_s = period_s;
+    rep.async_mode = "enabled";
+    rep.truncated = r->tree.truncated;
+    rep.meta = meta;
+    rep.n_meta = (size_t)n;
+    rp_pprof_opts o;
+    memset(&o, 0, sizeof(o));
+    o.wall_cpu_only = 1;
+    o.max_samples = max_samples;
+    int rc;
+    if (r->tree.n_nodes < RP_GIL_FREE_WRITE_NODES) {
+        rc = rp_write_pprof_opts(&b, &rep, &o);
+    }
+    else {
+        Py_BEGIN_ALLOW_THREADS
+        rc = rp_write_pprof_opts(&b, &rep, &o);
+        Py_END_ALLOW_THREADS
+    }
+    if (rc < 0 || b.failed) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    out = Py_BuildValue("(y#nKd)", b.data ? b.data : "", (Py_ssize_t)b.len,
+                        (Py_ssize_t)o.raw_len, (unsigned long long)o.trimmed,
+                        (double)o.trimmed_wall_ns / 1e9);
+done:
+    Py_XDECREF(seq);
+    rp_buf_free(&b);
+    return out;
+}
+
 static PyObject *
 agg_stats(rp_pyagg *self, PyObject *Py_UNUSED(ignored))
 {
@@ -278,6 +379,11 @@ static PyMethodDef agg_methods[] = {
     {"route_pprof", (PyCFunction)(void (*)(void))agg_route_pprof,
      METH_VARARGS | METH_KEYWORDS,
      "route_pprof(index, started_at=0.0, version='') -> bytes (gzipped profile.proto)"},
+    {"route_push", (PyCFunction)(void (*)(void))agg_route_push,
+     METH_VARARGS | METH_KEYWORDS,
+     "route_push(index, time_s, duration_s, labels, max_samples=0, version='', period_s=0.0) -> "
+     "(gzipped profile.proto, size before gzip, samples left out, their wall seconds): "
+     "wall and cpu only, labels on every sample"},
     {"stats", (PyCFunction)agg_stats, METH_NOARGS, "stats() -> dict"},
     {NULL, NULL, 0, NULL},
 };

@@ -34,6 +34,12 @@
  *   values left out) and as comments "key: value", after "reqprof
  *   <version>" and any truncation reasons.
  *
+ * rp_write_pprof_opts serves a push to a server (Pyroscope): sample types
+ * wall and cpu only (each sample type is a profile type there), time and
+ * duration given (the push interval), and at most max_samples Samples (the
+ * server's limit): past it the nodes with the least self wall time are
+ * left out, found by a threshold computed before the walk, and counted.
+ *
  * Every string goes into the table once, made valid UTF-8 by
  * rp_buf_put_plain (invalid bytes become U+FFFD, control characters
  * spaces): proto3 strings must be UTF-8 and consumers check it.
@@ -239,6 +245,10 @@ typedef struct pprof_ctx {
     rp_buf msg, inner;      /* scratch for messages being built */
     rp_buf packed;          /* a Sample's packed ids and values */
     rp_buf name;            /* scratch for display names */
+    rp_pprof_opts *o;       /* never NULL */
+    uint64_t keep_above;    /* max_samples: self wall ns kept when above */
+    uint64_t keep_equal;    /* ... and this many more equal to it */
+    int trimming;
 } pprof_ctx;
 
 static uint32_t
@@ -344,6 +354,14 @@ put_sample(pprof_ctx *c, rp_buf *prof, const rp_walk *w)
     if (self_samples == 0 && nd->self_wall_ns == 0 && nd->self_cpu_ns == 0) {
         return;
     }
+    if (c->trimming && nd->self_wall_ns <= c->keep_above) {
+        if (nd->self_wall_ns < c->keep_above || c->keep_equal == 0) {
+            c->o->trimmed++;
+            c->o->trimmed_wall_ns += nd->self_wall_ns;
+            return;
+        }
+        c->keep_equal--;
+    }
     /* Lines: the leaf's hot line; an [await] leaf's goes to its caller. */
     uint32_t leaf_line = hot_line(t, leaf), caller_line = RP_NONE;
     const rp_sym *leaf_sym = rp_symtab_get(c->r->syms, nd->frame);
@@ -368,7 +386,9 @@ put_sample(pprof_ctx *c, rp_buf *prof, const rp_walk *w)
         put_varint(&c->packed, location_id(c, frame, line));
     }
     put_message(&c->msg, SAMPLE_LOCATION_ID, &c->packed);
-    put_varint(&c->packed, self_samples);
+    if (!c->o->wall_cpu_only) {
+        put_varint(&c->packed, self_samples);
+    }
     put_varint(&c->packed, nd->self_wall_ns);
     put_varint(&c->packed, nd->self_cpu_ns);
     put_message(&c->msg, SAMPLE_VALUE, &c->packed);
@@ -468,8 +488,10 @@ put_tail(pprof_ctx *c, rp_buf *prof)
     put_varint(prof, strtab_add(&c->strings, "wall", 4));
     put_value_type(c, prof, PROFILE_PERIOD_TYPE, "wall", "nanoseconds");
     put_uint_field(prof, PROFILE_PERIOD, to_ns(r->interval_s));
-    put_uint_field(prof, PROFILE_TIME_NANOS, to_ns(r->started_at));
-    put_uint_field(prof, PROFILE_DURATION_NANOS, to_ns(r->duration_s));
+    put_uint_field(prof, PROFILE_TIME_NANOS, c->o->time_ns != 0
+                   ? c->o->time_ns : to_ns(r->started_at));
+    put_uint_field(prof, PROFILE_DURATION_NANOS, c->o->duration_ns != 0
+                   ? c->o->duration_ns : to_ns(r->duration_s));
     put_uint_field(&c->msg, MAPPING_ID, 1);
     put_uint_field(&c->msg, MAPPING_HAS_FUNCTIONS, 1);
     put_uint_field(&c->msg, MAPPING_HAS_FILENAMES, 1);
@@ -533,13 +555,63 @@ done:
 }
 
 static int
-ctx_init(pprof_ctx *c, const rp_report *r)
+cmp_desc(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* With max_samples below the number of nodes with self time: the self
+ * wall time a kept sample must exceed (or equal, keep_equal times).
+ * 0, or -1 when out of memory. */
+static int
+plan_trim(pprof_ctx *c, const uint64_t *child_samples)
+{
+    const rp_tree *t = c->r->tree;
+    uint64_t *walls = NULL, n = 0;
+    int rc = -1;
+    if (c->o->max_samples == 0 || t->n_nodes <= c->o->max_samples) {
+        rc = 0;
+        goto done;
+    }
+    walls = malloc((size_t)t->n_nodes * sizeof(uint64_t));
+    if (walls == NULL) {
+        goto done;
+    }
+    for (uint32_t i = 0; i < t->n_nodes; i++) {
+        const rp_node *nd = &t->nodes[i];
+        uint64_t below = child_samples[i];
+        if ((nd->samples > below) || nd->self_wall_ns || nd->self_cpu_ns) {
+            walls[n++] = nd->self_wall_ns;
+        }
+    }
+    if (n > c->o->max_samples) {
+        qsort(walls, (size_t)n, sizeof(uint64_t), cmp_desc);
+        uint64_t k = c->o->max_samples;
+        c->keep_above = walls[k - 1];
+        c->keep_equal = 0;
+        for (uint64_t i = 0; i < k; i++) {
+            if (walls[i] == c->keep_above) {
+                c->keep_equal++;
+            }
+        }
+        c->trimming = 1;
+    }
+    rc = 0;
+done:
+    free(walls);
+    return rc;
+}
+
+static int
+ctx_init(pprof_ctx *c, const rp_report *r, rp_pprof_opts *o)
 {
     const rp_tree *t = r->tree;
     uint32_t nslots = (r->syms != NULL ? r->syms->n : 0) + 1;
     uint64_t max_locations = 2 * (uint64_t)t->n_nodes + 1;
     memset(c, 0, sizeof(*c));
     c->r = r;
+    c->o = o;
     rp_buf_init(&c->functions, 0);
     rp_buf_init(&c->locations, 0);
     rp_buf_init(&c->labels, 0);
@@ -567,6 +639,7 @@ ctx_init(pprof_ctx *c, const rp_report *r)
                 c->child_samples[p] += t->nodes[i].samples;
             }
         }
+        rc = plan_trim(c, c->child_samples);
     }
     return rc;
 }
@@ -591,20 +664,35 @@ ctx_free(pprof_ctx *c)
 int
 rp_write_pprof(rp_buf *out, const rp_report *r)
 {
+    return rp_write_pprof_opts(out, r, NULL);
+}
+
+int
+rp_write_pprof_opts(rp_buf *out, const rp_report *r, rp_pprof_opts *o)
+{
+    rp_pprof_opts defaults;
     pprof_ctx c;
     rp_buf prof;
     rp_walk walk;
     int walking = 0;
     uint32_t node;
     int ev;
+    if (o == NULL) {
+        memset(&defaults, 0, sizeof(defaults));
+        o = &defaults;
+    }
+    o->trimmed = o->trimmed_wall_ns = 0;
+    o->raw_len = 0;
     rp_buf_init(&prof, out->limit);
-    if (ctx_init(&c, r) < 0 || rp_walk_init(&walk, r->tree) < 0) {
+    if (ctx_init(&c, r, o) < 0 || rp_walk_init(&walk, r->tree) < 0) {
         out->failed = 1;
         goto done;
     }
     walking = 1;
     strtab_add(&c.strings, "", 0);      /* index 0 is "" */
-    put_value_type(&c, &prof, PROFILE_SAMPLE_TYPE, "samples", "count");
+    if (!o->wall_cpu_only) {
+        put_value_type(&c, &prof, PROFILE_SAMPLE_TYPE, "samples", "count");
+    }
     put_value_type(&c, &prof, PROFILE_SAMPLE_TYPE, "wall", "nanoseconds");
     put_value_type(&c, &prof, PROFILE_SAMPLE_TYPE, "cpu", "nanoseconds");
     put_metadata(&c, &prof);
@@ -619,6 +707,7 @@ rp_write_pprof(rp_buf *out, const rp_report *r)
         out->failed = 1;
         goto done;
     }
+    o->raw_len = prof.len;
     put_gzip(out, prof.data, prof.len);
 done:
     if (walking) {

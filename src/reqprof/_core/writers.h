@@ -68,6 +68,26 @@ int rp_write_speedscope(rp_buf *out, const rp_report *r);
  * UTF-8 (invalid bytes become U+FFFD, control characters spaces). */
 int rp_write_pprof(rp_buf *out, const rp_report *r);
 
+/* Options of rp_write_pprof_opts: what a profile pushed to a server
+ * (Pyroscope) needs beyond the report. Inputs, then what the writer says. */
+typedef struct rp_pprof_opts {
+    int wall_cpu_only;      /* sample types wall and cpu only (each becomes a
+                               profile type on the server: no samples/count) */
+    uint64_t time_ns;       /* time_nanos; 0: the report's started_at */
+    uint64_t duration_ns;   /* duration_nanos; 0: the report's duration */
+    uint64_t max_samples;   /* at most this many Samples, 0: no limit; past
+                               it the samples with the least self wall time
+                               are left out (ties: the later ones) */
+    /* out */
+    uint64_t trimmed;           /* Samples left out */
+    uint64_t trimmed_wall_ns;   /* their self wall time */
+    size_t raw_len;             /* the profile's size before gzip */
+} rp_pprof_opts;
+
+/* rp_write_pprof with options (`o` NULL: the defaults, as rp_write_pprof).
+ * 0, or -1 (out->failed set) when out of memory or past out's limit. */
+int rp_write_pprof_opts(rp_buf *out, const rp_report *r, rp_pprof_opts *o);
+
 /* The HTML report: `head`, the JSON document, `tail` (the viewer page split
  * where the profile goes). */
 int rp_write_html(rp_buf *out, const rp_report *r, const char *head,
