@@ -698,7 +698,7 @@ test_kind_and_reason_names(void)
 {
     const char *names[] = {"frame", "await", "out-of-context", "thread",
                            "truncated", "gc", "unsampled", "request",
-                           "after-response"};
+                           "after-response", "loop-busy", "blocker"};
     for (int k = 0; k < RP_KIND_COUNT; k++) {
         CHECK_STR(rp_kind_name((rp_kind)k), names[k]);
         CHECK(rp_kind_from_name(names[k], strlen(names[k])) == k);

@@ -137,6 +137,20 @@ typedef struct ptrset {
     size_t n;
 } ptrset;
 
+/* What an event loop's thread runs at one tick (loop_view_of), for the
+ * sessions whose task is ready to run there. */
+#define BLOCKER_FRAMES 3u           /* frames of the blocker's own code */
+typedef struct loop_view {
+    uint64_t tick;                  /* when it was looked at (0: never) */
+    unsigned long thread;
+    int busy;                       /* it runs code, not the selector */
+    rp_session *holder;             /* the session it runs for, or NULL
+                                       (borrowed: the active list) */
+    PyCodeObject *codes[BLOCKER_FRAMES];    /* outer first, borrowed */
+    int32_t lasti[BLOCKER_FRAMES];
+    size_t n;
+} loop_view;
+
 typedef struct thread_cpu {
     unsigned long ident;
     int64_t last_ns;
@@ -198,7 +212,10 @@ static struct rp_engine {
     /* Task types child tasks are recognised by (strong; NULL until the
      * library is imported): asyncio's Task and Future (C), trio's Task. */
     PyObject *asyncio_task, *asyncio_future, *trio_task;
+    PyObject *asyncio_timer;        /* asyncio.events.TimerHandle */
     PyObject *name_coro, *name_context, *name_children, *name_tasks;
+    PyObject *name_state, *name_when, *name_cancelled;
+    loop_view loop;                 /* a loop thread at the current tick */
     /* Library directories (rp_sym_is_library), owned: child tasks running
      * app code are preferred when the waited time is split. */
     rp_str *lib_prefixes;
@@ -998,6 +1015,272 @@ runs_app_code(rp_session *s, PyObject *coro, size_t base)
     return 0;
 }
 
+/* ---- the event loop -------------------------------------------------------- */
+
+/* A session's task that is suspended but ready to run (what it waited for
+ * is done, or it is in the loop's ready queue) waits for its event loop,
+ * which runs other code: the tick records [event loop busy] under its
+ * [await], then the blocker (the session the loop thread runs for, or
+ * [no request]) and the blocker's innermost frames of its own code. The
+ * blocker's side: a session whose loop thread runs its code tick after
+ * tick holds the loop; its longest stretch and where it was are kept.
+ * Everything is read in place, with no Python code run: asyncio's C
+ * Future's state through its own C getter, a timer handle's slots. */
+
+static size_t walk_thread(PyThreadState *ts);
+
+/* Monotonic seconds, the clock of asyncio's loop.time(). */
+static double
+monotonic_s(void)
+{
+    return (double)now_ns() / 1e9;
+}
+
+/* An attribute of an asyncio future read with no Python code run: the C
+ * Future's getter (asyncio's own C code), or a plain attribute. New
+ * reference, or NULL. */
+static PyObject *
+future_attr(PyObject *o, PyObject *name)
+{
+    PyObject *d = _PyType_Lookup(Py_TYPE(o), name);
+    if (d != NULL && Py_TYPE(d) == &PyGetSetDescr_Type) {
+        PyGetSetDescrObject *g = (PyGetSetDescrObject *)d;
+        PyObject *v = NULL;
+        if (g->d_common.d_type == (PyTypeObject *)engine.asyncio_future
+                && g->d_getset->get != NULL) {
+            v = g->d_getset->get(o, g->d_getset->closure);
+        }
+        PyErr_Clear();
+        return v;
+    }
+    return Py_XNewRef(plain_attr(o, name));
+}
+
+/* Whether asyncio future `fut` is done (its state is not PENDING). */
+static int
+future_done(PyObject *fut)
+{
+    if (engine.asyncio_future == NULL
+            || !PyObject_TypeCheck(fut, (PyTypeObject *)engine.asyncio_future)) {
+        return 0;
+    }
+    PyObject *state = future_attr(fut, engine.name_state);
+    int done = state != NULL && PyUnicode_Check(state)
+        && PyUnicode_CompareWithASCIIString(state, "PENDING") != 0;
+    Py_XDECREF(state);
+    return done;
+}
+
+/* Whether `o` is an asyncio timer handle, not cancelled, due by `now`
+ * (loop.time() seconds): its callback would have run on an idle loop. */
+static int
+timer_due(PyObject *o, double now)
+{
+    if (engine.asyncio_timer == NULL
+            || !PyObject_TypeCheck(o, (PyTypeObject *)engine.asyncio_timer)) {
+        return 0;
+    }
+    PyObject *when = plain_attr(o, engine.name_when);
+    PyObject *cancelled = plain_attr(o, engine.name_cancelled);
+    return when != NULL && PyFloat_Check(when) && cancelled == Py_False
+        && PyFloat_AS_DOUBLE(when) <= now;
+}
+
+/* Whether the task whose innermost suspended coroutine is `inner` (frame
+ * code `code`), awaiting `end` (a future, or NULL), is ready to run: the
+ * future is done (its wake-up is queued), it yielded to the loop
+ * (asyncio.sleep(0)), or a due timer it holds (asyncio.sleep's) would
+ * have completed it. Waiting on I/O is never taken as ready: whether data
+ * arrived is known only when the loop polls. */
+static int
+task_ready(PyObject *inner, PyCodeObject *code, PyObject *end)
+{
+    if (engine.asyncio_future == NULL) {
+        return 0;   /* not asyncio (trio parks tasks its own way) */
+    }
+    if (end == NULL) {
+        return PyUnicode_Check(code->co_name)
+            && PyUnicode_CompareWithASCIIString(code->co_name,
+                                                "__sleep0") == 0;
+    }
+    PyObject *fut = end;
+    if (strcmp(Py_TYPE(end)->tp_name, "_asyncio.FutureIter") == 0) {
+        refs r;
+        referents(end, &r);
+        fut = r.n > 0 ? r.objs[r.n - 1] : NULL;
+    }
+    if (fut != NULL && future_done(fut)) {
+        return 1;
+    }
+    PyObject *locals[MAX_LOCALS];
+    size_t m = rp_compat_coro_locals(&engine.compat, inner, locals,
+                                     MAX_LOCALS);
+    double now = m > 0 ? monotonic_s() : 0.0;
+    for (size_t i = 0; i < m; i++) {
+        if (timer_due(locals[i], now)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The session among `markers` (a tuple, borrowed, or NULL) bound last,
+ * or NULL. */
+static rp_session *
+session_of(PyObject *markers)
+{
+    for (Py_ssize_t i = markers ? PyTuple_GET_SIZE(markers) : 0; i-- > 0;) {
+        PyObject *m = PyTuple_GET_ITEM(markers, i);
+        for (size_t j = 0; j < engine.n_active; j++) {
+            if (engine.active[j]->marker == m) {
+                return engine.active[j];
+            }
+        }
+    }
+    return NULL;
+}
+
+/* Whether `code` is the selector's wait (the loop is idle in it). */
+static int
+is_selector_wait(PyCodeObject *code)
+{
+    Py_ssize_t n;
+    const char *f = PyUnicode_Check(code->co_filename)
+        ? PyUnicode_AsUTF8AndSize(code->co_filename, &n) : NULL;
+    if (f == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    return n >= 12 && memcmp(f + n - 12, "selectors.py", 12) == 0
+        && PyUnicode_CompareWithASCIIString(code->co_name, "select") == 0;
+}
+
+/* Looks at what thread `thread` (an event loop's) runs now, once per
+ * tick: busy or in the selector, for which session, and the innermost
+ * frames of the blocker's own code (app frames, else the innermost
+ * ones). Uses engine.frames: only when no stack of the tick is held. */
+static const loop_view *
+loop_view_of(unsigned long thread)
+{
+    loop_view *v = &engine.loop;
+    if (v->tick == engine.tick && v->thread == thread) {
+        return v;
+    }
+    memset(v, 0, sizeof(*v));
+    v->tick = engine.tick;
+    v->thread = thread;
+    PyThreadState *ts = PyInterpreterState_ThreadHead(engine.interp);
+    while (ts != NULL && (ts == engine.sampler_ts || ts->thread_id != thread)) {
+        ts = PyThreadState_Next(ts);
+    }
+    if (ts == NULL) {
+        return v;
+    }
+    size_t n = walk_thread(ts);
+    const rp_frame *f = engine.frames;
+    size_t top = 0;
+    while (top < n && ptrset_has(&engine.hidden, f[top].code)) {
+        top++;
+    }
+    if (top == n || is_selector_wait(f[top].code)) {
+        return v;   /* idle: nothing runs, or the loop waits for events */
+    }
+    v->busy = 1;
+    PyObject *markers = rp_compat_context_get(ts->context,
+                                              engine.sessions_var);
+    v->holder = session_of(markers != NULL && PyTuple_Check(markers)
+                           ? markers : NULL);
+    size_t app = top;
+    while (app < n && (ptrset_has(&engine.hidden, f[app].code)
+                       || code_is_library(f[app].code))) {
+        app++;
+    }
+    /* Its own code: the innermost run of app frames (library frames
+     * when it runs none). */
+    int own_app = app < n;
+    size_t picked[BLOCKER_FRAMES];
+    size_t k = 0;
+    for (size_t i = own_app ? app : top; i < n && k < BLOCKER_FRAMES; i++) {
+        if (ptrset_has(&engine.hidden, f[i].code)) {
+            continue;
+        }
+        if (own_app && code_is_library(f[i].code)) {
+            break;
+        }
+        picked[k++] = i;
+    }
+    for (size_t j = 0; j < k; j++) {    /* outer first */
+        v->codes[j] = f[picked[k - 1 - j]].code;
+        v->lasti[j] = f[picked[k - 1 - j]].lasti;
+    }
+    v->n = k;
+    return v;
+}
+
+/* After the [await] of session `s` (path engine.path[0..*len)): when its
+ * task is ready and its loop thread is busy with other work, appends
+ * [event loop busy], the blocker and its frames, and sets *loc to the
+ * innermost one's offset. */
+static void
+append_loop_busy(rp_session *s, PyObject *inner, PyCodeObject *code,
+                 PyObject *end, size_t *len, uint32_t *loc)
+{
+    if (s->mode != RP_MODE_ENABLED || !task_ready(inner, code, end)) {
+        return;
+    }
+    const loop_view *v = loop_view_of(s->origin_thread);
+    if (!v->busy || v->holder == s) {
+        return;
+    }
+    s->n_loop_busy++;
+    *loc = RP_NONE;
+    if (append_id(s, s->codes.loop_busy_id, len) < 0
+            || append_id(s, rp_codetable_blocker(&s->codes, v->holder
+                                                 ? v->holder->label : NULL),
+                         len) < 0) {
+        return;
+    }
+    for (size_t i = 0; i < v->n; i++) {
+        if (append_id(s, rp_codetable_code(&s->codes, v->codes[i]), len) < 0) {
+            return;
+        }
+    }
+    if (v->n > 0 && v->lasti[v->n - 1] >= 0) {
+        *loc = (uint32_t)v->lasti[v->n - 1];
+    }
+}
+
+/* Session `s` ran on its loop thread this tick, on stack frames[0..n):
+ * it holds the loop. Extends its stretch (a new one when its previous
+ * sample did not hold it: then only up to an interval counts, the rest of
+ * the gap may have been spent elsewhere) and, while the stretch is its
+ * longest, keeps where it is: its innermost app frame. */
+static void
+note_hold(rp_session *s, const rp_frame *frames, size_t n, uint64_t wall)
+{
+    if (s->holding) {
+        return;     /* counted for this tick already */
+    }
+    s->holding = 1;
+    s->hold_ns = s->was_holding ? s->hold_ns + wall
+        : (wall < s->interval_ns ? wall : s->interval_ns);
+    if (s->hold_ns <= s->block_ns) {
+        return;
+    }
+    s->block_ns = s->hold_ns;
+    for (size_t i = 0; i < n; i++) {
+        if (!ptrset_has(&engine.hidden, frames[i].code)
+                && !code_is_library(frames[i].code)) {
+            uint32_t id = rp_codetable_code(&s->codes, frames[i].code);
+            if (id != RP_NONE) {
+                s->block_frame = id;
+                s->block_lasti = frames[i].lasti;
+            }
+            return;
+        }
+    }
+}
+
 /* Records a tick's `wall` time for the suspended coroutine `coro` of
  * session `s`, whose path so far is engine.path[0..len): its await chain
  * (below the root frame when that is on it), then the child tasks it waits
@@ -1022,6 +1305,7 @@ record_await(rp_session *s, PyObject *coro, size_t len, size_t base,
         find_children(s, base, n, end, coro, &k);
     }
     rp_frame inner = engine.chain[base + n - 1];
+    PyObject *inner_obj = engine.chain_objs[base + n - 1];
     long last = append_chain(s, base, n, root, &len);
     if (last == -2) {
         add_time(s, len, RP_NONE, wall, 0, *count);
@@ -1056,6 +1340,9 @@ record_await(rp_session *s, PyObject *coro, size_t len, size_t base,
     uint32_t loc = inner.lasti >= 0 ? (uint32_t)inner.lasti : RP_NONE;
     if (append_id(s, id, &len) < 0) {
         loc = RP_NONE;
+    }
+    else {
+        append_loop_busy(s, inner_obj, inner.code, end, &len, &loc);
     }
     add_time(s, len, loc, wall, 0, *count);
     *count = 0;
@@ -1479,6 +1766,13 @@ sample_due(void)
 #ifdef RP_HAVE_GC_TOGGLE
     int gc_was_on = PyGC_Disable();
 #endif
+    for (size_t i = 0; i < engine.n_active; i++) {
+        rp_session *s = engine.active[i];
+        if (s->due) {
+            s->was_holding = s->holding;
+            s->holding = 0;
+        }
+    }
     for (PyThreadState *ts = PyInterpreterState_ThreadHead(engine.interp);
             ts != NULL; ts = PyThreadState_Next(ts)) {
         if (ts == engine.sampler_ts) {
@@ -1504,6 +1798,9 @@ sample_due(void)
             }
             record_running(s, ts, engine.frames, n, s->weight,
                            cpu < s->weight ? cpu : s->weight, 1);
+            if (s->coro != NULL && ts->thread_id == s->origin_thread) {
+                note_hold(s, engine.frames, n, s->weight);
+            }
             s->sampled_tick = engine.tick;
         }
     }
@@ -2013,6 +2310,19 @@ find_task_types(void)
         Py_CLEAR(mod);
         Py_CLEAR(name);
     }
+    if (engine.asyncio_timer == NULL) {
+        name = PyUnicode_FromString("asyncio.events");
+        mod = name ? PyImport_GetModule(name) : NULL;
+        if (mod != NULL) {
+            engine.asyncio_timer = PyObject_GetAttrString(mod, "TimerHandle");
+            if (engine.asyncio_timer != NULL
+                    && !PyType_Check(engine.asyncio_timer)) {
+                Py_CLEAR(engine.asyncio_timer);
+            }
+        }
+        Py_CLEAR(mod);
+        Py_CLEAR(name);
+    }
     if (engine.trio_task == NULL) {
         name = PyUnicode_FromString("trio.lowlevel");
         mod = name ? PyImport_GetModule(name) : NULL;
@@ -2308,9 +2618,13 @@ rp_engine_init(int portable)
     engine.name_context = PyUnicode_InternFromString("context");
     engine.name_children = PyUnicode_InternFromString("_children");
     engine.name_tasks = PyUnicode_InternFromString("_tasks");
+    engine.name_state = PyUnicode_InternFromString("_state");
+    engine.name_when = PyUnicode_InternFromString("_when");
+    engine.name_cancelled = PyUnicode_InternFromString("_cancelled");
     if (engine.sessions_var == NULL || engine.name_coro == NULL
             || engine.name_context == NULL || engine.name_children == NULL
-            || engine.name_tasks == NULL) {
+            || engine.name_tasks == NULL || engine.name_state == NULL
+            || engine.name_when == NULL || engine.name_cancelled == NULL) {
         rp_compat_clear(&engine.compat);
         return -1;
     }
