@@ -1253,8 +1253,9 @@ append_loop_busy(rp_session *s, PyObject *inner, PyCodeObject *code,
 /* Session `s` ran on its loop thread this tick, on stack frames[0..n):
  * it holds the loop. Extends its stretch (a new one when its previous
  * sample did not hold it: then only up to an interval counts, the rest of
- * the gap may have been spent elsewhere) and, while the stretch is its
- * longest, keeps where it is: its innermost app frame. */
+ * the gap may have been spent elsewhere). The stretch's place is the
+ * innermost app frame it stayed in longest, tick after tick (not the
+ * last one: a stretch ends in whatever ran before the await). */
 static void
 note_hold(rp_session *s, const rp_frame *frames, size_t n, uint64_t wall)
 {
@@ -1262,22 +1263,38 @@ note_hold(rp_session *s, const rp_frame *frames, size_t n, uint64_t wall)
         return;     /* counted for this tick already */
     }
     s->holding = 1;
-    s->hold_ns = s->was_holding ? s->hold_ns + wall
-        : (wall < s->interval_ns ? wall : s->interval_ns);
-    if (s->hold_ns <= s->block_ns) {
-        return;
+    if (!s->was_holding) {
+        wall = wall < s->interval_ns ? wall : s->interval_ns;
+        s->hold_ns = 0;
+        s->at_frame = s->best_frame = RP_NONE;
+        s->at_ns = s->best_ns = 0;
     }
-    s->block_ns = s->hold_ns;
+    s->hold_ns += wall;
+    uint32_t id = RP_NONE;
+    int32_t lasti = -1;
     for (size_t i = 0; i < n; i++) {
         if (!ptrset_has(&engine.hidden, frames[i].code)
                 && !code_is_library(frames[i].code)) {
-            uint32_t id = rp_codetable_code(&s->codes, frames[i].code);
-            if (id != RP_NONE) {
-                s->block_frame = id;
-                s->block_lasti = frames[i].lasti;
-            }
-            return;
+            id = rp_codetable_code(&s->codes, frames[i].code);
+            lasti = frames[i].lasti;
+            break;
         }
+    }
+    if (id != s->at_frame) {
+        s->at_frame = id;
+        s->at_ns = 0;
+    }
+    s->at_ns += wall;
+    s->at_lasti = lasti;
+    if (id != RP_NONE && (s->at_ns > s->best_ns || id == s->best_frame)) {
+        s->best_frame = id;
+        s->best_lasti = lasti;
+        s->best_ns = s->at_ns > s->best_ns ? s->at_ns : s->best_ns;
+    }
+    if (s->hold_ns > s->block_ns) {
+        s->block_ns = s->hold_ns;
+        s->block_frame = s->best_frame;
+        s->block_lasti = s->best_lasti;
     }
 }
 

@@ -85,10 +85,16 @@ typedef struct rp_session {
     uint64_t n_loop_busy;       /* samples ready to run on a busy loop */
     int holding, was_holding;   /* this / the previous sample held it */
     uint64_t hold_ns;           /* the current stretch so far */
+    uint32_t at_frame, best_frame;  /* innermost app frame: of the run of
+                                   ticks in it now, of the stretch's
+                                   longest run (code table ids) */
+    int32_t at_lasti, best_lasti;
+    uint64_t at_ns, best_ns;    /* how long those runs are */
     uint64_t block_ns;          /* the longest stretch */
-    uint32_t block_frame;       /* its innermost app frame then (code
-                                   table id, RP_NONE: none) */
-    int32_t block_lasti;        /* and the offset it was at */
+    uint32_t block_frame;       /* where it was for longest in it: its
+                                   innermost app frame (code table id,
+                                   RP_NONE: none) */
+    int32_t block_lasti;        /* and the offset it was at last */
     uint32_t block_line;        /* that offset's line, set at stop */
 
     /* Built at stop: symbols for the writers. */
