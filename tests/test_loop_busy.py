@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from profile_tree import find, path_to, walk
-from reqprof import Profiler, ProfilingMiddleware, Settings, _core
+from reqprof import Profiler, ProfilingMiddleware, Report, Settings, _core
 
 PARKED = 10.0       # a session interval no tick of the sampler thread reaches
 
@@ -186,6 +186,9 @@ def test_the_request_holding_the_loop_reports_its_longest_stretch():
     assert block["function"] == "spin" and block["line"] > 0
     doc = report.to_dict()
     assert doc["loop_block"]["function"] == "spin"
+    assert doc["loop_block"]["line"] == block["line"]
+    again = Report.from_dict(doc)
+    assert again.to_dict() == doc and again.breakdown["loop_block"] == block
 
 
 def test_a_stretch_under_the_threshold_is_not_reported():
@@ -200,8 +203,6 @@ def test_a_stretch_under_the_threshold_is_not_reported():
 
 
 def test_the_breakdown_adds_up_to_the_wall_time_and_round_trips():
-    from reqprof import Report
-
     victim, _ = run(lambda: victim_and_hog(await_the_future, before_tick=complete_it))
     b = victim["breakdown"]
     parts = (b["running"]["wall_s"] + b["awaiting"]["wall_s"] + b["event_loop_busy"]["wall_s"]

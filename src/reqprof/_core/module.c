@@ -1305,6 +1305,9 @@ mod_load_json(PyObject *m, PyObject *data)
     s->loaded_gc_s = l.gc_s;
     s->loaded_response_s = l.response_s;
     s->undersampled = l.undersampled;
+    s->loaded_block_s = l.loop_block_s;
+    s->block_frame = l.loop_block_sym;
+    s->block_line = l.loop_block_line;
     result = PyTuple_Pack(3, session, meta, version);
 done:
     rp_loaded_free(&l);
