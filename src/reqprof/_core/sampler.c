@@ -1140,10 +1140,15 @@ session_of(PyObject *markers)
     return NULL;
 }
 
-/* Whether `code` is the selector's wait (the loop is idle in it). */
+/* Whether `code` is the event loop's own (asyncio's loop and handles, the
+ * selector): a loop in it is idle or between callbacks, not held. */
 static int
-is_selector_wait(PyCodeObject *code)
+is_loop_machinery(PyCodeObject *code)
 {
+    static const char *const files[] = {
+        "selectors.py", "asyncio/base_events.py", "asyncio/events.py",
+        "asyncio/selector_events.py",
+    };
     Py_ssize_t n;
     const char *f = PyUnicode_Check(code->co_filename)
         ? PyUnicode_AsUTF8AndSize(code->co_filename, &n) : NULL;
@@ -1151,8 +1156,15 @@ is_selector_wait(PyCodeObject *code)
         PyErr_Clear();
         return 0;
     }
-    return n >= 12 && memcmp(f + n - 12, "selectors.py", 12) == 0
-        && PyUnicode_CompareWithASCIIString(code->co_name, "select") == 0;
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        size_t len = strlen(files[i]);
+        if ((size_t)n >= len && memcmp(f + n - len, files[i], len) == 0
+                && ((size_t)n == len || f[n - len - 1] == '/'
+                    || f[n - len - 1] == '\\')) {
+            return 1;
+        }
+    }
+    return 0;
 }
 
 /* Looks at what thread `thread` (an event loop's) runs now, once per
@@ -1182,25 +1194,29 @@ loop_view_of(unsigned long thread)
     while (top < n && ptrset_has(&engine.hidden, f[top].code)) {
         top++;
     }
-    if (top == n || is_selector_wait(f[top].code)) {
-        return v;   /* idle: nothing runs, or the loop waits for events */
+    if (top == n || is_loop_machinery(f[top].code)) {
+        return v;   /* idle: nothing runs, or the loop's own code does */
     }
     v->busy = 1;
     PyObject *markers = rp_compat_context_get(ts->context,
                                               engine.sessions_var);
     v->holder = session_of(markers != NULL && PyTuple_Check(markers)
                            ? markers : NULL);
+    /* Never the loop's own frames (its callback runner, the server's
+     * main loop): only what runs above them. */
+    long above = anchor(f, n);
+    size_t lim = above >= 0 ? (size_t)above + 1 : 0;
     size_t app = top;
-    while (app < n && (ptrset_has(&engine.hidden, f[app].code)
-                       || code_is_library(f[app].code))) {
+    while (app < lim && (ptrset_has(&engine.hidden, f[app].code)
+                         || code_is_library(f[app].code))) {
         app++;
     }
     /* Its own code: the innermost run of app frames (library frames
      * when it runs none). */
-    int own_app = app < n;
+    int own_app = app < lim;
     size_t picked[BLOCKER_FRAMES];
     size_t k = 0;
-    for (size_t i = own_app ? app : top; i < n && k < BLOCKER_FRAMES; i++) {
+    for (size_t i = own_app ? app : top; i < lim && k < BLOCKER_FRAMES; i++) {
         if (ptrset_has(&engine.hidden, f[i].code)) {
             continue;
         }
