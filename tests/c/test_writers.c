@@ -896,6 +896,23 @@ test_breakdown_sorts_time_and_blockers(void)
                          "[{\"name\":\"GET /hog\",\"wall_s\":0.01,"
                          "\"share\":0.625},{\"name\":\"[no request]\","
                          "\"wall_s\":0.005,\"share\":0.3125}]}");
+    CHECK_CONTAINS(&out, "\"loop_block\":null,");
+    /* The blocker's side, and the text header of both. */
+    f.report.loop_block_s = 0.24;
+    f.report.loop_block_sym = hog;
+    f.report.loop_block_line = 88;
+    rp_buf_clear(&out);
+    CHECK(rp_write_json(&out, &f.report) == 0);
+    CHECK_JSON_VALID(&out);
+    CHECK_CONTAINS(&out, "\"loop_block\":{\"wall_s\":0.24,\"function\":"
+                         "\"hog\",\"file\":\"/h.py\",\"short_file\":"
+                         "\"h.py\",\"line\":88},");
+    rp_buf_clear(&out);
+    CHECK(rp_write_text(&out, &f.report, NULL) == 0);
+    CHECK_CONTAINS(&out, "\nEvent loop busy: 0.016s (blocked by GET /hog 63%, "
+                         "[no request] 31%)  Awaiting: 0.003s  Running: "
+                         "0.002s\nBlocked the event loop: 0.240s at h.py:88 "
+                         "(hog)\n\n");
     rp_buf_free(&out);
     fx_free(&f);
 }
