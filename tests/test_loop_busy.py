@@ -377,3 +377,24 @@ def test_strict_and_disabled_modes_through_the_server(serve, app_module, mode):
     else:
         # The starting thread's samples, whatever runs on it: the hog's own frames.
         assert find(doc["root"], "burn")
+
+
+def test_the_routes_aggregate_keeps_the_wait_and_its_blocker(serve, app_module, tmp_path):
+    from reqprof.dashboard import DashboardData
+    from reqprof.store import Store
+
+    server = serve_app(serve, app_module, store=str(tmp_path / "s.db"))
+    while_waiting(server, "/victim", "/hog")
+    server.client.get("/victim")    # the same route, not blocked: its share drops
+    server.wait_idle()
+    server.server.config.app.profiling.production.flush(final=True)
+    data = DashboardData(Store(str(tmp_path / "s.db"), readonly=True))
+    profile = data.profile("GET", "/victim")
+    assert profile is not None and profile["meta"]["requests"] >= 2
+    busy = profile["breakdown"]["event_loop_busy"]
+    print(f"route GET /victim: {busy}")
+    assert busy["wall_s"] >= 0.15
+    assert busy["blockers"][0]["name"] == "GET /hog"
+    assert "loop-busy" in kinds(profile)
+    hog = data.profile("GET", "/hog")
+    assert hog is not None and hog["breakdown"]["event_loop_busy"]["wall_s"] == 0
