@@ -1146,6 +1146,18 @@ mod_set_library_dirs(PyObject *m, PyObject *dirs)
 }
 
 static PyObject *
+mod_set_loop_busy(PyObject *m, PyObject *arg)
+{
+    (void)m;
+    int on = PyObject_IsTrue(arg);
+    if (on < 0) {
+        return NULL;
+    }
+    rp_engine_set_loop_busy(on);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
 mod_sample_now(PyObject *m, PyObject *Py_UNUSED(ignored))
 {
     (void)m;
@@ -1456,6 +1468,10 @@ static PyMethodDef module_methods[] = {
     {"stats", mod_stats, METH_NOARGS, "Engine counters."},
     {"set_library_dirs", mod_set_library_dirs, METH_O,
      "The standard library's directories (library code, like site-packages)."},
+    {"_set_loop_busy", mod_set_loop_busy, METH_O,
+     "_set_loop_busy(on)\n--\n\nTurns the event loop's detection ([event "
+     "loop busy], the loop block) on or off, for benchmarks (on by "
+     "default)."},
     {"_sample_now", mod_sample_now, METH_NOARGS,
      "Take one tick now, on this thread, for every active session (tests)."},
     {"load_json", mod_load_json, METH_O,

@@ -151,6 +151,14 @@ typedef struct loop_view {
     size_t n;
 } loop_view;
 
+/* Whether a code object is library code, remembered (code_is_library):
+ * identities only, never dereferenced. */
+#define LIB_MEMO 256u
+typedef struct lib_memo {
+    const void *code, *file;
+    int library;
+} lib_memo;
+
 typedef struct thread_cpu {
     unsigned long ident;
     int64_t last_ns;
@@ -214,8 +222,13 @@ static struct rp_engine {
     PyObject *asyncio_task, *asyncio_future, *trio_task;
     PyObject *asyncio_timer;        /* asyncio.events.TimerHandle */
     PyObject *name_coro, *name_context, *name_children, *name_tasks;
-    PyObject *name_state, *name_when, *name_cancelled;
+    PyObject *name_state, *name_when, *name_cancelled, *name_sleep;
     loop_view loop;                 /* a loop thread at the current tick */
+    lib_memo lib_memo[LIB_MEMO];    /* code_is_library's answers */
+    Py_ssize_t when_offset, cancelled_offset;   /* TimerHandle's slots */
+    PyGetSetDef *future_state;      /* the C Future's `_state` getter */
+    double tick_s;                  /* the tick's time, loop.time()'s clock */
+    int loop_busy_off;              /* the detection is off (benchmarks) */
     /* Library directories (rp_sym_is_library), owned: child tasks running
      * app code are preferred when the waited time is split. */
     rp_str *lib_prefixes;
@@ -248,6 +261,8 @@ static struct rp_engine {
 } engine = {
     .mu = PTHREAD_MUTEX_INITIALIZER,
     .assist_mu = PTHREAD_MUTEX_INITIALIZER,
+    .when_offset = -1,
+    .cancelled_offset = -1,
 };
 
 static void
@@ -703,9 +718,25 @@ add_sample(rp_session *s, size_t len, uint32_t loc, uint64_t wall,
 /* ---- child tasks ---------------------------------------------------------- */
 
 /* Whether code object `code` is library code (site-packages, the standard
- * library: the rule of the writers, rp_sym_is_library). */
+ * library: the rule of the writers, rp_sym_is_library). Remembered per
+ * code object and file name (a code object freed and another made at its
+ * address has another file name object, or the same file). */
+static int code_is_library_uncached(PyCodeObject *code);
+
 static int
 code_is_library(PyCodeObject *code)
+{
+    lib_memo *m = &engine.lib_memo[ptr_hash(code) & (LIB_MEMO - 1)];
+    if (m->code != code || m->file != code->co_filename) {
+        m->code = code;
+        m->file = code->co_filename;
+        m->library = code_is_library_uncached(code);
+    }
+    return m->library;
+}
+
+static int
+code_is_library_uncached(PyCodeObject *code)
 {
     Py_ssize_t n = 0;
     const char *f = PyUnicode_Check(code->co_filename)
@@ -1029,13 +1060,6 @@ runs_app_code(rp_session *s, PyObject *coro, size_t base)
 
 static size_t walk_thread(PyThreadState *ts);
 
-/* Monotonic seconds, the clock of asyncio's loop.time(). */
-static double
-monotonic_s(void)
-{
-    return (double)now_ns() / 1e9;
-}
-
 /* An attribute of an asyncio future read with no Python code run: the C
  * Future's getter (asyncio's own C code), or a plain attribute. New
  * reference, or NULL. */
@@ -1050,7 +1074,9 @@ future_attr(PyObject *o, PyObject *name)
                 && g->d_getset->get != NULL) {
             v = g->d_getset->get(o, g->d_getset->closure);
         }
-        PyErr_Clear();
+        if (v == NULL && PyErr_Occurred()) {
+            PyErr_Clear();
+        }
         return v;
     }
     return Py_XNewRef(plain_attr(o, name));
@@ -1064,7 +1090,19 @@ future_done(PyObject *fut)
             || !PyObject_TypeCheck(fut, (PyTypeObject *)engine.asyncio_future)) {
         return 0;
     }
-    PyObject *state = future_attr(fut, engine.name_state);
+    PyObject *state;
+    if (engine.future_state != NULL
+            && (Py_TYPE(fut) == (PyTypeObject *)engine.asyncio_future
+                || Py_TYPE(fut) == (PyTypeObject *)engine.asyncio_task)) {
+        /* asyncio's own C types: their getter, found once */
+        state = engine.future_state->get(fut, engine.future_state->closure);
+        if (state == NULL) {
+            PyErr_Clear();
+        }
+    }
+    else {
+        state = future_attr(fut, engine.name_state);
+    }
     int done = state != NULL && PyUnicode_Check(state)
         && PyUnicode_CompareWithASCIIString(state, "PENDING") != 0;
     Py_XDECREF(state);
@@ -1072,25 +1110,40 @@ future_done(PyObject *fut)
 }
 
 /* Whether `o` is an asyncio timer handle, not cancelled, due by `now`
- * (loop.time() seconds): its callback would have run on an idle loop. */
+ * (loop.time() seconds): its callback would have run on an idle loop. Its
+ * `_when` and `_cancelled` slots are read in place (their offsets are
+ * found once, find_task_types). */
 static int
 timer_due(PyObject *o, double now)
 {
-    if (engine.asyncio_timer == NULL
+    if (engine.asyncio_timer == NULL || engine.when_offset < 0
             || !PyObject_TypeCheck(o, (PyTypeObject *)engine.asyncio_timer)) {
         return 0;
     }
-    PyObject *when = plain_attr(o, engine.name_when);
-    PyObject *cancelled = plain_attr(o, engine.name_cancelled);
+    PyObject *when = *(PyObject **)((char *)o + engine.when_offset);
+    PyObject *cancelled = *(PyObject **)((char *)o + engine.cancelled_offset);
     return when != NULL && PyFloat_Check(when) && cancelled == Py_False
         && PyFloat_AS_DOUBLE(when) <= now;
+}
+
+/* The offset of slot `name` (an object member) in instances of `type`,
+ * or -1. */
+static Py_ssize_t
+slot_offset(PyObject *type, PyObject *name)
+{
+    PyObject *d = _PyType_Lookup((PyTypeObject *)type, name);
+    if (d == NULL || Py_TYPE(d) != &PyMemberDescr_Type) {
+        return -1;
+    }
+    PyMemberDef *m = ((PyMemberDescrObject *)d)->d_member;
+    return m->type == RP_T_OBJECT_EX || m->type == RP_T_OBJECT ? m->offset : -1;
 }
 
 /* Whether the task whose innermost suspended coroutine is `inner` (frame
  * code `code`), awaiting `end` (a future, or NULL), is ready to run: the
  * future is done (its wake-up is queued), it yielded to the loop
- * (asyncio.sleep(0)), or a due timer it holds (asyncio.sleep's) would
- * have completed it. Waiting on I/O is never taken as ready: whether data
+ * (asyncio.sleep(0)), or the due timer of asyncio.sleep (a local of its
+ * frame) would have completed it. Waiting on I/O is never taken as ready: whether data
  * arrived is known only when the loop polls. */
 static int
 task_ready(PyObject *inner, PyCodeObject *code, PyObject *end)
@@ -1112,12 +1165,15 @@ task_ready(PyObject *inner, PyCodeObject *code, PyObject *end)
     if (fut != NULL && future_done(fut)) {
         return 1;
     }
+    if (code->co_name != engine.name_sleep
+            && PyUnicode_Compare(code->co_name, engine.name_sleep) != 0) {
+        return 0;   /* only asyncio.sleep holds its timer in a local */
+    }
     PyObject *locals[MAX_LOCALS];
     size_t m = rp_compat_coro_locals(&engine.compat, inner, locals,
                                      MAX_LOCALS);
-    double now = m > 0 ? monotonic_s() : 0.0;
     for (size_t i = 0; i < m; i++) {
-        if (timer_due(locals[i], now)) {
+        if (timer_due(locals[i], engine.tick_s)) {
             return 1;
         }
     }
@@ -1241,7 +1297,8 @@ static void
 append_loop_busy(rp_session *s, PyObject *inner, PyCodeObject *code,
                  PyObject *end, size_t *len, uint32_t *loc)
 {
-    if (s->mode != RP_MODE_ENABLED || !task_ready(inner, code, end)) {
+    if (engine.loop_busy_off || s->mode != RP_MODE_ENABLED
+            || !task_ready(inner, code, end)) {
         return;
     }
     const loop_view *v = loop_view_of(s->origin_thread);
@@ -1796,6 +1853,7 @@ static void
 sample_due(void)
 {
     engine.tick++;
+    engine.tick_s = (double)now_ns() / 1e9;
 #ifdef RP_HAVE_GC_TOGGLE
     int gc_was_on = PyGC_Disable();
 #endif
@@ -1831,7 +1889,8 @@ sample_due(void)
             }
             record_running(s, ts, engine.frames, n, s->weight,
                            cpu < s->weight ? cpu : s->weight, 1);
-            if (s->coro != NULL && ts->thread_id == s->origin_thread) {
+            if (s->coro != NULL && ts->thread_id == s->origin_thread
+                    && !engine.loop_busy_off) {
                 note_hold(s, engine.frames, n, s->weight);
             }
             s->sampled_tick = engine.tick;
@@ -2339,6 +2398,14 @@ find_task_types(void)
                     && !PyType_Check(engine.asyncio_future)) {
                 Py_CLEAR(engine.asyncio_future);
             }
+            if (engine.asyncio_future != NULL) {
+                PyObject *d = _PyType_Lookup(
+                    (PyTypeObject *)engine.asyncio_future, engine.name_state);
+                engine.future_state = d != NULL
+                    && Py_TYPE(d) == &PyGetSetDescr_Type
+                    && ((PyGetSetDescrObject *)d)->d_getset->get != NULL
+                    ? ((PyGetSetDescrObject *)d)->d_getset : NULL;
+            }
         }
         Py_CLEAR(mod);
         Py_CLEAR(name);
@@ -2351,6 +2418,15 @@ find_task_types(void)
             if (engine.asyncio_timer != NULL
                     && !PyType_Check(engine.asyncio_timer)) {
                 Py_CLEAR(engine.asyncio_timer);
+            }
+            if (engine.asyncio_timer != NULL) {
+                engine.when_offset = slot_offset(engine.asyncio_timer,
+                                                 engine.name_when);
+                engine.cancelled_offset = slot_offset(engine.asyncio_timer,
+                                                      engine.name_cancelled);
+                if (engine.cancelled_offset < 0) {
+                    engine.when_offset = -1;    /* not the class we know */
+                }
             }
         }
         Py_CLEAR(mod);
@@ -2370,6 +2446,12 @@ find_task_types(void)
     }
     PyErr_Clear();
     RP_ERROR_RESTORE(&saved);
+}
+
+void
+rp_engine_set_loop_busy(int on)
+{
+    engine.loop_busy_off = !on;
 }
 
 int
@@ -2413,6 +2495,7 @@ rp_engine_set_library_dirs(PyObject *dirs)
     free(engine.lib_prefixes);
     engine.lib_prefixes = p;
     engine.n_lib_prefixes = (size_t)n;
+    memset(engine.lib_memo, 0, sizeof(engine.lib_memo));   /* new rule */
     return 0;
 }
 
@@ -2654,10 +2737,12 @@ rp_engine_init(int portable)
     engine.name_state = PyUnicode_InternFromString("_state");
     engine.name_when = PyUnicode_InternFromString("_when");
     engine.name_cancelled = PyUnicode_InternFromString("_cancelled");
+    engine.name_sleep = PyUnicode_InternFromString("sleep");
     if (engine.sessions_var == NULL || engine.name_coro == NULL
             || engine.name_context == NULL || engine.name_children == NULL
             || engine.name_tasks == NULL || engine.name_state == NULL
-            || engine.name_when == NULL || engine.name_cancelled == NULL) {
+            || engine.name_when == NULL || engine.name_cancelled == NULL
+            || engine.name_sleep == NULL) {
         rp_compat_clear(&engine.compat);
         return -1;
     }
