@@ -1,12 +1,18 @@
 """Event-loop child: ``loop_busy.py TASKS``.
 
-TASKS asyncio tasks on one loop, each profiled in its own session
-(interval 1 ms), each spinning 0.5 ms of CPU then sleeping 2 ms, for about
-a second: at a tick one task runs and the others wait, some of them ready
-(their timer is due) while another spins. Alternating runs with the event
-loop's detection off and on (``_core._set_loop_busy``), three of each, and
-bare runs: prints the mean tick time (the sampler's work with the GIL
-held) for each mode and the workload's wall time bare and profiled."""
+What telling [event loop busy] from [await] costs, with TASKS asyncio
+tasks in flight on one loop, each profiled in its own session:
+
+- ``tick_us``: one tick (``_core._sample_now()``, the sampler's work with
+  the GIL held) while one session runs and TASKS others wait in a 30 s
+  ``asyncio.sleep`` (the common case: each waiting task is looked at, none
+  is ready), with the detection off and on (``_core._set_loop_busy``);
+- ``wall_s``: a fixed amount of work shared by the tasks (9,600 rounds in
+  all of 40 µs of Python, each followed by ``await asyncio.sleep(0)``, so
+  every waiting task is ready at every tick: the detection's worst case),
+  bare, profiled with the detection off, and on (interval 1 ms).
+
+Modes alternate; the best of 5 runs of each is printed."""
 from __future__ import annotations
 
 import asyncio
@@ -16,57 +22,68 @@ import time
 from common import emit
 from reqprof import Profiler, _core
 
-RUN_S = 1.0
+TOTAL_ROUNDS = 9600
+TICKS = 2000
 
 
-def spin(seconds: float) -> None:
-    end = time.perf_counter() + seconds
-    while time.perf_counter() < end:
-        pass
+def work() -> int:
+    return sum(range(2000))     # ~40 µs
 
 
-async def worker(deadline: float, profiled: bool) -> None:
+async def worker(rounds: int, profiled: bool) -> None:
     prof = Profiler(interval=0.001) if profiled else None
     if prof is not None:
         prof.start()
-    while time.perf_counter() < deadline:
-        spin(0.0005)
-        await asyncio.sleep(0.002)
+    for _ in range(rounds):
+        work()
+        await asyncio.sleep(0)
     if prof is not None:
         prof.stop()
 
 
 async def workload(tasks: int, profiled: bool) -> float:
     t0 = time.perf_counter()
-    await asyncio.gather(*(worker(t0 + RUN_S, profiled) for _ in range(tasks)))
+    await asyncio.gather(*(worker(TOTAL_ROUNDS // tasks, profiled) for _ in range(tasks)))
     return time.perf_counter() - t0
 
 
-def tick_ns() -> tuple[int, int]:
-    s = _core.stats()
-    return s["tick_ns"], s["ticks"]
+async def waiter() -> None:
+    async with Profiler(interval=10.0):     # never ticked by the sampler
+        await asyncio.sleep(30)
 
 
-def measure(tasks: int, mode: str) -> dict:
-    if mode != "bare":
-        _core._set_loop_busy(mode == "on")
-    ns0, n0 = tick_ns()
-    wall = asyncio.run(workload(tasks, mode != "bare"))
-    ns1, n1 = tick_ns()
-    return {"wall_s": wall, "ticks": n1 - n0,
-            "tick_us": (ns1 - ns0) / (n1 - n0) / 1000.0 if n1 > n0 else None}
+async def tick_cost(tasks: int, runs: int) -> dict[str, float]:
+    waiting = [asyncio.create_task(waiter()) for _ in range(tasks)]
+    await asyncio.sleep(0.01)
+    best: dict[str, float] = {}
+    async with Profiler(interval=10.0):     # the session that runs
+        for _ in range(runs):
+            for mode in ("off", "on"):
+                _core._set_loop_busy(mode == "on")
+                t0 = time.perf_counter_ns()
+                for _ in range(TICKS):
+                    _core._sample_now()
+                us = (time.perf_counter_ns() - t0) / TICKS / 1000.0
+                best[mode] = min(best.get(mode, us), us)
+    for t in waiting:
+        t.cancel()
+    await asyncio.gather(*waiting, return_exceptions=True)
+    return best
 
 
 def main(tasks: int) -> None:
-    measure(tasks, "on")    # warm-up
-    runs: dict[str, list[dict]] = {"bare": [], "off": [], "on": []}
-    for _ in range(3):
+    runs = 5
+    ticks = asyncio.run(tick_cost(tasks, runs))
+    asyncio.run(workload(tasks, True))      # warm-up
+    walls: dict[str, float] = {}
+    for _ in range(runs):
         for mode in ("bare", "off", "on"):
-            runs[mode].append(measure(tasks, mode))
+            if mode != "bare":
+                _core._set_loop_busy(mode == "on")
+            wall = asyncio.run(workload(tasks, mode != "bare"))
+            walls[mode] = min(walls.get(mode, wall), wall)
     _core._set_loop_busy(True)
-    emit({mode: {"tick_us": min(r["tick_us"] for r in rs) if mode != "bare" else None,
-                 "ticks": sum(r["ticks"] for r in rs),
-                 "wall_s": min(r["wall_s"] for r in rs)} for mode, rs in runs.items()})
+    emit({"tick_us": ticks, "wall_s": walls})
 
 
 if __name__ == "__main__":
