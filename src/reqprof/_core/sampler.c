@@ -75,6 +75,18 @@
  * - A session whose ticks are too few for its duration is marked
  *   undersampled, with the likelier reason from the engine's counters (GIL
  *   waits against late wake-ups).
+ * - A busy event loop. A waiting task that is ready to run (the future it
+ *   awaits is done, it yielded with sleep(0), or asyncio.sleep's timer is
+ *   due) while its loop thread runs other code is not awaiting: the tick
+ *   records [event loop busy] under its [await], then the blocker (the
+ *   session whose marker is on the loop thread's context, by its label,
+ *   or [no request]) and the blocker's innermost frames of its own code
+ *   (the loop thread is walked once per tick, only when a session needs
+ *   it). The session the loop thread runs for holds the loop: its longest
+ *   run of consecutive such samples, and the app frame it stayed in
+ *   longest then, make its loop block. Only public state is read (the C
+ *   Future's own getter, a timer handle's slots), so both engine paths do
+ *   it; I/O readiness is never guessed (the loop has not polled yet).
  */
 #include "sampler.h"
 
