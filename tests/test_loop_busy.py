@@ -97,7 +97,8 @@ def test_a_task_whose_future_is_done_waits_for_the_request_holding_the_loop():
     assert blocker["kind"] == "blocker" and blocker["function"] == "GET /hog"
     # Its innermost frames of its own code, outer first, down to where it is.
     frames = path_to(blocker, "hold_the_loop")
-    assert frames is not None and frames[-2:] == ["victim_and_hog.<locals>.hog", "hold_the_loop"]
+    # (qualified names from CPython 3.11, bare ones before)
+    assert frames is not None and frames[-1] == "hold_the_loop" and frames[-2].endswith("hog")
     assert len(frames) <= 1 + 3
     b = victim["breakdown"]
     assert b["event_loop_busy"]["blockers"][0]["name"] == "GET /hog"
