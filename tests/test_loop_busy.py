@@ -49,8 +49,9 @@ def run(main: Any) -> Any:
 async def victim_and_hog(victim_waits, hog_label: str | None = "GET /hog",
                          before_tick=None) -> tuple[dict, dict]:
     """The victim's task waits in `victim_waits(state)`; the hog's task
-    (profiled and named `hog_label`, or unprofiled when None) runs
-    `before_tick(state)` then takes a tick without awaiting."""
+    (profiled and named `hog_label`, profiled unnamed when "", unprofiled
+    when None) runs `before_tick(state)` then takes a tick without
+    awaiting."""
     state: dict = {"fut": asyncio.get_running_loop().create_future()}
 
     async def victim():
@@ -65,8 +66,10 @@ async def victim_and_hog(victim_waits, hog_label: str | None = "GET /hog",
         if hog_label is None:
             hold_the_loop()
             return None
-        async with Profiler(interval=PARKED) as prof:
+        prof = Profiler(interval=PARKED)
+        if hog_label:
             prof.set_label(hog_label)
+        async with prof:
             hold_the_loop()
         return prof.report.to_dict()
 
@@ -150,6 +153,14 @@ def test_an_unprofiled_holder_is_no_request():
                                            before_tick=complete_it))
     [busy] = busy_nodes(victim)
     assert busy["children"][0]["function"] == "[no request]"
+    assert busy["children"][0]["kind"] == "blocker"
+
+
+def test_a_profiled_holder_nobody_named_is_named_after_its_root_function():
+    victim, _ = run(lambda: victim_and_hog(await_the_future, hog_label="",
+                                           before_tick=complete_it))
+    [busy] = busy_nodes(victim)
+    assert busy["children"][0]["function"] == "hog"
     assert busy["children"][0]["kind"] == "blocker"
 
 

@@ -115,8 +115,8 @@ class RequestProfile:
             return BUSY
         try:
             profiler = profiler_class(**options)
+            _label(profiler, describe)      # named before any tick sees it
             profiler.start(root_frame=root)
-            _label(profiler, describe)
         except Exception as exc:
             slots.give(manual)
             failures.log("start", logging.ERROR,

@@ -228,6 +228,7 @@ class Profiler:
         # Validates the options now rather than at start().
         _core.Session(**self._options)
         self._session: Any = None
+        self._label: str | None = None
         self.report: Report | None = None
 
     @property
@@ -249,17 +250,21 @@ class Profiler:
         coro = _current_coro() if self._options["async_mode"] != "disabled" else None
         fold = getattr(root_function, "__code__", None)
         session = _core.Session(**self._options)
+        if self._label is not None:
+            session.set_label(self._label)
         session.start(root_frame, coro, fold_code=fold if isinstance(fold, CodeType) else None)
         self._session = session
         return self
 
     def set_label(self, label: str) -> None:
         """What is profiled (``GET /export``): the name other profiles give
-        it when it keeps their task waiting for a busy event loop. A no-op
-        when not running."""
+        it when it keeps their task waiting for a busy event loop (by
+        default, the name of the root function). Before ``start()`` or
+        while running."""
+        self._label = str(label)
         session = self._session
         if session is not None:
-            session.set_label(str(label))
+            session.set_label(self._label)
 
     def mark_response_end(self) -> None:
         """The response has been sent (its last byte): the report gives the

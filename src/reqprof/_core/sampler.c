@@ -1155,8 +1155,8 @@ slot_offset(PyObject *type, PyObject *name)
  * code `code`), awaiting `end` (a future, or NULL), is ready to run: the
  * future is done (its wake-up is queued), it yielded to the loop
  * (asyncio.sleep(0)), or the due timer of asyncio.sleep (a local of its
- * frame) would have completed it. Waiting on I/O is never taken as ready: whether data
- * arrived is known only when the loop polls. */
+ * frame) would have completed it. Waiting on I/O is never taken as ready:
+ * whether data arrived is known only when the loop polls. */
 static int
 task_ready(PyObject *inner, PyCodeObject *code, PyObject *end)
 {
@@ -1319,10 +1319,12 @@ append_loop_busy(rp_session *s, PyObject *inner, PyCodeObject *code,
     }
     s->n_loop_busy++;
     *loc = RP_NONE;
+    /* A session nobody labelled is named after its root function. */
+    PyObject *name = v->holder == NULL ? NULL
+        : v->holder->label != NULL ? v->holder->label
+        : v->holder->root_code->co_name;
     if (append_id(s, s->codes.loop_busy_id, len) < 0
-            || append_id(s, rp_codetable_blocker(&s->codes, v->holder
-                                                 ? v->holder->label : NULL),
-                         len) < 0) {
+            || append_id(s, rp_codetable_blocker(&s->codes, name), len) < 0) {
         return;
     }
     for (size_t i = 0; i < v->n; i++) {
