@@ -347,6 +347,9 @@ def test_the_victims_log_line_says_it_waited_for_the_busy_loop(serve, app_module
     assert "ms awaiting" in line and "ms running" in line
     [record] = [r for r in reqprof_logs.summaries() if r.reqprof_path == "/victim"]
     assert record.reqprof_blockers[0][0] == "GET /hog"
+    # The hog's frames are not the victim's top functions: the wait is.
+    top = [name for name, _ in record.reqprof_top]
+    assert top[0] == "[event loop busy]" and not any("burn" in name for name in top), top
 
 
 def test_a_sync_sleep_in_async_code_is_named_as_the_blocker(serve, app_module):

@@ -849,26 +849,41 @@ session_top_functions(rp_session *s, PyObject *args)
     Py_ssize_t n = 3;
     PyObject *result = NULL;
     uint64_t *self = NULL;
+    uint32_t *busy = NULL;
     if (!PyArg_ParseTuple(args, "|n:top_functions", &n)
             || check_stopped(s) < 0) {
         return NULL;
     }
     uint32_t nsyms = s->syms.n;
     self = calloc(nsyms ? nsyms : 1, sizeof(uint64_t));
+    /* busy[i]: the [event loop busy] node i is under, or RP_NONE (a node
+     * comes after its parent). */
+    busy = malloc((s->tree.n_nodes ? s->tree.n_nodes : 1) * sizeof(uint32_t));
     result = PyList_New(0);
-    if (self == NULL || result == NULL) {
-        if (self == NULL) {
+    if (self == NULL || busy == NULL || result == NULL) {
+        if (self == NULL || busy == NULL) {
             PyErr_NoMemory();
         }
         goto error;
     }
     for (uint32_t i = 0; i < s->tree.n_nodes; i++) {
-        uint32_t f = s->tree.nodes[i].frame;
+        const rp_node *nd = &s->tree.nodes[i];
+        uint32_t f = nd->frame;
         rp_kind kind = f < nsyms ? s->syms.syms[f].kind : RP_KIND_FRAME;
+        busy[i] = nd->parent < i ? busy[nd->parent] : RP_NONE;
+        if (busy[i] == RP_NONE && kind == RP_KIND_LOOP_BUSY) {
+            busy[i] = f;
+        }
+        /* The blocker's frames are another request's work: their time is
+         * the wait's. */
+        if (busy[i] != RP_NONE) {
+            f = busy[i];
+            kind = RP_KIND_LOOP_BUSY;
+        }
         /* Markers of time, not places it went: never a top function. */
         if (f < nsyms && kind != RP_KIND_UNSAMPLED && kind != RP_KIND_REQUEST
                 && kind != RP_KIND_AFTER_RESPONSE) {
-            self[f] += s->tree.nodes[i].self_wall_ns;
+            self[f] += nd->self_wall_ns;
         }
     }
     for (Py_ssize_t k = 0; k < n; k++) {
@@ -893,9 +908,11 @@ session_top_functions(rp_session *s, PyObject *args)
         self[best] = 0;
     }
     free(self);
+    free(busy);
     return result;
 error:
     free(self);
+    free(busy);
     Py_XDECREF(result);
     return NULL;
 }
