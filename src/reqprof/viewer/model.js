@@ -627,6 +627,7 @@
     var active = new Map();
     var openEnd = [];
     var openKey = [];
+    var busyOf = new Int32Array(index.size);  // the [event loop busy] above, or -1
     for (var i = 0; i < index.size; i++) {
       while (openEnd.length && openEnd[openEnd.length - 1] <= i) {
         openEnd.pop();
@@ -634,6 +635,15 @@
         active.set(ok, active.get(ok) - 1);
       }
       var n = index.nodes[i];
+      var up = i > 0 ? busyOf[index.parent[i]] : -1;
+      busyOf[i] = up >= 0 ? up : (n.kind === 'loop-busy' ? i : -1);
+      if (up >= 0) {
+        // The blocker's frames are another request's work: the wait's time.
+        var wait = rows.get(functionKey(index.nodes[up]));
+        wait.self_wall_s += n.self_wall_s || 0;
+        wait.self_cpu_s += n.self_cpu_s || 0;
+        continue;
+      }
       var key = functionKey(n);
       var row = rows.get(key);
       if (!row) {
