@@ -35,7 +35,7 @@ from tools import SAMPLING_TOOLS, TOOLS, tool_env  # noqa: E402
 from workloads import WORKLOADS  # noqa: E402
 
 SECTIONS = ("overhead", "fidelity", "accuracy", "http", "wsgi", "production", "memory", "report",
-            "render", "blame", "dashboard")
+            "render", "blame", "dashboard", "loopbusy")
 FIDELITY_SCENARIOS = {
     "cpu": "CPU-bound Python",
     "c_nogil": "long C call, GIL released (pbkdf2_hmac)",
@@ -663,6 +663,47 @@ def bench_blame(rounds: int) -> tuple[str, Any]:
     return blame.render(results, rounds, before), results
 
 
+# -- 10. the event loop's detection -----------------------------------------------------
+
+LOOP_TASKS = (1, 32)
+
+
+def bench_loop_busy(rounds: int, errors: list[str]) -> tuple[str, dict[str, Any]]:
+    """bench/loop_busy.py: what telling [event loop busy] from [await] costs
+    a tick and a workload, with 1 and 32 profiled tasks in flight."""
+    results: dict[int, list[dict]] = {n: [] for n in LOOP_TASKS}
+    for r in range(rounds):
+        progress(f"event loop round {r + 1}/{rounds}")
+        for n in LOOP_TASKS:
+            out = child("loop_busy.py", [str(n)], None, errors)
+            if out is not None:
+                results[n].append(out)
+    rows = []
+    for n, runs in results.items():
+        off = Spread(x["tick_us"]["off"] for x in runs)
+        on = Spread(x["tick_us"]["on"] for x in runs)
+        extra = Spread(x["tick_us"]["on"] / x["tick_us"]["off"] - 1 for x in runs)
+        w_off = Spread(x["wall_s"]["off"] / x["wall_s"]["bare"] - 1 for x in runs)
+        w_on = Spread(x["wall_s"]["on"] / x["wall_s"]["bare"] - 1 for x in runs)
+        if not runs:
+            rows.append([n] + ["n/a"] * 5)
+            continue
+        rows.append([n, off.fmt(".2f", " µs"), on.fmt(".2f", " µs"),
+                     f"{100 * extra.median:+.1f}%",
+                     f"{100 * w_off.median:+.1f}%", f"{100 * w_on.median:+.1f}%"])
+    text = (
+        "The tick with the event loop's detection ([event loop busy], the loop block) off and "
+        "on (`_core._set_loop_busy`), in one process: a tick (`_core._sample_now()`) while "
+        "one session runs and the others wait in a long `asyncio.sleep` (each waiting task "
+        "looked at, none ready), best of 5; and the overhead on a fixed workload whose "
+        "tasks all stay ready (each round of 40 µs of Python ends in `await "
+        "asyncio.sleep(0)`: every waiting task is [event loop busy] at every tick, the "
+        f"worst case), against bare runs, best of 5. Median of {rounds} processes.\n\n"
+        + table(["tasks in flight", "tick, detection off", "tick, on", "tick: more",
+                 "workload overhead, off", "workload overhead, on"], rows))
+    return text, {str(k): v for k, v in results.items()}
+
+
 # -- driver ---------------------------------------------------------------------------
 
 def main() -> int:
@@ -707,6 +748,7 @@ def main() -> int:
         "render": lambda: bench_render(1 if opts.quick else 3, errors),
         "blame": lambda: bench_blame(1 if opts.quick else 3),
         "dashboard": lambda: bench_dashboard(1 if opts.quick else 3, errors),
+        "loopbusy": lambda: bench_loop_busy(1 if opts.quick else 3, errors),
     }
     for name in sections:
         texts[name], data[name] = runners[name]()
@@ -724,6 +766,7 @@ def main() -> int:
         "render": "7. A large report beside other requests",
         "blame": "8. Blame",
         "dashboard": "9. The dashboard over 500 routes × 24 h",
+        "loopbusy": "10. Waiting for a busy event loop: the detection's cost",
     }
     end_load = machine()["load"]
     doc = [

@@ -56,6 +56,7 @@ def test_variable_names():
         "output_max_mb": "PROFILING_OUTPUT_MAX_MB",
         "manual_timeout": "PROFILING_MANUAL_TIMEOUT",
         "slow_ms": "PROFILING_SLOW_MS",
+        "loop_block_ms": "PROFILING_LOOP_BLOCK_MS",
         "max_routes": "PROFILING_MAX_ROUTES",
         "store": "PROFILING_STORE",
         "store_max_mb": "PROFILING_STORE_MAX_MB",
@@ -68,6 +69,26 @@ def test_variable_names():
         "pyroscope_tenant": "PROFILING_PYROSCOPE_TENANT",
         "push_max_mb": "PROFILING_PUSH_MAX_MB",
     }
+
+
+# -- PROFILING_LOOP_BLOCK_MS --------------------------------------------------
+
+@pytest.mark.parametrize("value,expected", [("50", 50), ("0", 0), (" 250 ", 250),
+                                            ("600000", 600000)])
+def test_loop_block_ms_accepted(value, expected):
+    assert settings({"PROFILING_LOOP_BLOCK_MS": value}).loop_block_ms == expected
+
+
+@pytest.mark.parametrize("value", ["-1", "600001", "2.5", "abc", "1e3"])
+def test_loop_block_ms_rejected(value):
+    with pytest.raises(ConfigError, match="PROFILING_LOOP_BLOCK_MS"):
+        settings({"PROFILING_LOOP_BLOCK_MS": value})
+
+
+def test_loop_block_ms_default_is_50_and_shows_in_the_startup_line_only_when_changed():
+    assert Settings().loop_block_ms == 50
+    assert "loop_block_ms" not in Settings().describe()
+    assert "loop_block_ms=200" in Settings(loop_block_ms=200).describe()
 
 
 # -- ENABLE_PROFILING ---------------------------------------------------------

@@ -89,12 +89,20 @@ def pages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         ("hostile", fx.hostile_profile()),
         ("large", fx.large_profile()),
         ("empty", fx.empty_profile()),
+        ("loop-busy", _with_breakdown(fx.loop_busy_profile())),
     ):
         made[name] = out / f"{name}.html"
         made[name].write_text(fx.page_html(profile), encoding="utf-8")
     made["hostile-nocsp"] = out / "hostile-nocsp.html"
     made["hostile-nocsp"].write_text(fx.page_html(fx.hostile_profile(), csp=False), encoding="utf-8")
     return made
+
+
+def _with_breakdown(profile: dict[str, Any]) -> dict[str, Any]:
+    """The profile as the engine writes it: with its breakdown."""
+    from reqprof import Report
+
+    return Report.from_dict(profile).to_dict()
 
 
 class Loaded:
@@ -683,4 +691,35 @@ def test_large_profile_renders(open_page: Any) -> None:
     assert len(p.rows()) > 1
     # Expand a whole subtree row by row from the keyboard: the list stays virtual.
     assert p.page.locator("#rp-view-tree .rp-row").count() < 120
+    p.assert_clean()
+
+
+# ---------------------------------------------------------------- the breakdown bar
+
+
+def test_breakdown_bar_shows_the_parts_and_filters_the_tree_by_one(open_page: Any) -> None:
+    p = open_page("loop-busy")
+    parts = p.page.eval_on_selector_all(".rp-bd-bar .rp-part", "bs => bs.map(b => b.dataset.part)")
+    assert parts == ["running", "awaiting", "event_loop_busy", "unsampled"]
+    legend = p.page.locator(".rp-bd-legend").inner_text()
+    assert "waiting for a busy event loop" in legend and "blocked by GET /hog" in legend
+    width = p.page.eval_on_selector(".rp-part-event_loop_busy", "b => b.getBoundingClientRect().width")
+    total = p.page.eval_on_selector(".rp-bd-bar", "b => b.getBoundingClientRect().width")
+    assert 0.75 < width / total < 0.9
+    p.shot("breakdown")
+    p.page.locator(".rp-part-event_loop_busy").click()
+    assert p.page.locator(".rp-part-event_loop_busy").get_attribute("aria-pressed") == "true"
+    p.page.keyboard.press("*")
+    rows = " | ".join(p.rows())
+    assert "[event loop busy]" in rows and "GET /hog" in rows and "burn" in rows
+    assert "render" not in rows     # not on the way to the busy wait: filtered out
+    p.page.locator(".rp-part-event_loop_busy").click()     # again: everything
+    p.page.keyboard.press("*")
+    assert "render" in " | ".join(p.rows())
+    p.assert_clean()
+
+
+def test_a_profile_without_a_breakdown_has_no_bar(open_page: Any) -> None:
+    p = open_page("small")
+    assert p.page.locator(".rp-breakdown").count() == 0
     p.assert_clean()

@@ -212,6 +212,31 @@ def small_profile() -> dict[str, Any]:
     return document(root, meta, truncated_reasons=["depth"])
 
 
+def loop_busy_profile() -> dict[str, Any]:
+    """GET /victim: a 50 ms sleep that took 330 ms, most of it ready to run
+    while GET /hog held the event loop (the wait costs the victim no CPU;
+    no breakdown yet: the engine's
+    JSON reader and writer add it, ``Report.from_dict(...).to_dict()``)."""
+    s, lib, app = SITE, STDLIB, APP
+    busy = pseudo("loop-busy", "[event loop busy]",
+                  pseudo("blocker", "GET /hog",
+                         frame("hog", app + "app/api/export.py", 20,
+                               frame("burn", app + "app/api/export.py", 12, self_wall=0.2771,
+                                     self_cpu=0.0, lines={15: 0.2771}))),
+                  pseudo("blocker", "[no request]", self_wall=0.002))
+    endpoint = frame(
+        "victim", app + "app/api/victim.py", 31,
+        frame("sleep", lib + "asyncio/tasks.py", 637,
+              pseudo("await", "[await]", busy, self_wall=0.0506, lines={649: 0.0506})),
+        frame("render", app + "app/api/victim.py", 40, self_wall=0.0012, self_cpu=0.0011))
+    root = pseudo("request", "GET /victim",
+                  frame("run_endpoint_function", s + "fastapi/routing.py", 372, endpoint),
+                  pseudo("unsampled", "[unsampled]", self_wall=0.0008))
+    meta = {"trigger": "manual", "method": "GET", "path": "/victim", "route": "/victim",
+            "status": 200}
+    return document(root, meta)
+
+
 def large_profile(n: int = 50_000, seed: int = 7) -> dict[str, Any]:
     """A deterministic profile of exactly n nodes: a request through some
     library layers into app code that fans out, 40 levels deep at most,

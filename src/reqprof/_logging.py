@@ -240,6 +240,31 @@ def summary(report: Any, meta: dict, trigger: str) -> tuple[str, dict]:
         line += f", undersampled ({undersampled})"
     if getattr(report, "truncated", False):
         line += ", truncated"
+    breakdown = _breakdown(report) if sampled else None
+    busy_ms = awaiting_ms = running_ms = block_ms = 0.0
+    blockers: list = []
+    block_at = None
+    if breakdown:
+        busy = breakdown["event_loop_busy"]
+        busy_ms = busy["wall_s"] * 1000.0
+        awaiting_ms = breakdown["awaiting"]["wall_s"] * 1000.0
+        running_ms = breakdown["running"]["wall_s"] * 1000.0
+        blockers = [(printable(b["name"]), b["share"]) for b in busy["blockers"]]
+        block = breakdown.get("loop_block")
+        if block:
+            block_ms = block["wall_s"] * 1000.0
+            if block.get("short_file") or block.get("file"):
+                block_at = f"{printable(block.get('short_file') or block['file'])}:{block['line']}"
+    if busy_ms >= 0.5:
+        line += f": {busy_ms:.0f} ms waiting for a busy event loop"
+        if blockers:
+            line += " (blocked by " + ", ".join(f"{name} {share * 100:.0f}%"
+                                               for name, share in blockers[:2]) + ")"
+        line += f", {awaiting_ms:.0f} ms awaiting, {running_ms:.0f} ms running"
+    if block_ms > 0.0:
+        line += f", blocked the event loop for {block_ms:.0f} ms"
+        if block_at:
+            line += f" at {block_at}"
     if meta.get("trace_id"):
         line += f", trace {printable(meta['trace_id'])} span {printable(meta.get('span_id'))}"
     if top:
@@ -262,11 +287,26 @@ def summary(report: Any, meta: dict, trigger: str) -> tuple[str, dict]:
                                 if response_s is not None else None),
         "reqprof_gc_ms": round(gc_ms, 3),
         "reqprof_undersampled": undersampled,
+        "reqprof_loop_busy_ms": round(busy_ms, 3),
+        "reqprof_blockers": [[name, round(share, 3)] for name, share in blockers],
+        "reqprof_awaiting_ms": round(awaiting_ms, 3),
+        "reqprof_running_ms": round(running_ms, 3),
+        "reqprof_loop_block_ms": round(block_ms, 3),
+        "reqprof_loop_block_at": block_at,
         "reqprof_trace_id": meta.get("trace_id"),
         "reqprof_span_id": meta.get("span_id"),
         "reqprof_request_id": meta.get("request_id"),
     }
     return line, extra
+
+
+def _breakdown(report: Any) -> Optional[dict]:
+    """``report.breakdown``, or None when it cannot be had (a summary
+    without it beats no summary)."""
+    try:
+        return report.breakdown
+    except Exception:
+        return None
 
 
 def tree_text(report: Any, max_lines: int = TREE_MAX_LINES,

@@ -68,6 +68,19 @@ def reserved_slots(total: int, manual: bool) -> int:
     return max(1, total // 4) if manual else 0
 
 
+def _label(profiler: Any, describe: Callable[[], dict]) -> None:
+    """Names a started profile after its request (``GET /export``): what
+    other requests' reports call it when it holds the event loop."""
+    set_label = getattr(profiler, "set_label", None)
+    if set_label is None:
+        return
+    try:
+        meta = describe()
+        set_label(f"{meta.get('method') or ''} {meta.get('path') or ''}".strip() or "request")
+    except Exception:   # unnamed, it shows as [no request] elsewhere: never fail a request
+        pass
+
+
 class RequestProfile:
     """A started profile holding a slot. ``describe()`` gives the report's
     metadata (called when the profile ends, from either thread);
@@ -102,6 +115,7 @@ class RequestProfile:
             return BUSY
         try:
             profiler = profiler_class(**options)
+            _label(profiler, describe)      # named before any tick sees it
             profiler.start(root_frame=root)
         except Exception as exc:
             slots.give(manual)

@@ -19,6 +19,8 @@ __all__ = ["ConfigError", "Settings", "Loaded", "load", "MAX_DEPTH_LIMIT", "INTE
            "ASYNC_MODES", "MAX_CONCURRENT_LIMIT", "TOKEN_LENGTH", "MANUAL_TIMEOUT_RANGE",
            "OUTPUT_MAX_MB_LIMIT"]
 
+#: The largest accepted ``PROFILING_LOOP_BLOCK_MS``.
+LOOP_BLOCK_MS_LIMIT = 600000
 #: The largest accepted ``PROFILING_MAX_DEPTH``.
 MAX_DEPTH_LIMIT = 1000
 #: The largest accepted ``PROFILING_MAX_CONCURRENT``.
@@ -181,6 +183,10 @@ def _to_slow_ms(value: object) -> Optional[float]:
     if not 0.0 <= ms <= SLOW_MS_LIMIT:
         raise ValueError
     return ms
+
+
+def _to_loop_block_ms(value: object) -> int:
+    return _to_int(value, 0, LOOP_BLOCK_MS_LIMIT)
 
 
 def _to_routes(value: object) -> int:
@@ -370,6 +376,9 @@ _VARS = (
     _Var("slow_ms", "PROFILING_SLOW_MS",
          f"a number of milliseconds from 0 to {SLOW_MS_LIMIT:g} (empty means not set)",
          _to_slow_ms),
+    _Var("loop_block_ms", "PROFILING_LOOP_BLOCK_MS",
+         f"an integer number of milliseconds from 0 to {LOOP_BLOCK_MS_LIMIT} (0 means off)",
+         _to_loop_block_ms),
     _Var("max_routes", "PROFILING_MAX_ROUTES", f"an integer from 1 to {MAX_ROUTES_LIMIT}",
          _to_routes),
     _Var("store", "PROFILING_STORE", "a file path (empty means not set)", _to_file),
@@ -444,6 +453,10 @@ class Settings:
     """``PROFILING_SLOW_MS``: when set, a sampled request keeps its report
     (logged, stored) only if it took at least this long, answered 5xx or
     raised; the others only feed the per-route aggregates."""
+    loop_block_ms: int = 50
+    """``PROFILING_LOOP_BLOCK_MS``: a request that held its event loop this
+    long in one stretch (ran without awaiting, keeping every other request
+    waiting) says so in its report and log line; 0 turns it off."""
     max_routes: int = 500
     """``PROFILING_MAX_ROUTES``: routes aggregated apart, per process; the
     others share ``[other routes]``."""
@@ -527,6 +540,8 @@ class Settings:
                 f"async_mode={self.async_mode} interval={self.interval:g}s output_dir={out} "
                 f"manual={manual} max_concurrent={self.max_concurrent} "
                 f"manual_timeout={self.manual_timeout:g}s")
+        if self.loop_block_ms != 50:
+            line += f" loop_block_ms={self.loop_block_ms}"
         if self.slow_ms is not None:
             line += f" slow_ms={self.slow_ms:g}"
         if self.store is not None:

@@ -36,6 +36,8 @@ ASYNC_MODES = ("enabled", "disabled", "strict")
 DEFAULT_MAX_NODES = 100_000
 DEFAULT_MAX_BYTES = 32 << 20
 DEFAULT_MAX_DURATION = 300.0
+#: Seconds holding the event loop in one stretch that a report flags.
+DEFAULT_LOOP_BLOCK = 0.05
 
 
 def hide(func_or_code: Any) -> None:
@@ -195,7 +197,10 @@ class Profiler:
         (only the starting context; time elsewhere is ``[out-of-context]``).
     max_nodes, max_bytes: caps on the call tree; reaching one marks the
         report truncated. max_duration: seconds after which sampling stops
-        (0 = no limit).
+        (0 = no limit). loop_block: a stretch of at least this many seconds
+        in which the profiled code held its event loop (ran without
+        awaiting) is reported (``Report.breakdown["loop_block"]``; 0 =
+        never).
     """
 
     def __init__(
@@ -207,6 +212,7 @@ class Profiler:
         max_nodes: int = DEFAULT_MAX_NODES,
         max_bytes: int = DEFAULT_MAX_BYTES,
         max_duration: float = DEFAULT_MAX_DURATION,
+        loop_block: float = DEFAULT_LOOP_BLOCK,
     ) -> None:
         if async_mode not in ASYNC_MODES:
             raise ValueError(f"async_mode must be one of {', '.join(ASYNC_MODES)}, not {async_mode!r}")
@@ -217,10 +223,12 @@ class Profiler:
             max_nodes=int(max_nodes),
             max_bytes=int(max_bytes),
             max_duration=float(max_duration),
+            loop_block=float(loop_block),
         )
         # Validates the options now rather than at start().
         _core.Session(**self._options)
         self._session: Any = None
+        self._label: str | None = None
         self.report: Report | None = None
 
     @property
@@ -242,9 +250,21 @@ class Profiler:
         coro = _current_coro() if self._options["async_mode"] != "disabled" else None
         fold = getattr(root_function, "__code__", None)
         session = _core.Session(**self._options)
+        if self._label is not None:
+            session.set_label(self._label)
         session.start(root_frame, coro, fold_code=fold if isinstance(fold, CodeType) else None)
         self._session = session
         return self
+
+    def set_label(self, label: str) -> None:
+        """What is profiled (``GET /export``): the name other profiles give
+        it when it keeps their task waiting for a busy event loop (by
+        default, the name of the root function). Before ``start()`` or
+        while running."""
+        self._label = str(label)
+        session = self._session
+        if session is not None:
+            session.set_label(self._label)
 
     def mark_response_end(self) -> None:
         """The response has been sent (its last byte): the report gives the

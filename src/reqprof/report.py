@@ -113,6 +113,16 @@ class Report:
         return cls.from_json(text)
 
     @property
+    def breakdown(self) -> dict[str, Any]:
+        """Where the request's time went (the JSON's ``breakdown``, with
+        ``loop_block``): ``running`` (wall and CPU), ``awaiting``,
+        ``event_loop_busy`` (its ``blockers``, largest first, with their
+        ``share``), ``in_worker_threads``, ``gc``, ``unsampled``,
+        ``out_of_context``; ``loop_block`` is the longest stretch the
+        request held its event loop, or None (docs/json-schema.md)."""
+        return self._session.breakdown()
+
+    @property
     def truncated(self) -> bool:
         return bool(self.truncated_reasons)
 

@@ -49,6 +49,31 @@ test_small_profile_round_trips(void)
     fx_free(&f);
 }
 
+/* A wait for a busy event loop, its blockers, and a loop block. */
+static void
+test_loop_busy_and_loop_block_round_trip(void)
+{
+    fixture f;
+    fx_small(&f);
+    uint32_t busy = fx_sym(&f.syms, RP_KIND_LOOP_BUSY, "[event loop busy]",
+                           "", "", 0);
+    uint32_t hog = fx_sym(&f.syms, RP_KIND_BLOCKER, "GET /hog", "", "", 0);
+    uint32_t none = fx_sym(&f.syms, RP_KIND_BLOCKER, "[no request]", "", "",
+                           0);
+    const uint32_t p_hog[] = {1, 2, busy, hog, 3};
+    const uint32_t p_none[] = {1, 2, busy, none};
+    rp_tree_add_sample(&f.tree, p_hog, 5, 31, 7 * MS, 0);
+    rp_tree_add_sample(&f.tree, p_none, 4, RP_NONE, MS, 0);
+    check_round_trip(&f.report);
+    f.report.loop_block_s = 0.24;
+    f.report.loop_block_sym = 1;
+    f.report.loop_block_line = 88;
+    check_round_trip(&f.report);
+    f.report.loop_block_sym = RP_NONE;  /* known length, unknown place */
+    check_round_trip(&f.report);
+    fx_free(&f);
+}
+
 static void
 test_hostile_and_empty_profiles_round_trip(void)
 {
@@ -211,6 +236,14 @@ test_documents_off_the_schema_are_refused(void)
             "finite number");
     REJECTS("{\"version\":1,\"max_depth\":-1,\"root\":{" NODE "}}",
             "non-negative integer");
+    REJECTS("{\"version\":1,\"loop_block\":1,\"root\":{" NODE "}}",
+            "\"loop_block\" must be an object");
+    REJECTS("{\"version\":1,\"loop_block\":{\"line\":3},\"root\":{" NODE
+            "}}", "\"loop_block\" has no \"wall_s\"");
+    REJECTS("{\"version\":1,\"loop_block\":{\"wall_s\":-1},\"root\":{"
+            NODE "}}", "finite number");
+    REJECTS("{\"version\":1,\"loop_block\":{\"wall_s\":1,\"function\":2},"
+            "\"root\":{" NODE "}}", "must be a string");
 }
 
 static void
@@ -308,6 +341,7 @@ int
 main(void)
 {
     RUN(test_small_profile_round_trips);
+    RUN(test_loop_busy_and_loop_block_round_trip);
     RUN(test_hostile_and_empty_profiles_round_trip);
     RUN(test_a_100000_deep_chain_round_trips);
     RUN(test_ties_and_look_alike_siblings_keep_their_order);

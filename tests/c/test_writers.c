@@ -66,6 +66,12 @@ test_json_of_a_small_profile_is_exact(void)
         "\"truncated\":true,\"truncated_reasons\":[\"depth\"],"
         "\"gc_s\":0,\"response_s\":null,\"undersampled\":false,"
         "\"undersampled_reason\":null,"
+        "\"breakdown\":{\"running\":{\"wall_s\":0.003,\"cpu_s\":0.003},"
+        "\"awaiting\":{\"wall_s\":0.003},"
+        "\"event_loop_busy\":{\"wall_s\":0,\"blockers\":[]},"
+        "\"in_worker_threads\":{\"wall_s\":0,\"cpu_s\":0},"
+        "\"gc\":{\"wall_s\":0},\"unsampled\":{\"wall_s\":0},"
+        "\"out_of_context\":{\"wall_s\":0}},\"loop_block\":null,"
         "\"meta\":{\"method\":\"GET\",\"path\":\"/x\\u003c/script\\u003e\","
         "\"status\":200,\"bogus\":\"1; alert(1)\",\"exception\":null},"
         "\"root\":{\"name\":\"handler (app.py:10)\",\"function\":\"handler\","
@@ -112,7 +118,8 @@ test_json_header_edge_values(void)
                          "\"duration_s\":0,\"interval_s\":0.1,");
     CHECK_CONTAINS(&out, "\"truncated\":true,\"truncated_reasons\":"
                          "[\"nodes\",\"bytes\",\"duration\"],\"gc_s\":0,");
-    CHECK_CONTAINS(&out, "\"undersampled_reason\":null,\"meta\":{},");
+    CHECK_CONTAINS(&out, "\"undersampled_reason\":null,\"breakdown\":{");
+    CHECK_CONTAINS(&out, "\"loop_block\":null,\"meta\":{},");
     CHECK_JSON_VALID(&out);
     rp_buf_clear(&out);
     f.report.truncated = 0;
@@ -662,7 +669,8 @@ test_10000_deep_tree_in_every_writer(void)
 
     CHECK(rp_write_json(&out, &f.report) == 0);
     CHECK_JSON_VALID(&out);
-    CHECK_EQ_U64(count_byte(&out, '['), DEPTH + 3);     /* + reasons */
+    /* + reasons, blockers */
+    CHECK_EQ_U64(count_byte(&out, '['), DEPTH + 4);
 
     rp_buf_clear(&out);
     CHECK(rp_write_text(&out, &f.report, NULL) == 0);
@@ -698,7 +706,7 @@ test_kind_and_reason_names(void)
 {
     const char *names[] = {"frame", "await", "out-of-context", "thread",
                            "truncated", "gc", "unsampled", "request",
-                           "after-response"};
+                           "after-response", "loop-busy", "blocker"};
     for (int k = 0; k < RP_KIND_COUNT; k++) {
         CHECK_STR(rp_kind_name((rp_kind)k), names[k]);
         CHECK(rp_kind_from_name(names[k], strlen(names[k])) == k);
@@ -807,6 +815,108 @@ test_walk_order_and_skip(void)
     fx_free(&f);
 }
 
+/* ---- the breakdown ------------------------------------------------------- */
+
+/*  view                        self 2 (cpu 1)
+ *    sleep -> [await]          self 3
+ *      [event loop busy]       self 1 (a path cut there)
+ *        GET /hog -> hog       8
+ *        GET /hog (again: the same name, another symbol) -> hog   2
+ *        [no request]          5
+ *    [thread w] -> work        4 (cpu 3) -> [gc] 1
+ *    [unsampled]               0.5
+ *    [out-of-context]          0.25
+ */
+static void
+test_breakdown_sorts_time_and_blockers(void)
+{
+    fixture f;
+    rp_breakdown b;
+    rp_symtab_init(&f.syms);
+    uint32_t view = fx_sym(&f.syms, RP_KIND_FRAME, "view", "/a.py", "a.py", 1);
+    uint32_t sleep = fx_sym(&f.syms, RP_KIND_FRAME, "sleep", "/t.py", "t.py", 2);
+    uint32_t aw = fx_sym(&f.syms, RP_KIND_AWAIT, "[await]", "", "", 0);
+    uint32_t busy = fx_sym(&f.syms, RP_KIND_LOOP_BUSY, "[event loop busy]",
+                           "", "", 0);
+    uint32_t hog1 = fx_sym(&f.syms, RP_KIND_BLOCKER, "GET /hog", "", "", 0);
+    uint32_t hog2 = fx_sym(&f.syms, RP_KIND_BLOCKER, "GET /hog", "", "", 1);
+    uint32_t none = fx_sym(&f.syms, RP_KIND_BLOCKER, "[no request]", "", "",
+                           0);
+    uint32_t hog = fx_sym(&f.syms, RP_KIND_FRAME, "hog", "/h.py", "h.py", 3);
+    uint32_t thr = fx_sym(&f.syms, RP_KIND_THREAD, "[thread w]", "", "", 0);
+    uint32_t work = fx_sym(&f.syms, RP_KIND_FRAME, "work", "/w.py", "w.py", 4);
+    uint32_t gc = fx_sym(&f.syms, RP_KIND_GC, "[gc]", "", "", 0);
+    uint32_t uns = fx_sym(&f.syms, RP_KIND_UNSAMPLED, "[unsampled]", "", "", 0);
+    uint32_t ooc = fx_sym(&f.syms, RP_KIND_OUT_OF_CONTEXT, "[out-of-context]",
+                          "", "", 0);
+    CHECK(rp_tree_init(&f.tree, view, 1000, 0) == 0);
+    const uint32_t p_await[] = {sleep, aw};
+    const uint32_t p_busy[] = {sleep, aw, busy};
+    const uint32_t p_hog1[] = {sleep, aw, busy, hog1, hog};
+    const uint32_t p_hog2[] = {sleep, aw, busy, hog2, hog};
+    const uint32_t p_none[] = {sleep, aw, busy, none};
+    const uint32_t p_work[] = {thr, work};
+    const uint32_t p_gc[] = {thr, work, gc};
+    const uint32_t p_uns[] = {uns};
+    const uint32_t p_ooc[] = {ooc};
+    rp_tree_add_sample(&f.tree, NULL, 0, RP_NONE, 2 * MS, MS);
+    rp_tree_add_sample(&f.tree, p_await, 2, RP_NONE, 3 * MS, 0);
+    rp_tree_add_sample(&f.tree, p_busy, 3, RP_NONE, MS, 0);
+    rp_tree_add_sample(&f.tree, p_hog1, 5, RP_NONE, 8 * MS, 7 * MS);
+    rp_tree_add_sample(&f.tree, p_hog2, 5, RP_NONE, 2 * MS, 2 * MS);
+    rp_tree_add_sample(&f.tree, p_none, 4, RP_NONE, 5 * MS, 0);
+    rp_tree_add_sample(&f.tree, p_work, 2, RP_NONE, 4 * MS, 3 * MS);
+    rp_tree_add_sample(&f.tree, p_gc, 3, RP_NONE, MS, MS);
+    rp_tree_add_sample(&f.tree, p_uns, 1, RP_NONE, MS / 2, 0);
+    rp_tree_add_sample(&f.tree, p_ooc, 1, RP_NONE, MS / 4, 0);
+    CHECK(rp_breakdown_compute(&f.tree, &f.syms, &b) == 0);
+    CHECK_EQ_U64(b.running_wall_ns, 2 * MS);
+    CHECK_EQ_U64(b.running_cpu_ns, MS);
+    CHECK_EQ_U64(b.awaiting_ns, 3 * MS);
+    CHECK_EQ_U64(b.loop_busy_ns, 16 * MS);    /* the blockers' CPU is theirs */
+    CHECK_EQ_U64(b.worker_wall_ns, 4 * MS);
+    CHECK_EQ_U64(b.worker_cpu_ns, 3 * MS);
+    CHECK_EQ_U64(b.gc_ns, MS);
+    CHECK_EQ_U64(b.unsampled_ns, MS / 2);
+    CHECK_EQ_U64(b.out_of_context_ns, MS / 4);
+    CHECK_EQ_U64(b.running_wall_ns + b.awaiting_ns + b.loop_busy_ns
+                 + b.worker_wall_ns + b.gc_ns + b.unsampled_ns
+                 + b.out_of_context_ns, f.tree.nodes[0].wall_ns);
+    CHECK_EQ_U64(b.n_blockers, 2);
+    CHECK_STR(b.blockers[0].name->s, "GET /hog");   /* both symbols, merged */
+    CHECK_EQ_U64(b.blockers[0].wall_ns, 10 * MS);
+    CHECK_STR(b.blockers[1].name->s, "[no request]");
+    CHECK_EQ_U64(b.blockers[1].wall_ns, 5 * MS);
+    fx_report(&f);
+    rp_buf out;
+    rp_buf_init(&out, 0);
+    CHECK(rp_write_json(&out, &f.report) == 0);
+    CHECK_JSON_VALID(&out);
+    CHECK_CONTAINS(&out, "\"event_loop_busy\":{\"wall_s\":0.016,\"blockers\":"
+                         "[{\"name\":\"GET /hog\",\"wall_s\":0.01,"
+                         "\"share\":0.625},{\"name\":\"[no request]\","
+                         "\"wall_s\":0.005,\"share\":0.3125}]}");
+    CHECK_CONTAINS(&out, "\"loop_block\":null,");
+    /* The blocker's side, and the text header of both. */
+    f.report.loop_block_s = 0.24;
+    f.report.loop_block_sym = hog;
+    f.report.loop_block_line = 88;
+    rp_buf_clear(&out);
+    CHECK(rp_write_json(&out, &f.report) == 0);
+    CHECK_JSON_VALID(&out);
+    CHECK_CONTAINS(&out, "\"loop_block\":{\"wall_s\":0.24,\"function\":"
+                         "\"hog\",\"file\":\"/h.py\",\"short_file\":"
+                         "\"h.py\",\"line\":88},");
+    rp_buf_clear(&out);
+    CHECK(rp_write_text(&out, &f.report, NULL) == 0);
+    CHECK_CONTAINS(&out, "\nEvent loop busy: 0.016s (blocked by GET /hog 63%, "
+                         "[no request] 31%)  Awaiting: 0.003s  Running: "
+                         "0.002s\nBlocked the event loop: 0.240s at h.py:88 "
+                         "(hog)\n\n");
+    rp_buf_free(&out);
+    fx_free(&f);
+}
+
 int
 main(void)
 {
@@ -833,5 +943,6 @@ main(void)
     RUN(test_kind_and_reason_names);
     RUN(test_symtab_copies_and_names);
     RUN(test_walk_order_and_skip);
+    RUN(test_breakdown_sorts_time_and_blockers);
     return check_summary();
 }

@@ -146,3 +146,46 @@ test('validateProfile explains what is wrong', () => {
   assert.match(M.validateProfile({ version: 1 }).join(' '), /no root/);
   assert.equal(M.validateProfile(null).length, 1);
 });
+
+// ---- the breakdown bar ----------------------------------------------------
+
+const BREAKDOWN = {
+  running: { wall_s: 0.003, cpu_s: 0.002 }, awaiting: { wall_s: 0.011 },
+  event_loop_busy: { wall_s: 0.298, blockers: [{ name: 'GET /hog', wall_s: 0.286, share: 0.96 },
+    { name: '[no request]', wall_s: 0.012, share: 0.04 }] },
+  in_worker_threads: { wall_s: 0, cpu_s: 0 }, gc: { wall_s: 0 }, unsampled: { wall_s: 0 },
+  out_of_context: { wall_s: 0 },
+};
+
+test('breakdownParts keeps the parts with time, in order, with shares and blockers', () => {
+  const parts = M.breakdownParts({ breakdown: BREAKDOWN });
+  assert.deepEqual(parts.map((p) => p.key), ['running', 'awaiting', 'event_loop_busy']);
+  assert.deepEqual(parts.map((p) => p.kind), [null, 'await', 'loop-busy']);
+  const sum = parts.reduce((t, p) => t + p.share, 0);
+  assert.ok(Math.abs(sum - 1) < 1e-9, String(sum));
+  assert.ok(Math.abs(parts[2].share - 0.298 / 0.312) < 1e-9);
+  assert.equal(parts[2].blockers[0].name, 'GET /hog');
+  assert.deepEqual(parts[0].blockers, []);
+});
+
+test('breakdownParts of a profile written before the breakdown is empty', () => {
+  assert.deepEqual(M.breakdownParts({}), []);
+  assert.deepEqual(M.breakdownParts({ breakdown: null }), []);
+  assert.deepEqual(M.breakdownParts({ breakdown: { running: { wall_s: 0 } } }), []);
+});
+
+test('kindFilter keeps the paths to the nodes of a kind and what is below them', () => {
+  const root = finish(frame('victim', APP + 'app.py', 10, {},
+    frame('sleep', STDLIB + 'asyncio/tasks.py', 600, {},
+      pseudo('await', '[await]', { self: 0.011 },
+        pseudo('loop-busy', '[event loop busy]', {},
+          pseudo('blocker', 'GET /hog', {}, frame('hog', APP + 'app.py', 20, { self: 0.29 }))))),
+    frame('helper', APP + 'app.py', 30, { self: 0.003 })));
+  const idx = M.flatten(root);
+  const s = M.kindFilter(idx, 'loop-busy');
+  assert.equal(s.count, 1);
+  const kept = [...Array(idx.size).keys()].filter((i) => s.keep[i]).map((i) => idx.nodes[i].function);
+  assert.deepEqual(kept, ['victim', 'sleep', '[await]', '[event loop busy]', 'GET /hog', 'hog']);
+  assert.equal(M.kindFilter(idx, 'gc'), null);
+  assert.equal(M.kindFilter(idx, null), null);
+});

@@ -1,7 +1,7 @@
 // Top functions: self time aggregated by function, and sorting.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { M, APP, SITE, frame, finish, sampleTree } from './helpers.mjs';
+import { M, APP, SITE, frame, pseudo, finish, sampleTree } from './helpers.mjs';
 
 test('topFunctions adds up self time per function, file and line, largest first', () => {
   const root = finish(
@@ -57,4 +57,18 @@ test('sortRows sorts numbers and strings either way, stably', () => {
   assert.deepEqual(M.sortRows(rows, 'function', false).map((r) => r.function), ['Alpha', 'beta', 'gamma']);
   assert.deepEqual(M.sortRows(rows, 'function', true).map((r) => r.function), ['gamma', 'beta', 'Alpha']);
   assert.deepEqual(rows.map((r) => r.name), ['b', 'a', 'c'], 'input left alone');
+});
+
+test('the frames of a request that held the event loop count as the wait, not as functions', () => {
+  const root = finish(
+    frame('victim', APP + 'v.py', 1, {},
+      pseudo('await', '[await]', { self: 0.01 },
+        pseudo('loop-busy', '[event loop busy]', {},
+          pseudo('blocker', 'GET /hog', {}, frame('burn', APP + 'h.py', 5, { self: 0.2 })))),
+      frame('render', APP + 'v.py', 9, { self: 0.003 })));
+  const rows = M.topFunctions(M.flatten(root));
+  assert.deepEqual(rows.map((r) => r.function), ['[event loop busy]', '[await]', 'render', 'victim']);
+  assert.ok(Math.abs(rows[0].self_wall_s - 0.2) < 1e-12);
+  const total = rows.reduce((t, r) => t + r.self_wall_s, 0);
+  assert.ok(Math.abs(total - root.wall_s) < 1e-12, 'every second of self time is in one row');
 });

@@ -1,9 +1,10 @@
 /* codetable.c - a session's frame ids (see codetable.h).
  *
- * Invariants: entries[0..5] are the fixed pseudo-frames ([await],
- * [out-of-context], [truncated], [gc], [unsampled], [after response]);
- * every other entry is a code object, an await point (its code object and
- * instruction offset + 1 as ident) or a thread, unique by (kind, obj,
+ * Invariants: entries[0..7] are the fixed pseudo-frames ([await],
+ * [out-of-context], [truncated], [gc], [unsampled], [after response],
+ * [event loop busy], [no request]); every other entry is a code object,
+ * an await point (its code object and instruction offset + 1 as ident), a
+ * thread, or a blocking request (its label), unique by (kind, obj,
  * ident). The slot table stays at most half
  * full. Only the thread holding the GIL touches a table.
  */
@@ -123,7 +124,9 @@ rp_codetable_init(rp_codetable *ct, uint32_t max_entries, size_t max_bytes)
     ct->gc_id = get_or_add(ct, RP_KIND_GC, NULL, 0);
     ct->unsampled_id = get_or_add(ct, RP_KIND_UNSAMPLED, NULL, 0);
     ct->after_response_id = get_or_add(ct, RP_KIND_AFTER_RESPONSE, NULL, 0);
-    if (ct->after_response_id == RP_NONE) {
+    ct->loop_busy_id = get_or_add(ct, RP_KIND_LOOP_BUSY, NULL, 0);
+    ct->no_request_id = get_or_add(ct, RP_KIND_BLOCKER, NULL, 0);
+    if (ct->no_request_id == RP_NONE) {
         goto error;
     }
     return 0;
@@ -185,6 +188,15 @@ rp_codetable_thread(rp_codetable *ct, unsigned long ident, int *is_new)
     uint32_t id = get_or_add(ct, RP_KIND_THREAD, NULL, ident);
     *is_new = id != RP_NONE && ct->n != before;
     return id;
+}
+
+uint32_t
+rp_codetable_blocker(rp_codetable *ct, PyObject *label)
+{
+    if (label == NULL) {
+        return ct->no_request_id;
+    }
+    return get_or_add(ct, RP_KIND_BLOCKER, label, 0);
 }
 
 void
@@ -323,11 +335,23 @@ add_symbol(rp_symtab *st, const rp_ct_entry *e, PyObject *prefixes)
             goto done;
         }
         break;
+    case RP_KIND_BLOCKER:
+        if (e->obj != NULL) {
+            fn = utf8_bytes(e->obj);    /* the request: "GET /export" */
+            if (fn == NULL) {
+                goto done;
+            }
+            break;
+        }
+        f = "[no request]";
+        flen = 12;
+        break;
     default:
         f = e->kind == RP_KIND_OUT_OF_CONTEXT ? "[out-of-context]"
             : e->kind == RP_KIND_GC ? "[gc]"
             : e->kind == RP_KIND_UNSAMPLED ? "[unsampled]"
             : e->kind == RP_KIND_AFTER_RESPONSE ? "[after response]"
+            : e->kind == RP_KIND_LOOP_BUSY ? "[event loop busy]"
             : "[truncated]";
         flen = (Py_ssize_t)strlen(f);
         break;

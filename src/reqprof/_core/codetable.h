@@ -1,5 +1,6 @@
 /* codetable.h - a session's frame ids: code objects and pseudo-frames
- * ([await] points, threads, [gc], [unsampled], [after response], ...).
+ * ([await] points, threads, [gc], [unsampled], [after response], [event
+ * loop busy] and the requests that blocked it, ...).
  *
  * The sampler turns each frame's code object into a small integer id here
  * (one hash probe); the call tree stores only ids. Every code object in the
@@ -33,6 +34,7 @@ typedef struct rp_codetable {
     uint32_t mask;
     uint32_t await_id, out_of_context_id, truncated_id;
     uint32_t gc_id, unsampled_id, after_response_id;
+    uint32_t loop_busy_id, no_request_id;
 } rp_codetable;
 
 /* Creates the table with its fixed pseudo-frames, holding at most
@@ -57,6 +59,9 @@ uint32_t rp_codetable_await(rp_codetable *ct, PyCodeObject *code,
  * *is_new is set: give it its name). RP_NONE when full. */
 uint32_t rp_codetable_thread(rp_codetable *ct, unsigned long ident,
                              int *is_new);
+/* The id of the blocker pseudo-frame of the request labelled `label` (a
+ * str, held; NULL: the [no request] one). RP_NONE when full. */
+uint32_t rp_codetable_blocker(rp_codetable *ct, PyObject *label);
 /* Names thread entry `id` after `name` (a str, borrowed; NULL or not a str
  * leaves it unnamed: the report then shows its ident). */
 void rp_codetable_set_name(rp_codetable *ct, uint32_t id, PyObject *name);

@@ -52,6 +52,17 @@ PyModule_AddObjectRef(PyObject *m, const char *name, PyObject *value)
 }
 #endif
 
+/* The member types of object slots: Py_T_OBJECT_EX in Python.h from 3.12,
+ * T_OBJECT_EX in structmember.h before. */
+#if PY_VERSION_HEX >= 0x030C0000
+#  define RP_T_OBJECT_EX Py_T_OBJECT_EX
+#  define RP_T_OBJECT _Py_T_OBJECT
+#else
+#  include <structmember.h>
+#  define RP_T_OBJECT_EX T_OBJECT_EX
+#  define RP_T_OBJECT T_OBJECT
+#endif
+
 /* Saving the pending exception around work that may set one: PyErr_Fetch
  * is deprecated from 3.12, which has PyErr_GetRaisedException. */
 #if PY_VERSION_HEX >= 0x030C0000

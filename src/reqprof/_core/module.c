@@ -40,6 +40,7 @@ session_traverse(rp_session *s, visitproc visit, void *arg)
     Py_VISIT(Py_TYPE(s));
     Py_VISIT(s->context);
     Py_VISIT(s->coro);
+    Py_VISIT(s->label);
     return rp_codetable_traverse(&s->codes, visit, arg);
 }
 
@@ -51,6 +52,7 @@ session_clear(rp_session *s)
     Py_CLEAR(s->marker);
     Py_CLEAR(s->root_code);
     Py_CLEAR(s->fold_code);
+    Py_CLEAR(s->label);
     rp_codetable_clear(&s->codes);
     return 0;
 }
@@ -71,15 +73,17 @@ static PyObject *
 session_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
     static char *kwlist[] = {"interval", "max_depth", "async_mode",
-                             "max_nodes", "max_bytes", "max_duration", NULL};
-    double interval = 0.001, max_duration = 300.0;
+                             "max_nodes", "max_bytes", "max_duration",
+                             "loop_block", NULL};
+    double interval = 0.001, max_duration = 300.0, loop_block = 0.05;
     int max_depth = 50;
     const char *mode = "enabled";
     unsigned long long max_nodes = DEFAULT_MAX_NODES;
     unsigned long long max_bytes = DEFAULT_MAX_BYTES;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|dis$KKd", kwlist,
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|dis$KKdd", kwlist,
                                      &interval, &max_depth, &mode,
-                                     &max_nodes, &max_bytes, &max_duration)) {
+                                     &max_nodes, &max_bytes, &max_duration,
+                                     &loop_block)) {
         return NULL;
     }
     int m = -1;
@@ -114,6 +118,12 @@ session_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
                         "max_bytes must be between 65536 and 2**40");
         return NULL;
     }
+    if (!(loop_block >= 0.0 && loop_block <= 3600.0)) {
+        PyErr_SetString(PyExc_ValueError,
+                        "loop_block must be between 0 and 3600 seconds "
+                        "(0: never reported)");
+        return NULL;
+    }
     if (!(max_duration >= 0.0)) {
         PyErr_SetString(PyExc_ValueError,
                         "max_duration must be >= 0 (0: no limit)");
@@ -129,6 +139,9 @@ session_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     s->max_nodes = (uint32_t)max_nodes;
     s->max_bytes = (size_t)max_bytes;
     s->max_duration_ns = (uint64_t)(max_duration * 1e9);
+    s->loop_block_ns = (uint64_t)(loop_block * 1e9);
+    s->block_frame = RP_NONE;
+    s->block_lasti = -1;
     rp_symtab_init(&s->syms);
     if (rp_codetable_init(&s->codes, s->max_nodes + 16,
                           s->max_bytes / 4) < 0) {
@@ -159,6 +172,19 @@ session_start(rp_session *s, PyObject *args, PyObject *kwargs)
                         fold == Py_None ? NULL : (PyCodeObject *)fold) < 0) {
         return NULL;
     }
+    Py_RETURN_NONE;
+}
+
+/* set_label(label): what the session is ("GET /export"), the name other
+ * sessions give it when it blocks their event loop. */
+static PyObject *
+session_set_label(rp_session *s, PyObject *label)
+{
+    if (!PyUnicode_Check(label)) {
+        PyErr_SetString(PyExc_TypeError, "set_label() takes a str");
+        return NULL;
+    }
+    Py_XSETREF(s->label, Py_NewRef(label));
     Py_RETURN_NONE;
 }
 
@@ -253,6 +279,12 @@ session_stop(rp_session *s, PyObject *args)
             rp_symtab_free(&s->syms);
             rp_symtab_init(&s->syms);
             return NULL;
+        }
+        if (s->block_frame < s->codes.n && s->block_lasti >= 0) {
+            int line = PyCode_Addr2Line(
+                (PyCodeObject *)s->codes.entries[s->block_frame].obj,
+                (int)s->block_lasti);
+            s->block_line = line > 0 ? (uint32_t)line : 0;
         }
         s->resolved = 1;
     }
@@ -361,6 +393,24 @@ check_stopped(rp_session *s)
     return 0;
 }
 
+/* The longest stretch `s` held the event loop, when at least its
+ * threshold (a loaded report keeps the one it was written with). */
+static void
+report_loop_block(const rp_session *s, rp_report *r)
+{
+    r->loop_block_sym = RP_NONE;
+    if (s->loaded) {
+        r->loop_block_s = s->loaded_block_s;
+        r->loop_block_sym = s->block_frame;
+        r->loop_block_line = s->block_line;
+    }
+    else if (s->loop_block_ns > 0 && s->block_ns >= s->loop_block_ns) {
+        r->loop_block_s = (double)s->block_ns / 1e9;
+        r->loop_block_sym = s->block_frame;
+        r->loop_block_line = s->block_line;
+    }
+}
+
 static void
 fill_report(rp_session *s, rp_report *r, const meta_list *ml,
             const char *version)
@@ -381,6 +431,7 @@ fill_report(rp_session *s, rp_report *r, const meta_list *ml,
     r->response_s = s->loaded ? s->loaded_response_s
         : s->response_ns ? (double)(s->response_ns - s->start_ns) / 1e9 : 0.0;
     r->undersampled = s->undersampled;
+    report_loop_block(s, r);
     r->meta = ml->items;
     r->n_meta = ml->n;
 }
@@ -798,26 +849,41 @@ session_top_functions(rp_session *s, PyObject *args)
     Py_ssize_t n = 3;
     PyObject *result = NULL;
     uint64_t *self = NULL;
+    uint32_t *busy = NULL;
     if (!PyArg_ParseTuple(args, "|n:top_functions", &n)
             || check_stopped(s) < 0) {
         return NULL;
     }
     uint32_t nsyms = s->syms.n;
     self = calloc(nsyms ? nsyms : 1, sizeof(uint64_t));
+    /* busy[i]: the [event loop busy] node i is under, or RP_NONE (a node
+     * comes after its parent). */
+    busy = malloc((s->tree.n_nodes ? s->tree.n_nodes : 1) * sizeof(uint32_t));
     result = PyList_New(0);
-    if (self == NULL || result == NULL) {
-        if (self == NULL) {
+    if (self == NULL || busy == NULL || result == NULL) {
+        if (self == NULL || busy == NULL) {
             PyErr_NoMemory();
         }
         goto error;
     }
     for (uint32_t i = 0; i < s->tree.n_nodes; i++) {
-        uint32_t f = s->tree.nodes[i].frame;
+        const rp_node *nd = &s->tree.nodes[i];
+        uint32_t f = nd->frame;
         rp_kind kind = f < nsyms ? s->syms.syms[f].kind : RP_KIND_FRAME;
+        busy[i] = nd->parent < i ? busy[nd->parent] : RP_NONE;
+        if (busy[i] == RP_NONE && kind == RP_KIND_LOOP_BUSY) {
+            busy[i] = f;
+        }
+        /* The blocker's frames are another request's work: their time is
+         * the wait's. */
+        if (busy[i] != RP_NONE) {
+            f = busy[i];
+            kind = RP_KIND_LOOP_BUSY;
+        }
         /* Markers of time, not places it went: never a top function. */
         if (f < nsyms && kind != RP_KIND_UNSAMPLED && kind != RP_KIND_REQUEST
                 && kind != RP_KIND_AFTER_RESPONSE) {
-            self[f] += s->tree.nodes[i].self_wall_ns;
+            self[f] += nd->self_wall_ns;
         }
     }
     for (Py_ssize_t k = 0; k < n; k++) {
@@ -842,9 +908,11 @@ session_top_functions(rp_session *s, PyObject *args)
         self[best] = 0;
     }
     free(self);
+    free(busy);
     return result;
 error:
     free(self);
+    free(busy);
     Py_XDECREF(result);
     return NULL;
 }
@@ -859,6 +927,84 @@ symtab_bytes(const rp_symtab *st)
         n += y->function.len + y->file.len + y->short_file.len + 3;
     }
     return n;
+}
+
+static PyObject *
+seconds(uint64_t ns)
+{
+    return PyFloat_FromDouble((double)ns / 1e9);
+}
+
+static PyObject *
+session_breakdown(rp_session *s, PyObject *Py_UNUSED(ignored))
+{
+    PyObject *result = NULL, *blockers = NULL, *block = NULL;
+    rp_breakdown b;
+    rp_report r;
+    if (!s->resolved) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "reqprof: the session has not been stopped");
+        return NULL;
+    }
+    if (rp_breakdown_compute(&s->tree, &s->syms, &b) < 0) {
+        return PyErr_NoMemory();
+    }
+    blockers = PyList_New(0);
+    if (blockers == NULL) {
+        goto done;
+    }
+    for (size_t i = 0; i < b.n_blockers; i++) {
+        PyObject *item = Py_BuildValue(
+            "{s:N, s:N, s:d}",
+            "name", PyUnicode_DecodeUTF8(b.blockers[i].name->s,
+                                         (Py_ssize_t)b.blockers[i].name->len,
+                                         "replace"),
+            "wall_s", seconds(b.blockers[i].wall_ns),
+            "share", b.loop_busy_ns ? (double)b.blockers[i].wall_ns
+                                      / (double)b.loop_busy_ns : 0.0);
+        if (item == NULL || PyList_Append(blockers, item) < 0) {
+            Py_XDECREF(item);
+            goto done;
+        }
+        Py_DECREF(item);
+    }
+    memset(&r, 0, sizeof(r));
+    report_loop_block(s, &r);
+    if (r.loop_block_s > 0.0) {
+        const rp_sym *at = r.loop_block_sym != RP_NONE
+            ? rp_symtab_get(&s->syms, r.loop_block_sym) : NULL;
+        block = at == NULL
+            ? Py_BuildValue("{s:d}", "wall_s", r.loop_block_s)
+            : Py_BuildValue("{s:d, s:s#, s:s#, s:s#, s:I}",
+                            "wall_s", r.loop_block_s,
+                            "function", at->function.s,
+                            (Py_ssize_t)at->function.len,
+                            "file", at->file.s, (Py_ssize_t)at->file.len,
+                            "short_file", at->short_file.s,
+                            (Py_ssize_t)at->short_file.len,
+                            "line", (unsigned)r.loop_block_line);
+        if (block == NULL) {
+            goto done;
+        }
+    }
+    result = Py_BuildValue(
+        "{s:{s:N, s:N}, s:{s:N}, s:{s:N, s:O}, s:{s:N, s:N}, s:{s:N}, "
+        "s:{s:N}, s:{s:N}, s:O}",
+        "running", "wall_s", seconds(b.running_wall_ns),
+        "cpu_s", seconds(b.running_cpu_ns),
+        "awaiting", "wall_s", seconds(b.awaiting_ns),
+        "event_loop_busy", "wall_s", seconds(b.loop_busy_ns),
+        "blockers", blockers,
+        "in_worker_threads", "wall_s", seconds(b.worker_wall_ns),
+        "cpu_s", seconds(b.worker_cpu_ns),
+        "gc", "wall_s", seconds(b.gc_ns),
+        "unsampled", "wall_s", seconds(b.unsampled_ns),
+        "out_of_context", "wall_s", seconds(b.out_of_context_ns),
+        "loop_block", block != NULL ? block : Py_None);
+done:
+    Py_XDECREF(blockers);
+    Py_XDECREF(block);
+    return result;
 }
 
 static PyObject *
@@ -916,6 +1062,12 @@ static PyMethodDef session_methods[] = {
      "start(root_frame, coro=None, *, fold_code=None)\n--\n\nBind to the "
      "current context and start sampling; root_frame is the frame the tree "
      "starts at (or, with fold_code, the function it calls)."},
+    {"set_label", (PyCFunction)session_set_label, METH_O,
+     "set_label(label)\n--\n\nNames the session where it blocks the "
+     "event loop for others (\"GET /export\")."},
+    {"breakdown", (PyCFunction)session_breakdown, METH_NOARGS,
+     "breakdown() -> where the time went: the JSON's \"breakdown\" and "
+     "\"loop_block\" as a dict"},
     {"mark_response_end", (PyCFunction)session_mark_response_end,
      METH_NOARGS,
      "mark_response_end()\n--\n\nThe response has been sent: what runs "
@@ -1007,6 +1159,18 @@ mod_set_library_dirs(PyObject *m, PyObject *dirs)
     if (rp_engine_set_library_dirs(dirs) < 0) {
         return NULL;
     }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+mod_set_loop_busy(PyObject *m, PyObject *arg)
+{
+    (void)m;
+    int on = PyObject_IsTrue(arg);
+    if (on < 0) {
+        return NULL;
+    }
+    rp_engine_set_loop_busy(on);
     Py_RETURN_NONE;
 }
 
@@ -1170,6 +1334,9 @@ mod_load_json(PyObject *m, PyObject *data)
     s->loaded_gc_s = l.gc_s;
     s->loaded_response_s = l.response_s;
     s->undersampled = l.undersampled;
+    s->loaded_block_s = l.loop_block_s;
+    s->block_frame = l.loop_block_sym;
+    s->block_line = l.loop_block_line;
     result = PyTuple_Pack(3, session, meta, version);
 done:
     rp_loaded_free(&l);
@@ -1318,6 +1485,10 @@ static PyMethodDef module_methods[] = {
     {"stats", mod_stats, METH_NOARGS, "Engine counters."},
     {"set_library_dirs", mod_set_library_dirs, METH_O,
      "The standard library's directories (library code, like site-packages)."},
+    {"_set_loop_busy", mod_set_loop_busy, METH_O,
+     "_set_loop_busy(on)\n--\n\nTurns the event loop's detection ([event "
+     "loop busy], the loop block) on or off, for benchmarks (on by "
+     "default)."},
     {"_sample_now", mod_sample_now, METH_NOARGS,
      "Take one tick now, on this thread, for every active session (tests)."},
     {"load_json", mod_load_json, METH_O,

@@ -1138,8 +1138,82 @@ enum {
     H_MAX_DEPTH = 1u << 9, H_TRUNCATED = 1u << 10, H_REASONS = 1u << 11,
     H_META = 1u << 12, H_ROOT = 1u << 13, H_GC = 1u << 14,
     H_RESPONSE = 1u << 15, H_UNDERSAMPLED = 1u << 16,
-    H_UNDERSAMPLED_REASON = 1u << 17,
+    H_UNDERSAMPLED_REASON = 1u << 17, H_LOOP_BLOCK = 1u << 18,
 };
+
+enum {
+    B_WALL = 1u << 0, B_FUNCTION = 1u << 1, B_FILE = 1u << 2,
+    B_SHORT_FILE = 1u << 3, B_LINE = 1u << 4,
+};
+
+/* "loop_block": null, or the longest stretch the request held its event
+ * loop and where (a frame symbol; its line is where it was). */
+static int
+read_loop_block(reader *rd, uint32_t obj, rp_loaded *out)
+{
+    static const field_spec FIELDS[] = {
+        {"wall_s", "\"loop_block\"'s \"wall_s\"", B_WALL},
+        {"function", "\"loop_block\"'s \"function\"", B_FUNCTION},
+        {"file", "\"loop_block\"'s \"file\"", B_FILE},
+        {"short_file", "\"loop_block\"'s \"short_file\"", B_SHORT_FILE},
+        {"line", "\"loop_block\"'s \"line\"", B_LINE},
+    };
+    int rc = -1;
+    unsigned seen = 0, bit;
+    const char *what = "";
+    uint64_t x;
+    node_fields nf;
+    memset(&nf, 0, sizeof(nf));
+    rp_buf_init(&nf.function, 0);
+    rp_buf_init(&nf.file, 0);
+    rp_buf_init(&nf.short_file, 0);
+    nf.kind = RP_KIND_FRAME;
+    if (rd->vals[obj].type == J_NULL) {
+        rc = 0;
+        goto done;
+    }
+    if (expect_type(rd, obj, J_OBJECT, "\"loop_block\"") < 0) {
+        goto done;
+    }
+    for (uint32_t k = rd->vals[obj].first; k != RP_NONE;
+            k = rd->vals[rd->vals[k].next].next) {
+        uint32_t v = rd->vals[k].next;
+        if (decode_string(rd, k, &rd->key) < 0
+                || find_field(rd, FIELDS, sizeof(FIELDS) / sizeof(FIELDS[0]),
+                              &seen, "\"loop_block\"", &bit, &what) < 0) {
+            goto done;
+        }
+        int r = bit == B_WALL ? read_double(rd, v, &out->loop_block_s, what)
+            : bit == B_FUNCTION ? read_string(rd, v, &nf.function, what)
+            : bit == B_FILE ? read_string(rd, v, &nf.file, what)
+            : bit == B_SHORT_FILE ? read_string(rd, v, &nf.short_file, what)
+            : bit == B_LINE ? read_uint(rd, v, RP_NONE - 1, &x, what)
+            : 0;
+        if (r < 0) {
+            goto done;
+        }
+        if (bit == B_LINE) {
+            out->loop_block_line = (uint32_t)x;
+        }
+    }
+    if (!(seen & B_WALL)) {
+        fail(rd, "invalid profile: \"loop_block\" has no \"wall_s\"");
+        goto done;
+    }
+    if (seen & B_FUNCTION) {
+        nf.line = out->loop_block_line;
+        out->loop_block_sym = node_symbol(rd, &out->syms, &nf, 0);
+        if (out->loop_block_sym == RP_NONE) {
+            goto done;
+        }
+    }
+    rc = 0;
+done:
+    rp_buf_free(&nf.function);
+    rp_buf_free(&nf.file);
+    rp_buf_free(&nf.short_file);
+    return rc;
+}
 
 /* One top-level field (key in rd->key, value v); the root is kept. */
 static int
@@ -1166,6 +1240,7 @@ read_header_field(reader *rd, uint32_t v, rp_loaded *out, unsigned *seen,
         {"undersampled", "\"undersampled\"", H_UNDERSAMPLED},
         {"undersampled_reason", "\"undersampled_reason\"",
          H_UNDERSAMPLED_REASON},
+        {"loop_block", "\"loop_block\"", H_LOOP_BLOCK},
     };
     unsigned bit;
     const char *what = "";
@@ -1265,6 +1340,8 @@ read_header_field(reader *rd, uint32_t v, rp_loaded *out, unsigned *seen,
         return read_reasons(rd, v, out);
     case H_META:
         return read_meta(rd, v, out);
+    case H_LOOP_BLOCK:
+        return read_loop_block(rd, v, out);
     default:    /* H_ROOT */
         *root = v;
         return expect_type(rd, v, J_OBJECT, "\"root\"");
@@ -1320,6 +1397,7 @@ rp_read_json(const char *text, size_t n, rp_loaded *out, char *err,
     memset(&rd, 0, sizeof(rd));
     memset(out, 0, sizeof(*out));
     rp_symtab_init(&out->syms);
+    out->loop_block_sym = RP_NONE;
     rd.text = text;
     rd.n = n;
     rd.err = err;
@@ -1379,6 +1457,9 @@ rp_loaded_report(const rp_loaded *l, rp_report *r)
     r->gc_s = l->gc_s;
     r->response_s = l->response_s;
     r->undersampled = l->undersampled;
+    r->loop_block_s = l->loop_block_s;
+    r->loop_block_sym = l->loop_block_sym;
+    r->loop_block_line = l->loop_block_line;
     r->meta = l->meta;
     r->n_meta = l->n_meta;
 }

@@ -44,6 +44,9 @@ typedef struct rp_loaded {
     double gc_s;
     double response_s;      /* 0 when null or absent */
     int undersampled;       /* RP_UNDERSAMPLED_* from undersampled_reason */
+    double loop_block_s;    /* "loop_block": 0 when null or absent */
+    uint32_t loop_block_sym;    /* its place (a symbol), RP_NONE if none */
+    uint32_t loop_block_line;
 } rp_loaded;
 
 enum {

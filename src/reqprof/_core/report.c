@@ -20,7 +20,7 @@
 
 static const char *const KIND_NAMES[RP_KIND_COUNT] = {
     "frame", "await", "out-of-context", "thread", "truncated", "gc",
-    "unsampled", "request", "after-response",
+    "unsampled", "request", "after-response", "loop-busy", "blocker",
 };
 
 static const char *const UNDERSAMPLED_NAMES[RP_UNDERSAMPLED_COUNT] = {
@@ -318,4 +318,104 @@ rp_walk_free(rp_walk *w)
     w->pool = NULL;
     w->frames = NULL;
     w->depth = 0;
+}
+
+/* ---- breakdown --------------------------------------------------------- */
+
+enum { BD_RUNNING = 0, BD_AWAITING, BD_LOOP_BUSY, BD_WORKER, BD_GC,
+       BD_UNSAMPLED, BD_OUT_OF_CONTEXT };
+
+/* The state a node of `kind` puts its subtree in, below a parent in
+ * state `parent`: the innermost pseudo-frame decides, except inside a
+ * wait, a collection or unseen time, whose frames (blockers, finalizers)
+ * stay in it; an [await]'s [event loop busy] child is its own. */
+static unsigned char
+bd_state(unsigned char parent, rp_kind kind)
+{
+    if (parent == BD_AWAITING && kind == RP_KIND_LOOP_BUSY) {
+        return BD_LOOP_BUSY;    /* the part of the wait the loop owes */
+    }
+    if (parent != BD_RUNNING && parent != BD_WORKER) {
+        return parent;
+    }
+    switch (kind) {
+    case RP_KIND_AWAIT: return BD_AWAITING;
+    case RP_KIND_LOOP_BUSY: return BD_LOOP_BUSY;
+    case RP_KIND_THREAD: return BD_WORKER;
+    case RP_KIND_GC: return BD_GC;
+    case RP_KIND_UNSAMPLED: return BD_UNSAMPLED;
+    case RP_KIND_OUT_OF_CONTEXT: return BD_OUT_OF_CONTEXT;
+    default: return parent;
+    }
+}
+
+#define BD_MAX_NAMES 64u    /* distinct blockers told apart */
+
+int
+rp_breakdown_compute(const rp_tree *t, const rp_symtab *st,
+                     rp_breakdown *out)
+{
+    int rc = -1;
+    rp_blocker_share names[BD_MAX_NAMES];
+    size_t n_names = 0;
+    memset(out, 0, sizeof(*out));
+    unsigned char *state = malloc(t->n_nodes ? t->n_nodes : 1);
+    if (state == NULL) {
+        goto done;
+    }
+    /* A node is added after its parent: one pass in index order. */
+    for (uint32_t i = 0; i < t->n_nodes; i++) {
+        const rp_node *nd = &t->nodes[i];
+        const rp_sym *sym = rp_symtab_get(st, nd->frame);
+        unsigned char up = nd->parent == RP_NONE || nd->parent >= i
+            ? BD_RUNNING : state[nd->parent];
+        state[i] = bd_state(up, sym->kind);
+        if (up == BD_LOOP_BUSY && sym->kind == RP_KIND_BLOCKER) {
+            size_t j = 0;
+            while (j < n_names && !(names[j].name->len == sym->function.len
+                    && memcmp(names[j].name->s, sym->function.s,
+                              sym->function.len) == 0)) {
+                j++;
+            }
+            if (j == n_names && n_names < BD_MAX_NAMES) {
+                names[n_names].name = &sym->function;
+                names[n_names++].wall_ns = 0;
+            }
+            if (j < n_names) {
+                names[j].wall_ns += nd->wall_ns;
+            }
+        }
+        switch (state[i]) {
+        case BD_RUNNING:
+            out->running_wall_ns += nd->self_wall_ns;
+            out->running_cpu_ns += nd->self_cpu_ns;
+            break;
+        case BD_AWAITING: out->awaiting_ns += nd->self_wall_ns; break;
+        case BD_LOOP_BUSY: out->loop_busy_ns += nd->self_wall_ns; break;
+        case BD_WORKER:
+            out->worker_wall_ns += nd->self_wall_ns;
+            out->worker_cpu_ns += nd->self_cpu_ns;
+            break;
+        case BD_GC: out->gc_ns += nd->self_wall_ns; break;
+        case BD_UNSAMPLED: out->unsampled_ns += nd->self_wall_ns; break;
+        default: out->out_of_context_ns += nd->self_wall_ns; break;
+        }
+    }
+    /* The largest first (a selection: there are few). */
+    for (size_t k = 0; k < RP_BREAKDOWN_BLOCKERS && k < n_names; k++) {
+        size_t best = k;
+        for (size_t j = k + 1; j < n_names; j++) {
+            if (names[j].wall_ns > names[best].wall_ns) {
+                best = j;
+            }
+        }
+        rp_blocker_share tmp = names[k];
+        names[k] = names[best];
+        names[best] = tmp;
+        out->blockers[out->n_blockers++] = names[k];
+    }
+    rc = 0;
+done:
+    free(state);
+    return rc;
 }

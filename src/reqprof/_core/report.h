@@ -27,11 +27,13 @@ typedef enum rp_kind {
     RP_KIND_UNSAMPLED,      /* time no sample saw */
     RP_KIND_REQUEST,        /* the request itself: a tree's synthetic root */
     RP_KIND_AFTER_RESPONSE, /* work after the response was sent */
+    RP_KIND_LOOP_BUSY,      /* ready to run, waiting for a busy event loop */
+    RP_KIND_BLOCKER,        /* what held the loop: a request, [no request] */
     RP_KIND_COUNT
 } rp_kind;
 
 /* "frame", "await", "out-of-context", "thread", "truncated", "gc",
- * "unsampled", "request", "after-response" */
+ * "unsampled", "request", "after-response", "loop-busy", "blocker" */
 const char *rp_kind_name(rp_kind k);
 /* The kind named `s` (n bytes), or -1. */
 int rp_kind_from_name(const char *s, size_t n);
@@ -118,6 +120,35 @@ typedef struct rp_meta_item {
     int is_literal;
 } rp_meta_item;
 
+/* Where a request's time went: every node's self time, by the innermost
+ * pseudo-frame above it that says what the request was doing. `running`
+ * is its own code (frames, the request, [truncated], [after response]'s
+ * frames); `awaiting` the [await] points; `loop_busy` [event loop busy]
+ * (its blockers, by label, largest first: at most RP_BREAKDOWN_BLOCKERS,
+ * names borrowed from the symbol table); `worker` [thread ...]; `gc`,
+ * `unsampled`, `out_of_context` those nodes. The parts add up to the
+ * root's wall time. */
+#define RP_BREAKDOWN_BLOCKERS 5
+typedef struct rp_blocker_share {
+    const rp_str *name;
+    uint64_t wall_ns;
+} rp_blocker_share;
+
+typedef struct rp_breakdown {
+    uint64_t running_wall_ns, running_cpu_ns;
+    uint64_t awaiting_ns;
+    uint64_t loop_busy_ns;
+    uint64_t worker_wall_ns, worker_cpu_ns;
+    uint64_t gc_ns, unsampled_ns, out_of_context_ns;
+    rp_blocker_share blockers[RP_BREAKDOWN_BLOCKERS];
+    size_t n_blockers;
+} rp_breakdown;
+
+/* Fills `out` from tree `t` (symbols `st`). 0, or -1 when out of memory
+ * (`out` is then zeroed). */
+int rp_breakdown_compute(const rp_tree *t, const rp_symtab *st,
+                         rp_breakdown *out);
+
 typedef struct rp_report {
     const rp_tree *tree;
     const rp_symtab *syms;
@@ -131,6 +162,10 @@ typedef struct rp_report {
     double gc_s;                /* time in garbage collections */
     double response_s;          /* start to the response's end; 0: unknown */
     int undersampled;           /* RP_UNDERSAMPLED_* */
+    double loop_block_s;        /* longest stretch holding the event loop
+                                   (0: none, or under the threshold) */
+    uint32_t loop_block_sym;    /* where: a symbol id, RP_NONE if unknown */
+    uint32_t loop_block_line;   /* its line, 0 if unknown */
     const rp_meta_item *meta;
     size_t n_meta;
 } rp_report;

@@ -75,6 +75,18 @@
  * - A session whose ticks are too few for its duration is marked
  *   undersampled, with the likelier reason from the engine's counters (GIL
  *   waits against late wake-ups).
+ * - A busy event loop. A waiting task that is ready to run (the future it
+ *   awaits is done, it yielded with sleep(0), or asyncio.sleep's timer is
+ *   due) while its loop thread runs other code is not awaiting: the tick
+ *   records [event loop busy] under its [await], then the blocker (the
+ *   session whose marker is on the loop thread's context, by its label,
+ *   or [no request]) and the blocker's innermost frames of its own code
+ *   (the loop thread is walked once per tick, only when a session needs
+ *   it). The session the loop thread runs for holds the loop: its longest
+ *   run of consecutive such samples, and the app frame it stayed in
+ *   longest then, make its loop block. Only public state is read (the C
+ *   Future's own getter, a timer handle's slots), so both engine paths do
+ *   it; I/O readiness is never guessed (the loop has not polled yet).
  */
 #include "sampler.h"
 
@@ -137,6 +149,28 @@ typedef struct ptrset {
     size_t n;
 } ptrset;
 
+/* What an event loop's thread runs at one tick (loop_view_of), for the
+ * sessions whose task is ready to run there. */
+#define BLOCKER_FRAMES 3u           /* frames of the blocker's own code */
+typedef struct loop_view {
+    uint64_t tick;                  /* when it was looked at (0: never) */
+    unsigned long thread;
+    int busy;                       /* it runs code, not the selector */
+    rp_session *holder;             /* the session it runs for, or NULL
+                                       (borrowed: the active list) */
+    PyCodeObject *codes[BLOCKER_FRAMES];    /* outer first, borrowed */
+    int32_t lasti[BLOCKER_FRAMES];
+    size_t n;
+} loop_view;
+
+/* Whether a code object is library code, remembered (code_is_library):
+ * identities only, never dereferenced. */
+#define LIB_MEMO 256u
+typedef struct lib_memo {
+    const void *code, *file;
+    int library;
+} lib_memo;
+
 typedef struct thread_cpu {
     unsigned long ident;
     int64_t last_ns;
@@ -198,7 +232,15 @@ static struct rp_engine {
     /* Task types child tasks are recognised by (strong; NULL until the
      * library is imported): asyncio's Task and Future (C), trio's Task. */
     PyObject *asyncio_task, *asyncio_future, *trio_task;
+    PyObject *asyncio_timer;        /* asyncio.events.TimerHandle */
     PyObject *name_coro, *name_context, *name_children, *name_tasks;
+    PyObject *name_state, *name_when, *name_cancelled, *name_sleep;
+    loop_view loop;                 /* a loop thread at the current tick */
+    lib_memo lib_memo[LIB_MEMO];    /* code_is_library's answers */
+    Py_ssize_t when_offset, cancelled_offset;   /* TimerHandle's slots */
+    PyGetSetDef *future_state;      /* the C Future's `_state` getter */
+    double tick_s;                  /* the tick's time, loop.time()'s clock */
+    int loop_busy_off;              /* the detection is off (benchmarks) */
     /* Library directories (rp_sym_is_library), owned: child tasks running
      * app code are preferred when the waited time is split. */
     rp_str *lib_prefixes;
@@ -231,6 +273,8 @@ static struct rp_engine {
 } engine = {
     .mu = PTHREAD_MUTEX_INITIALIZER,
     .assist_mu = PTHREAD_MUTEX_INITIALIZER,
+    .when_offset = -1,
+    .cancelled_offset = -1,
 };
 
 static void
@@ -686,9 +730,25 @@ add_sample(rp_session *s, size_t len, uint32_t loc, uint64_t wall,
 /* ---- child tasks ---------------------------------------------------------- */
 
 /* Whether code object `code` is library code (site-packages, the standard
- * library: the rule of the writers, rp_sym_is_library). */
+ * library: the rule of the writers, rp_sym_is_library). Remembered per
+ * code object and file name (a code object freed and another made at its
+ * address has another file name object, or the same file). */
+static int code_is_library_uncached(PyCodeObject *code);
+
 static int
 code_is_library(PyCodeObject *code)
+{
+    lib_memo *m = &engine.lib_memo[ptr_hash(code) & (LIB_MEMO - 1)];
+    if (m->code != code || m->file != code->co_filename) {
+        m->code = code;
+        m->file = code->co_filename;
+        m->library = code_is_library_uncached(code);
+    }
+    return m->library;
+}
+
+static int
+code_is_library_uncached(PyCodeObject *code)
 {
     Py_ssize_t n = 0;
     const char *f = PyUnicode_Check(code->co_filename)
@@ -998,6 +1058,333 @@ runs_app_code(rp_session *s, PyObject *coro, size_t base)
     return 0;
 }
 
+/* ---- the event loop -------------------------------------------------------- */
+
+/* A session's task that is suspended but ready to run (what it waited for
+ * is done, or it is in the loop's ready queue) waits for its event loop,
+ * which runs other code: the tick records [event loop busy] under its
+ * [await], then the blocker (the session the loop thread runs for, or
+ * [no request]) and the blocker's innermost frames of its own code. The
+ * blocker's side: a session whose loop thread runs its code tick after
+ * tick holds the loop; its longest stretch and where it was are kept.
+ * Everything is read in place, with no Python code run: asyncio's C
+ * Future's state through its own C getter, a timer handle's slots. */
+
+static size_t walk_thread(PyThreadState *ts);
+
+/* An attribute of an asyncio future read with no Python code run: the C
+ * Future's getter (asyncio's own C code), or a plain attribute. New
+ * reference, or NULL. */
+static PyObject *
+future_attr(PyObject *o, PyObject *name)
+{
+    PyObject *d = _PyType_Lookup(Py_TYPE(o), name);
+    if (d != NULL && Py_TYPE(d) == &PyGetSetDescr_Type) {
+        PyGetSetDescrObject *g = (PyGetSetDescrObject *)d;
+        PyObject *v = NULL;
+        if (g->d_common.d_type == (PyTypeObject *)engine.asyncio_future
+                && g->d_getset->get != NULL) {
+            v = g->d_getset->get(o, g->d_getset->closure);
+        }
+        if (v == NULL && PyErr_Occurred()) {
+            PyErr_Clear();
+        }
+        return v;
+    }
+    return Py_XNewRef(plain_attr(o, name));
+}
+
+/* Whether asyncio future `fut` is done (its state is not PENDING). */
+static int
+future_done(PyObject *fut)
+{
+    if (engine.asyncio_future == NULL
+            || !PyObject_TypeCheck(fut, (PyTypeObject *)engine.asyncio_future)) {
+        return 0;
+    }
+    PyObject *state;
+    if (engine.future_state != NULL
+            && (Py_TYPE(fut) == (PyTypeObject *)engine.asyncio_future
+                || Py_TYPE(fut) == (PyTypeObject *)engine.asyncio_task)) {
+        /* asyncio's own C types: their getter, found once */
+        state = engine.future_state->get(fut, engine.future_state->closure);
+        if (state == NULL) {
+            PyErr_Clear();
+        }
+    }
+    else {
+        state = future_attr(fut, engine.name_state);
+    }
+    int done = state != NULL && PyUnicode_Check(state)
+        && PyUnicode_CompareWithASCIIString(state, "PENDING") != 0;
+    Py_XDECREF(state);
+    return done;
+}
+
+/* Whether `o` is an asyncio timer handle, not cancelled, due by `now`
+ * (loop.time() seconds): its callback would have run on an idle loop. Its
+ * `_when` and `_cancelled` slots are read in place (their offsets are
+ * found once, find_task_types). */
+static int
+timer_due(PyObject *o, double now)
+{
+    if (engine.asyncio_timer == NULL || engine.when_offset < 0
+            || !PyObject_TypeCheck(o, (PyTypeObject *)engine.asyncio_timer)) {
+        return 0;
+    }
+    PyObject *when = *(PyObject **)((char *)o + engine.when_offset);
+    PyObject *cancelled = *(PyObject **)((char *)o + engine.cancelled_offset);
+    return when != NULL && PyFloat_Check(when) && cancelled == Py_False
+        && PyFloat_AS_DOUBLE(when) <= now;
+}
+
+/* The offset of slot `name` (an object member) in instances of `type`,
+ * or -1. */
+static Py_ssize_t
+slot_offset(PyObject *type, PyObject *name)
+{
+    PyObject *d = _PyType_Lookup((PyTypeObject *)type, name);
+    if (d == NULL || Py_TYPE(d) != &PyMemberDescr_Type) {
+        return -1;
+    }
+    PyMemberDef *m = ((PyMemberDescrObject *)d)->d_member;
+    return m->type == RP_T_OBJECT_EX || m->type == RP_T_OBJECT ? m->offset : -1;
+}
+
+/* Whether the task whose innermost suspended coroutine is `inner` (frame
+ * code `code`), awaiting `end` (a future, or NULL), is ready to run: the
+ * future is done (its wake-up is queued), it yielded to the loop
+ * (asyncio.sleep(0)), or the due timer of asyncio.sleep (a local of its
+ * frame) would have completed it. Waiting on I/O is never taken as ready:
+ * whether data arrived is known only when the loop polls. */
+static int
+task_ready(PyObject *inner, PyCodeObject *code, PyObject *end)
+{
+    if (engine.asyncio_future == NULL) {
+        return 0;   /* not asyncio (trio parks tasks its own way) */
+    }
+    if (end == NULL) {
+        return PyUnicode_Check(code->co_name)
+            && PyUnicode_CompareWithASCIIString(code->co_name,
+                                                "__sleep0") == 0;
+    }
+    PyObject *fut = end;
+    if (strcmp(Py_TYPE(end)->tp_name, "_asyncio.FutureIter") == 0) {
+        refs r;
+        referents(end, &r);
+        fut = r.n > 0 ? r.objs[r.n - 1] : NULL;
+    }
+    if (fut != NULL && future_done(fut)) {
+        return 1;
+    }
+    if (code->co_name != engine.name_sleep
+            && PyUnicode_Compare(code->co_name, engine.name_sleep) != 0) {
+        return 0;   /* only asyncio.sleep holds its timer in a local */
+    }
+    PyObject *locals[MAX_LOCALS];
+    size_t m = rp_compat_coro_locals(&engine.compat, inner, locals,
+                                     MAX_LOCALS);
+    for (size_t i = 0; i < m; i++) {
+        if (timer_due(locals[i], engine.tick_s)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The session among `markers` (a tuple, borrowed, or NULL) bound last,
+ * or NULL. */
+static rp_session *
+session_of(PyObject *markers)
+{
+    for (Py_ssize_t i = markers ? PyTuple_GET_SIZE(markers) : 0; i-- > 0;) {
+        PyObject *m = PyTuple_GET_ITEM(markers, i);
+        for (size_t j = 0; j < engine.n_active; j++) {
+            if (engine.active[j]->marker == m) {
+                return engine.active[j];
+            }
+        }
+    }
+    return NULL;
+}
+
+/* Whether `code` is the event loop's own (asyncio's loop and handles, the
+ * selector): a loop in it is idle or between callbacks, not held. */
+static int
+is_loop_machinery(PyCodeObject *code)
+{
+    static const char *const files[] = {
+        "selectors.py", "asyncio/base_events.py", "asyncio/events.py",
+        "asyncio/selector_events.py",
+    };
+    Py_ssize_t n;
+    const char *f = PyUnicode_Check(code->co_filename)
+        ? PyUnicode_AsUTF8AndSize(code->co_filename, &n) : NULL;
+    if (f == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        size_t len = strlen(files[i]);
+        if ((size_t)n >= len && memcmp(f + n - len, files[i], len) == 0
+                && ((size_t)n == len || f[n - len - 1] == '/'
+                    || f[n - len - 1] == '\\')) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Looks at what thread `thread` (an event loop's) runs now, once per
+ * tick: busy or in the selector, for which session, and the innermost
+ * frames of the blocker's own code (app frames, else the innermost
+ * ones). Uses engine.frames: only when no stack of the tick is held. */
+static const loop_view *
+loop_view_of(unsigned long thread)
+{
+    loop_view *v = &engine.loop;
+    if (v->tick == engine.tick && v->thread == thread) {
+        return v;
+    }
+    memset(v, 0, sizeof(*v));
+    v->tick = engine.tick;
+    v->thread = thread;
+    PyThreadState *ts = PyInterpreterState_ThreadHead(engine.interp);
+    while (ts != NULL && (ts == engine.sampler_ts || ts->thread_id != thread)) {
+        ts = PyThreadState_Next(ts);
+    }
+    if (ts == NULL) {
+        return v;
+    }
+    size_t n = walk_thread(ts);
+    const rp_frame *f = engine.frames;
+    size_t top = 0;
+    while (top < n && ptrset_has(&engine.hidden, f[top].code)) {
+        top++;
+    }
+    if (top == n || is_loop_machinery(f[top].code)) {
+        return v;   /* idle: nothing runs, or the loop's own code does */
+    }
+    v->busy = 1;
+    PyObject *markers = rp_compat_context_get(ts->context,
+                                              engine.sessions_var);
+    v->holder = session_of(markers != NULL && PyTuple_Check(markers)
+                           ? markers : NULL);
+    /* Never the loop's own frames (its callback runner, the server's
+     * main loop): only what runs above them. */
+    long above = anchor(f, n);
+    size_t lim = above >= 0 ? (size_t)above + 1 : 0;
+    size_t app = top;
+    while (app < lim && (ptrset_has(&engine.hidden, f[app].code)
+                         || code_is_library(f[app].code))) {
+        app++;
+    }
+    /* Its own code: the innermost run of app frames (library frames
+     * when it runs none). */
+    int own_app = app < lim;
+    size_t picked[BLOCKER_FRAMES];
+    size_t k = 0;
+    for (size_t i = own_app ? app : top; i < lim && k < BLOCKER_FRAMES; i++) {
+        if (ptrset_has(&engine.hidden, f[i].code)) {
+            continue;
+        }
+        if (own_app && code_is_library(f[i].code)) {
+            break;
+        }
+        picked[k++] = i;
+    }
+    for (size_t j = 0; j < k; j++) {    /* outer first */
+        v->codes[j] = f[picked[k - 1 - j]].code;
+        v->lasti[j] = f[picked[k - 1 - j]].lasti;
+    }
+    v->n = k;
+    return v;
+}
+
+/* After the [await] of session `s` (path engine.path[0..*len)): when its
+ * task is ready and its loop thread is busy with other work, appends
+ * [event loop busy], the blocker and its frames, and sets *loc to the
+ * innermost one's offset. */
+static void
+append_loop_busy(rp_session *s, PyObject *inner, PyCodeObject *code,
+                 PyObject *end, size_t *len, uint32_t *loc)
+{
+    if (engine.loop_busy_off || s->mode != RP_MODE_ENABLED
+            || !task_ready(inner, code, end)) {
+        return;
+    }
+    const loop_view *v = loop_view_of(s->origin_thread);
+    if (!v->busy || v->holder == s) {
+        return;
+    }
+    s->n_loop_busy++;
+    *loc = RP_NONE;
+    /* A session nobody labelled is named after its root function. */
+    PyObject *name = v->holder == NULL ? NULL
+        : v->holder->label != NULL ? v->holder->label
+        : v->holder->root_code->co_name;
+    if (append_id(s, s->codes.loop_busy_id, len) < 0
+            || append_id(s, rp_codetable_blocker(&s->codes, name), len) < 0) {
+        return;
+    }
+    for (size_t i = 0; i < v->n; i++) {
+        if (append_id(s, rp_codetable_code(&s->codes, v->codes[i]), len) < 0) {
+            return;
+        }
+    }
+    if (v->n > 0 && v->lasti[v->n - 1] >= 0) {
+        *loc = (uint32_t)v->lasti[v->n - 1];
+    }
+}
+
+/* Session `s` ran on its loop thread this tick, on stack frames[0..n):
+ * it holds the loop. Extends its stretch (a new one when its previous
+ * sample did not hold it: then only up to an interval counts, the rest of
+ * the gap may have been spent elsewhere). The stretch's place is the
+ * innermost app frame it stayed in longest, tick after tick (not the
+ * last one: a stretch ends in whatever ran before the await). */
+static void
+note_hold(rp_session *s, const rp_frame *frames, size_t n, uint64_t wall)
+{
+    if (s->holding) {
+        return;     /* counted for this tick already */
+    }
+    s->holding = 1;
+    if (!s->was_holding) {
+        wall = wall < s->interval_ns ? wall : s->interval_ns;
+        s->hold_ns = 0;
+        s->at_frame = s->best_frame = RP_NONE;
+        s->at_ns = s->best_ns = 0;
+    }
+    s->hold_ns += wall;
+    uint32_t id = RP_NONE;
+    int32_t lasti = -1;
+    for (size_t i = 0; i < n; i++) {
+        if (!ptrset_has(&engine.hidden, frames[i].code)
+                && !code_is_library(frames[i].code)) {
+            id = rp_codetable_code(&s->codes, frames[i].code);
+            lasti = frames[i].lasti;
+            break;
+        }
+    }
+    if (id != s->at_frame) {
+        s->at_frame = id;
+        s->at_ns = 0;
+    }
+    s->at_ns += wall;
+    s->at_lasti = lasti;
+    if (id != RP_NONE && (s->at_ns > s->best_ns || id == s->best_frame)) {
+        s->best_frame = id;
+        s->best_lasti = lasti;
+        s->best_ns = s->at_ns > s->best_ns ? s->at_ns : s->best_ns;
+    }
+    if (s->hold_ns > s->block_ns) {
+        s->block_ns = s->hold_ns;
+        s->block_frame = s->best_frame;
+        s->block_lasti = s->best_lasti;
+    }
+}
+
 /* Records a tick's `wall` time for the suspended coroutine `coro` of
  * session `s`, whose path so far is engine.path[0..len): its await chain
  * (below the root frame when that is on it), then the child tasks it waits
@@ -1022,6 +1409,7 @@ record_await(rp_session *s, PyObject *coro, size_t len, size_t base,
         find_children(s, base, n, end, coro, &k);
     }
     rp_frame inner = engine.chain[base + n - 1];
+    PyObject *inner_obj = engine.chain_objs[base + n - 1];
     long last = append_chain(s, base, n, root, &len);
     if (last == -2) {
         add_time(s, len, RP_NONE, wall, 0, *count);
@@ -1056,6 +1444,9 @@ record_await(rp_session *s, PyObject *coro, size_t len, size_t base,
     uint32_t loc = inner.lasti >= 0 ? (uint32_t)inner.lasti : RP_NONE;
     if (append_id(s, id, &len) < 0) {
         loc = RP_NONE;
+    }
+    else {
+        append_loop_busy(s, inner_obj, inner.code, end, &len, &loc);
     }
     add_time(s, len, loc, wall, 0, *count);
     *count = 0;
@@ -1476,9 +1867,17 @@ static void
 sample_due(void)
 {
     engine.tick++;
+    engine.tick_s = (double)now_ns() / 1e9;
 #ifdef RP_HAVE_GC_TOGGLE
     int gc_was_on = PyGC_Disable();
 #endif
+    for (size_t i = 0; i < engine.n_active; i++) {
+        rp_session *s = engine.active[i];
+        if (s->due) {
+            s->was_holding = s->holding;
+            s->holding = 0;
+        }
+    }
     for (PyThreadState *ts = PyInterpreterState_ThreadHead(engine.interp);
             ts != NULL; ts = PyThreadState_Next(ts)) {
         if (ts == engine.sampler_ts) {
@@ -1504,6 +1903,10 @@ sample_due(void)
             }
             record_running(s, ts, engine.frames, n, s->weight,
                            cpu < s->weight ? cpu : s->weight, 1);
+            if (s->coro != NULL && ts->thread_id == s->origin_thread
+                    && !engine.loop_busy_off) {
+                note_hold(s, engine.frames, n, s->weight);
+            }
             s->sampled_tick = engine.tick;
         }
     }
@@ -2009,6 +2412,36 @@ find_task_types(void)
                     && !PyType_Check(engine.asyncio_future)) {
                 Py_CLEAR(engine.asyncio_future);
             }
+            if (engine.asyncio_future != NULL) {
+                PyObject *d = _PyType_Lookup(
+                    (PyTypeObject *)engine.asyncio_future, engine.name_state);
+                engine.future_state = d != NULL
+                    && Py_TYPE(d) == &PyGetSetDescr_Type
+                    && ((PyGetSetDescrObject *)d)->d_getset->get != NULL
+                    ? ((PyGetSetDescrObject *)d)->d_getset : NULL;
+            }
+        }
+        Py_CLEAR(mod);
+        Py_CLEAR(name);
+    }
+    if (engine.asyncio_timer == NULL) {
+        name = PyUnicode_FromString("asyncio.events");
+        mod = name ? PyImport_GetModule(name) : NULL;
+        if (mod != NULL) {
+            engine.asyncio_timer = PyObject_GetAttrString(mod, "TimerHandle");
+            if (engine.asyncio_timer != NULL
+                    && !PyType_Check(engine.asyncio_timer)) {
+                Py_CLEAR(engine.asyncio_timer);
+            }
+            if (engine.asyncio_timer != NULL) {
+                engine.when_offset = slot_offset(engine.asyncio_timer,
+                                                 engine.name_when);
+                engine.cancelled_offset = slot_offset(engine.asyncio_timer,
+                                                      engine.name_cancelled);
+                if (engine.cancelled_offset < 0) {
+                    engine.when_offset = -1;    /* not the class we know */
+                }
+            }
         }
         Py_CLEAR(mod);
         Py_CLEAR(name);
@@ -2027,6 +2460,12 @@ find_task_types(void)
     }
     PyErr_Clear();
     RP_ERROR_RESTORE(&saved);
+}
+
+void
+rp_engine_set_loop_busy(int on)
+{
+    engine.loop_busy_off = !on;
 }
 
 int
@@ -2070,6 +2509,7 @@ rp_engine_set_library_dirs(PyObject *dirs)
     free(engine.lib_prefixes);
     engine.lib_prefixes = p;
     engine.n_lib_prefixes = (size_t)n;
+    memset(engine.lib_memo, 0, sizeof(engine.lib_memo));   /* new rule */
     return 0;
 }
 
@@ -2308,9 +2748,15 @@ rp_engine_init(int portable)
     engine.name_context = PyUnicode_InternFromString("context");
     engine.name_children = PyUnicode_InternFromString("_children");
     engine.name_tasks = PyUnicode_InternFromString("_tasks");
+    engine.name_state = PyUnicode_InternFromString("_state");
+    engine.name_when = PyUnicode_InternFromString("_when");
+    engine.name_cancelled = PyUnicode_InternFromString("_cancelled");
+    engine.name_sleep = PyUnicode_InternFromString("sleep");
     if (engine.sessions_var == NULL || engine.name_coro == NULL
             || engine.name_context == NULL || engine.name_children == NULL
-            || engine.name_tasks == NULL) {
+            || engine.name_tasks == NULL || engine.name_state == NULL
+            || engine.name_when == NULL || engine.name_cancelled == NULL
+            || engine.name_sleep == NULL) {
         rp_compat_clear(&engine.compat);
         return -1;
     }

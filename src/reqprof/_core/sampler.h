@@ -35,6 +35,10 @@ void rp_engine_stop(rp_session *s);
  * way, and attribution is checked tick by tick). */
 void rp_engine_sample_now(void);
 
+/* Turns the event loop's detection ([event loop busy] and the loop block)
+ * on (the default) or off: benchmarks compare the tick with and without. */
+void rp_engine_set_loop_busy(int on);
+
 /* The library directories (a tuple of str, each ending with a separator)
  * besides site-packages: child tasks running app code are preferred when
  * waited time is split. 0, or -1 with an exception set. */

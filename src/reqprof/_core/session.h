@@ -36,6 +36,8 @@ typedef struct rp_session {
     uint32_t max_nodes;
     size_t max_bytes;
     uint64_t max_duration_ns;
+    uint64_t loop_block_ns;     /* a stretch holding the event loop this
+                                   long is reported (0: never) */
     /* max_bytes is shared: the code table may take a quarter, the call
      * tree the rest. */
 
@@ -55,6 +57,9 @@ typedef struct rp_session {
     PyObject *coro;             /* strong or NULL: its task's coroutine */
     PyObject *marker;           /* strong: its mark in bound contexts */
     unsigned long origin_thread;   /* ident of the starting thread */
+    PyObject *label;            /* strong or NULL: what it is ("GET /x"),
+                                   naming it where it blocks the event
+                                   loop for another session (set_label) */
 
     /* Timing (monotonic ns) and bookkeeping. */
     double started_at;          /* Unix time */
@@ -74,6 +79,24 @@ typedef struct rp_session {
     uint64_t gil_wait0, late0;  /* engine counters at start */
     int undersampled;           /* RP_UNDERSAMPLED_*, set at stop */
 
+    /* Waiting for, and holding, the event loop (sampler.c, "the event
+     * loop"). A stretch is the run of its consecutive samples in which
+     * its loop thread ran its code. */
+    uint64_t n_loop_busy;       /* samples ready to run on a busy loop */
+    int holding, was_holding;   /* this / the previous sample held it */
+    uint64_t hold_ns;           /* the current stretch so far */
+    uint32_t at_frame, best_frame;  /* innermost app frame: of the run of
+                                   ticks in it now, of the stretch's
+                                   longest run (code table ids) */
+    int32_t at_lasti, best_lasti;
+    uint64_t at_ns, best_ns;    /* how long those runs are */
+    uint64_t block_ns;          /* the longest stretch */
+    uint32_t block_frame;       /* where it was for longest in it: its
+                                   innermost app frame (code table id,
+                                   RP_NONE: none) */
+    int32_t block_lasti;        /* and the offset it was at last */
+    uint32_t block_line;        /* that offset's line, set at stop */
+
     /* Built at stop: symbols for the writers. */
     rp_symtab syms;
     int resolved;
@@ -84,6 +107,7 @@ typedef struct rp_session {
     int loaded;
     double loaded_duration_s, loaded_interval_s;
     double loaded_gc_s, loaded_response_s;
+    double loaded_block_s;
 } rp_session;
 
 #endif

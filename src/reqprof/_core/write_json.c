@@ -164,6 +164,72 @@ put_node_open(rp_buf *out, rp_buf *name, const rp_report *r,
 }
 
 static void
+put_wall(rp_buf *out, const char *key, uint64_t wall_ns)
+{
+    rp_buf_puts(out, key);
+    rp_buf_puts(out, "{\"wall_s\":");
+    rp_buf_put_seconds(out, wall_ns);
+    rp_buf_putc(out, '}');
+}
+
+/* The "breakdown" and "loop_block" fields. 0, or -1 when out of memory. */
+static int
+put_breakdown(rp_buf *out, const rp_report *r)
+{
+    rp_breakdown b;
+    if (rp_breakdown_compute(r->tree, r->syms, &b) < 0) {
+        return -1;
+    }
+    rp_buf_puts(out, ",\"breakdown\":{\"running\":{\"wall_s\":");
+    rp_buf_put_seconds(out, b.running_wall_ns);
+    rp_buf_puts(out, ",\"cpu_s\":");
+    rp_buf_put_seconds(out, b.running_cpu_ns);
+    put_wall(out, "},\"awaiting\":", b.awaiting_ns);
+    rp_buf_puts(out, ",\"event_loop_busy\":{\"wall_s\":");
+    rp_buf_put_seconds(out, b.loop_busy_ns);
+    rp_buf_puts(out, ",\"blockers\":[");
+    for (size_t i = 0; i < b.n_blockers; i++) {
+        rp_buf_puts(out, i ? ",{\"name\":" : "{\"name\":");
+        rp_buf_put_json_string(out, b.blockers[i].name->s,
+                               b.blockers[i].name->len);
+        rp_buf_puts(out, ",\"wall_s\":");
+        rp_buf_put_seconds(out, b.blockers[i].wall_ns);
+        rp_buf_puts(out, ",\"share\":");
+        put_double(out, b.loop_busy_ns
+                   ? (double)b.blockers[i].wall_ns / (double)b.loop_busy_ns
+                   : 0.0);
+        rp_buf_putc(out, '}');
+    }
+    rp_buf_puts(out, "]},\"in_worker_threads\":{\"wall_s\":");
+    rp_buf_put_seconds(out, b.worker_wall_ns);
+    rp_buf_puts(out, ",\"cpu_s\":");
+    rp_buf_put_seconds(out, b.worker_cpu_ns);
+    put_wall(out, "},\"gc\":", b.gc_ns);
+    put_wall(out, ",\"unsampled\":", b.unsampled_ns);
+    put_wall(out, ",\"out_of_context\":", b.out_of_context_ns);
+    rp_buf_puts(out, "},\"loop_block\":");
+    if (!(r->loop_block_s > 0.0 && isfinite(r->loop_block_s))) {
+        rp_buf_puts(out, "null");
+        return 0;
+    }
+    rp_buf_puts(out, "{\"wall_s\":");
+    put_double(out, r->loop_block_s);
+    if (r->loop_block_sym != RP_NONE) {
+        const rp_sym *at = rp_symtab_get(r->syms, r->loop_block_sym);
+        rp_buf_puts(out, ",\"function\":");
+        rp_buf_put_json_string(out, at->function.s, at->function.len);
+        rp_buf_puts(out, ",\"file\":");
+        rp_buf_put_json_string(out, at->file.s, at->file.len);
+        rp_buf_puts(out, ",\"short_file\":");
+        rp_buf_put_json_string(out, at->short_file.s, at->short_file.len);
+        rp_buf_puts(out, ",\"line\":");
+        rp_buf_put_u64(out, r->loop_block_line);
+    }
+    rp_buf_putc(out, '}');
+    return 0;
+}
+
+static void
 put_header(rp_buf *out, const rp_report *r, const rp_node *root)
 {
     unsigned trunc = rp_report_truncated(r);
@@ -214,6 +280,9 @@ put_header(rp_buf *out, const rp_report *r, const rp_node *root)
                            : ",\"undersampled\":false,\"undersampled_reason\":null");
     if (under) {
         rp_buf_put_json_string(out, under, strlen(under));
+    }
+    if (put_breakdown(out, r) < 0) {
+        out->failed = 1;
     }
     rp_buf_puts(out, ",\"meta\":{");
     for (size_t i = 0; i < r->n_meta; i++) {

@@ -136,6 +136,60 @@ put_name(text_ctx *c, uint32_t node)
     rp_buf_put_plain(c->out, c->name.data, c->name.len, 0, 0);
 }
 
+/* When the request waited for a busy event loop or held one: a line
+ * with where its time went, the blockers named, and where it held it. */
+static void
+put_loop_lines(text_ctx *c)
+{
+    rp_buf *out = c->out;
+    rp_breakdown b;
+    if (rp_breakdown_compute(c->r->tree, c->r->syms, &b) < 0) {
+        out->failed = 1;
+        return;
+    }
+    if (b.loop_busy_ns > 0) {
+        rp_buf_puts(out, c->o->color ? "\n" YELLOW "Event loop busy: "
+                                     : "\nEvent loop busy: ");
+        put_secs3(out, b.loop_busy_ns);
+        rp_buf_puts(out, "s (blocked by ");
+        for (size_t i = 0; i < b.n_blockers && i < 3; i++) {
+            rp_buf_puts(out, i ? ", " : "");
+            rp_buf_put_plain(out, b.blockers[i].name->s,
+                             b.blockers[i].name->len, 0, 0);
+            rp_buf_putc(out, ' ');
+            rp_buf_put_u64(out, (uint64_t)((double)b.blockers[i].wall_ns
+                                           * 100.0 / (double)b.loop_busy_ns
+                                           + 0.5));
+            rp_buf_putc(out, '%');
+        }
+        rp_buf_puts(out, c->o->color ? ")" RESET "  Awaiting: "
+                                     : ")  Awaiting: ");
+        put_secs3(out, b.awaiting_ns);
+        rp_buf_puts(out, "s  Running: ");
+        put_secs3(out, b.running_wall_ns);
+        rp_buf_putc(out, 's');
+    }
+    double block = c->r->loop_block_s;
+    if (block > 0.0 && block < 1.8e10) {
+        rp_buf_puts(out, c->o->color ? "\n" YELLOW "Blocked the event loop: "
+                                     : "\nBlocked the event loop: ");
+        put_secs3(out, (uint64_t)(block * 1e9 + 0.5));
+        rp_buf_putc(out, 's');
+        if (c->r->loop_block_sym != RP_NONE) {
+            const rp_sym *at = rp_symtab_get(c->r->syms, c->r->loop_block_sym);
+            const rp_str *f = at->short_file.len ? &at->short_file : &at->file;
+            rp_buf_puts(out, " at ");
+            rp_buf_put_plain(out, f->s, f->len, 0, 0);
+            rp_buf_putc(out, ':');
+            rp_buf_put_u64(out, c->r->loop_block_line);
+            rp_buf_puts(out, " (");
+            rp_buf_put_plain(out, at->function.s, at->function.len, 0, 0);
+            rp_buf_putc(out, ')');
+        }
+        rp_buf_puts(out, c->o->color ? RESET : "");
+    }
+}
+
 static void
 put_header(text_ctx *c)
 {
@@ -182,6 +236,7 @@ put_header(text_ctx *c)
         }
         rp_buf_puts(out, c->o->color ? ")" RESET : ")");
     }
+    put_loop_lines(c);
     rp_buf_puts(out, "\n\n");
 }
 

@@ -142,7 +142,9 @@
       else focusView();
     }
 
-    root.replaceChildren(V.renderHeader(profile), toolbar, mainEl, footer, help);
+    var breakdown = V.renderBreakdown(profile);
+    root.replaceChildren.apply(root, [V.renderHeader(profile), breakdown, toolbar, mainEl, footer, help]
+      .filter(Boolean));
 
     // ------------------------------------------------------- wiring
     var tree, flame, table;
@@ -167,7 +169,38 @@
     };
 
     function applySearch(q) {
-      var s = M.searchTree(index, q);
+      showSearch(M.searchTree(index, q));
+      markPart(null);
+    }
+
+    // A click on a part of the breakdown bar shows its nodes, as a search
+    // would; again (or on "running") shows everything.
+    function markPart(key) {
+      if (!breakdown) return;
+      breakdown.querySelectorAll('[data-part]').forEach(function (x) {
+        if (x.tagName === 'BUTTON') x.setAttribute('aria-pressed', x.getAttribute('data-part') === key ? 'true' : 'false');
+      });
+    }
+
+    function pickPart(key, kind) {
+      var on = breakdown.querySelector('button[data-part="' + key + '"]');
+      var again = on && on.getAttribute('aria-pressed') === 'true';
+      searchInput.value = '';
+      var s = again ? null : M.kindFilter(index, kind);
+      showSearch(s);
+      markPart(s ? key : null);
+      switchView('tree');
+      status.textContent = s ? 'Showing the ' + s.count + ' ' + key.replace(/_/g, ' ') + ' node' + (s.count === 1 ? '' : 's') + ' in the call tree.' : '';
+    }
+
+    if (breakdown) {
+      breakdown.addEventListener('click', function (ev) {
+        var b = ev.target.closest ? ev.target.closest('button[data-part]') : null;
+        if (b) pickPart(b.getAttribute('data-part'), b.getAttribute('data-kind') || null);
+      });
+    }
+
+    function showSearch(s) {
       state.search = s;
       tree.setSearch(s);
       flame.setSearch(s);

@@ -27,7 +27,7 @@
   'use strict';
 
   var PSEUDO_KINDS = ['await', 'out-of-context', 'thread', 'truncated', 'gc', 'unsampled',
-    'request', 'after-response'];
+    'request', 'after-response', 'loop-busy', 'blocker'];
   var METRICS = { wall: 'wall_s', cpu: 'cpu_s' };
 
   // ---------------------------------------------------------------- files
@@ -90,7 +90,9 @@
     'gc': 'hsl(12, 70%, 72%)',
     'unsampled': 'hsl(0, 0%, 88%)',
     'request': 'hsl(200, 15%, 86%)',
-    'after-response': 'hsl(48, 55%, 78%)'
+    'after-response': 'hsl(48, 55%, 78%)',
+    'loop-busy': 'hsl(0, 65%, 74%)',
+    'blocker': 'hsl(0, 45%, 82%)'
   };
 
   /**
@@ -331,6 +333,68 @@
     return { query: String(query).trim(), match: match, onPath: onPath, keep: keep, count: count };
   }
 
+  // ------------------------------------------------------------ breakdown
+
+  /**
+   * The parts of a profile's time (its `breakdown`, docs/json-schema.md),
+   * in a fixed order, those with time only: [{key, label, kind, wall_s,
+   * share, blockers}]. `kind` is the node kind the part is made of (null for
+   * running: the frames themselves); `share` is of the parts' sum. [] when
+   * the profile has no breakdown (written before it existed).
+   */
+  var BREAKDOWN_PARTS = [
+    ['running', 'running', null],
+    ['awaiting', 'awaiting', 'await'],
+    ['event_loop_busy', 'waiting for a busy event loop', 'loop-busy'],
+    ['in_worker_threads', 'in worker threads', 'thread'],
+    ['gc', 'GC', 'gc'],
+    ['unsampled', 'unsampled', 'unsampled'],
+    ['out_of_context', 'out of context', 'out-of-context']
+  ];
+
+  function breakdownParts(profile) {
+    var b = profile && profile.breakdown;
+    if (!b || typeof b !== 'object') return [];
+    var parts = [];
+    var total = 0;
+    BREAKDOWN_PARTS.forEach(function (p) {
+      var v = b[p[0]];
+      var wall = v && typeof v.wall_s === 'number' && v.wall_s > 0 ? v.wall_s : 0;
+      if (!wall) return;
+      total += wall;
+      parts.push({ key: p[0], label: p[1], kind: p[2], wall_s: wall, share: 0,
+        blockers: p[0] === 'event_loop_busy' && Array.isArray(v.blockers) ? v.blockers : [] });
+    });
+    parts.forEach(function (p) { p.share = total > 0 ? p.wall_s / total : 0; });
+    return parts;
+  }
+
+  /**
+   * The nodes of one kind as a search result (searchTree's shape): what a
+   * click on a breakdown part shows. Null when the kind is null or absent.
+   */
+  function kindFilter(index, kind) {
+    if (!kind) return null;
+    var n = index.size;
+    var match = new Uint8Array(n);
+    var onPath = new Uint8Array(n);
+    var count = 0;
+    for (var i = 0; i < n; i++) {
+      if (index.nodes[i].kind === kind) { match[i] = 1; onPath[i] = 1; count++; }
+    }
+    if (!count) return null;
+    for (var j = n - 1; j > 0; j--) {
+      if (onPath[j]) onPath[index.parent[j]] = 1;
+    }
+    var under = new Uint8Array(n);
+    var keep = new Uint8Array(n);
+    for (var k = 0; k < n; k++) {
+      under[k] = match[k] || (k > 0 && under[index.parent[k]]) ? 1 : 0;
+      keep[k] = onPath[k] || under[k] ? 1 : 0;
+    }
+    return { query: '[' + kind + ']', match: match, onPath: onPath, keep: keep, count: count };
+  }
+
   /**
    * Where a query occurs in a text, case-insensitively: [[start, end], ...].
    * When lower-casing changes the text's length, the whole text is one range.
@@ -563,6 +627,7 @@
     var active = new Map();
     var openEnd = [];
     var openKey = [];
+    var busyOf = new Int32Array(index.size);  // the [event loop busy] above, or -1
     for (var i = 0; i < index.size; i++) {
       while (openEnd.length && openEnd[openEnd.length - 1] <= i) {
         openEnd.pop();
@@ -570,6 +635,15 @@
         active.set(ok, active.get(ok) - 1);
       }
       var n = index.nodes[i];
+      var up = i > 0 ? busyOf[index.parent[i]] : -1;
+      busyOf[i] = up >= 0 ? up : (n.kind === 'loop-busy' ? i : -1);
+      if (up >= 0) {
+        // The blocker's frames are another request's work: the wait's time.
+        var wait = rows.get(functionKey(index.nodes[up]));
+        wait.self_wall_s += n.self_wall_s || 0;
+        wait.self_cpu_s += n.self_cpu_s || 0;
+        continue;
+      }
       var key = functionKey(n);
       var row = rows.get(key);
       if (!row) {
@@ -770,6 +844,8 @@
     hotLines: hotLines,
     makeMatcher: makeMatcher,
     searchTree: searchTree,
+    breakdownParts: breakdownParts,
+    kindFilter: kindFilter,
     highlightRanges: highlightRanges,
     libraryRegion: libraryRegion,
     buildDisplayTree: buildDisplayTree,

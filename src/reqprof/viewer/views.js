@@ -88,7 +88,9 @@
     'gc': 'Garbage collection, triggered by the frame above; finalizers it ran are below.',
     'unsampled': 'Time no sample saw (since the last tick when the response ended or the profile stopped).',
     'request': 'The request: the root of its profile.',
-    'after-response': 'Work done after the response was sent (background tasks, cleanup).'
+    'after-response': 'Work done after the response was sent (background tasks, cleanup).',
+    'loop-busy': 'The request was ready to run, but its event loop ran other code: the blocker is below.',
+    'blocker': 'What held the event loop meanwhile: a request, or [no request] (a callback, a background task).'
   };
 
   var UNDERSAMPLED_HINTS = {
@@ -203,6 +205,59 @@
     return header;
   }
 
+  /**
+   * The breakdown bar: one segment per part of the request's time
+   * (M.breakdownParts), each a button (data-part, data-kind) a click can
+   * filter the tree by, and a legend naming the blockers. Null when the
+   * profile has no breakdown.
+   */
+  function renderBreakdown(profile) {
+    var parts = M.breakdownParts(profile);
+    if (!parts.length) return null;
+    var bar = el('div', { className: 'rp-bd-bar', role: 'group', 'aria-label': 'Where the time went' });
+    var legend = el('ul', { className: 'rp-bd-legend' });
+    parts.forEach(function (p) {
+      var colour = p.kind ? PART_COLOURS[p.kind] || M.colourFor({ kind: p.kind }) : PART_COLOURS.running;
+      var text = p.label + ' ' + M.formatTime(p.wall_s) + ' (' + M.formatPercent(p.share) + ')';
+      var who = p.blockers.map(function (b) {
+        return String(b.name) + ' ' + M.formatPercent(b.share);
+      }).join(', ');
+      var seg = el('button', {
+        type: 'button', className: 'rp-part rp-part-' + p.key, 'data-part': p.key,
+        'data-kind': p.kind || '', 'aria-pressed': 'false',
+        title: text + (who ? ': blocked by ' + who : '') + (p.kind ? ' (click: show these in the tree)' : ' (click: show everything)'),
+        'aria-label': text
+      });
+      seg.style.width = (p.share * 100).toFixed(2) + '%';
+      seg.style.background = colour;
+      bar.appendChild(seg);
+      var sw = el('span', { className: 'rp-swatch' });
+      sw.style.background = colour;
+      legend.appendChild(el('li', { 'data-part': p.key }, [sw, text, who ? el('span', { className: 'rp-blockers', text: ' blocked by ' + who }) : null]));
+    });
+    var block = profile.loop_block;
+    var banner = null;
+    if (block && typeof block.wall_s === 'number') {
+      var at = block.short_file || block.file ? ' at ' + (block.short_file || block.file) + ':' + block.line
+        + (block.function ? ' (' + block.function + ')' : '') : '';
+      banner = el('div', { className: 'rp-banner rp-loop-block', role: 'status' }, [
+        el('strong', { text: 'Blocked the event loop ' }),
+        'for ' + M.formatTime(block.wall_s) + at + ': every other request on its loop waited meanwhile.'
+      ]);
+    }
+    return el('div', { className: 'rp-breakdown' }, [bar, legend, banner]);
+  }
+
+  var PART_COLOURS = {
+    running: 'hsl(140, 45%, 62%)',
+    'await': 'hsl(210, 40%, 72%)',
+    'loop-busy': 'hsl(0, 65%, 66%)',
+    'thread': 'hsl(275, 40%, 72%)',
+    'gc': 'hsl(30, 75%, 65%)',
+    'unsampled': 'hsl(0, 0%, 80%)',
+    'out-of-context': 'hsl(0, 0%, 65%)'
+  };
+
   /** Document title for the browser tab. */
   function pageTitle(profile) {
     var meta = profile.meta || {};
@@ -311,6 +366,7 @@
     frameWhere: frameWhere,
     KIND_TITLES: KIND_TITLES,
     renderHeader: renderHeader,
+    renderBreakdown: renderBreakdown,
     pageTitle: pageTitle,
     renderDetails: renderDetails
   };
