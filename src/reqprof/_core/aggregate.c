@@ -53,16 +53,6 @@ str_eq(const rp_str *s, const char *t, size_t n)
     return s->len == n && (n == 0 || memcmp(s->s, t, n) == 0);
 }
 
-static uint32_t *
-new_slots(uint32_t n)
-{
-    uint32_t *s = malloc((size_t)n * sizeof(uint32_t));
-    if (s != NULL) {
-        memset(s, 0xff, (size_t)n * sizeof(uint32_t));     /* RP_NONE */
-    }
-    return s;
-}
-
 int
 rp_agg_init(rp_agg *a, uint32_t max_routes, uint32_t max_nodes,
             size_t max_bytes)
@@ -72,8 +62,8 @@ rp_agg_init(rp_agg *a, uint32_t max_routes, uint32_t max_nodes,
     a->max_routes = max_routes < 1 ? 1 : max_routes;
     a->max_nodes = max_nodes < 1 ? 1 : max_nodes;
     a->max_bytes = max_bytes;
-    a->sym_slots = new_slots(INITIAL_SLOTS);
-    a->route_slots = new_slots(INITIAL_SLOTS);
+    a->sym_slots = rp_slots_new(INITIAL_SLOTS);
+    a->route_slots = rp_slots_new(INITIAL_SLOTS);
     if (a->sym_slots == NULL || a->route_slots == NULL) {
         rp_agg_free(a);
         return -1;
@@ -110,7 +100,7 @@ grow_slots(rp_agg *a, uint32_t **slots, uint32_t *mask, uint32_t n,
            uint32_t (*hash)(const rp_agg *, uint32_t))
 {
     uint32_t size = (*mask + 1) * 2;
-    uint32_t *grown = new_slots(size);
+    uint32_t *grown = rp_slots_new(size);
     if (grown == NULL) {
         return -1;
     }

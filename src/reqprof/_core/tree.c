@@ -33,8 +33,8 @@ table_bytes(uint32_t cap_nodes, uint32_t cap_lines, uint32_t child_mask,
         + ((size_t)line_mask + 1) * sizeof(uint32_t);
 }
 
-static uint32_t *
-new_slots(uint32_t n)
+uint32_t *
+rp_slots_new(uint32_t n)
 {
     uint32_t *s = malloc((size_t)n * sizeof(uint32_t));
     if (s != NULL) {
@@ -59,8 +59,8 @@ rp_tree_init(rp_tree *t, uint32_t root_frame, uint32_t max_nodes,
     t->line_mask = 2 * INITIAL_LINES - 1;
     t->nodes = malloc(t->cap_nodes * sizeof(rp_node));
     t->lines = malloc(t->cap_lines * sizeof(rp_line_stat));
-    t->child_slots = new_slots(t->child_mask + 1);
-    t->line_slots = new_slots(t->line_mask + 1);
+    t->child_slots = rp_slots_new(t->child_mask + 1);
+    t->line_slots = rp_slots_new(t->line_mask + 1);
     if (t->nodes == NULL || t->lines == NULL || t->child_slots == NULL
             || t->line_slots == NULL) {
         rp_tree_free(t);
@@ -135,7 +135,7 @@ reserve_node(rp_tree *t)
     }
     uint32_t *slots = NULL;
     if (mask != t->child_mask) {
-        slots = new_slots(mask + 1);
+        slots = rp_slots_new(mask + 1);
         if (slots == NULL) {
             t->truncated |= RP_TRUNC_NOMEM;
             return -1;
@@ -189,7 +189,7 @@ reserve_line(rp_tree *t)
     }
     uint32_t *slots = NULL;
     if (mask != t->line_mask) {
-        slots = new_slots(mask + 1);
+        slots = rp_slots_new(mask + 1);
         if (slots == NULL) {
             t->truncated |= RP_TRUNC_NOMEM;
             return -1;
@@ -425,7 +425,7 @@ rp_tree_map_locs(rp_tree *t, rp_loc_fn fn, void *ctx)
     /* Rebuild into fresh tables of the same size: entries only merge, so
      * nothing can overflow them, and the old ones stay intact on failure. */
     rp_line_stat *lines = malloc((size_t)t->cap_lines * sizeof(rp_line_stat));
-    uint32_t *slots = new_slots(t->line_mask + 1);
+    uint32_t *slots = rp_slots_new(t->line_mask + 1);
     uint32_t *heads = malloc((size_t)t->n_nodes * sizeof(uint32_t));
     if (lines == NULL || slots == NULL || heads == NULL) {
         free(lines);

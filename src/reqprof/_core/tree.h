@@ -72,6 +72,10 @@ int rp_tree_init(rp_tree *t, uint32_t root_frame, uint32_t max_nodes,
                  size_t max_bytes);
 void rp_tree_free(rp_tree *t);
 
+/* A new open-addressing slot table of n entries, all RP_NONE (empty), or
+ * NULL when out of memory. The tree's and the aggregate's hash tables. */
+uint32_t *rp_slots_new(uint32_t n);
+
 /* Records one sample: `path` holds n frame ids from the root's child down
  * to the leaf (n may be 0: the sample is the root's own). The leaf's
  * location `leaf_loc` (RP_NONE for none) gets the self wall time. Returns
