@@ -24,12 +24,14 @@ import sys
 import tempfile
 import time
 import urllib.request
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 from common import BENCH, ROOT
 
 # key, description, environment, query added to every request, probe kind
-CONFIGS: list[tuple[str, str, dict[str, str], str, str | None]] = [
+Config = tuple[str, str, dict[str, str], str, Optional[str]]
+# Rows (a)-(e), the same for the ASGI and the WSGI app.
+BASE_CONFIGS: list[Config] = [
     ("a", "no middleware", {"BENCH_MIDDLEWARE": "none"}, "", None),
     ("b", "reqprof, ENABLE_PROFILING=false",
      {"BENCH_MIDDLEWARE": "reqprof", "ENABLE_PROFILING": "false"}, "", None),
@@ -39,6 +41,8 @@ CONFIGS: list[tuple[str, str, dict[str, str], str, str | None]] = [
      {"BENCH_MIDDLEWARE": "reqprof", "ENABLE_PROFILING": "true", "PROFILING_SAMPLE_RATE": "0.1"}, "", None),
     ("e", "reqprof, rate 1.0 (every request profiled, report logged)",
      {"BENCH_MIDDLEWARE": "reqprof", "ENABLE_PROFILING": "true", "PROFILING_SAMPLE_RATE": "1.0"}, "", None),
+]
+CONFIGS: list[Config] = BASE_CONFIGS + [
     ("g", "reqprof, `?profile=1` on every request (report returned)",
      {"BENCH_MIDDLEWARE": "reqprof", "ENABLE_PROFILING": "true", "PROFILING_SAMPLE_RATE": "0.0"},
      "&profile=1", "reqprof"),
@@ -58,16 +62,7 @@ CONFIGS: list[tuple[str, str, dict[str, str], str, str | None]] = [
      {"BENCH_MIDDLEWARE": "pyinstrument"}, "&profile=1", "pyinstrument"),
 ]
 # The same rows for a WSGI app: Flask (``wsgi_app.py``) under gunicorn.
-WSGI_CONFIGS: list[tuple[str, str, dict[str, str], str, str | None]] = [
-    ("a", "no middleware", {"BENCH_MIDDLEWARE": "none"}, "", None),
-    ("b", "reqprof, ENABLE_PROFILING=false",
-     {"BENCH_MIDDLEWARE": "reqprof", "ENABLE_PROFILING": "false"}, "", None),
-    ("c", "reqprof, rate 0.0",
-     {"BENCH_MIDDLEWARE": "reqprof", "ENABLE_PROFILING": "true", "PROFILING_SAMPLE_RATE": "0.0"}, "", None),
-    ("d", "reqprof, rate 0.1",
-     {"BENCH_MIDDLEWARE": "reqprof", "ENABLE_PROFILING": "true", "PROFILING_SAMPLE_RATE": "0.1"}, "", None),
-    ("e", "reqprof, rate 1.0 (every request profiled, report logged)",
-     {"BENCH_MIDDLEWARE": "reqprof", "ENABLE_PROFILING": "true", "PROFILING_SAMPLE_RATE": "1.0"}, "", None),
+WSGI_CONFIGS: list[Config] = BASE_CONFIGS + [
     ("g", "reqprof, `?profile=1` on every request (report returned)",
      {"BENCH_MIDDLEWARE": "reqprof", "ENABLE_PROFILING": "true", "PROFILING_SAMPLE_RATE": "0.0"},
      "&profile=1", None),
