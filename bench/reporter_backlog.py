@@ -29,13 +29,39 @@ from common import emit
 REPORTS = 40
 
 
+def per_call_output_dir() -> type:
+    """OutputDir as it was: the same policy, one system call at a time."""
+    from reqprof import _output
+
+    class PerCallOutputDir(_output.OutputDir):
+        def _scan(self) -> list[tuple[str, int, float]]:
+            found = []
+            with os.scandir(self.path) as entries:
+                for entry in entries:
+                    if entry.name.startswith("reqprof-"):
+                        st = entry.stat(follow_symlinks=False)
+                        found.append((entry.name, st.st_size, st.st_mtime))
+            return found
+
+        def _put(self, remove: list, files: list) -> None:
+            for path in remove:
+                os.unlink(path)
+            for tmp, _, data in files:
+                with open(tmp, "wb") as f:
+                    f.write(data)
+            for tmp, path, _ in files:
+                os.replace(tmp, path)
+
+    return PerCallOutputDir
+
+
 def main(mode: str) -> None:
     from reqprof import Profiler, _output
     from reqprof._logging import RateLimited
     from reqprof._reporter import reporter
 
-    if mode == "python":
-        _output._engine = lambda: None
+    PerCallOutputDir = per_call_output_dir()
+
     logging.basicConfig(filename=os.devnull, level=logging.INFO, force=True)
     with Profiler(interval=0.001) as prof:
         deadline = time.perf_counter() + 0.01
@@ -43,7 +69,8 @@ def main(mode: str) -> None:
             sum(i * i for i in range(200))
     report = prof.report
     report.meta.update(method="GET", path="/items/{n}", status=200)
-    out = _output.OutputDir(tempfile.mkdtemp(prefix="reqprof-bench-"), 256 << 20)
+    kind = PerCallOutputDir if mode == "python" else _output.OutputDir
+    out = kind(tempfile.mkdtemp(prefix="reqprof-bench-"), 256 << 20)
     failures = RateLimited(60.0)
     for _ in range(_output.OUTPUT_KEEP):       # a full directory
         reporter.handle(report, out, failures)

@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import errno
 import os
-import stat
 import time
-from typing import Any, Iterable, Sequence
+from typing import Iterable, Sequence
 
 #: Reports kept in the output directory, at most (the byte budget may keep
 #: fewer).
@@ -43,8 +42,9 @@ class Dropped(Exception):
 class OutputDir:
     """Writes report pairs into ``path``, with few system calls a report:
     each lets the GIL go, and taking it back beside a busy event loop costs
-    up to the interpreter's switch interval (5 ms). The directory is listed
-    by the engine, which lets the GIL go once for the whole listing."""
+    up to the interpreter's switch interval (5 ms). The engine lists the
+    directory and places a report's files, letting the GIL go once for each
+    (:meth:`_scan`, :meth:`_put`)."""
 
     def __init__(self, path: str, max_bytes: int) -> None:
         self.path = path
@@ -80,7 +80,7 @@ class OutputDir:
         temporary files and old lone halves."""
         halves: dict[str, list[tuple[str, int, float]]] = {}
         now = time.time()
-        for entry in _scan(self.path):
+        for entry in self._scan():
             name = entry[0]
             if name.endswith(_TMP):
                 if now - entry[2] > STALE_SECONDS:
@@ -144,62 +144,29 @@ class OutputDir:
         """Removes the reports ``doomed``, then writes this one: each half to
         a temporary file, then both renamed into place, JSON first."""
         base = os.path.join(self.path, stem)
-        tmps = [f"{base}{suffix}.{os.getpid()}{_TMP}" for suffix in SUFFIXES]
         remove = [path for old in doomed for path in self._paths(old)]
-        core = _engine()
-        if core is not None:
-            core.put_files(remove, [(tmp, base + suffix, bytes(data))
-                               for tmp, suffix, data in zip(tmps, SUFFIXES, parts)])
-            return base + ".html"
-        _unlink_all(remove)
-        placed: list[str] = []
-        try:
-            for tmp, data in zip(tmps, parts):
-                with open(tmp, "wb") as f:
-                    f.write(data)
-            for tmp, suffix in zip(tmps, SUFFIXES):
-                os.replace(tmp, base + suffix)
-                placed.append(base + suffix)
-        except BaseException:
-            _unlink_all(tmps)
-            _unlink_all(placed)
-            raise
+        self._put(remove, [(f"{base}{suffix}.{os.getpid()}{_TMP}", base + suffix, bytes(data))
+                           for suffix, data in zip(SUFFIXES, parts)])
         return base + ".html"
+
+    # -- the system calls, each group made by the engine with the GIL let go once --
+
+    def _scan(self) -> list[tuple[str, int, float]]:
+        """(name, bytes, mtime) of reqprof's files in the directory."""
+        from . import _core     # when first needed: with profiling off, no engine is loaded
+        return _core.scan_dir(self.path, _PREFIX)
+
+    def _put(self, remove: Sequence[str], files: Sequence[tuple[str, str, bytes]]) -> None:
+        """Removes the paths ``remove``, then writes each (tmp, path, data)
+        of ``files`` to tmp and renames it to path, all or nothing."""
+        from . import _core
+        _core.put_files(remove, files)
 
 
 def _floor(st: os.statvfs_result) -> int:
     """Bytes the file system keeps free: FREE_FRACTION of its size, at most
     FREE_FLOOR_BYTES."""
     return int(min(FREE_FRACTION * st.f_blocks * st.f_frsize, FREE_FLOOR_BYTES))
-
-
-def _scan(path: str) -> list[tuple[str, int, float]]:
-    """(name, bytes, mtime) of reqprof's files in ``path``."""
-    core = _engine()
-    if core is not None:
-        return core.scan_dir(path, _PREFIX)
-    found = []
-    with os.scandir(path) as entries:
-        for entry in entries:
-            if entry.name.startswith(_PREFIX):
-                try:
-                    st = entry.stat(follow_symlinks=False)
-                except FileNotFoundError:
-                    continue
-                if stat.S_ISREG(st.st_mode):
-                    found.append((entry.name, st.st_size, st.st_mtime))
-    return found
-
-
-def _engine() -> Any:
-    """The engine's module, or None (then the same is done one system call
-    at a time). Imported when first needed: with profiling off, importing
-    reqprof loads no engine."""
-    try:
-        from . import _core
-    except ImportError:
-        return None
-    return _core
 
 
 def _unlink(path: str) -> None:
