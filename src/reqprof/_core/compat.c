@@ -1,6 +1,6 @@
 /* compat.c - the one file that reads CPython internals (see compat.h).
  *
- * Fast path (CPython 3.11 and 3.12): frames are read straight from the
+ * Fast path (CPython 3.11, 3.12 and 3.13): frames are read straight from the
  * `_PyInterpreterFrame` chain of each thread state and from the frame
  * embedded in each generator/coroutine, with no allocation; the GIL-drop
  * request makes the running thread yield the GIL at its next safe point.
@@ -34,8 +34,19 @@
  * (sys.monitoring), _Py_CODEUNIT is a union, and the GIL is per
  * interpreter (interp->ceval.gil->switch_number). */
 #  define RP_FAST_312 1
+#elif PY_VERSION_HEX >= 0x030D0000 && PY_VERSION_HEX < 0x030E0000 \
+    && !defined(Py_GIL_DISABLED)
+/* 3.13: as 3.12, but the chain starts at tstate->current_frame, a frame
+ * holds f_executable (a code object, or None in a shim) and instr_ptr (the
+ * instruction executing, not the previous one), a suspended generator
+ * inside `await` / `yield from` has its own state
+ * (FRAME_SUSPENDED_YIELD_FROM), and the GIL-drop request is a bit of the
+ * holder's own tstate->eval_breaker, set under the GIL's mutex as
+ * ceval_gil.c's signal_active_thread does. The free-threaded build has
+ * no GIL to ask for: portable. */
+#  define RP_FAST_313 1
 #endif
-#if defined(RP_FAST_311) || defined(RP_FAST_312)
+#if defined(RP_FAST_311) || defined(RP_FAST_312) || defined(RP_FAST_313)
 #  define RP_FAST 1
 #  define Py_BUILD_CORE 1
 #endif
@@ -52,6 +63,9 @@
 #  include <internal/pycore_interp.h>
 #  include <internal/pycore_runtime.h>
 #endif
+#ifdef RP_FAST_313
+#  include <internal/pycore_ceval.h>
+#endif
 
 /* The few places the fast path differs between the versions it knows. */
 #if defined(RP_FAST_311)
@@ -65,6 +79,27 @@
     ((f)->previous != NULL && (f)->previous->owner == FRAME_OWNED_BY_CSTACK)
 #  define RP_IS_RESUME(op) ((op) == RESUME || (op) == INSTRUMENTED_RESUME)
 #  define RP_GIL(c) ((c)->interp->ceval.gil)
+#elif defined(RP_FAST_313)
+#  define RP_SHIM_FRAME(f) ((f)->owner == FRAME_OWNED_BY_CSTACK)
+#  define RP_ENTRY_FRAME(f) \
+    ((f)->previous != NULL && (f)->previous->owner == FRAME_OWNED_BY_CSTACK)
+#  define RP_GIL(c) ((c)->interp->ceval.gil)
+#endif
+
+/* The frame chain's head, a frame's code object (NULL if it holds none),
+ * the next instruction of a suspended frame, and whether a generator is
+ * suspended (and suspended inside `await` / `yield from`). */
+#if defined(RP_FAST_313)
+#  define RP_CURRENT_FRAME(ts) ((ts)->current_frame)
+#  define RP_FRAME_CODE(f) \
+    (PyCode_Check((f)->f_executable) ? (PyCodeObject *)(f)->f_executable \
+                                     : NULL)
+#  define RP_GEN_SUSPENDED(state) FRAME_STATE_SUSPENDED(state)
+#elif defined(RP_FAST)
+#  define RP_CURRENT_FRAME(ts) \
+    ((ts)->cframe ? (ts)->cframe->current_frame : NULL)
+#  define RP_FRAME_CODE(f) ((f)->f_code)
+#  define RP_GEN_SUSPENDED(state) ((state) == FRAME_SUSPENDED)
 #endif
 
 /* `_Py_IsFinalizing` became public as `Py_IsFinalizing` in 3.13. */
@@ -141,7 +176,24 @@ rp_compat_mode(const rp_compat *c)
 void
 rp_compat_request_gil(const rp_compat *c, PyInterpreterState *interp)
 {
-#ifdef RP_FAST
+#if defined(RP_FAST_313)
+    if (c->fast) {
+        /* The holder is read and flagged under the GIL's mutex, so it
+         * holds the GIL (it cannot be a thread state being deleted); it
+         * sees the bit at its next check, drops the GIL and waits until
+         * another thread (we) took it. take_gil clears the taker's bit. */
+        struct _gil_runtime_state *gil = interp->ceval.gil;
+        pthread_mutex_lock(&gil->mutex);
+        if (_Py_atomic_load_int_relaxed(&gil->locked)) {
+            PyThreadState *holder =
+                (PyThreadState *)_Py_atomic_load_ptr_relaxed(&gil->last_holder);
+            if (holder != NULL && holder->interp == interp) {
+                _Py_set_eval_breaker_bit(holder, _PY_GIL_DROP_REQUEST_BIT);
+            }
+        }
+        pthread_mutex_unlock(&gil->mutex);
+    }
+#elif defined(RP_FAST)
     if (c->fast) {
         /* What ceval_gil.h's SET_GIL_DROP_REQUEST does: the holder sees
          * the breaker at its next check, drops the GIL and waits until
@@ -158,7 +210,17 @@ rp_compat_request_gil(const rp_compat *c, PyInterpreterState *interp)
 void
 rp_compat_withdraw_gil_request(const rp_compat *c, PyInterpreterState *interp)
 {
-#ifdef RP_FAST
+#if defined(RP_FAST_313)
+    if (c->fast) {
+        /* A request that reached us while we took the GIL would make our
+         * next release wait until another thread takes it; one on a
+         * thread that let the GIL go by itself is cleared when it takes
+         * the GIL back. */
+        (void)interp;
+        _Py_unset_eval_breaker_bit(PyThreadState_Get(),
+                                   _PY_GIL_DROP_REQUEST_BIT);
+    }
+#elif defined(RP_FAST)
     if (c->fast) {
         _Py_atomic_store_relaxed(&interp->ceval.gil_drop_request, 0);
     }
@@ -229,7 +291,8 @@ walk_fast_from(_PyInterpreterFrame *f, rp_frame **buf, size_t *cap,
                size_t n, size_t max_frames, int *more)
 {
     for (; f != NULL; f = f->previous) {
-        if (RP_SHIM_FRAME(f) || _PyFrame_IsIncomplete(f)) {
+        if (RP_SHIM_FRAME(f) || RP_FRAME_CODE(f) == NULL
+                || _PyFrame_IsIncomplete(f)) {
             continue;
         }
         if (reserve(buf, cap, n, max_frames) < 0) {
@@ -237,7 +300,7 @@ walk_fast_from(_PyInterpreterFrame *f, rp_frame **buf, size_t *cap,
             break;
         }
         rp_frame *r = &(*buf)[n++];
-        r->code = f->f_code;
+        r->code = RP_FRAME_CODE(f);
         r->key = f;
         r->lasti = _PyInterpreterFrame_LASTI(f) * (int)sizeof(_Py_CODEUNIT);
         r->is_entry = RP_ENTRY_FRAME(f);
@@ -249,8 +312,8 @@ static size_t
 walk_fast(PyThreadState *ts, rp_frame **buf, size_t *cap, size_t max_frames,
           int *more)
 {
-    _PyInterpreterFrame *f = ts->cframe ? ts->cframe->current_frame : NULL;
-    return walk_fast_from(f, buf, cap, 0, max_frames, more);
+    return walk_fast_from(RP_CURRENT_FRAME(ts), buf, cap, 0, max_frames,
+                          more);
 }
 #endif
 
@@ -333,8 +396,9 @@ rp_compat_top_frame_key(const rp_compat *c, PyThreadState *ts)
 {
 #ifdef RP_FAST
     if (c->fast) {
-        _PyInterpreterFrame *f = ts->cframe ? ts->cframe->current_frame : NULL;
-        while (f != NULL && (RP_SHIM_FRAME(f) || _PyFrame_IsIncomplete(f))) {
+        _PyInterpreterFrame *f = RP_CURRENT_FRAME(ts);
+        while (f != NULL && (RP_SHIM_FRAME(f) || RP_FRAME_CODE(f) == NULL
+                             || _PyFrame_IsIncomplete(f))) {
             f = f->previous;
         }
         return f;
@@ -413,11 +477,14 @@ rp_compat_coro_frame(const rp_compat *c, PyObject *obj, rp_frame *out)
             return 0;
         }
         PyGenObject *gen = (PyGenObject *)obj;
-        if (gen->gi_frame_state != FRAME_SUSPENDED) {
+        if (!RP_GEN_SUSPENDED(gen->gi_frame_state)) {
             return 0;
         }
         _PyInterpreterFrame *f = (_PyInterpreterFrame *)gen->gi_iframe;
-        out->code = f->f_code;
+        if (RP_FRAME_CODE(f) == NULL) {
+            return 0;
+        }
+        out->code = RP_FRAME_CODE(f);
         out->key = f;
         out->lasti = _PyInterpreterFrame_LASTI(f) * (int)sizeof(_Py_CODEUNIT);
         out->is_entry = 0;
@@ -442,23 +509,31 @@ rp_compat_coro_awaiting(const rp_compat *c, PyObject *obj)
 {
 #ifdef RP_FAST
     if (c->fast) {
-        /* _PyGen_yf of 3.11/3.12 (not exported): a suspended frame is inside
-         * `await` / `yield from` when the next instruction is a RESUME with
-         * oparg >= 2; the awaited object is then on top of its stack. */
+        /* _PyGen_yf (not exported): a suspended frame is inside `await` /
+         * `yield from` when its state says so (3.13), or (3.11/3.12) when
+         * the next instruction is a RESUME with oparg >= 2; the awaited
+         * object is then on top of its stack. */
         if (gen_kind(obj) < 0) {
             return NULL;
         }
         PyGenObject *gen = (PyGenObject *)obj;
+        _PyInterpreterFrame *f = (_PyInterpreterFrame *)gen->gi_iframe;
+#  if defined(RP_FAST_313)
+        if (gen->gi_frame_state != FRAME_SUSPENDED_YIELD_FROM
+                || RP_FRAME_CODE(f) == NULL) {
+            return NULL;
+        }
+#  else
         if (gen->gi_frame_state != FRAME_SUSPENDED) {
             return NULL;
         }
-        _PyInterpreterFrame *f = (_PyInterpreterFrame *)gen->gi_iframe;
         _Py_CODEUNIT next = f->prev_instr[1];
         int op = _Py_OPCODE(next);
         if (!RP_IS_RESUME(op) || _Py_OPARG(next) < 2) {
             return NULL;
         }
-        if (f->stacktop <= f->f_code->co_nlocalsplus) {
+#  endif
+        if (f->stacktop <= RP_FRAME_CODE(f)->co_nlocalsplus) {
             return NULL;
         }
         return f->localsplus[f->stacktop - 1];
@@ -488,11 +563,14 @@ rp_compat_coro_locals(const rp_compat *c, PyObject *obj, PyObject **out,
             return 0;
         }
         PyGenObject *gen = (PyGenObject *)obj;
-        if (gen->gi_frame_state != FRAME_SUSPENDED) {
+        if (!RP_GEN_SUSPENDED(gen->gi_frame_state)) {
             return 0;
         }
         _PyInterpreterFrame *f = (_PyInterpreterFrame *)gen->gi_iframe;
-        int nlocals = f->f_code->co_nlocalsplus;
+        if (RP_FRAME_CODE(f) == NULL) {
+            return 0;
+        }
+        int nlocals = RP_FRAME_CODE(f)->co_nlocalsplus;
         for (int i = 0; i < nlocals && n < max; i++) {
             PyObject *v = f->localsplus[i];
             if (v != NULL && PyCell_Check(v)) {
