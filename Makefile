@@ -19,7 +19,7 @@ export REQPROF_PYROSCOPE_DIR ?= $(abspath $(CURDIR)/../shared/tools/pyroscope)
 
 # The pure-C parts of the engine (no Python): unit-tested on their own.
 C_UNITS   := $(CORE)/buf.c $(CORE)/tree.c $(CORE)/report.c $(CORE)/hist.c $(CORE)/aggregate.c \
-             $(CORE)/outfiles.c \
+             $(CORE)/budget.c $(CORE)/outfiles.c \
              $(wildcard $(CORE)/write_*.c $(CORE)/read_*.c)
 C_TESTS   := $(wildcard tests/c/test_*.c)
 C_BUILD   := tests/c/build

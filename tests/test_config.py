@@ -12,6 +12,7 @@ from reqprof.config import (
     ASYNC_MODES,
     MAX_CONCURRENT_LIMIT,
     MAX_DEPTH_LIMIT,
+    OVERHEAD_BUDGET_LIMIT,
     ConfigError,
     Settings,
     read_env_file,
@@ -30,6 +31,7 @@ def test_defaults_match_the_feature_text():
     assert s.max_depth == 50
     assert s.async_mode == "enabled"
     assert s.interval == 0.001
+    assert s.overhead_budget is None
     assert s.output_dir is None
     assert s.manual is True
     assert s.token is None
@@ -49,6 +51,7 @@ def test_variable_names():
         "max_depth": "PROFILING_MAX_DEPTH",
         "async_mode": "PROFILING_ASYNC_MODE",
         "interval": "PROFILING_INTERVAL",
+        "overhead_budget": "PROFILING_OVERHEAD_BUDGET",
         "output_dir": "PROFILING_OUTPUT_DIR",
         "manual": "PROFILING_MANUAL",
         "token": "PROFILING_TOKEN",
@@ -201,6 +204,37 @@ def test_interval_rejected(value):
         settings({"PROFILING_INTERVAL": value})
     assert "PROFILING_INTERVAL" in str(err.value) and repr(value) in str(err.value)
     assert "seconds" in str(err.value)
+
+
+# -- PROFILING_OVERHEAD_BUDGET ------------------------------------------------
+
+@pytest.mark.parametrize("value,expected", [("2", 2.0), ("0.5", 0.5), ("0.01", 0.01),
+                                            ("100", 100.0), (" 1 ", 1.0), ("1e-3", 0.001),
+                                            ("", None), ("  ", None)])
+def test_overhead_budget_accepted(value, expected):
+    assert settings({"PROFILING_OVERHEAD_BUDGET": value}).overhead_budget == expected
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "100.5", "1000", "2%", "abc", "nan", "inf", "0x1",
+                                   "1,5"])
+def test_overhead_budget_rejected_naming_variable_value_and_range(value):
+    with pytest.raises(ConfigError) as err:
+        settings({"PROFILING_OVERHEAD_BUDGET": value})
+    msg = str(err.value)
+    assert err.value.variable == "PROFILING_OVERHEAD_BUDGET" and err.value.value == value
+    assert f"PROFILING_OVERHEAD_BUDGET={value!r}" in msg
+    assert f"a percent of one core, a number > 0 and <= {OVERHEAD_BUDGET_LIMIT:g}" in msg
+    assert "(empty means no budget)" in msg
+
+
+def test_overhead_budget_keyword_and_startup_line():
+    assert settings(overhead_budget=1).overhead_budget == 1.0
+    assert settings(overhead_budget="0.25").overhead_budget == 0.25
+    with pytest.raises(ConfigError) as err:
+        settings(overhead_budget=0)
+    assert err.value.variable == "overhead_budget" and "keyword argument" in str(err.value)
+    assert "overhead_budget" not in Settings().describe()
+    assert "overhead_budget=0.5%" in Settings(overhead_budget=0.5).describe()
 
 
 # -- PROFILING_OUTPUT_DIR -----------------------------------------------------

@@ -18,7 +18,7 @@ import time
 import pytest
 
 from profile_tree import find, functions, max_depth, name_of, path_to, total_wall, walk
-from reqprof import Profiler, _core
+from reqprof import Profiler, Report, _core
 
 FAST = _core.MODE.startswith("fast")
 
@@ -104,6 +104,75 @@ def test_a_session_after_a_long_interval_one_gets_its_own_rate():
         spin(0.2)
     # ~200 on the fast path and ~40 portable on an idle machine.
     assert prof.report.samples >= 10, (prof.report.samples, _core.MODE)
+
+
+def test_the_engine_counts_its_own_cpu_and_each_report_gives_it():
+    before = _core.stats()
+    with Profiler(interval=0.001) as prof:
+        spin(0.3)
+    after = _core.stats()
+    grown = (after["sampler_cpu_ns"] - before["sampler_cpu_ns"]
+             + after["assist_cpu_ns"] - before["assist_cpu_ns"])
+    assert after["sampler_cpu_ns"] > before["sampler_cpu_ns"]
+    r = prof.report
+    # The session's share is the engine's CPU between its start and stop,
+    # inside this block: some of it, and a sane fraction of one core.
+    assert r.sampler_cpu_s is not None and 0 < r.sampler_cpu_s * 1e9 <= grown
+    assert r.sampler_cpu_percent == pytest.approx(r.sampler_cpu_s / r.duration_s * 100)
+    assert 0 < r.sampler_cpu_percent < 100
+    doc = r.to_dict()
+    assert doc["sampler_cpu_s"] == pytest.approx(r.sampler_cpu_s, abs=1e-9)
+    assert doc["sampler_cpu_percent"] == pytest.approx(r.sampler_cpu_percent)
+    assert doc["overhead_budget_percent"] is None
+    back = Report.from_json(r.to_json())
+    assert back.sampler_cpu_s == doc["sampler_cpu_s"] and back.to_json() == r.to_json()
+    # Parked (no session), the engine uses no CPU of its own.
+    time.sleep(0.05)
+    idle = _core.stats()
+    time.sleep(0.2)
+    assert _core.stats()["sampler_cpu_ns"] == idle["sampler_cpu_ns"]
+
+
+def test_a_tiny_overhead_budget_lengthens_the_interval_and_none_keeps_it():
+    # At 1 ms the sampler takes a few percent of a core on CPU-bound code
+    # (tens of microseconds a tick): 0.01% is hundreds of times less, so
+    # after its first 100 ms window the interval goes to its cap (64 ms),
+    # however loaded the machine. Without a budget the interval is the
+    # asked one exactly, whatever the ticks' lateness.
+    with Profiler(interval=0.001) as free:
+        spin(1.0)
+    with Profiler(interval=0.001, overhead_budget=0.01) as held:
+        spin(1.0)
+        engine_interval = _core.stats()["effective_interval_ns"]
+    f, h = free.report, held.report
+    assert f.effective_interval_s == pytest.approx(0.001, rel=1e-9)
+    assert f.overhead_budget_percent is None
+    assert h.interval_s == 0.001 and h.overhead_budget_percent == 0.01
+    # ~100 ticks at 1 ms then ~14 at 64 ms: a mean of ~9 ms.
+    assert h.effective_interval_s >= 0.004, (h.effective_interval_s, h.samples)
+    assert h.samples <= h.duration_s / 0.004, (h.samples, h.duration_s)
+    assert h.samples <= 1.5 * h.duration_s / h.effective_interval_s + 2
+    assert engine_interval == 64_000_000
+    # The sampler's ticks still weigh the real time between them.
+    assert h.wall_s == pytest.approx(h.duration_s, rel=0.02, abs=2e-4)
+    doc = h.to_dict()
+    assert doc["effective_interval_s"] == h.effective_interval_s
+    assert doc["overhead_budget_percent"] == 0.01
+    assert "Interval lengthened to " in h.to_text() and "0.01% overhead budget" in h.to_text()
+    assert "Interval lengthened" not in f.to_text()
+    back = Report.from_json(h.to_json())
+    assert back.effective_interval_s == h.effective_interval_s
+    assert back.overhead_budget_percent == 0.01
+    # The next session without a budget is back at the asked interval.
+    with Profiler(interval=0.001) as again:
+        spin(0.05)
+    assert again.report.effective_interval_s == pytest.approx(0.001, rel=1e-9)
+
+
+@pytest.mark.parametrize("budget", [-1, 100.5, float("nan")])
+def test_overhead_budget_out_of_range_is_refused(budget):
+    with pytest.raises(ValueError, match="overhead_budget"):
+        Profiler(overhead_budget=budget)
 
 
 def test_report_totals_cover_the_profiled_time():

@@ -482,10 +482,13 @@ def test_concurrent_manual_reports_hold_only_their_own_work(serve):
 
 
 def test_settings_reach_the_engine(serve):
-    server = serve(profiled(async_mode="strict", interval=0.002, max_depth=4))
+    server = serve(profiled(async_mode="strict", interval=0.002, max_depth=4,
+                            overhead_budget=50))
     data = report_json(server, "/cpu?ms=50")
     assert data["async_mode"] == "strict"
     assert data["interval_s"] == pytest.approx(0.002)
+    assert data["overhead_budget_percent"] == 50
+    assert data["sampler_cpu_s"] >= 0 and data["sampler_cpu_percent"] >= 0
     assert data["max_depth"] == 4
     assert max(d for _, d in walk(data["root"])) <= 5
     assert data["truncated"] and "depth" in data["truncated_reasons"]

@@ -90,12 +90,19 @@ def pages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         ("large", fx.large_profile()),
         ("empty", fx.empty_profile()),
         ("loop-busy", _with_breakdown(fx.loop_busy_profile())),
+        ("budget", _with_budget(fx.small_profile())),
     ):
         made[name] = out / f"{name}.html"
         made[name].write_text(fx.page_html(profile), encoding="utf-8")
     made["hostile-nocsp"] = out / "hostile-nocsp.html"
     made["hostile-nocsp"].write_text(fx.page_html(fx.hostile_profile(), csp=False), encoding="utf-8")
     return made
+
+
+def _with_budget(profile: dict[str, Any]) -> dict[str, Any]:
+    """The profile of a session the overhead budget slowed down."""
+    return dict(profile, effective_interval_s=0.004, overhead_budget_percent=1,
+                sampler_cpu_s=0.0012, sampler_cpu_percent=2.9)
 
 
 def _with_breakdown(profile: dict[str, Any]) -> dict[str, Any]:
@@ -210,7 +217,19 @@ def test_page_loads_offline_with_header_and_no_errors(open_page: Any) -> None:
                  "Truncated profile", "depth cap", "application/json", "1.8 kB"):
         assert text in header, text
     assert p.page.title() == "GET /users/42 40.7 ms · reqprof"
+    assert "lengthened" not in header and "sampler CPU" not in header
     p.shot("small-tree")
+    p.assert_clean()
+
+
+def test_header_says_when_the_overhead_budget_lengthened_the_interval(open_page: Any) -> None:
+    p = open_page("budget")
+    header = p.page.locator(".rp-header").inner_text()
+    for text in ("38 every 4 ms", "sampler CPU", "1.2 ms (2.9% of a core)",
+                 "lengthened to 4 ms (1 ms asked) to stay within the 1% overhead budget"):
+        assert text in header, text
+    assert p.page.locator(".rp-banner.rp-lengthened[role=status]").count() == 1
+    p.shot("budget-header")
     p.assert_clean()
 
 

@@ -140,7 +140,8 @@ class Profiling:
         self._profiler_class, report_class = engine
         self._options = dict(interval=settings.interval, max_depth=settings.max_depth,
                              async_mode=settings.async_mode,
-                             loop_block=settings.loop_block_ms / 1000.0)
+                             loop_block=settings.loop_block_ms / 1000.0,
+                             overhead_budget=settings.overhead_budget)
         self.formats = {name: spec for name, spec in FORMATS.items()
                         if hasattr(report_class, spec.method)}
         self.off = False

@@ -17,7 +17,7 @@ from typing import Any, Callable, Mapping, Optional, Union
 
 __all__ = ["ConfigError", "Settings", "Loaded", "load", "MAX_DEPTH_LIMIT", "INTERVAL_RANGE",
            "ASYNC_MODES", "MAX_CONCURRENT_LIMIT", "TOKEN_LENGTH", "MANUAL_TIMEOUT_RANGE",
-           "OUTPUT_MAX_MB_LIMIT"]
+           "OUTPUT_MAX_MB_LIMIT", "OVERHEAD_BUDGET_LIMIT"]
 
 #: The largest accepted ``PROFILING_LOOP_BLOCK_MS``.
 LOOP_BLOCK_MS_LIMIT = 600000
@@ -29,6 +29,9 @@ MAX_CONCURRENT_LIMIT = 1000
 TOKEN_LENGTH = (16, 256)
 #: Accepted ``PROFILING_INTERVAL`` range, in seconds (100 µs to 1 s).
 INTERVAL_RANGE = (0.0001, 1.0)
+#: The largest accepted ``PROFILING_OVERHEAD_BUDGET``, in percent of one
+#: core (any number above 0 up to it).
+OVERHEAD_BUDGET_LIMIT = 100.0
 #: Accepted ``PROFILING_MANUAL_TIMEOUT`` range, in seconds.
 MANUAL_TIMEOUT_RANGE = (0.1, 3600.0)
 #: The largest accepted ``PROFILING_OUTPUT_MAX_MB``.
@@ -138,6 +141,16 @@ def _to_interval(value: object) -> float:
     if not low <= interval <= high:
         raise ValueError
     return interval
+
+
+def _to_budget(value: object) -> Optional[float]:
+    """Unset (None, or empty) means no budget."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    percent = _to_number(value)
+    if not 0.0 < percent <= OVERHEAD_BUDGET_LIMIT:
+        raise ValueError
+    return percent
 
 
 def _to_timeout(value: object) -> float:
@@ -361,6 +374,9 @@ _VARS = (
     _Var("async_mode", "PROFILING_ASYNC_MODE", "one of enabled, disabled, strict", _to_mode),
     _Var("interval", "PROFILING_INTERVAL",
          f"a number of seconds from {INTERVAL_RANGE[0]} to {INTERVAL_RANGE[1]}", _to_interval),
+    _Var("overhead_budget", "PROFILING_OVERHEAD_BUDGET",
+         f"a percent of one core, a number > 0 and <= {OVERHEAD_BUDGET_LIMIT:g} "
+         "(empty means no budget)", _to_budget),
     _Var("output_dir", "PROFILING_OUTPUT_DIR", "a directory path (empty means not set)", _to_dir),
     _Var("output_max_mb", "PROFILING_OUTPUT_MAX_MB",
          f"an integer number of megabytes from 1 to {OUTPUT_MAX_MB_LIMIT}", _to_output_mb),
@@ -433,6 +449,10 @@ class Settings:
     """``PROFILING_ASYNC_MODE``: ``enabled``, ``disabled`` or ``strict``."""
     interval: float = 0.001
     """``PROFILING_INTERVAL``: seconds between samples."""
+    overhead_budget: Optional[float] = None
+    """``PROFILING_OVERHEAD_BUDGET``: when set, the percent of one core the
+    engine's own threads may use; past it the sampling interval is
+    lengthened (up to 64 times, and 1 s), and reports say so."""
     output_dir: Optional[str] = None
     """``PROFILING_OUTPUT_DIR``: where auto-sampled reports are also written."""
     output_max_mb: int = 256
@@ -540,6 +560,8 @@ class Settings:
                 f"async_mode={self.async_mode} interval={self.interval:g}s output_dir={out} "
                 f"manual={manual} max_concurrent={self.max_concurrent} "
                 f"manual_timeout={self.manual_timeout:g}s")
+        if self.overhead_budget is not None:
+            line += f" overhead_budget={self.overhead_budget:g}%"
         if self.loop_block_ms != 50:
             line += f" loop_block_ms={self.loop_block_ms}"
         if self.slow_ms is not None:

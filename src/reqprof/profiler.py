@@ -200,7 +200,10 @@ class Profiler:
         (0 = no limit). loop_block: a stretch of at least this many seconds
         in which the profiled code held its event loop (ran without
         awaiting) is reported (``Report.breakdown["loop_block"]``; 0 =
-        never).
+        never). overhead_budget: a percent of one core (``2``, ``0.5``) the
+        engine's own threads may use; past it the sampling interval is
+        lengthened (up to 64 times, and 1 s) and the report's
+        ``effective_interval_s`` says so (None or 0 = no budget).
     """
 
     def __init__(
@@ -213,6 +216,7 @@ class Profiler:
         max_bytes: int = DEFAULT_MAX_BYTES,
         max_duration: float = DEFAULT_MAX_DURATION,
         loop_block: float = DEFAULT_LOOP_BLOCK,
+        overhead_budget: float | None = None,
     ) -> None:
         if async_mode not in ASYNC_MODES:
             raise ValueError(f"async_mode must be one of {', '.join(ASYNC_MODES)}, not {async_mode!r}")
@@ -224,6 +228,7 @@ class Profiler:
             max_bytes=int(max_bytes),
             max_duration=float(max_duration),
             loop_block=float(loop_block),
+            overhead_budget=float(overhead_budget or 0.0),
         )
         # Validates the options now rather than at start().
         _core.Session(**self._options)

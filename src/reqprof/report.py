@@ -85,6 +85,20 @@ class Report:
         #: why the report has too few samples for its duration ("short
         #: request", "GIL held by C code", "machine load"), or None
         self.undersampled_reason: str | None = summary["undersampled"]
+        #: the sampling interval asked for (seconds)
+        self.interval_s: float = summary["interval_s"]
+        #: the mean interval of the ticks that sampled it: longer than
+        #: ``interval_s`` when the overhead budget lengthened it
+        self.effective_interval_s: float = summary["effective_interval_s"]
+        #: the overhead budget asked (percent of one core), or None
+        self.overhead_budget_percent: float | None = summary["overhead_budget_percent"]
+        #: CPU the engine's own threads (sampler and assist) used while the
+        #: session was active: the engine's whole CPU then, shared with any
+        #: session active beside it; None when not known (a merged profile, a
+        #: profile saved before it was recorded)
+        self.sampler_cpu_s: float | None = summary["sampler_cpu_s"]
+        #: that as a percent of one core over ``duration_s``, or None
+        self.sampler_cpu_percent: float | None = summary["sampler_cpu_percent"]
         self.counts: dict[str, int] = {
             "running": summary["running_samples"],
             "await": summary["await_samples"],

@@ -49,6 +49,37 @@ test_small_profile_round_trips(void)
     fx_free(&f);
 }
 
+/* The overhead budget, the interval it made and the engine's CPU. */
+static void
+test_budget_and_engine_cpu_round_trip(void)
+{
+    fixture f;
+    rp_buf a;
+    rp_loaded l;
+    char err[256];
+    fx_small(&f);
+    f.report.effective_interval_s = 0.0043771;
+    f.report.budget_percent = 0.01;
+    f.report.has_sampler_cpu = 1;
+    f.report.sampler_cpu_ns = 12345678;
+    check_round_trip(&f.report);
+    rp_buf_init(&a, 0);
+    CHECK(rp_write_json(&a, &f.report) == 0);
+    CHECK(rp_read_json(a.data, a.len, &l, err, sizeof(err)) == RP_READ_OK);
+    CHECK(l.effective_interval_s == 0.0043771);
+    CHECK(l.budget_percent == 0.01);
+    CHECK(l.has_sampler_cpu);
+    CHECK_EQ_U64(l.sampler_cpu_ns, 12345678);
+    rp_loaded_free(&l);
+    rp_buf_free(&a);
+    f.report.sampler_cpu_ns = 0;    /* known, and none */
+    check_round_trip(&f.report);
+    f.report.has_sampler_cpu = 0;
+    f.report.budget_percent = 100.0;
+    check_round_trip(&f.report);
+    fx_free(&f);
+}
+
 /* A wait for a busy event loop, its blockers, and a loop block. */
 static void
 test_loop_busy_and_loop_block_round_trip(void)
@@ -244,6 +275,18 @@ test_documents_off_the_schema_are_refused(void)
             NODE "}}", "finite number");
     REJECTS("{\"version\":1,\"loop_block\":{\"wall_s\":1,\"function\":2},"
             "\"root\":{" NODE "}}", "must be a string");
+    REJECTS("{\"version\":1,\"effective_interval_s\":-0.001,\"root\":{"
+            NODE "}}", "finite number");
+    REJECTS("{\"version\":1,\"overhead_budget_percent\":0,\"root\":{"
+            NODE "}}", "must be null or a number > 0 and <= 100");
+    REJECTS("{\"version\":1,\"overhead_budget_percent\":100.5,\"root\":{"
+            NODE "}}", "must be null or a number > 0 and <= 100");
+    REJECTS("{\"version\":1,\"overhead_budget_percent\":\"1\",\"root\":{"
+            NODE "}}", "must be a number");
+    REJECTS("{\"version\":1,\"sampler_cpu_s\":-1,\"root\":{" NODE "}}",
+            "must not be negative");
+    REJECTS("{\"version\":1,\"sampler_cpu_percent\":true,\"root\":{"
+            NODE "}}", "must be a number");
 }
 
 static void
@@ -280,6 +323,8 @@ test_defaults_unknown_fields_and_escapes(void)
     }
     CHECK_STR(l.version, "");
     CHECK_EQ_U64(l.async_mode, 0);
+    CHECK(l.effective_interval_s == 0.0 && l.budget_percent == 0.0);
+    CHECK(!l.has_sampler_cpu);
     CHECK_EQ_U64(l.tree.n_nodes, 1);
     const rp_sym *sym = rp_symtab_get(&l.syms, l.tree.nodes[0].frame);
     CHECK(sym->kind == RP_KIND_AWAIT);
@@ -341,6 +386,7 @@ int
 main(void)
 {
     RUN(test_small_profile_round_trips);
+    RUN(test_budget_and_engine_cpu_round_trip);
     RUN(test_loop_busy_and_loop_block_round_trip);
     RUN(test_hostile_and_empty_profiles_round_trip);
     RUN(test_a_100000_deep_chain_round_trips);

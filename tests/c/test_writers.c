@@ -61,8 +61,10 @@ test_json_of_a_small_profile_is_exact(void)
     CHECK_BUF(&out,
         "{\"version\":1,\"reqprof_version\":\"1.2.3\","
         "\"started_at\":1700000000.25,\"duration_s\":0.007,"
-        "\"interval_s\":0.001,\"samples\":4,\"wall_s\":0.006,"
-        "\"cpu_s\":0.003,\"async_mode\":\"enabled\",\"max_depth\":128,"
+        "\"interval_s\":0.001,\"effective_interval_s\":0.001,"
+        "\"overhead_budget_percent\":null,\"samples\":4,\"wall_s\":0.006,"
+        "\"cpu_s\":0.003,\"sampler_cpu_s\":null,\"sampler_cpu_percent\":null,"
+        "\"async_mode\":\"enabled\",\"max_depth\":128,"
         "\"truncated\":true,\"truncated_reasons\":[\"depth\"],"
         "\"gc_s\":0,\"response_s\":null,\"undersampled\":false,"
         "\"undersampled_reason\":null,"
@@ -135,6 +137,39 @@ test_json_header_edge_values(void)
     CHECK_CONTAINS(&out, "\"gc_s\":0.0125,\"response_s\":0.002,"
                          "\"undersampled\":true,"
                          "\"undersampled_reason\":\"GIL held by C code\",");
+    CHECK_JSON_VALID(&out);
+    rp_buf_free(&out);
+    fx_free(&f);
+}
+
+static void
+test_json_header_gives_the_budget_and_the_engine_cpu(void)
+{
+    fixture f;
+    rp_buf out;
+    fx_small(&f);
+    f.report.duration_s = 0.5;
+    f.report.effective_interval_s = 0.004;
+    f.report.budget_percent = 0.5;
+    f.report.has_sampler_cpu = 1;
+    f.report.sampler_cpu_ns = 2500000;
+    rp_buf_init(&out, 0);
+    CHECK(rp_write_json(&out, &f.report) == 0);
+    CHECK_CONTAINS(&out, "\"interval_s\":0.001,\"effective_interval_s\":0.004,"
+                         "\"overhead_budget_percent\":0.5,\"samples\":4,");
+    CHECK_CONTAINS(&out, "\"cpu_s\":0.003,\"sampler_cpu_s\":0.0025,"
+                         "\"sampler_cpu_percent\":0.5,\"async_mode\":");
+    CHECK_JSON_VALID(&out);
+    /* Known CPU, no duration to share it over; a budget out of range. */
+    rp_buf_clear(&out);
+    f.report.duration_s = 0.0;
+    f.report.budget_percent = NAN;
+    f.report.effective_interval_s = INFINITY;
+    f.report.sampler_cpu_ns = 0;
+    CHECK(rp_write_json(&out, &f.report) == 0);
+    CHECK_CONTAINS(&out, "\"effective_interval_s\":0.001,"
+                         "\"overhead_budget_percent\":null,");
+    CHECK_CONTAINS(&out, "\"sampler_cpu_s\":0,\"sampler_cpu_percent\":null,");
     CHECK_JSON_VALID(&out);
     rp_buf_free(&out);
     fx_free(&f);
@@ -248,6 +283,45 @@ test_text_header_gives_gc_response_and_undersampling(void)
         "Samples: 4  Duration: 0.007s  Wall: 0.006s  CPU: 0.003s  GC: 0.001s"
         "  Response: 0.004s  UNDERSAMPLED (short request)\n\n"
         "wall   cpu    %wall  frame\n");
+    rp_buf_free(&out);
+    fx_free(&f);
+}
+
+static void
+test_text_says_when_the_budget_lengthened_the_interval(void)
+{
+    fixture f;
+    rp_buf out;
+    rp_text_opts o = {1, 0, 0.0, 0};
+    fx_small(&f);
+    f.report.truncated = 0;
+    rp_buf_init(&out, 0);
+    /* Not lengthened (or by under 1%): no line. */
+    f.report.effective_interval_s = 0.001009;
+    f.report.budget_percent = 1.0;
+    CHECK(rp_write_text(&out, &f.report, &o) == 0);
+    CHECK_NOT_CONTAINS(&out, "Interval");
+    rp_buf_clear(&out);
+    f.report.effective_interval_s = 0.00437;
+    f.report.budget_percent = 0.25;
+    CHECK(rp_write_text(&out, &f.report, &o) == 0);
+    CHECK_CONTAINS(&out,
+        "CPU: 0.003s\nInterval lengthened to 4.37 ms (1 ms asked) to stay "
+        "within the 0.25% overhead budget\n\nwall   cpu");
+    rp_buf_clear(&out);
+    f.report.interval_s = 0.0005;
+    f.report.effective_interval_s = 0.032;
+    f.report.budget_percent = 2.0;
+    CHECK(rp_write_text(&out, &f.report, &o) == 0);
+    CHECK_CONTAINS(&out, "\nInterval lengthened to 32 ms (0.5 ms asked) to "
+                         "stay within the 2% overhead budget\n");
+    /* Lengthened by the budget of a session beside it. */
+    rp_buf_clear(&out);
+    f.report.budget_percent = 0.0;
+    CHECK(rp_write_text(&out, &f.report, &o) == 0);
+    CHECK_CONTAINS(&out, "\nInterval lengthened to 32 ms (0.5 ms asked) to "
+                         "stay within the overhead budget of another "
+                         "session\n");
     rp_buf_free(&out);
     fx_free(&f);
 }
@@ -923,10 +997,12 @@ main(void)
     RUN(test_json_checker_itself);
     RUN(test_json_of_a_small_profile_is_exact);
     RUN(test_json_header_edge_values);
+    RUN(test_json_header_gives_the_budget_and_the_engine_cpu);
     RUN(test_json_meta_literals_only_when_valid);
     RUN(test_json_lines_sorted_by_line_number);
     RUN(test_text_ascii_of_a_small_profile_is_exact);
     RUN(test_text_header_gives_gc_response_and_undersampling);
+    RUN(test_text_says_when_the_budget_lengthened_the_interval);
     RUN(test_text_hides_small_nodes_and_says_so);
     RUN(test_text_max_lines_notes_the_rest);
     RUN(test_text_colours_only_when_asked);

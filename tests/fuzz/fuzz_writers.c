@@ -122,7 +122,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     rp_report rep = {
         .tree = &tree, .syms = &st, .version = "fuzz", .started_at = 1.5,
-        .duration_s = 0.25, .interval_s = 0.001, .async_mode = "enabled",
+        .duration_s = 0.25, .interval_s = 0.001,
+        .effective_interval_s = 0.004, .budget_percent = 0.5,
+        .has_sampler_cpu = 1, .sampler_cpu_ns = 1234567,
+        .async_mode = "enabled",
         .max_depth = 50, .truncated = tree.truncated, .meta = meta,
         .n_meta = 3,
     };

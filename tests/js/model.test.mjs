@@ -69,6 +69,28 @@ test('formatPercent and percent', () => {
   assert.equal(M.formatBytes(12), '12 B');
 });
 
+test('intervalNote says when the overhead budget lengthened the interval, and to what', () => {
+  const p = { interval_s: 0.001, effective_interval_s: 0.00437, overhead_budget_percent: 0.25 };
+  assert.equal(M.intervalNote(p), 'lengthened to 4.37 ms (1 ms asked) to stay within the 0.25% overhead budget');
+  assert.equal(M.intervalNote({ ...p, overhead_budget_percent: 2 }),
+    'lengthened to 4.37 ms (1 ms asked) to stay within the 2% overhead budget');
+  assert.equal(M.intervalNote({ ...p, overhead_budget_percent: null }),
+    'lengthened to 4.37 ms (1 ms asked) to stay within the overhead budget of another session');
+  // Not lengthened, by under 1%, or a profile from before the field.
+  assert.equal(M.intervalNote({ ...p, effective_interval_s: 0.001 }), null);
+  assert.equal(M.intervalNote({ ...p, effective_interval_s: 0.001009 }), null);
+  assert.equal(M.intervalNote({ interval_s: 0.001 }), null);
+  assert.equal(M.intervalNote({ ...p, interval_s: 0 }), null);
+  assert.equal(M.intervalNote(null), null);
+});
+
+test('samplerCpu gives the engine CPU and its share of a core, or nothing', () => {
+  assert.equal(M.samplerCpu({ sampler_cpu_s: 0.0031, sampler_cpu_percent: 0.31 }), '3.1 ms (0.31% of a core)');
+  assert.equal(M.samplerCpu({ sampler_cpu_s: 0, sampler_cpu_percent: null }), '0');
+  assert.equal(M.samplerCpu({ sampler_cpu_s: null, sampler_cpu_percent: null }), '');
+  assert.equal(M.samplerCpu({}), '');
+});
+
 test('flatten numbers nodes in preorder with parent, depth and subtree end', () => {
   const root = sampleTree();
   const idx = M.flatten(root);

@@ -74,16 +74,17 @@ session_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
     static char *kwlist[] = {"interval", "max_depth", "async_mode",
                              "max_nodes", "max_bytes", "max_duration",
-                             "loop_block", NULL};
+                             "loop_block", "overhead_budget", NULL};
     double interval = 0.001, max_duration = 300.0, loop_block = 0.05;
+    double budget = 0.0;
     int max_depth = 50;
     const char *mode = "enabled";
     unsigned long long max_nodes = DEFAULT_MAX_NODES;
     unsigned long long max_bytes = DEFAULT_MAX_BYTES;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|dis$KKdd", kwlist,
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|dis$KKddd", kwlist,
                                      &interval, &max_depth, &mode,
                                      &max_nodes, &max_bytes, &max_duration,
-                                     &loop_block)) {
+                                     &loop_block, &budget)) {
         return NULL;
     }
     int m = -1;
@@ -129,6 +130,12 @@ session_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
                         "max_duration must be >= 0 (0: no limit)");
         return NULL;
     }
+    if (!(budget >= 0.0 && budget <= 100.0)) {
+        PyErr_SetString(PyExc_ValueError,
+                        "overhead_budget must be a percent of one core, "
+                        "> 0 and <= 100 (0: none)");
+        return NULL;
+    }
     rp_session *s = (rp_session *)type->tp_alloc(type, 0);
     if (s == NULL) {
         return NULL;
@@ -140,6 +147,13 @@ session_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     s->max_bytes = (size_t)max_bytes;
     s->max_duration_ns = (uint64_t)(max_duration * 1e9);
     s->loop_block_ns = (uint64_t)(loop_block * 1e9);
+    s->budget_percent = budget;
+    /* Percent of a core as CPU ns per second: a budget however small is
+     * one (0 means none). */
+    s->budget_ns = budget > 0.0 ? (uint64_t)(budget * 1e7) : 0;
+    if (budget > 0.0 && s->budget_ns == 0) {
+        s->budget_ns = 1;
+    }
     s->block_frame = RP_NONE;
     s->block_lasti = -1;
     rp_symtab_init(&s->syms);
@@ -411,6 +425,43 @@ report_loop_block(const rp_session *s, rp_report *r)
     }
 }
 
+/* The mean interval of the session's ticks, seconds: the asked one
+ * until a tick of the sampler's took it. */
+static double
+effective_interval(const rp_session *s)
+{
+    if (s->loaded) {
+        return s->loaded_effective_s > 0.0 ? s->loaded_effective_s
+                                           : s->loaded_interval_s;
+    }
+    if (s->n_ticks == 0) {
+        return (double)s->interval_ns / 1e9;
+    }
+    return (double)s->tick_intervals_ns / (double)s->n_ticks / 1e9;
+}
+
+/* The engine threads' CPU while the session was active (so far, while it
+ * runs): 1 with *ns set, 0 when not known (not started, or a loaded
+ * report without it). */
+static int
+engine_cpu(const rp_session *s, uint64_t *ns)
+{
+    if (s->loaded) {
+        *ns = s->loaded_cpu_ns;
+        return s->loaded_has_cpu;
+    }
+    if (s->state == RP_SESSION_NEW) {
+        return 0;
+    }
+    if (s->state == RP_SESSION_STOPPED) {
+        *ns = s->engine_cpu_ns;
+        return 1;
+    }
+    uint64_t now = rp_engine_cpu_ns();
+    *ns = now > s->engine_cpu0 ? now - s->engine_cpu0 : 0;
+    return 1;
+}
+
 static void
 fill_report(rp_session *s, rp_report *r, const meta_list *ml,
             const char *version)
@@ -424,6 +475,9 @@ fill_report(rp_session *s, rp_report *r, const meta_list *ml,
                               : (double)(s->stop_ns - s->start_ns) / 1e9;
     r->interval_s = s->loaded ? s->loaded_interval_s
                               : (double)s->interval_ns / 1e9;
+    r->effective_interval_s = effective_interval(s);
+    r->budget_percent = s->budget_percent;
+    r->has_sampler_cpu = engine_cpu(s, &r->sampler_cpu_ns);
     r->async_mode = mode_names[s->mode];
     r->max_depth = s->max_depth;
     r->truncated = s->truncated | s->tree.truncated;
@@ -1031,16 +1085,21 @@ session_summary(rp_session *s, PyObject *Py_UNUSED(ignored))
     double response = s->loaded ? s->loaded_response_s
         : s->response_ns ? (double)(s->response_ns - s->start_ns) / 1e9 : 0.0;
     const char *under = rp_undersampled_name(s->undersampled);
+    double duration = s->loaded ? s->loaded_duration_s
+        : s->start_ns ? (double)(end - s->start_ns) / 1e9 : 0.0;
+    uint64_t cpu_ns = 0;
+    double percent = 0.0;
+    int has_cpu = engine_cpu(s, &cpu_ns);
+    int has_percent = has_cpu && rp_cpu_percent(cpu_ns, duration, &percent);
     return Py_BuildValue(
         "{s:s, s:K, s:d, s:d, s:d, s:d, s:N, s:I, s:n, s:K, s:K, s:K, s:d, "
-        "s:N, s:z}",
+        "s:N, s:z, s:d, s:d, s:N, s:N, s:N}",
         "state", s->state == RP_SESSION_NEW ? "new"
                  : s->state == RP_SESSION_RUNNING ? "running" : "stopped",
         "samples", (unsigned long long)(root ? root->samples : 0),
         "wall_s", root ? (double)root->wall_ns / 1e9 : 0.0,
         "cpu_s", root ? (double)root->cpu_ns / 1e9 : 0.0,
-        "duration_s", s->loaded ? s->loaded_duration_s
-                      : s->start_ns ? (double)(end - s->start_ns) / 1e9 : 0.0,
+        "duration_s", duration,
         "started_at", s->started_at,
         "truncated_reasons", reasons,
         "nodes", s->tree.n_nodes,
@@ -1053,7 +1112,16 @@ session_summary(rp_session *s, PyObject *Py_UNUSED(ignored))
         "gc_s", s->loaded ? s->loaded_gc_s : (double)s->gc_ns / 1e9,
         "response_s", response > 0 ? PyFloat_FromDouble(response)
                                    : Py_NewRef(Py_None),
-        "undersampled", under);
+        "undersampled", under,
+        "interval_s", s->loaded ? s->loaded_interval_s
+                                : (double)s->interval_ns / 1e9,
+        "effective_interval_s", effective_interval(s),
+        "overhead_budget_percent", s->budget_percent > 0.0
+            ? PyFloat_FromDouble(s->budget_percent) : Py_NewRef(Py_None),
+        "sampler_cpu_s", has_cpu ? PyFloat_FromDouble((double)cpu_ns / 1e9)
+                                 : Py_NewRef(Py_None),
+        "sampler_cpu_percent", has_percent ? PyFloat_FromDouble(percent)
+                                           : Py_NewRef(Py_None));
 }
 
 static PyMethodDef session_methods[] = {
@@ -1328,6 +1396,10 @@ mod_load_json(PyObject *m, PyObject *data)
     s->started_at = l.started_at;
     s->loaded_duration_s = l.duration_s;
     s->loaded_interval_s = l.interval_s;
+    s->loaded_effective_s = l.effective_interval_s;
+    s->budget_percent = l.budget_percent;
+    s->loaded_has_cpu = l.has_sampler_cpu;
+    s->loaded_cpu_ns = l.sampler_cpu_ns;
     s->mode = (rp_mode)l.async_mode;
     s->max_depth = l.max_depth;
     s->truncated = l.truncated;

@@ -1139,6 +1139,8 @@ enum {
     H_META = 1u << 12, H_ROOT = 1u << 13, H_GC = 1u << 14,
     H_RESPONSE = 1u << 15, H_UNDERSAMPLED = 1u << 16,
     H_UNDERSAMPLED_REASON = 1u << 17, H_LOOP_BLOCK = 1u << 18,
+    H_EFFECTIVE_INTERVAL = 1u << 19, H_BUDGET = 1u << 20,
+    H_SAMPLER_CPU = 1u << 21, H_SAMPLER_CPU_PERCENT = 1u << 22,
 };
 
 enum {
@@ -1241,10 +1243,17 @@ read_header_field(reader *rd, uint32_t v, rp_loaded *out, unsigned *seen,
         {"undersampled_reason", "\"undersampled_reason\"",
          H_UNDERSAMPLED_REASON},
         {"loop_block", "\"loop_block\"", H_LOOP_BLOCK},
+        {"effective_interval_s", "\"effective_interval_s\"",
+         H_EFFECTIVE_INTERVAL},
+        {"overhead_budget_percent", "\"overhead_budget_percent\"", H_BUDGET},
+        {"sampler_cpu_s", "\"sampler_cpu_s\"", H_SAMPLER_CPU},
+        {"sampler_cpu_percent", "\"sampler_cpu_percent\"",
+         H_SAMPLER_CPU_PERCENT},
     };
     unsigned bit;
     const char *what = "";
     uint64_t x;
+    double d;
     if (find_field(rd, FIELDS, sizeof(FIELDS) / sizeof(FIELDS[0]), seen,
                    "the profile", &bit, &what) < 0) {
         return -1;
@@ -1280,6 +1289,28 @@ read_header_field(reader *rd, uint32_t v, rp_loaded *out, unsigned *seen,
         return read_double(rd, v, &out->duration_s, what);
     case H_INTERVAL:
         return read_double(rd, v, &out->interval_s, what);
+    case H_EFFECTIVE_INTERVAL:
+        return read_double(rd, v, &out->effective_interval_s, what);
+    case H_BUDGET:
+        if (rd->vals[v].type == J_NULL) {
+            out->budget_percent = 0.0;
+            return 0;
+        }
+        if (read_double(rd, v, &d, what) < 0) {
+            return -1;
+        }
+        if (!(d > 0.0 && d <= 100.0)) {
+            return fail(rd, "invalid profile: %s must be null or a number "
+                        "> 0 and <= 100", what);
+        }
+        out->budget_percent = d;
+        return 0;
+    case H_SAMPLER_CPU:
+        out->has_sampler_cpu = rd->vals[v].type != J_NULL;
+        return out->has_sampler_cpu
+            ? read_ns(rd, v, &out->sampler_cpu_ns, what) : 0;
+    case H_SAMPLER_CPU_PERCENT:     /* derived: checked, not kept */
+        return rd->vals[v].type == J_NULL ? 0 : read_double(rd, v, &d, what);
     case H_SAMPLES:
         return read_uint(rd, v, UINT64_MAX, &x, what);
     case H_WALL:
@@ -1450,6 +1481,10 @@ rp_loaded_report(const rp_loaded *l, rp_report *r)
     r->started_at = l->started_at;
     r->duration_s = l->duration_s;
     r->interval_s = l->interval_s;
+    r->effective_interval_s = l->effective_interval_s;
+    r->budget_percent = l->budget_percent;
+    r->has_sampler_cpu = l->has_sampler_cpu;
+    r->sampler_cpu_ns = l->sampler_cpu_ns;
     r->async_mode = modes[l->async_mode >= 0 && l->async_mode < 3
                           ? l->async_mode : 0];
     r->max_depth = l->max_depth;

@@ -8,7 +8,8 @@
  * Fields it does not know are ignored (the schema only grows within a
  * version). Required: `version` and `root`; in a node `function` and
  * `kind`. Other fields default to zero or empty. Derived fields (`name`,
- * the top-level `samples`, `wall_s`, `cpu_s`, `truncated`) are
+ * the top-level `samples`, `wall_s`, `cpu_s`, `truncated`,
+ * `sampler_cpu_percent`) are
  * type-checked and otherwise ignored: writers derive them again.
  *
  * Output of rp_write_json reads back to a report that rp_write_json writes
@@ -38,6 +39,10 @@ typedef struct rp_loaded {
     double started_at;
     double duration_s;
     double interval_s;
+    double effective_interval_s;    /* 0 when absent */
+    double budget_percent;  /* overhead_budget_percent: 0 when null/absent */
+    int has_sampler_cpu;    /* sampler_cpu_s is a number */
+    uint64_t sampler_cpu_ns;
     int async_mode;         /* 0 enabled, 1 disabled, 2 strict (rp_mode) */
     uint32_t max_depth;
     unsigned truncated;     /* RP_REPORT_TRUNC_* from truncated_reasons */

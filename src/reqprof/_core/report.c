@@ -13,6 +13,7 @@
  */
 #include "report.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -87,6 +88,31 @@ rp_report_truncated(const rp_report *r)
     unsigned tree_bits = r->tree != NULL ? r->tree->truncated : 0;
     return r->truncated
         | (tree_bits & (RP_TRUNC_NODES | RP_TRUNC_BYTES | RP_TRUNC_NOMEM));
+}
+
+double
+rp_report_effective_interval(const rp_report *r)
+{
+    double e = r->effective_interval_s;
+    return e > 0.0 && isfinite(e) ? e : r->interval_s;
+}
+
+int
+rp_report_lengthened(const rp_report *r)
+{
+    double e = rp_report_effective_interval(r);
+    return isfinite(e) && isfinite(r->interval_s) && r->interval_s > 0.0
+        && e >= r->interval_s * 1.01;
+}
+
+int
+rp_cpu_percent(uint64_t cpu_ns, double duration_s, double *out)
+{
+    if (!(duration_s > 0.0 && isfinite(duration_s))) {
+        return 0;
+    }
+    *out = (double)cpu_ns / 1e9 / duration_s * 100.0;
+    return 1;
 }
 
 void

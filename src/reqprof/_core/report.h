@@ -156,6 +156,15 @@ typedef struct rp_report {
     double started_at;          /* Unix time, seconds */
     double duration_s;          /* start to stop, measured */
     double interval_s;          /* asked sampling interval */
+    double effective_interval_s;    /* the mean interval of its ticks, the
+                                   overhead budget's lengthening included
+                                   (0: interval_s) */
+    double budget_percent;      /* the overhead budget asked, percent of
+                                   one core (0: none) */
+    int has_sampler_cpu;        /* sampler_cpu_ns is known (not for a
+                                   merged profile, nor an older document) */
+    uint64_t sampler_cpu_ns;    /* the engine threads' CPU while it was
+                                   active (with other sessions' beside it) */
     const char *async_mode;     /* "enabled" | "disabled" | "strict" */
     uint32_t max_depth;
     unsigned truncated;         /* RP_REPORT_TRUNC_* */
@@ -173,6 +182,16 @@ typedef struct rp_report {
 /* The report's truncation bits with the tree's own (RP_TRUNC_*, the same
  * bit positions) added: what a writer shows. */
 unsigned rp_report_truncated(const rp_report *r);
+
+/* The mean interval of the report's ticks: effective_interval_s, or
+ * interval_s when that is not set. */
+double rp_report_effective_interval(const rp_report *r);
+/* Whether the overhead budget made the interval at least 1% longer than
+ * asked: the writers say so then. */
+int rp_report_lengthened(const rp_report *r);
+/* `cpu_ns` as a percent of one core over `duration_s` seconds: 1 with
+ * *out set, or 0 when there is no duration to share it over. */
+int rp_cpu_percent(uint64_t cpu_ns, double duration_s, double *out);
 
 /* A depth-first walk of a tree in the writers' order (children largest
  * wall time first, rp_tree_sorted_children), without recursion: trees can

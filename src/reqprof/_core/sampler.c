@@ -27,6 +27,19 @@
  *   shutdown cannot deadlock. A thread serving a request waits for it at
  *   most LOCK_WAIT_NS (lock_briefly): past that the sampler is wedged, and
  *   the schedule is published without it, atomically.
+ * - The engine's own CPU: the sampler thread reads its CPU clock
+ *   (CLOCK_THREAD_CPUTIME_ID) once per tick, the assist thread once per
+ *   wake-up, each on itself, and adds what it used to its counter
+ *   atomically (`sampler_cpu_ns`, `assist_cpu_ns`); a session takes their
+ *   sum at start and stop, so it gets the engine's whole CPU while it was
+ *   active, shared with the sessions active beside it.
+ * - The overhead budget (budget.c), the tightest one the active sessions
+ *   asked (`budget_ns`, published with the interval): the sampler thread
+ *   alone owns `engine.budget`, feeds it that CPU sum after each tick, and
+ *   schedules its ticks at the interval it gives (`effective_ns`), the
+ *   asked one lengthened while the engine's CPU is over the budget. Each
+ *   tick's interval is added to the sessions it samples, for the mean
+ *   their reports give (`effective_interval_s`).
  * - Everything else (sessions, scratch buffers, tables) is touched only
  *   with the GIL held. A tick runs no Python code: it allocates no Python
  *   objects on the fast path, drops no last reference (so no finaliser can
@@ -98,6 +111,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "budget.h"
 
 /* PyGC_Disable/Enable exist since 3.10. */
 #if PY_VERSION_HEX >= 0x030A0000
@@ -191,11 +206,14 @@ static struct rp_engine {
     pthread_cond_t cv;
     int thread_alive;               /* created and not yet joined (atomic) */
     int parked;                     /* the sampler waits for a session */
-    uint64_t tick_interval_ns;      /* the interval of its current schedule */
+    uint64_t tick_interval_ns;      /* the asked interval of its current
+                                       schedule (before the budget) */
     int stop;                       /* the thread must exit */
     int shutdown;                   /* interpreter exiting: never restart */
     size_t wanted;                  /* number of active sessions (atomic) */
     uint64_t interval_ns;           /* smallest interval asked (atomic) */
+    uint64_t budget_ns;             /* tightest overhead budget asked: CPU
+                                       ns per second, 0 none (atomic) */
     pthread_t thread;
     PyThreadState *sampler_ts;
     pid_t pid;
@@ -203,6 +221,12 @@ static struct rp_engine {
     int assist_alive;
     pthread_t assist_thread;
     uint64_t assist_seq;            /* bumped to ask for help with a wait */
+
+    /* The engine threads' CPU time, each added to by its own thread, and
+     * the interval the sampler's schedule has now (all atomic). */
+    uint64_t sampler_cpu_ns, assist_cpu_ns;
+    uint64_t effective_ns;
+    rp_budget budget;               /* the sampler thread's alone */
 
     /* Guarded by assist_mu. */
     pthread_mutex_t assist_mu;
@@ -303,6 +327,46 @@ static uint64_t
 load_interval(void)
 {
     return __atomic_load_n(&engine.interval_ns, __ATOMIC_RELAXED);
+}
+
+/* The CPU time the calling thread has used, 0 when the clock fails. */
+static uint64_t
+own_cpu_ns(void)
+{
+    struct timespec t;
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t) != 0) {
+        return 0;
+    }
+    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+/* Adds the calling thread's CPU since *seen to `counter` (atomically:
+ * read by other threads), and moves *seen on. */
+static void
+add_own_cpu(uint64_t *counter, uint64_t *seen)
+{
+    uint64_t now = own_cpu_ns();
+    if (now > *seen) {
+        __atomic_fetch_add(counter, now - *seen, __ATOMIC_RELAXED);
+        *seen = now;
+    }
+}
+
+uint64_t
+rp_engine_cpu_ns(void)
+{
+    return __atomic_load_n(&engine.sampler_cpu_ns, __ATOMIC_RELAXED)
+        + __atomic_load_n(&engine.assist_cpu_ns, __ATOMIC_RELAXED);
+}
+
+/* The interval the tick sampling `s` now was scheduled at: the engine's,
+ * lengthened by the budget, or the session's own when longer (it skips
+ * ticks then). */
+static uint64_t
+tick_interval_of(const rp_session *s)
+{
+    uint64_t iv = __atomic_load_n(&engine.effective_ns, __ATOMIC_RELAXED);
+    return iv > s->interval_ns ? iv : s->interval_ns;
 }
 
 /* Takes `mu` for a thread serving a request, which must never wait on the
@@ -1339,9 +1403,9 @@ append_loop_busy(rp_session *s, PyObject *inner, PyCodeObject *code,
 
 /* Session `s` ran on its loop thread this tick, on stack frames[0..n):
  * it holds the loop. Extends its stretch (a new one when its previous
- * sample did not hold it: then only up to an interval counts, the rest of
- * the gap may have been spent elsewhere). The stretch's place is the
- * innermost app frame it stayed in longest, tick after tick (not the
+ * sample did not hold it: then only up to the tick's interval counts, the
+ * rest of the gap may have been spent elsewhere). The stretch's place is
+ * the innermost app frame it stayed in longest, tick after tick (not the
  * last one: a stretch ends in whatever ran before the await). */
 static void
 note_hold(rp_session *s, const rp_frame *frames, size_t n, uint64_t wall)
@@ -1351,7 +1415,8 @@ note_hold(rp_session *s, const rp_frame *frames, size_t n, uint64_t wall)
     }
     s->holding = 1;
     if (!s->was_holding) {
-        wall = wall < s->interval_ns ? wall : s->interval_ns;
+        uint64_t iv = tick_interval_of(s);
+        wall = wall < iv ? wall : iv;
         s->hold_ns = 0;
         s->at_frame = s->best_frame = RP_NONE;
         s->at_ns = s->best_ns = 0;
@@ -1832,7 +1897,9 @@ runs_for(const rp_session *s, PyThreadState *ts, PyObject *markers)
  * since its previous sample). A session asking a longer interval than the
  * engine's skips ticks, except its first (a session starts between ticks:
  * its first one must count, or a short session would get no sample at
- * all); one past its duration cap records nothing more. */
+ * all); one past its duration cap records nothing more. A tick of the
+ * sampler's (not `force`d) that takes it adds its interval to the
+ * session's, for their mean. */
 static int
 mark_due(rp_session *s, uint64_t now, int force)
 {
@@ -1847,6 +1914,10 @@ mark_due(rp_session *s, uint64_t now, int force)
     if (!force && s->last_ns != s->start_ns
             && now - s->last_ns < s->interval_ns - s->interval_ns / 4) {
         return 0;
+    }
+    if (!force) {
+        s->tick_intervals_ns += tick_interval_of(s);
+        s->n_ticks++;
     }
     /* Collections since the previous tick were charged to [gc] already. */
     uint64_t w = now - s->last_ns;
@@ -2078,6 +2149,7 @@ assist_main(void *arg)
     pthread_sigmask(SIG_BLOCK, &all, NULL);
     pthread_setname_np(pthread_self(), "reqprof-assist");
     uint64_t seen = 0;
+    uint64_t cpu_seen = own_cpu_ns();
     pthread_mutex_lock(&engine.mu);
     for (;;) {
         while (!engine.stop && engine.assist_seq == seen) {
@@ -2116,6 +2188,7 @@ assist_main(void *arg)
             }
             switches = now_switches;
         }
+        add_own_cpu(&engine.assist_cpu_ns, &cpu_seen);
         pthread_mutex_lock(&engine.mu);
     }
     pthread_mutex_unlock(&engine.mu);
@@ -2153,7 +2226,9 @@ sampler_main(void *arg)
     PyThreadState *ts;
     struct timespec next;
     unsigned assist_ticks = 0;
+    uint64_t cpu_seen = own_cpu_ns();
     clock_gettime(CLOCK_MONOTONIC, &next);
+    rp_budget_resume(&engine.budget, now_ns());
     pthread_mutex_lock(&engine.mu);
     ts = engine.sampler_ts;
     for (;;) {
@@ -2168,12 +2243,17 @@ sampler_main(void *arg)
             }
             engine.parked = 0;
             clock_gettime(CLOCK_MONOTONIC, &next);
+            rp_budget_resume(&engine.budget, now_ns());
         }
         if (engine.stop) {
             break;
         }
-        uint64_t interval = load_interval();
-        engine.tick_interval_ns = interval;
+        uint64_t asked = load_interval();
+        uint64_t budget = __atomic_load_n(&engine.budget_ns, __ATOMIC_RELAXED);
+        uint64_t interval = budget ? rp_budget_interval(&engine.budget, asked)
+                                   : asked;
+        engine.tick_interval_ns = asked;
+        __atomic_store_n(&engine.effective_ns, interval, __ATOMIC_RELAXED);
         add_ns(&next, interval);
         /* Fell behind by more than a tick (the GIL was held for long):
          * restart the schedule from now rather than burst. */
@@ -2187,7 +2267,7 @@ sampler_main(void *arg)
         }
         int rc = 0;
         while (!engine.stop && load_wanted() > 0 && rc != ETIMEDOUT
-                && load_interval() >= interval) {   /* see publish_schedule */
+                && load_interval() >= asked) {      /* see publish_schedule */
             rc = pthread_cond_timedwait(&engine.cv, &engine.mu, &next);
         }
         uint64_t scheduled = (uint64_t)next.tv_sec * 1000000000u
@@ -2248,6 +2328,9 @@ sampler_main(void *arg)
         }
         engine.tick_ns += t2 - t1;
         PyEval_SaveThread();
+        add_own_cpu(&engine.sampler_cpu_ns, &cpu_seen);
+        rp_budget_update(&engine.budget, now_ns(), rp_engine_cpu_ns(),
+                         budget, asked);
 
         pthread_mutex_lock(&engine.mu);
     }
@@ -2306,21 +2389,27 @@ done:
     return rc;
 }
 
-/* Publishes the active count and smallest interval to the sampler. */
+/* Publishes the active count, smallest interval and tightest overhead
+ * budget to the sampler. */
 static void
 publish_schedule(void)
 {
-    uint64_t interval = 0;
+    uint64_t interval = 0, budget = 0;
     for (size_t i = 0; i < engine.n_active; i++) {
         uint64_t iv = engine.active[i]->interval_ns;
+        uint64_t b = engine.active[i]->budget_ns;
         if (interval == 0 || iv < interval) {
             interval = iv;
+        }
+        if (b != 0 && (budget == 0 || b < budget)) {
+            budget = b;
         }
     }
     int locked = lock_briefly();
     __atomic_store_n(&engine.wanted, engine.n_active, __ATOMIC_RELAXED);
     __atomic_store_n(&engine.interval_ns, interval ? interval : 1000000u,
                      __ATOMIC_RELAXED);
+    __atomic_store_n(&engine.budget_ns, budget, __ATOMIC_RELAXED);
     if (!locked) {
         /* The sampler is wedged (or descheduled) holding mu: it reads the
          * new schedule when it goes on. */
@@ -2574,6 +2663,7 @@ rp_engine_start(rp_session *s, PyFrameObject *root_frame, PyObject *coro,
     s->start_ns = s->last_ns = now_ns();
     s->gil_wait0 = engine.gil_wait_ns;
     s->late0 = engine.late_ns;
+    s->engine_cpu0 = rp_engine_cpu_ns();
     (void)cpu_delta(me);    /* a CPU reading to measure the first tick from */
     s->state = RP_SESSION_RUNNING;
     engine.active[engine.n_active++] = (rp_session *)Py_NewRef(s);
@@ -2599,11 +2689,14 @@ undersampled(const rp_session *s)
     uint64_t duration = s->stop_ns - s->start_ns;
     /* No tick can fall in a collection ([gc] has its time exactly). */
     uint64_t ticking = duration > s->gc_ns ? duration - s->gc_ns : 0;
-    uint64_t expected = s->interval_ns ? ticking / s->interval_ns : 0;
+    /* Ticks the budget made rarer are not missing. */
+    uint64_t interval = s->n_ticks ? s->tick_intervals_ns / s->n_ticks
+                                   : s->interval_ns;
+    uint64_t expected = interval ? ticking / interval : 0;
     if (samples >= RP_UNDERSAMPLED_MIN && samples * 2 >= expected) {
         return RP_UNDERSAMPLED_NO;
     }
-    if (duration < (uint64_t)RP_UNDERSAMPLED_MIN * s->interval_ns) {
+    if (duration < (uint64_t)RP_UNDERSAMPLED_MIN * interval) {
         return RP_UNDERSAMPLED_SHORT;
     }
     /* Ticks come late either because the sampler thread was not scheduled
@@ -2645,6 +2738,8 @@ rp_engine_stop(rp_session *s)
     }
     check_fork();
     s->stop_ns = now_ns();
+    uint64_t cpu = rp_engine_cpu_ns();
+    s->engine_cpu_ns = cpu > s->engine_cpu0 ? cpu - s->engine_cpu0 : 0;
     /* The time since the previous tick (up to an interval): without it a
      * session loses its tail, and one shorter than an interval would have
      * no sample at all. What ran then is not known (the thread is in
@@ -2726,6 +2821,7 @@ atfork_child(void)
     __atomic_store_n(&engine.thread_alive, 0, __ATOMIC_RELAXED);
     engine.parked = 0;
     engine.tick_interval_ns = 0;
+    engine.effective_ns = 0;
     engine.assist_alive = 0;
     memset(&engine.assist_mu, 0, sizeof(engine.assist_mu));
     pthread_mutex_init(&engine.assist_mu, NULL);
@@ -2906,7 +3002,7 @@ rp_engine_stats(void)
     pool_bytes(&scratch, &sessions);
     return Py_BuildValue(
         "{s:s, s:K, s:K, s:K, s:K, s:K, s:K, s:K, s:K, s:K, s:n, s:n, s:n, "
-        "s:K, s:i, s:K, s:K}",
+        "s:K, s:i, s:K, s:K, s:K, s:K, s:K, s:K}",
         "mode", rp_compat_mode(&engine.compat),
         "ticks", (unsigned long long)engine.ticks,
         "late_ticks", (unsigned long long)engine.late_ticks,
@@ -2923,7 +3019,15 @@ rp_engine_stats(void)
         "lock_misses", (unsigned long long)engine.lock_misses,
         "thread_alive", rp_engine_thread_alive(),
         "late_ns", (unsigned long long)engine.late_ns,
-        "gc_collections", (unsigned long long)engine.gc_collections);
+        "gc_collections", (unsigned long long)engine.gc_collections,
+        "sampler_cpu_ns", (unsigned long long)__atomic_load_n(
+            &engine.sampler_cpu_ns, __ATOMIC_RELAXED),
+        "assist_cpu_ns", (unsigned long long)__atomic_load_n(
+            &engine.assist_cpu_ns, __ATOMIC_RELAXED),
+        "effective_interval_ns", (unsigned long long)__atomic_load_n(
+            &engine.effective_ns, __ATOMIC_RELAXED),
+        "budget_ns_per_s", (unsigned long long)__atomic_load_n(
+            &engine.budget_ns, __ATOMIC_RELAXED));
 }
 
 #ifdef RP_FAULTS

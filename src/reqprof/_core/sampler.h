@@ -51,6 +51,10 @@ int rp_engine_hide_code(PyObject *code);
  * below the innermost of them. */
 int rp_engine_add_dispatch_code(PyObject *code);
 
+/* The CPU time the engine's threads (sampler and assist) have used, all
+ * told: a running total, read atomically from any thread. */
+uint64_t rp_engine_cpu_ns(void);
+
 /* A new dict of counters (ticks, GIL waits, mode, ...). */
 PyObject *rp_engine_stats(void);
 /* Whether the sampler thread exists in this process. */

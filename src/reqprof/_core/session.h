@@ -38,6 +38,10 @@ typedef struct rp_session {
     uint64_t max_duration_ns;
     uint64_t loop_block_ns;     /* a stretch holding the event loop this
                                    long is reported (0: never) */
+    double budget_percent;      /* the overhead budget asked: percent of
+                                   one core the engine's threads may use
+                                   (0: none) */
+    uint64_t budget_ns;         /* the same as CPU ns per second */
     /* max_bytes is shared: the code table may take a quarter, the call
      * tree the rest. */
 
@@ -77,6 +81,11 @@ typedef struct rp_session {
     uint64_t response_ns;       /* when the response ended (0: not yet) */
     int after_response;         /* samples go under [after response] */
     uint64_t gil_wait0, late0;  /* engine counters at start */
+    uint64_t engine_cpu0;       /* the engine threads' CPU at start */
+    uint64_t engine_cpu_ns;     /* and from start to stop (set at stop) */
+    uint64_t tick_intervals_ns; /* the intervals of the sampler's ticks
+                                   that took it (the budget lengthens them) */
+    uint64_t n_ticks;           /* and how many */
     int undersampled;           /* RP_UNDERSAMPLED_*, set at stop */
 
     /* Waiting for, and holding, the event loop (sampler.c, "the event
@@ -108,6 +117,9 @@ typedef struct rp_session {
     double loaded_duration_s, loaded_interval_s;
     double loaded_gc_s, loaded_response_s;
     double loaded_block_s;
+    double loaded_effective_s;  /* effective_interval_s (0: absent) */
+    int loaded_has_cpu;         /* sampler_cpu_s is a number */
+    uint64_t loaded_cpu_ns;     /* and that number */
 } rp_session;
 
 #endif

@@ -245,12 +245,38 @@ put_header(rp_buf *out, const rp_report *r, const rp_node *root)
     put_double(out, r->duration_s);
     rp_buf_puts(out, ",\"interval_s\":");
     put_double(out, r->interval_s);
+    rp_buf_puts(out, ",\"effective_interval_s\":");
+    put_double(out, rp_report_effective_interval(r));
+    rp_buf_puts(out, ",\"overhead_budget_percent\":");
+    if (r->budget_percent > 0.0 && isfinite(r->budget_percent)) {
+        put_double(out, r->budget_percent);
+    }
+    else {
+        rp_buf_puts(out, "null");
+    }
     rp_buf_puts(out, ",\"samples\":");
     rp_buf_put_u64(out, root->samples);
     rp_buf_puts(out, ",\"wall_s\":");
     rp_buf_put_seconds(out, root->wall_ns);
     rp_buf_puts(out, ",\"cpu_s\":");
     rp_buf_put_seconds(out, root->cpu_ns);
+    rp_buf_puts(out, ",\"sampler_cpu_s\":");
+    double percent = 0.0;
+    int has_percent = r->has_sampler_cpu
+        && rp_cpu_percent(r->sampler_cpu_ns, r->duration_s, &percent);
+    if (r->has_sampler_cpu) {
+        rp_buf_put_seconds(out, r->sampler_cpu_ns);
+    }
+    else {
+        rp_buf_puts(out, "null");
+    }
+    rp_buf_puts(out, ",\"sampler_cpu_percent\":");
+    if (has_percent) {
+        put_double(out, percent);
+    }
+    else {
+        rp_buf_puts(out, "null");
+    }
     rp_buf_puts(out, ",\"async_mode\":");
     rp_buf_put_json_string(out, r->async_mode ? r->async_mode : "",
                            r->async_mode ? strlen(r->async_mode) : 0);

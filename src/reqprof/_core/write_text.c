@@ -12,7 +12,9 @@
  * Each line: wall seconds, CPU seconds, % of the root's wall time, name
  * (an [await] names the file and line it waits at). The header line adds
  * GC time, the response's end and an undersampled report's reason when
- * there are some.
+ * there are some; lines below it say when the request waited for a busy
+ * event loop or held one, and when the overhead budget lengthened the
+ * sampling interval.
  *
  * Hiding: a node under min_percent of the root's wall is not shown, nor is
  * anything below it (a child never has more wall time than its parent).
@@ -82,6 +84,36 @@ permille(uint64_t part, uint64_t whole)
 {
     return whole == 0 ? 0
         : (uint64_t)((double)part * 1000.0 / (double)whole + 0.5);
+}
+
+/* x >= 0 with at most `decimals` (<= 6) decimals, trailing zeros left
+ * out: "4", "0.5", "3.25" (integer arithmetic: no locale). */
+static void
+put_trimmed(rp_buf *b, double x, unsigned decimals)
+{
+    uint64_t scale = 1;
+    for (unsigned i = 0; i < decimals; i++) {
+        scale *= 10;
+    }
+    double scaled = x * (double)scale + 0.5;
+    uint64_t v = isfinite(scaled) && scaled > 0.0
+        ? (scaled >= 1.8e19 ? UINT64_MAX : (uint64_t)scaled) : 0;
+    uint64_t frac = v % scale;
+    rp_buf_put_u64(b, v / scale);
+    if (frac == 0) {
+        return;
+    }
+    char digits[8];
+    unsigned n = decimals;
+    for (unsigned i = decimals; i-- > 0;) {
+        digits[i] = (char)('0' + frac % 10);
+        frac /= 10;
+    }
+    while (n > 0 && digits[n - 1] == '0') {
+        n--;
+    }
+    rp_buf_putc(b, '.');
+    rp_buf_put(b, digits, n);
 }
 
 static void
@@ -190,6 +222,32 @@ put_loop_lines(text_ctx *c)
     }
 }
 
+/* When the overhead budget made the interval longer than asked: a line
+ * that says to what, and why. */
+static void
+put_interval_line(text_ctx *c)
+{
+    rp_buf *out = c->out;
+    if (!rp_report_lengthened(c->r)) {
+        return;
+    }
+    rp_buf_puts(out, c->o->color ? "\n" YELLOW "Interval lengthened to "
+                                 : "\nInterval lengthened to ");
+    put_trimmed(out, rp_report_effective_interval(c->r) * 1e3, 3);
+    rp_buf_puts(out, " ms (");
+    put_trimmed(out, c->r->interval_s * 1e3, 3);
+    rp_buf_puts(out, " ms asked) to stay within ");
+    if (c->r->budget_percent > 0.0) {
+        rp_buf_puts(out, "the ");
+        put_trimmed(out, c->r->budget_percent, 6);
+        rp_buf_puts(out, "% overhead budget");
+    }
+    else {
+        rp_buf_puts(out, "the overhead budget of another session");
+    }
+    rp_buf_puts(out, c->o->color ? RESET : "");
+}
+
 static void
 put_header(text_ctx *c)
 {
@@ -237,6 +295,7 @@ put_header(text_ctx *c)
         rp_buf_puts(out, c->o->color ? ")" RESET : ")");
     }
     put_loop_lines(c);
+    put_interval_line(c);
     rp_buf_puts(out, "\n\n");
 }
 

@@ -148,6 +148,36 @@
     return trimZeros(p.toFixed(digits)) + '%';
   }
 
+  /**
+   * When the overhead budget made the sampling interval at least 1% longer
+   * than asked (the text report's rule): "lengthened to 4.37 ms (1 ms
+   * asked) to stay within the 1% overhead budget"; null otherwise, and for
+   * a profile written before effective_interval_s existed.
+   */
+  function intervalNote(profile) {
+    var asked = profile ? profile.interval_s : undefined;
+    var used = profile ? profile.effective_interval_s : undefined;
+    if (typeof asked !== 'number' || typeof used !== 'number' || !(asked > 0) ||
+        !isFinite(used) || !(used >= asked * 1.01)) return null;
+    var budget = profile.overhead_budget_percent;
+    return 'lengthened to ' + formatTime(used) + ' (' + formatTime(asked) + ' asked) to stay within ' +
+      (typeof budget === 'number' && budget > 0
+        ? 'the ' + trimZeros(budget.toFixed(6)) + '% overhead budget'
+        : 'the overhead budget of another session');
+  }
+
+  /**
+   * The CPU the engine's own threads used while the profile ran, and its
+   * share of one core: "3.1 ms (0.31% of a core)"; '' when not known.
+   */
+  function samplerCpu(profile) {
+    var cpu = profile ? profile.sampler_cpu_s : undefined;
+    if (typeof cpu !== 'number' || !isFinite(cpu)) return '';
+    var share = profile.sampler_cpu_percent;
+    return formatTime(cpu) + (typeof share === 'number' && isFinite(share)
+      ? ' (' + formatPercent(share / 100) + ' of a core)' : '');
+  }
+
   /** Unix seconds as a local "YYYY-MM-DD HH:MM:SS". */
   function formatDate(unixSeconds) {
     if (typeof unixSeconds !== 'number' || !isFinite(unixSeconds) || unixSeconds <= 0) return '';
@@ -834,6 +864,8 @@
     formatPercent: formatPercent,
     formatDate: formatDate,
     formatBytes: formatBytes,
+    intervalNote: intervalNote,
+    samplerCpu: samplerCpu,
     percent: percent,
     validateProfile: validateProfile,
     flatten: flatten,

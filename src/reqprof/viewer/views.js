@@ -149,7 +149,11 @@
     var cpuShare = M.percent(profile.cpu_s, profile.wall_s);
     fact('wall', M.formatTime(profile.wall_s), 'Wall time the samples cover');
     fact('CPU', M.formatTime(profile.cpu_s) + (profile.wall_s ? ' (' + M.formatPercent(cpuShare) + ' of wall)' : ''), 'CPU time the samples cover');
-    fact('samples', profile.samples !== undefined ? String(profile.samples) + (profile.interval_s ? ' every ' + M.formatTime(profile.interval_s) : '') : '');
+    var lengthened = M.intervalNote(profile);
+    var every = lengthened ? profile.effective_interval_s : profile.interval_s;
+    fact('samples', profile.samples !== undefined ? String(profile.samples) + (every ? ' every ' + M.formatTime(every) : '') : '',
+         lengthened ? 'Mean interval of the ticks; ' + M.formatTime(profile.interval_s) + ' asked' : undefined);
+    fact('sampler CPU', M.samplerCpu(profile), 'CPU the profiler\'s own threads used while this profile ran (shared with profiles running beside it)');
     if (typeof profile.response_s === 'number' && profile.response_s > 0) {
       fact('response sent', M.formatTime(profile.response_s), 'Start to the last byte of the response; the rest of the duration is work after it');
     }
@@ -175,6 +179,12 @@
         (profile.samples || 0) + ' for ' + M.formatTime(profile.duration_s) +
         (why ? ' (' + (UNDERSAMPLED_HINTS[why] || why) + ')' : '') +
         '. Read the tree with care: time no sample saw is [unsampled].'
+      ]));
+    }
+    if (lengthened) {
+      header.appendChild(el('div', { className: 'rp-banner rp-lengthened', role: 'status' }, [
+        el('strong', { text: 'Sampling interval ' }),
+        lengthened + '. Fewer samples; the times are not affected.'
       ]));
     }
     if (profile.truncated) {
