@@ -12,7 +12,9 @@
  *
  * Mapping of the call tree:
  * - sample types samples/count, wall/nanoseconds, cpu/nanoseconds; the
- *   default is wall; period_type wall/nanoseconds, period = the interval.
+ *   default is wall; period_type wall/nanoseconds, period = the mean
+ *   interval of the ticks (longer than asked when the overhead budget
+ *   lengthened it).
  * - one Function per symbol used: name the function (co_qualname) or
  *   pseudo-frame label, system_name the display name "qualname
  *   (short_file:line)" for frames (pprof "demangles" a system_name equal to
@@ -487,7 +489,8 @@ put_tail(pprof_ctx *c, rp_buf *prof)
     put_tag(prof, PROFILE_DEFAULT_SAMPLE_TYPE, WT_VARINT);
     put_varint(prof, strtab_add(&c->strings, "wall", 4));
     put_value_type(c, prof, PROFILE_PERIOD_TYPE, "wall", "nanoseconds");
-    put_uint_field(prof, PROFILE_PERIOD, to_ns(r->interval_s));
+    put_uint_field(prof, PROFILE_PERIOD,
+                   to_ns(rp_report_effective_interval(r)));
     put_uint_field(prof, PROFILE_TIME_NANOS, c->o->time_ns != 0
                    ? c->o->time_ns : to_ns(r->started_at));
     put_uint_field(prof, PROFILE_DURATION_NANOS, c->o->duration_ns != 0
