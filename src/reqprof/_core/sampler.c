@@ -2906,7 +2906,7 @@ rp_engine_stats(void)
     pool_bytes(&scratch, &sessions);
     return Py_BuildValue(
         "{s:s, s:K, s:K, s:K, s:K, s:K, s:K, s:K, s:K, s:K, s:n, s:n, s:n, "
-        "s:K, s:i, s:K, s:K}",
+        "s:K, s:i, s:K, s:K, s:k}",
         "mode", rp_compat_mode(&engine.compat),
         "ticks", (unsigned long long)engine.ticks,
         "late_ticks", (unsigned long long)engine.late_ticks,
@@ -2923,7 +2923,10 @@ rp_engine_stats(void)
         "lock_misses", (unsigned long long)engine.lock_misses,
         "thread_alive", rp_engine_thread_alive(),
         "late_ns", (unsigned long long)engine.late_ns,
-        "gc_collections", (unsigned long long)engine.gc_collections);
+        "gc_collections", (unsigned long long)engine.gc_collections,
+        /* GIL hand-overs in the process so far (the GIL's switch number;
+         * 0 where the fast path cannot read it). */
+        "gil_switches", rp_compat_gil_switches(&engine.compat));
 }
 
 #ifdef RP_FAULTS
