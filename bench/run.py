@@ -32,7 +32,7 @@ import blame  # noqa: E402
 import http_bench  # noqa: E402
 from common import BENCH, ROOT, ChildError, Spread, machine, run_child, table  # noqa: E402
 from tools import SAMPLING_TOOLS, TOOLS, tool_env  # noqa: E402
-from workloads import WORKLOADS  # noqa: E402
+from workloads import MISSING, WORKLOADS  # noqa: E402
 
 SECTIONS = ("overhead", "fidelity", "accuracy", "http", "wsgi", "production", "memory", "report",
             "render", "blame", "dashboard", "loopbusy")
@@ -80,6 +80,8 @@ def interval_label(seconds: float) -> str:
 def bench_overhead(rounds: int, errors: list[str]) -> tuple[str, dict[str, Any]]:
     # results[workload][tool] = list of {"bare_s", "tool_s", "samples"}
     results: dict[str, dict[str, list[dict]]] = {w: {t: [] for t in TOOLS} for w in WORKLOADS}
+    for name, why in MISSING.items():
+        progress(f"overhead: workload {name} skipped: {why}")
     rng = random.Random(2024)
     for r in range(rounds):
         progress(f"overhead round {r + 1}/{rounds}")
@@ -112,6 +114,8 @@ def bench_overhead(rounds: int, errors: list[str]) -> tuple[str, dict[str, Any]]
         "thread included; less sensitive to other load on the machine):\n\n"
         + table(headers, rows("_cpu_s"))
     )
+    if MISSING:
+        text += "\n\nSkipped: " + "; ".join(f"*{n}*: {why}" for n, why in MISSING.items()) + "."
     return text, results
 
 
