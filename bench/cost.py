@@ -768,12 +768,12 @@ def render_glue(res: Optional[dict[str, Any]]) -> str:
         return _med(x.get(key, 0) for x in runs[cfg])
 
     rows = []
-    alone = med("alone", "loop")
     for cfg, label in GLUE_LABELS.items():
-        loop = med(cfg, "loop")
+        # Against the app alone in the same round (the rounds drift with the machine's load).
+        extra = Spread((x["loop"] - a["loop"]) / 1e3 for x, a in zip(runs[cfg], runs["alone"]))
         rows.append([label, _f(_div(med(cfg, "wall"), 1e3), ",.0f", " µs"),
-                     _f(_div(loop, 1e3), ",.0f", " µs"),
-                     _f(_div(loop - alone, 1e3) if loop is not None and alone else None, "+,.0f", " µs"),
+                     _f(_div(med(cfg, "loop"), 1e3), ",.0f", " µs"),
+                     extra.fmt("+,.0f", " µs") if cfg != "alone" else "–",
                      _f(_div(med(cfg, REPORTER), 1e3), ",.0f", " µs"),
                      _f(_div(med(cfg, "reqprof-sampler"), 1e3), ",.0f", " µs"),
                      _f(_div(med(cfg, "reqprof-assist"), 1e3), ",.0f", " µs"),
@@ -789,7 +789,8 @@ def render_glue(res: Optional[dict[str, Any]]) -> str:
         f"(no server, no socket), {res['n']} requests one after another per run, "
         f"{res['rounds']} interleaved rounds of every configuration in one process; medians. "
         "Per request: wall time; CPU of the event loop thread (the request's), its extra "
-        "against the app alone; CPU of the reporter, sampler and assist threads; ticks, the "
+        "against the app alone of the same round, median (min–max) (*profiling off* is the "
+        "noise floor); CPU of the reporter, sampler and assist threads; ticks, the "
         "GIL wait per tick, assisted waits, GIL hand-overs; the sampler's wake-ups.\n\n"
         + table(["configuration", "wall", "request thread CPU", "vs app alone", "reporter CPU",
                  "sampler CPU", "assist CPU", "ticks", "GIL wait / tick", "assisted waits",
