@@ -503,8 +503,10 @@ def http_repetition(rep: int, progress: Progress) -> dict[str, list[dict]]:
             for key in order:
                 out[key].append(http_batch(servers[key], HTTP_REQUESTS))
     finally:
-        for server in servers.values():
-            server.stop()
+        logs = {key: server.stop() for key, server in servers.items()}
+    for key, log in logs.items():
+        if log["tracebacks"] and out[key]:
+            out[key][-1]["tracebacks"] = log["tracebacks"]
     return out
 
 
@@ -703,6 +705,10 @@ def render_http(res: dict[str, Any], rounds: int) -> str:
             + table(["config", "extra CPU", "main", "sampler", "assist", "reporter",
                      "sampler wake-ups", "assist wake-ups", "ticks", "walk / tick",
                      "GIL wait / tick"], per_profile))
+    broken = {key: sum(x.get("tracebacks", 0) for x in rs) for key, rs in runs.items()}
+    if any(broken.values()):
+        text += "\n\nTracebacks in the server logs: " + ", ".join(
+            f"({key}) {n}" for key, n in broken.items() if n) + "."
     spy = res.get("spy", {})
     perf = spy.get("perf")
     if perf:
