@@ -777,9 +777,11 @@ def render_glue(res: Optional[dict[str, Any]]) -> str:
     for cfg, label in GLUE_LABELS.items():
         # Against the app alone in the same round (the rounds drift with the machine's load).
         extra = Spread((x["loop"] - a["loop"]) / 1e3 for x, a in zip(runs[cfg], runs["alone"]))
+        app_extra = Spread((x["app"] - a["app"]) / 1e3 for x, a in zip(runs[cfg], runs["alone"]))
         rows.append([label, _f(_div(med(cfg, "wall"), 1e3), ",.0f", " µs"),
                      _f(_div(med(cfg, "loop"), 1e3), ",.0f", " µs"),
                      extra.fmt("+,.0f", " µs") if cfg != "alone" else "–",
+                     app_extra.fmt("+,.0f", " µs") if cfg != "alone" else "–",
                      _f(_div(med(cfg, REPORTER), 1e3), ",.0f", " µs"),
                      _f(_div(med(cfg, "reqprof-sampler"), 1e3), ",.0f", " µs"),
                      _f(_div(med(cfg, "reqprof-assist"), 1e3), ",.0f", " µs"),
@@ -796,9 +798,11 @@ def render_glue(res: Optional[dict[str, Any]]) -> str:
         f"{res['rounds']} interleaved rounds of every configuration in one process; medians. "
         "Per request: wall time; CPU of the event loop thread (the request's), its extra "
         "against the app alone of the same round, median (min–max) (*profiling off* is the "
-        "noise floor); CPU of the reporter, sampler and assist threads; ticks, the "
+        "noise floor), and the part of it spent inside the app itself (the app's own code "
+        "running slower under the profile: GIL hand-overs in it, ticks, cold caches); CPU of the reporter, sampler and assist threads; ticks, the "
         "GIL wait per tick, assisted waits, GIL hand-overs; the sampler's wake-ups.\n\n"
-        + table(["configuration", "wall", "request thread CPU", "vs app alone", "reporter CPU",
+        + table(["configuration", "wall", "request thread CPU", "vs app alone",
+                 "of which inside the app", "reporter CPU",
                  "sampler CPU", "assist CPU", "ticks", "GIL wait / tick", "assisted waits",
                  "GIL hand-overs", "sampler wake-ups"], rows)
         + "\n\nThe steps of reqprof's code, timed (wall, `perf_counter_ns`) around its "

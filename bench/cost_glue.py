@@ -11,7 +11,9 @@ an interval of 1 s (no tick lands in a request: the sampler neither wakes
 nor takes the GIL) and the reporter quiet (the `reqprof` logger at
 WARNING: a report is handed over, and dropped unread), and both (what is
 left is reqprof's own code on the request's thread). Per request: each
-thread's CPU time, the sampler's wake-ups, ticks; and, at rate 1.0, the
+thread's CPU time (and, apart, the CPU time spent inside the app itself,
+under the middleware: the app's own code, slower or not), the sampler's
+wake-ups, ticks; and, at rate 1.0, the
 wall time of each step of reqprof's code (timers put around its functions
 by this script, the product untouched): on the request's thread the
 profile's start and stop and what wraps them, in the reporter thread the
@@ -88,6 +90,25 @@ async def call(app: Any) -> None:
     await app(scope, receive, send)
 
 
+class AppTimer:
+    """The app, with the CPU time of this thread spent inside it (ns) added
+    up: what the app's own code costs, apart from the middleware around it."""
+
+    def __init__(self, app: Callable) -> None:
+        self.app = app
+        self.cpu_ns = 0
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        t = time.thread_time_ns()
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.cpu_ns += time.thread_time_ns() - t
+
+
+APP_TIMERS: list[AppTimer] = []
+
+
 def engine_counts() -> dict[str, int]:
     from reqprof import _core
 
@@ -106,6 +127,7 @@ def run(app: Any, n: int, quiet: bool = False) -> dict[str, float]:
     if quiet:
         logger.setLevel(logging.WARNING)
     me = threading.get_native_id()
+    app_cpu = sum(t.cpu_ns for t in APP_TIMERS)
     before, counts = proc_threads(), engine_counts()
     t = time.perf_counter_ns()
 
@@ -120,7 +142,7 @@ def run(app: Any, n: int, quiet: bool = False) -> dict[str, float]:
     finally:
         logger.setLevel(level)
     delta = thread_delta(before, proc_threads())
-    out: dict[str, float] = {"wall": wall / n}
+    out: dict[str, float] = {"wall": wall / n, "app": (sum(t.cpu_ns for t in APP_TIMERS) - app_cpu) / n}
     for tid, d in delta.items():
         name = "loop" if tid == me else d["comm"]
         out[name] = out.get(name, 0) + d["run_ns"] / n
@@ -164,13 +186,16 @@ def main() -> None:
     from http_app import app
     from reqprof import ProfilingMiddleware
 
+    inner = AppTimer(app)
+    APP_TIMERS.append(inner)
+
     def profiled(**options: Any) -> Callable:
-        return ProfilingMiddleware(app, env_file=None, enabled=True, sample_rate=1.0, **options)
+        return ProfilingMiddleware(inner, env_file=None, enabled=True, sample_rate=1.0, **options)
 
     # name: (ASGI app, reporter quiet)
     configs: dict[str, tuple[Callable, bool]] = {
-        "alone": (app, False),
-        "off": (ProfilingMiddleware(app, env_file=None, enabled=False), False),
+        "alone": (inner, False),
+        "off": (ProfilingMiddleware(inner, env_file=None, enabled=False), False),
         "rate1": (profiled(), False),
         "rate1_no_ticks": (profiled(interval=1.0), False),
         "rate1_quiet": (profiled(), True),
