@@ -2,7 +2,8 @@
 
 Profiles one scenario for DURATION seconds and prints the samples the tool
 recorded per second of profile, with the engine's tick statistics for
-reqprof (late ticks, average wait for the GIL)."""
+reqprof (late ticks, average wait for the GIL, assisted waits, GIL
+hand-overs) and the CPU time of its two threads (sampler, assist)."""
 from __future__ import annotations
 
 import hashlib
@@ -11,7 +12,7 @@ import threading
 import time
 from typing import Callable
 
-from common import emit
+from common import emit, proc_threads, thread_delta
 from tools import Run
 
 DURATION = 0.5
@@ -88,6 +89,7 @@ def main(name: str, tool: str, interval: float) -> None:
         if tool.startswith("reqprof"):
             from reqprof import _core
             before = _core.stats()
+        threads = proc_threads()
         run = Run(tool, interval=interval)
         run.start()
         work()
@@ -95,9 +97,17 @@ def main(name: str, tool: str, interval: float) -> None:
         if tool.startswith("reqprof"):
             after = _core.stats()
             ticks = max(1, after["ticks"] - before["ticks"])
+            cpu = {"reqprof-sampler": 0, "reqprof-assist": 0}
+            for t in thread_delta(threads, proc_threads()).values():
+                if t["comm"] in cpu:
+                    cpu[t["comm"]] += t["run_ns"]
             stats = {
                 "late_pct": 100.0 * (after["late_ticks"] - before["late_ticks"]) / ticks,
                 "gil_wait_us": (after["gil_wait_ns"] - before["gil_wait_ns"]) / ticks / 1000,
+                "assisted_waits": after["assisted_waits"] - before["assisted_waits"],
+                "gil_switches": after.get("gil_switches", 0) - before.get("gil_switches", 0),
+                "sampler_cpu_s": cpu["reqprof-sampler"] / 1e9,
+                "assist_cpu_s": cpu["reqprof-assist"] / 1e9,
             }
     finally:
         cleanup()

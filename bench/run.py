@@ -29,13 +29,14 @@ from typing import Any, Callable, Optional
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import blame  # noqa: E402
+import cost  # noqa: E402
 import http_bench  # noqa: E402
 from common import BENCH, ROOT, ChildError, Spread, machine, run_child, table  # noqa: E402
 from tools import SAMPLING_TOOLS, TOOLS, tool_env  # noqa: E402
-from workloads import WORKLOADS  # noqa: E402
+from workloads import MISSING, WORKLOADS  # noqa: E402
 
 SECTIONS = ("overhead", "fidelity", "accuracy", "http", "wsgi", "production", "memory", "report",
-            "render", "blame", "dashboard", "loopbusy")
+            "render", "blame", "dashboard", "loopbusy", "cost")
 FIDELITY_SCENARIOS = {
     "cpu": "CPU-bound Python",
     "c_nogil": "long C call, GIL released (pbkdf2_hmac)",
@@ -80,6 +81,8 @@ def interval_label(seconds: float) -> str:
 def bench_overhead(rounds: int, errors: list[str]) -> tuple[str, dict[str, Any]]:
     # results[workload][tool] = list of {"bare_s", "tool_s", "samples"}
     results: dict[str, dict[str, list[dict]]] = {w: {t: [] for t in TOOLS} for w in WORKLOADS}
+    for name, why in MISSING.items():
+        progress(f"overhead: workload {name} skipped: {why}")
     rng = random.Random(2024)
     for r in range(rounds):
         progress(f"overhead round {r + 1}/{rounds}")
@@ -112,6 +115,8 @@ def bench_overhead(rounds: int, errors: list[str]) -> tuple[str, dict[str, Any]]
         "thread included; less sensitive to other load on the machine):\n\n"
         + table(headers, rows("_cpu_s"))
     )
+    if MISSING:
+        text += "\n\nSkipped: " + "; ".join(f"*{n}*: {why}" for n, why in MISSING.items()) + "."
     return text, results
 
 
@@ -704,6 +709,15 @@ def bench_loop_busy(rounds: int, errors: list[str]) -> tuple[str, dict[str, Any]
     return text, {str(k): v for k, v in results.items()}
 
 
+# -- 11. where the cost goes -------------------------------------------------------------
+
+def bench_cost(rounds: int, errors: list[str]) -> tuple[str, dict[str, Any]]:
+    """bench/cost.py: the ticks per workload, the achieved rate, the HTTP
+    server's CPU per request by thread, reqprof's own code per request."""
+    results = cost.collect(list(cost.PARTS), rounds, progress, errors)
+    return cost.render(results, rounds), results
+
+
 # -- driver ---------------------------------------------------------------------------
 
 def main() -> int:
@@ -749,6 +763,7 @@ def main() -> int:
         "blame": lambda: bench_blame(1 if opts.quick else 3),
         "dashboard": lambda: bench_dashboard(1 if opts.quick else 3, errors),
         "loopbusy": lambda: bench_loop_busy(1 if opts.quick else 3, errors),
+        "cost": lambda: bench_cost(1 if opts.quick else 3, errors),
     }
     for name in sections:
         texts[name], data[name] = runners[name]()
@@ -767,6 +782,7 @@ def main() -> int:
         "blame": "8. Blame",
         "dashboard": "9. The dashboard over 500 routes × 24 h",
         "loopbusy": "10. Waiting for a busy event loop: the detection's cost",
+        "cost": "11. Where the cost goes",
     }
     end_load = machine()["load"]
     doc = [

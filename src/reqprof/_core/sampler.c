@@ -3002,7 +3002,7 @@ rp_engine_stats(void)
     pool_bytes(&scratch, &sessions);
     return Py_BuildValue(
         "{s:s, s:K, s:K, s:K, s:K, s:K, s:K, s:K, s:K, s:K, s:n, s:n, s:n, "
-        "s:K, s:i, s:K, s:K, s:K, s:K, s:K, s:K}",
+        "s:K, s:i, s:K, s:K, s:K, s:K, s:K, s:K, s:k}",
         "mode", rp_compat_mode(&engine.compat),
         "ticks", (unsigned long long)engine.ticks,
         "late_ticks", (unsigned long long)engine.late_ticks,
@@ -3027,7 +3027,10 @@ rp_engine_stats(void)
         "effective_interval_ns", (unsigned long long)__atomic_load_n(
             &engine.effective_ns, __ATOMIC_RELAXED),
         "budget_ns_per_s", (unsigned long long)__atomic_load_n(
-            &engine.budget_ns, __ATOMIC_RELAXED));
+            &engine.budget_ns, __ATOMIC_RELAXED),
+        /* GIL hand-overs in the process so far (the GIL's switch number;
+         * 0 where the fast path cannot read it). */
+        "gil_switches", rp_compat_gil_switches(&engine.compat));
 }
 
 #ifdef RP_FAULTS
