@@ -13,7 +13,10 @@
  * - When other threads compete for the GIL, the one drop request a tick
  *   makes can hand the GIL to one of them instead of the sampler, which
  *   then waits a whole switch interval (5 ms) or more. After such a wait
- *   the sampler wakes a helper thread (the "assist" thread) that repeats
+ *   (one in which the GIL went to another thread first: a long wait that
+ *   ends with the holder handing the GIL to us is a long C call, which a
+ *   helper cannot shorten and would only take CPU from) the sampler wakes
+ *   a helper thread (the "assist" thread) that repeats
  *   the drop request every 50 us (backing off to 800 us while the GIL does
  *   not change hands: a long C call) while the sampler still waits, for the
  *   next ASSIST_TICKS ticks. The helper never takes the GIL. A request
@@ -2297,6 +2300,7 @@ sampler_main(void *arg)
         }
         uint64_t t0 = now_ns();
         uint64_t late = t0 > scheduled ? t0 - scheduled : 0;
+        unsigned long switches = rp_compat_gil_switches(&engine.compat);
         rp_compat_request_gil(&engine.compat, engine.interp);
         int assisted = assist_ticks > 0;
         if (assisted) {
@@ -2304,12 +2308,16 @@ sampler_main(void *arg)
             ask_assist();
         }
         PyEval_RestoreThread(ts);
+        /* Hand-overs during the wait: ours counts one (none when we held
+         * the GIL last), so more means another thread took it first. */
+        switches = rp_compat_gil_switches(&engine.compat) - switches;
         if (assisted) {
             set_gil_waiting(0);
             rp_compat_withdraw_gil_request(&engine.compat, engine.interp);
         }
         uint64_t t1 = now_ns();
-        if (engine.compat.fast && t1 - t0 > ASSIST_AFTER_NS) {
+        if (engine.compat.fast && t1 - t0 > ASSIST_AFTER_NS
+                && switches > 1) {
             assist_ticks = ASSIST_TICKS;
             engine.assisted_waits++;
         }
