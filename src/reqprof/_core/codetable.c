@@ -244,15 +244,32 @@ rp_codetable_resolve_lines(const rp_codetable *ct, rp_tree *tree)
     return 0;
 }
 
-/* UTF-8 bytes of str `s` (lone surrogates kept as their 3-byte form, which
- * the writers replace): a new bytes object, or NULL with an exception. */
-static PyObject *
-utf8_bytes(PyObject *s)
+/* The UTF-8 text of str `s` (lone surrogates kept as their 3-byte form,
+ * which the writers replace; "?" for a missing or non-str name) in
+ * *text / *len: an ASCII str's own characters, else those of a new bytes
+ * object left in *owned for the caller to release. Returns 0, or -1 with
+ * an exception set. */
+static int
+utf8_view(PyObject *s, const char **text, Py_ssize_t *len, PyObject **owned)
 {
+    *owned = NULL;
     if (s == NULL || !PyUnicode_Check(s)) {
-        return PyBytes_FromStringAndSize("?", 1);
+        *text = "?";
+        *len = 1;
+        return 0;
     }
-    return PyUnicode_AsEncodedString(s, "utf-8", "surrogatepass");
+    if (PyUnicode_IS_ASCII(s)) {
+        *text = (const char *)PyUnicode_DATA(s);
+        *len = PyUnicode_GET_LENGTH(s);
+        return 0;
+    }
+    *owned = PyUnicode_AsEncodedString(s, "utf-8", "surrogatepass");
+    if (*owned == NULL) {
+        return -1;
+    }
+    *text = PyBytes_AS_STRING(*owned);
+    *len = PyBytes_GET_SIZE(*owned);
+    return 0;
 }
 
 /* Length of the longest prefix in `prefixes` that starts `file`. */
@@ -295,30 +312,21 @@ add_symbol(rp_symtab *st, const rp_ct_entry *e, PyObject *prefixes)
              * frame that waits there. */
             PyCodeObject *code = (PyCodeObject *)e->obj;
             int at = PyCode_Addr2Line(code, (int)(e->ident - 1));
-            file = utf8_bytes(code->co_filename);
-            if (file == NULL) {
+            if (utf8_view(code->co_filename, &path, &plen, &file) < 0) {
                 goto done;
             }
-            f = "[await]";
-            flen = 7;
-            path = PyBytes_AS_STRING(file);
-            plen = PyBytes_GET_SIZE(file);
             skip = short_prefix_len(prefixes, path, (size_t)plen);
             line = at < 0 ? 0 : (uint32_t)at;
-            break;
         }
         f = "[await]";
         flen = 7;
         break;
     case RP_KIND_FRAME: {
         PyCodeObject *code = (PyCodeObject *)e->obj;
-        fn = utf8_bytes(RP_CODE_QUALNAME(code));
-        file = utf8_bytes(code->co_filename);
-        if (fn == NULL || file == NULL) {
+        if (utf8_view(RP_CODE_QUALNAME(code), &f, &flen, &fn) < 0
+                || utf8_view(code->co_filename, &path, &plen, &file) < 0) {
             goto done;
         }
-        path = PyBytes_AS_STRING(file);
-        plen = PyBytes_GET_SIZE(file);
         skip = short_prefix_len(prefixes, path, (size_t)plen);
         line = code->co_firstlineno < 0 ? 0 : (uint32_t)code->co_firstlineno;
         break;
@@ -327,18 +335,14 @@ add_symbol(rp_symtab *st, const rp_ct_entry *e, PyObject *prefixes)
         label = e->obj
             ? PyUnicode_FromFormat("[thread %U]", e->obj)
             : PyUnicode_FromFormat("[thread %lu]", e->ident);
-        if (label == NULL) {
-            goto done;
-        }
-        fn = utf8_bytes(label);
-        if (fn == NULL) {
+        if (label == NULL || utf8_view(label, &f, &flen, &fn) < 0) {
             goto done;
         }
         break;
     case RP_KIND_BLOCKER:
         if (e->obj != NULL) {
-            fn = utf8_bytes(e->obj);    /* the request: "GET /export" */
-            if (fn == NULL) {
+            /* the request: "GET /export" */
+            if (utf8_view(e->obj, &f, &flen, &fn) < 0) {
                 goto done;
             }
             break;
@@ -355,10 +359,6 @@ add_symbol(rp_symtab *st, const rp_ct_entry *e, PyObject *prefixes)
             : "[truncated]";
         flen = (Py_ssize_t)strlen(f);
         break;
-    }
-    if (fn != NULL) {
-        f = PyBytes_AS_STRING(fn);
-        flen = PyBytes_GET_SIZE(fn);
     }
     if (rp_symtab_add(st, e->kind, f, (size_t)flen, path, (size_t)plen,
                       path + skip, (size_t)plen - skip, line) == RP_NONE) {

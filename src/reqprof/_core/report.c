@@ -126,36 +126,24 @@ void
 rp_symtab_free(rp_symtab *st)
 {
     for (uint32_t i = 0; i < st->n; i++) {
-        free(st->syms[i].function.s);
-        free(st->syms[i].file.s);
-        free(st->syms[i].short_file.s);
+        free(st->syms[i].function.s);   /* the symbol's three strings */
     }
     free(st->syms);
     rp_symtab_init(st);
 }
 
-/* A NUL-terminated copy of n bytes; NULL copies as "". */
-static int
-copy_str(rp_str *dst, const char *s, size_t n)
+/* Copies n bytes of s (NULL: none) to `at`, NUL-terminated, as `dst`;
+ * returns the byte after the NUL. */
+static char *
+put_str(rp_str *dst, char *at, const char *s, size_t n)
 {
-    char *c = NULL;
-    dst->s = NULL;
-    dst->len = 0;
-    if (s == NULL) {
-        n = 0;
+    if (n > 0) {
+        memcpy(at, s, n);
     }
-    if (n < SIZE_MAX) {
-        c = malloc(n + 1);
-    }
-    if (c != NULL) {
-        if (n > 0) {
-            memcpy(c, s, n);
-        }
-        c[n] = '\0';
-        dst->s = c;
-        dst->len = n;
-    }
-    return c != NULL ? 0 : -1;
+    at[n] = '\0';
+    dst->s = at;
+    dst->len = n;
+    return at + n + 1;
 }
 
 uint32_t
@@ -165,37 +153,41 @@ rp_symtab_add(rp_symtab *st, rp_kind kind,
               const char *short_file, size_t short_file_len,
               uint32_t line)
 {
-    uint32_t id = RP_NONE;
     rp_sym sym;
     memset(&sym, 0, sizeof(sym));
+    function_len = function != NULL ? function_len : 0;
+    file_len = file != NULL ? file_len : 0;
+    short_file_len = short_file != NULL ? short_file_len : 0;
+    if (function_len > SIZE_MAX / 4 || file_len > SIZE_MAX / 4
+            || short_file_len > SIZE_MAX / 4) {
+        return RP_NONE;
+    }
     if (st->n == st->cap) {
         /* Ids stay below RP_NONE, which means "none" everywhere. */
         uint32_t cap = st->cap == 0 ? INITIAL_SYMS
             : st->cap >= RP_NONE / 2 ? RP_NONE - 1 : st->cap * 2;
         if (cap <= st->cap) {
-            goto error;
+            return RP_NONE;
         }
         rp_sym *syms = realloc(st->syms, (size_t)cap * sizeof(rp_sym));
         if (syms == NULL) {
-            goto error;
+            return RP_NONE;
         }
         st->syms = syms;
         st->cap = cap;
     }
+    /* One allocation holds the three strings, owned through function.s. */
+    char *block = malloc(function_len + file_len + short_file_len + 3);
+    if (block == NULL) {
+        return RP_NONE;
+    }
+    char *at = put_str(&sym.function, block, function, function_len);
+    at = put_str(&sym.file, at, file, file_len);
+    (void)put_str(&sym.short_file, at, short_file, short_file_len);
     sym.kind = kind;
     sym.line = line;
-    if (copy_str(&sym.function, function, function_len) < 0
-            || copy_str(&sym.file, file, file_len) < 0
-            || copy_str(&sym.short_file, short_file, short_file_len) < 0) {
-        goto error;
-    }
-    id = st->n++;
+    uint32_t id = st->n++;
     st->syms[id] = sym;
-    memset(&sym, 0, sizeof(sym));   /* the table owns the strings now */
-error:
-    free(sym.function.s);
-    free(sym.file.s);
-    free(sym.short_file.s);
     return id;
 }
 

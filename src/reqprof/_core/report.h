@@ -53,7 +53,8 @@ typedef struct rp_sym {
     rp_str short_file;  /* file relative to its sys.path entry */
     uint32_t line;      /* co_firstlineno (0 for pseudo-frames; for an
                            [await], the line it waits at, 0 if unknown) */
-} rp_sym;
+} rp_sym;   /* in a table, its three strings are one allocation, owned
+               through function.s */
 
 typedef struct rp_symtab {
     rp_sym *syms;
@@ -62,7 +63,8 @@ typedef struct rp_symtab {
 
 void rp_symtab_init(rp_symtab *st);
 void rp_symtab_free(rp_symtab *st);
-/* Copies the strings. Returns the new id, or RP_NONE when out of memory. */
+/* Copies the strings (NULL: empty), into one allocation. Returns the new
+ * id, or RP_NONE when out of memory. */
 uint32_t rp_symtab_add(rp_symtab *st, rp_kind kind,
                        const char *function, size_t function_len,
                        const char *file, size_t file_len,
