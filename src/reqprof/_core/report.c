@@ -3,7 +3,10 @@
  *
  * The symbol table owns copies of its strings, each NUL-terminated after
  * `len` bytes (which may include NULs). Ids are indices and never move; the
- * table only grows, and its id space stops short of RP_NONE.
+ * table only grows, and its id space stops short of RP_NONE. A symbol's
+ * three strings are one allocation, or a part of the table's block when it
+ * was reserved for them (rp_symtab_reserve): a code table's symbols are
+ * made at once, on the request's thread.
  *
  * The walk keeps, for every open node (the path from the root to the node
  * entered last), its children sorted in one shared pool. Child sets along a
@@ -120,16 +123,67 @@ rp_symtab_init(rp_symtab *st)
 {
     st->syms = NULL;
     st->n = st->cap = 0;
+    st->block = NULL;
+    st->block_size = st->block_used = 0;
+}
+
+/* Whether `s` lies in the table's block. */
+static int
+in_block(const rp_symtab *st, const char *s)
+{
+    return st->block != NULL && s >= st->block
+        && s < st->block + st->block_size;
 }
 
 void
 rp_symtab_free(rp_symtab *st)
 {
     for (uint32_t i = 0; i < st->n; i++) {
-        free(st->syms[i].function.s);   /* the symbol's three strings */
+        if (!in_block(st, st->syms[i].function.s)) {
+            free(st->syms[i].function.s);   /* the symbol's three strings */
+        }
     }
     free(st->syms);
+    free(st->block);
     rp_symtab_init(st);
+}
+
+/* The capacity after `cap` when the table is full: 0 when it cannot grow
+ * (ids stay below RP_NONE, which means "none" everywhere). */
+static uint32_t
+grown_cap(uint32_t cap)
+{
+    uint32_t next = cap == 0 ? INITIAL_SYMS
+        : cap >= RP_NONE / 2 ? RP_NONE - 1 : cap * 2;
+    return next > cap ? next : 0;
+}
+
+int
+rp_symtab_reserve(rp_symtab *st, uint32_t n, size_t bytes)
+{
+    uint32_t cap = 0;
+    while (cap < n) {
+        cap = grown_cap(cap);
+        if (cap == 0) {
+            return -1;
+        }
+    }
+    if (st->n != 0 || st->syms != NULL || st->block != NULL) {
+        return -1;
+    }
+    if (cap > 0) {
+        st->syms = malloc((size_t)cap * sizeof(rp_sym));
+        st->block = bytes > 0 ? malloc(bytes) : NULL;
+        if (st->syms == NULL || (bytes > 0 && st->block == NULL)) {
+            free(st->syms);
+            free(st->block);
+            rp_symtab_init(st);
+            return -1;
+        }
+        st->cap = cap;
+        st->block_size = bytes;
+    }
+    return 0;
 }
 
 /* Copies n bytes of s (NULL: none) to `at`, NUL-terminated, as `dst`;
@@ -163,10 +217,8 @@ rp_symtab_add(rp_symtab *st, rp_kind kind,
         return RP_NONE;
     }
     if (st->n == st->cap) {
-        /* Ids stay below RP_NONE, which means "none" everywhere. */
-        uint32_t cap = st->cap == 0 ? INITIAL_SYMS
-            : st->cap >= RP_NONE / 2 ? RP_NONE - 1 : st->cap * 2;
-        if (cap <= st->cap) {
+        uint32_t cap = grown_cap(st->cap);
+        if (cap == 0) {
             return RP_NONE;
         }
         rp_sym *syms = realloc(st->syms, (size_t)cap * sizeof(rp_sym));
@@ -176,10 +228,17 @@ rp_symtab_add(rp_symtab *st, rp_kind kind,
         st->syms = syms;
         st->cap = cap;
     }
-    /* One allocation holds the three strings, owned through function.s. */
-    char *block = malloc(function_len + file_len + short_file_len + 3);
-    if (block == NULL) {
-        return RP_NONE;
+    size_t need = function_len + file_len + short_file_len + 3;
+    char *block;
+    if (st->block != NULL && need <= st->block_size - st->block_used) {
+        block = st->block + st->block_used;
+        st->block_used += need;
+    }
+    else {
+        block = malloc(need);
+        if (block == NULL) {
+            return RP_NONE;
+        }
     }
     char *at = put_str(&sym.function, block, function, function_len);
     at = put_str(&sym.file, at, file, file_len);
