@@ -270,12 +270,30 @@ utf8_view(PyObject *s, const char **text, Py_ssize_t *len, PyObject **owned)
     return 0;
 }
 
-/* Length of the longest prefix in `prefixes` that starts `file`. */
-static size_t
-short_prefix_len(PyObject *prefixes, const char *file, size_t len)
+/* The directory prefixes of short file names, as UTF-8 (borrowed from
+ * the sequence's str objects). */
+typedef struct prefix_list {
+    rp_str *items;
+    size_t n;
+} prefix_list;
+
+/* Reads `prefixes` (a sequence from PySequence_Fast, or NULL); items that
+ * are not str (or cannot be read) are left out. 0, or -1 when out of
+ * memory (with an exception set). */
+static int
+prefix_list_init(prefix_list *pl, PyObject *prefixes)
 {
-    size_t best = 0;
     Py_ssize_t n = prefixes ? PySequence_Fast_GET_SIZE(prefixes) : 0;
+    pl->items = NULL;
+    pl->n = 0;
+    if (n == 0) {
+        return 0;
+    }
+    pl->items = malloc((size_t)n * sizeof(rp_str));
+    if (pl->items == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *p = PySequence_Fast_GET_ITEM(prefixes, i);
         Py_ssize_t plen;
@@ -285,9 +303,23 @@ short_prefix_len(PyObject *prefixes, const char *file, size_t len)
             PyErr_Clear();
             continue;
         }
-        if ((size_t)plen > best && (size_t)plen < len
-                && memcmp(ps, file, (size_t)plen) == 0) {
-            best = (size_t)plen;
+        pl->items[pl->n].s = (char *)ps;
+        pl->items[pl->n].len = (size_t)plen;
+        pl->n++;
+    }
+    return 0;
+}
+
+/* Length of the longest prefix in `pl` that starts `file`. */
+static size_t
+short_prefix_len(const prefix_list *pl, const char *file, size_t len)
+{
+    size_t best = 0;
+    for (size_t i = 0; i < pl->n; i++) {
+        const rp_str *p = &pl->items[i];
+        if (p->len > best && p->len < len
+                && memcmp(p->s, file, p->len) == 0) {
+            best = p->len;
         }
     }
     return best;
@@ -321,7 +353,7 @@ view_bytes(const sym_view *v)
 
 /* Fills `v` (zeroed) for entry `e`. 0, or -1 with an exception set. */
 static int
-view_symbol(sym_view *v, const rp_ct_entry *e, PyObject *prefixes)
+view_symbol(sym_view *v, const rp_ct_entry *e, const prefix_list *prefixes)
 {
     v->kind = e->kind;
     v->f = "";
@@ -392,6 +424,7 @@ rp_codetable_build_symtab(const rp_codetable *ct, rp_symtab *st,
 {
     int rc = -1;
     PyObject *prefixes = NULL;
+    prefix_list pl = {NULL, 0};
     sym_view *views = NULL;
     uint32_t n_views = 0;
     if (path_prefixes != NULL && path_prefixes != Py_None) {
@@ -399,6 +432,9 @@ rp_codetable_build_symtab(const rp_codetable *ct, rp_symtab *st,
         if (prefixes == NULL) {
             goto done;
         }
+    }
+    if (prefix_list_init(&pl, prefixes) < 0) {
+        goto done;
     }
     /* Read every entry first, so that the table takes two allocations
      * (its symbols, their strings) rather than one per symbol. */
@@ -409,7 +445,7 @@ rp_codetable_build_symtab(const rp_codetable *ct, rp_symtab *st,
     }
     size_t bytes = 0;
     for (; n_views < ct->n; n_views++) {
-        if (view_symbol(&views[n_views], &ct->entries[n_views], prefixes) < 0) {
+        if (view_symbol(&views[n_views], &ct->entries[n_views], &pl) < 0) {
             n_views++;      /* (its references, if any, are released below) */
             goto done;
         }
@@ -434,6 +470,7 @@ done:
         view_clear(&views[i]);
     }
     free(views);
+    free(pl.items);
     Py_XDECREF(prefixes);
     return rc;
 }
