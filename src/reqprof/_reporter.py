@@ -41,6 +41,9 @@ REPORT_QUEUE = 64
 REPORT_BATCH_DELAY = 0.01
 #: Cancelled deadlines kept in the heap before it is rebuilt without them.
 _CANCELLED_SLACK = 64
+#: The thread wakes at least this often while profiles may run, however
+#: short their timeout (the shortest a setting allows is 0.1 s).
+_MIN_PERIOD = 0.05
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -137,11 +140,11 @@ class Reporter:
         if self._running_pid != os.getpid():
             self._ensure_thread()
         self._active.add(run)
-        period = self._period
-        if period is None or timeout < period:
+        period = timeout if timeout > _MIN_PERIOD else _MIN_PERIOD
+        if self._period is None or period < self._period:
             with self._lock:
-                if self._period is None or timeout < self._period:
-                    self._period = timeout
+                if self._period is None or period < self._period:
+                    self._period = period
                 self._wake(run.deadline)
 
     def untrack(self, run: Any) -> None:
