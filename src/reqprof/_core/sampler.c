@@ -211,6 +211,7 @@ static struct rp_engine {
     int parked;                     /* the sampler waits for a session */
     uint64_t tick_interval_ns;      /* the asked interval of its current
                                        schedule (before the budget) */
+    uint64_t tick_effective_ns;     /* and the one it ticks at (after) */
     int stop;                       /* the thread must exit */
     int shutdown;                   /* interpreter exiting: never restart */
     size_t wanted;                  /* number of active sessions (atomic) */
@@ -2217,6 +2218,18 @@ ask_assist(void)
     pthread_mutex_unlock(&engine.mu);
 }
 
+/* Whether the published schedule asks for shorter ticks than the current
+ * one (asked `asked`, ticking at `effective`): a shorter interval, or no
+ * budget any more while the budget had lengthened it. `mu` held. */
+static int
+shorter_schedule(uint64_t asked, uint64_t effective)
+{
+    uint64_t interval = load_interval();
+    return interval < asked
+        || (interval < effective
+            && __atomic_load_n(&engine.budget_ns, __ATOMIC_RELAXED) == 0);
+}
+
 static void *
 sampler_main(void *arg)
 {
@@ -2256,6 +2269,7 @@ sampler_main(void *arg)
         uint64_t interval = budget ? rp_budget_interval(&engine.budget, asked)
                                    : asked;
         engine.tick_interval_ns = asked;
+        engine.tick_effective_ns = interval;
         __atomic_store_n(&engine.effective_ns, interval, __ATOMIC_RELAXED);
         add_ns(&next, interval);
         /* Fell behind by more than a tick (the GIL was held for long):
@@ -2270,7 +2284,7 @@ sampler_main(void *arg)
         }
         int rc = 0;
         while (!engine.stop && load_wanted() > 0 && rc != ETIMEDOUT
-                && load_interval() >= asked) {      /* see publish_schedule */
+                && !shorter_schedule(asked, interval)) {
             rc = pthread_cond_timedwait(&engine.cv, &engine.mu, &next);
         }
         uint64_t scheduled = (uint64_t)next.tv_sec * 1000000000u
@@ -2427,7 +2441,8 @@ publish_schedule(void)
     /* A scheduled sampler needs no wake-up for a new session (see the top
      * of this file), only for an interval shorter than its schedule's. */
     if (engine.n_active > 0
-            && (engine.parked || interval < engine.tick_interval_ns)) {
+            && (engine.parked || shorter_schedule(engine.tick_interval_ns,
+                                                  engine.tick_effective_ns))) {
         pthread_cond_signal(&engine.cv);
     }
     pthread_mutex_unlock(&engine.mu);
