@@ -174,7 +174,12 @@ def test_a_tiny_overhead_budget_lengthens_the_interval_and_none_keeps_it():
     # tick already on its way under the old schedule may still land in it).
     with Profiler(interval=0.001) as again:
         spin(0.3)
-    assert again.report.effective_interval_s == pytest.approx(0.001, rel=0.25)
+    if FAST:
+        assert again.report.effective_interval_s == pytest.approx(0.001, rel=0.25)
+    else:
+        # The public-API path ticks when the switch interval hands it the
+        # GIL: few ticks, so the old schedule's last one weighs more.
+        assert again.report.effective_interval_s < h.effective_interval_s / 2
 
 
 @pytest.mark.parametrize("budget", [-1, 100.5, float("nan")])
