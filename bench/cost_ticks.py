@@ -23,7 +23,7 @@ import time
 from typing import Any
 
 from common import emit, proc_threads, thread_delta
-from tools import Run
+from tools import Run, timed
 from workloads import WORKLOADS
 
 ROUNDS = 3
@@ -44,14 +44,7 @@ def one(tool: str, work: Any) -> dict[str, Any]:
     main = threading.get_native_id()
     stats0 = engine_stats() if tool == "reqprof" else None
     threads0 = proc_threads()
-    run = Run(tool, interval=0.001)
-    t0 = time.perf_counter()
-    run.start(sys._getframe(0))
-    try:
-        work()
-    finally:
-        run.stop()
-    wall = time.perf_counter() - t0
+    wall = timed(Run(tool, interval=0.001), work)
     threads = thread_delta(threads0, proc_threads())
     m = threads[main]
     out: dict[str, Any] = {
