@@ -895,80 +895,48 @@ sym_name(const rp_symtab *st, uint32_t id)
     return s;
 }
 
-/* The n functions with the most self wall time: [(name, seconds), ...];
- * [await] and [gc] count, [unsampled] and the request node do not. */
+/* The n functions with the most self wall time: [(name, seconds), ...]
+ * (rp_top_frames says which count). */
 static PyObject *
 session_top_functions(rp_session *s, PyObject *args)
 {
     Py_ssize_t n = 3;
     PyObject *result = NULL;
-    uint64_t *self = NULL;
-    uint32_t *busy = NULL;
+    uint32_t *ids = NULL;
+    uint64_t *ns = NULL;
+    int count;
     if (!PyArg_ParseTuple(args, "|n:top_functions", &n)
             || check_stopped(s) < 0) {
         return NULL;
     }
-    uint32_t nsyms = s->syms.n;
-    self = calloc(nsyms ? nsyms : 1, sizeof(uint64_t));
-    /* busy[i]: the [event loop busy] node i is under, or RP_NONE (a node
-     * comes after its parent). */
-    busy = malloc((s->tree.n_nodes ? s->tree.n_nodes : 1) * sizeof(uint32_t));
-    result = PyList_New(0);
-    if (self == NULL || busy == NULL || result == NULL) {
-        if (self == NULL || busy == NULL) {
-            PyErr_NoMemory();
-        }
-        goto error;
+    size_t want = n > 0 ? (size_t)n : 0;
+    if (want > s->syms.n) {
+        want = s->syms.n;       /* never more than there are symbols */
     }
-    for (uint32_t i = 0; i < s->tree.n_nodes; i++) {
-        const rp_node *nd = &s->tree.nodes[i];
-        uint32_t f = nd->frame;
-        rp_kind kind = f < nsyms ? s->syms.syms[f].kind : RP_KIND_FRAME;
-        busy[i] = nd->parent < i ? busy[nd->parent] : RP_NONE;
-        if (busy[i] == RP_NONE && kind == RP_KIND_LOOP_BUSY) {
-            busy[i] = f;
-        }
-        /* The blocker's frames are another request's work: their time is
-         * the wait's. */
-        if (busy[i] != RP_NONE) {
-            f = busy[i];
-            kind = RP_KIND_LOOP_BUSY;
-        }
-        /* Markers of time, not places it went: never a top function. */
-        if (f < nsyms && kind != RP_KIND_UNSAMPLED && kind != RP_KIND_REQUEST
-                && kind != RP_KIND_AFTER_RESPONSE) {
-            self[f] += nd->self_wall_ns;
-        }
+    ids = malloc((want ? want : 1) * sizeof(uint32_t));
+    ns = malloc((want ? want : 1) * sizeof(uint64_t));
+    count = ids != NULL && ns != NULL
+        ? rp_top_frames(&s->tree, &s->syms, want, ids, ns) : -1;
+    if (count < 0) {
+        PyErr_NoMemory();
+        goto done;
     }
-    for (Py_ssize_t k = 0; k < n; k++) {
-        uint32_t best = RP_NONE;
-        for (uint32_t f = 0; f < nsyms; f++) {
-            if (self[f] > 0 && (best == RP_NONE || self[f] > self[best])) {
-                best = f;
-            }
-        }
-        if (best == RP_NONE) {
+    result = PyList_New(count);
+    for (int k = 0; result != NULL && k < count; k++) {
+        PyObject *name = sym_name(&s->syms, ids[k]);
+        PyObject *item = name ? Py_BuildValue("(Nd)", name,
+                                              (double)ns[k] / 1e9)
+                              : NULL;
+        if (item == NULL) {
+            Py_CLEAR(result);
             break;
         }
-        PyObject *name = sym_name(&s->syms, best);
-        PyObject *item = name ? Py_BuildValue("(Nd)", name,
-                                              (double)self[best] / 1e9)
-                              : NULL;
-        if (item == NULL || PyList_Append(result, item) < 0) {
-            Py_XDECREF(item);
-            goto error;
-        }
-        Py_DECREF(item);
-        self[best] = 0;
+        PyList_SET_ITEM(result, k, item);
     }
-    free(self);
-    free(busy);
+done:
+    free(ids);
+    free(ns);
     return result;
-error:
-    free(self);
-    free(busy);
-    Py_XDECREF(result);
-    return NULL;
 }
 
 /* Memory held by the resolved names of a stopped session. */
