@@ -62,9 +62,10 @@ class _FallbackHandler(logging.StreamHandler):
             super().emit(record)
 
     def _app_configured(self) -> bool:
-        if logging.getLogger().handlers:
+        if logging.root.handlers:
             return True
-        return any(h is not self for h in logger.handlers)
+        handlers = logger.handlers
+        return len(handlers) > 1 or (len(handlers) == 1 and handlers[0] is not self)
 
     def _retire(self) -> None:
         # Stays attached but inert: removing a handler while the logger
@@ -93,6 +94,8 @@ def printable(text: Any) -> str:
     (``rp_buf_put_printable``; tests/test_log_record.py holds the two
     together)."""
     text = str(text)
+    if text.isascii() and text.isprintable():
+        return text     # the usual case, without the search below
     if _CONTROL.search(text):
         text = _CONTROL.sub(lambda m: _NAMED.get(m.group(), f"\\x{ord(m.group()):02x}")
                             if ord(m.group()) < 0x100 else f"\\u{ord(m.group()):04x}", text)
@@ -117,7 +120,7 @@ class _EscapeArguments(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args
         if isinstance(args, tuple) and args:
-            record.args = tuple(_escaped(a) for a in args)
+            record.args = tuple([_escaped(a) for a in args])
         elif isinstance(args, dict) and args:
             record.args = {k: _escaped(v) for k, v in args.items()}
         return True
@@ -173,7 +176,7 @@ def ensure_handler() -> bool:
             return False
         handler = _FallbackHandler()
         logger.addHandler(handler)
-        logger.addFilter(handler.filter)
+        logger.addFilter(handler)   # a filter object: logging calls its filter()
         if logger.level == logging.NOTSET and logger.getEffectiveLevel() > logging.INFO:
             logger.setLevel(logging.INFO)
             handler.raised_level = True
