@@ -116,7 +116,7 @@ done:
 }
 
 int
-rp_buf_put(rp_buf *b, const char *s, size_t n)
+rp_buf_put_grow(rp_buf *b, const char *s, size_t n)
 {
     int rc = reserve(b, n);
     if (rc == 0) {
@@ -127,18 +127,6 @@ rp_buf_put(rp_buf *b, const char *s, size_t n)
         b->data[b->len] = '\0';
     }
     return rc;
-}
-
-int
-rp_buf_puts(rp_buf *b, const char *s)
-{
-    return rp_buf_put(b, s, strlen(s));
-}
-
-int
-rp_buf_putc(rp_buf *b, char c)
-{
-    return rp_buf_put(b, &c, 1);
 }
 
 int

@@ -12,6 +12,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 typedef struct rp_buf {
     char *data;     /* owned; NUL-terminated whenever len > 0 */
@@ -32,9 +33,38 @@ void rp_buf_clear(rp_buf *b);
  * an empty string. `len` may be NULL. */
 char *rp_buf_steal(rp_buf *b, size_t *len);
 
-int rp_buf_put(rp_buf *b, const char *s, size_t n);
-int rp_buf_puts(rp_buf *b, const char *s);
-int rp_buf_putc(rp_buf *b, char c);
+/* rp_buf_put when the bytes do not fit in the room already there: grows
+ * the buffer first. */
+int rp_buf_put_grow(rp_buf *b, const char *s, size_t n);
+
+/* The appends writers make most, a few bytes at a time: inline, a copy
+ * when they fit in the room already there. */
+static inline int
+rp_buf_put(rp_buf *b, const char *s, size_t n)
+{
+    if (!b->failed && n < b->cap - b->len
+            && (b->limit == 0 || n <= b->limit - b->len)) {
+        if (n > 0) {
+            memcpy(b->data + b->len, s, n);
+        }
+        b->len += n;
+        b->data[b->len] = '\0';
+        return 0;
+    }
+    return rp_buf_put_grow(b, s, n);
+}
+
+static inline int
+rp_buf_puts(rp_buf *b, const char *s)
+{
+    return rp_buf_put(b, s, strlen(s));
+}
+
+static inline int
+rp_buf_putc(rp_buf *b, char c)
+{
+    return rp_buf_put(b, &c, 1);
+}
 int rp_buf_printf(rp_buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 int rp_buf_put_u64(rp_buf *b, uint64_t v);
