@@ -8,10 +8,12 @@ metadata, rounding ties, event-loop waits and blocks), for live reports
 and through the reporter and the `reqprof` logger."""
 from __future__ import annotations
 
+import gc
 import logging
 import math
 import random
 import re
+import sys
 from typing import Any, Optional
 
 import pytest
@@ -393,6 +395,29 @@ def test_text_a_request_controls_is_escaped_as_printable_escapes_it():
                 "trace_id": value or "t", "span_id": value}
         check(report, meta)
         assert _logging.printable(value) == ref_printable(value)
+
+
+def test_the_record_holds_no_reference_it_should_not():
+    class Value:
+        def __str__(self) -> str:
+            return "value\udcff"
+
+    rng = random.Random(9)
+    report = Report.from_dict(random_document(rng))
+    values = {k: Value() for k in ("method", "route", "path", "status", "exception", "ended",
+                                   "response_cut", "trace_id", "span_id", "request_id")}
+    meta = dict(values)
+    trigger = "trigger \udcff"
+    before = [sys.getrefcount(v) for v in (report, report._session, trigger, *values.values())]
+    gc.collect()
+    objects = len(gc.get_objects())
+    for _ in range(2000):
+        _logging.log_record(report, meta, trigger)
+        _logging.log_record(Value(), meta, trigger)
+    gc.collect()
+    assert len(gc.get_objects()) <= objects + 10
+    assert [sys.getrefcount(v) for v in (report, report._session, trigger, *values.values())] \
+        == before
 
 
 # ---- through the reporter ----------------------------------------------------------
