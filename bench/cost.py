@@ -168,12 +168,13 @@ MAIN_PARTS: list[tuple[str, Callable[[list], bool]]] = [
     ("the rest (the app's code, Python)", lambda s: True),
 ]
 REPORTER_PARTS: list[tuple[str, Callable[[list], bool]]] = [
-    ("the engine's text writer (to_log_text)", lambda s: _has(s, "session_to_text", "rp_write_text")),
+    ("the engine's log record (summary line, fields, text tree)",
+     lambda s: _has(s, "mod_log_record", "rp_write_log", "session_to_text", "rp_write_text")),
     ("writing the log (write system call)", lambda s: _has(s, "_io_FileIO_write", "ksys_write")),
     ("taking the GIL (take_gil)", lambda s: _has(s, "take_gil")),
     ("freeing reports (session_dealloc)", lambda s: _has(s, "session_dealloc")),
     ("sleeping / waiting for work", lambda s: _has(s, "time_sleep", "lock_PyThread_acquire_lock")),
-    ("the rest (Python: summary line, logging)", lambda s: True),
+    ("the rest (Python: the record through `logging`)", lambda s: True),
 ]
 THREAD_PARTS = {"reqprof-sampler": SAMPLER_PARTS, "reqprof-assist": ASSIST_PARTS,
                 REPORTER: REPORTER_PARTS}
