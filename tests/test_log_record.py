@@ -423,6 +423,42 @@ def test_the_record_holds_no_reference_it_should_not():
 # ---- through the reporter ----------------------------------------------------------
 
 
+def test_the_fallback_handler_writes_what_a_stream_handler_wrote(monkeypatch):
+    import io
+
+    class Reference(logging.Formatter):
+        def format(self, record: logging.LogRecord) -> str:
+            return f"{record.levelname + ':':<10}{super().format(record)}"
+
+    def written(handler: logging.Handler, record: logging.LogRecord) -> str:
+        out = io.StringIO()
+        monkeypatch.setattr("sys.stderr", out)
+        handler.emit(record)
+        return out.getvalue()
+
+    fallback = _logging._FallbackHandler()
+    try:
+        raise ValueError("boom\nline")
+    except ValueError:
+        exc_info = sys.exc_info()
+    report = Report.from_dict(random_document(random.Random(1)))
+    line, extra, tree = _logging.log_record(report, report.meta, "auto")
+    cases = [("reqprof: %s%s", (line, _logging.Lines("\n" + (tree or ""))), None, None, extra),
+             ("reqprof: %d%%", (5,), None, None, None),
+             ("plain", (), exc_info, None, None),
+             ("with stack", (), None, "Stack (most recent call last):\n  here", None),
+             ("%(a)s", ({"a": "dict args"},), None, None, None)]
+    for msg, args, exc, stack, fields in cases:
+        for level in (logging.INFO, logging.WARNING, logging.ERROR):
+            make = lambda: logging.getLogger("reqprof").makeRecord(   # noqa: E731
+                "reqprof", level, __file__, 1, msg, args, exc, "f", fields, stack)
+            want = logging.StreamHandler(io.StringIO())
+            want.setFormatter(Reference("%(message)s"))
+            want.emit(make())
+            got = written(fallback, make())
+            assert got == want.stream.getvalue()
+
+
 class Keep(logging.Handler):
     def __init__(self) -> None:
         super().__init__()

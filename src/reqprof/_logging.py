@@ -32,7 +32,13 @@ class _Formatter(logging.Formatter):
     """``INFO:     message``, the way uvicorn prints its own lines."""
 
     def format(self, record: logging.LogRecord) -> str:
-        return f"{record.levelname + ':':<10}{super().format(record)}"
+        if self._fmt == "%(message)s" and not (record.exc_info or record.exc_text
+                                                or record.stack_info):
+            # What Formatter.format makes of it, without its general steps.
+            text = record.message = record.getMessage()
+        else:
+            text = super().format(record)
+        return f"{record.levelname + ':':<10}{text}"
 
 
 class _FallbackHandler(logging.StreamHandler):
@@ -58,8 +64,20 @@ class _FallbackHandler(logging.StreamHandler):
         return record.levelno >= logger.getEffectiveLevel()
 
     def emit(self, record: logging.LogRecord) -> None:
-        if not self.retired:
-            super().emit(record)
+        if self.retired:
+            return
+        # StreamHandler.emit, with the stream looked up once.
+        try:
+            msg = self.format(record)
+            stream = self.stream
+            stream.write(msg + self.terminator)
+            flush = getattr(stream, "flush", None)
+            if flush is not None:
+                flush()
+        except RecursionError:
+            raise
+        except Exception:
+            self.handleError(record)
 
     def _app_configured(self) -> bool:
         if logging.root.handlers:
