@@ -19,7 +19,12 @@ Per report, three figures: the whole of ``handle``; the logging call alone
 produced for that report, captured beforehand: the `logging` machinery,
 the escaping filter, the formatter and the write); and the rest (the
 difference of the two for the same report): building the line, the fields
-and the tree. Prints one JSON line (µs: median, mean, 90th percentile)."""
+and the tree. Prints one JSON line (µs: median, mean, 90th percentile).
+
+``cost_log.py --compare SRC [REPORTS [ROUNDS]]`` measures another
+checkout's reqprof (``SRC``, its ``src`` directory, built) against this
+one's in the same run: two child processes, each with its own reports,
+take turns logging slices of them, so that both see the same load."""
 from __future__ import annotations
 
 import asyncio
@@ -40,6 +45,7 @@ from common import emit
 
 REPORTS = 1000
 ROUNDS = 3
+SLICE = 50      # reports a child logs in its turn (--compare)
 INTERVAL = 0.0003
 QUERIES = [b"q=item+1&limit=20", b"q=a&limit=50", b"q=item&limit=10", b"q=7&limit=30"]
 
@@ -158,54 +164,145 @@ def us(values: list[int]) -> dict[str, float]:
             "p90": ordered[int(0.9 * (len(ordered) - 1))] / 1e3}
 
 
-def main() -> None:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else REPORTS
-    rounds = int(sys.argv[2]) if len(sys.argv) > 2 else ROUNDS
-    log = tempfile.TemporaryFile()
-    os.dup2(log.fileno(), 2)
-    from reqprof._logging import RateLimited, logger
-    from reqprof._reporter import reporter
+class Logged:
+    """This process's reports, each logged once already (its record kept
+    for the logging call alone), ready to be logged again and timed."""
 
-    reports = collect(n)
-    failures = RateLimited()
-    # The records of each report, as the logging call alone will send them.
-    capture = Capture()
-    logger.addFilter(capture)
-    for report in reports:
-        reporter.handle(report, None, failures)
-    logger.removeFilter(capture)
-    records = capture.got
-    if len(records) != len(reports):
-        raise SystemExit(f"{len(records)} records for {len(reports)} reports")
-    # Past the fallback handler's first record (which looks at the app's logging once).
-    for report in reports[:50]:
-        reporter.handle(report, None, failures)
-    start = log.tell()
-    whole: list[int] = []
-    alone: list[int] = []
-    rest: list[int] = []
-    clock = time.thread_time_ns
-    gc.collect()
-    for r in range(rounds):
-        order = range(len(reports)) if r % 2 == 0 else range(len(reports) - 1, -1, -1)
+    def __init__(self, n: int, log: Any) -> None:
+        from reqprof._logging import RateLimited, logger
+        from reqprof._reporter import reporter
+
+        self.log = log
+        self.reports = collect(n)
+        self.failures = RateLimited()
+        self.handle, self.info = reporter.handle, logger.info
+        capture = Capture()
+        logger.addFilter(capture)
+        for report in self.reports:
+            self.handle(report, None, self.failures)
+        logger.removeFilter(capture)
+        self.records = capture.got
+        if len(self.records) != len(self.reports):
+            raise SystemExit(f"{len(self.records)} records for {len(self.reports)} reports")
+        # Past the fallback handler's first record (which looks at the app's logging once).
+        for report in self.reports[:50]:
+            self.handle(report, None, self.failures)
+        gc.collect()
+        self.start = log.tell()
+        self.timed = 0
+
+    def time(self, order: Any) -> tuple[list[int], list[int]]:
+        """CPU (ns) of the reporter's handle() and of the logging call alone,
+        for each report of `order` (indices)."""
+        whole: list[int] = []
+        alone: list[int] = []
+        clock = time.thread_time_ns
         for i in order:
-            report, (msg, args, extra) = reports[i], records[i]
+            report, (msg, args, extra) = self.reports[i], self.records[i]
             t = clock()
-            reporter.handle(report, None, failures)
+            self.handle(report, None, self.failures)
             t1 = clock()
-            logger.info(msg, *args, extra=extra)
+            self.info(msg, *args, extra=extra)
             t2 = clock()
             whole.append(t1 - t)
             alone.append(t2 - t1)
-            rest.append((t1 - t) - (t2 - t1))
-    written = log.seek(0, os.SEEK_END) - start
-    nodes = [rep.nodes for rep in reports]
-    samples = [rep.samples for rep in reports]
-    emit({"reports": len(reports), "rounds": rounds, "interval_s": INTERVAL,
-          "nodes": {"median": statistics.median(nodes), "min": min(nodes), "max": max(nodes)},
-          "samples": statistics.median(samples),
-          "bytes_per_record": written / (2 * len(whole)),
-          "whole": us(whole), "logging_call": us(alone), "rest": us(rest)})
+        self.timed += len(whole)
+        return whole, alone
+
+    def figures(self) -> dict[str, Any]:
+        nodes = [rep.nodes for rep in self.reports]
+        return {"reports": len(self.reports), "interval_s": INTERVAL,
+                "nodes": {"median": statistics.median(nodes), "min": min(nodes), "max": max(nodes)},
+                "samples": statistics.median(rep.samples for rep in self.reports),
+                "bytes_per_record": (self.log.seek(0, os.SEEK_END) - self.start)
+                / max(1, 2 * self.timed)}
+
+
+def summary(whole: list[int], alone: list[int]) -> dict[str, Any]:
+    return {"whole": us(whole), "logging_call": us(alone),
+            "rest": us([w - a for w, a in zip(whole, alone)])}
+
+
+def serve(n: int, log: Any) -> None:
+    """--serve: logs the slices of reports the parent asks for ("first
+    end reverse" on stdin), answering each with its times on stdout."""
+    logged = Logged(n, log)
+    emit(logged.figures())
+    for line in sys.stdin:
+        first, end, reverse = (int(x) for x in line.split())
+        order = range(first, end) if not reverse else range(end - 1, first - 1, -1)
+        whole, alone = logged.time(order)
+        emit({"whole": whole, "alone": alone})
+    emit(logged.figures())
+
+
+def compare(other_src: str, n: int, rounds: int) -> None:
+    """--compare SRC: this checkout's reqprof ("after") and the one in SRC
+    ("before"), each in a child process with its own reports, logging
+    slices of SLICE reports in turn (the order of the two alternating):
+    both measured in the same stretch of time, the machine's load shared."""
+    import subprocess
+
+    script = os.path.abspath(__file__)
+    children: dict[str, subprocess.Popen] = {}
+    figures: dict[str, Any] = {}
+    try:
+        for name, path in (("before", other_src), ("after", None)):
+            env = dict(os.environ)
+            if path is not None:
+                env["PYTHONPATH"] = path + os.pathsep + env.get("PYTHONPATH", "")
+            children[name] = child = subprocess.Popen(
+                [sys.executable, script, "--serve", str(n)], stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE, text=True, env=env)
+            figures[name] = json.loads(child.stdout.readline())     # its reports made
+        times: dict[str, tuple[list[int], list[int]]] = {name: ([], []) for name in children}
+        turn = 0
+        for r in range(rounds):
+            for first in range(0, n, SLICE):
+                names = list(children) if turn % 2 == 0 else list(children)[::-1]
+                turn += 1
+                for name in names:
+                    child = children[name]
+                    child.stdin.write(f"{first} {min(n, first + SLICE)} {r % 2}\n")
+                    child.stdin.flush()
+                    got = json.loads(child.stdout.readline())
+                    times[name][0].extend(got["whole"])
+                    times[name][1].extend(got["alone"])
+        for name, child in children.items():
+            child.stdin.close()
+            figures[name] = json.loads(child.stdout.readline())
+            figures[name].update(summary(*times[name]))
+    finally:
+        for child in children.values():
+            if child.poll() is None:
+                child.kill()
+            child.wait()
+    emit({"rounds": rounds, "slice": SLICE, **figures})
+
+
+def main() -> None:
+    args = sys.argv[1:]
+    mode = args.pop(0) if args and args[0].startswith("--") else None
+    other = args.pop(0) if mode == "--compare" else None
+    n = int(args[0]) if args else REPORTS
+    rounds = int(args[1]) if len(args) > 1 else ROUNDS
+    if other is not None:
+        compare(other, n, rounds)
+        return
+    log = tempfile.TemporaryFile()
+    os.dup2(log.fileno(), 2)
+    if mode == "--serve":
+        serve(n, log)
+        return
+    logged = Logged(n, log)
+    whole: list[int] = []
+    alone: list[int] = []
+    for r in range(rounds):
+        order = range(n) if r % 2 == 0 else range(n - 1, -1, -1)
+        w, a = logged.time([i for i in order if i < len(logged.reports)])
+        whole += w
+        alone += a
+    emit({"rounds": rounds, **logged.figures(), **summary(whole, alone)})
 
 
 if __name__ == "__main__":
