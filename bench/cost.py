@@ -174,6 +174,7 @@ REPORTER_PARTS: list[tuple[str, Callable[[list], bool]]] = [
     ("taking the GIL (take_gil)", lambda s: _has(s, "take_gil")),
     ("freeing reports (session_dealloc)", lambda s: _has(s, "session_dealloc")),
     ("sleeping / waiting for work", lambda s: _has(s, "time_sleep", "lock_PyThread_acquire_lock")),
+    ("garbage collection (gc_collect_main)", lambda s: _has(s, "gc_collect_main")),
     ("the rest (Python: the record through `logging`)", lambda s: True),
 ]
 THREAD_PARTS = {"reqprof-sampler": SAMPLER_PARTS, "reqprof-assist": ASSIST_PARTS,
