@@ -4,8 +4,8 @@
     python bench/cost.py                 # the same, without run.py's header
     python bench/cost.py --parts ticks,http
 
-Four parts, each measured side by side in one run (ratios to a bare
-configuration of the same round):
+Five parts, each measured side by side in one run (ratios to a bare
+configuration of the same round, where there is one):
 
 - ``ticks``: each overhead workload at 1 ms (``cost_ticks.py``, a fresh
   process per round): slowdown, ticks achieved, GIL waits and hand-overs,
@@ -20,6 +20,9 @@ configuration of the same round):
   and rate 1.0; the sampler's wake-ups and the ticks per profiled request.
 - ``glue``: the same app called in-process (``cost_glue.py``): what each
   part of reqprof's own code costs a profiled request.
+- ``log``: what logging one sampled report costs the reporter thread
+  (``cost_log.py``): the summary line, its fields, the text tree and the
+  record through the product's own handler, CPU per report.
 
 When ``perf`` works, it records the engine's threads (ticks) and the server
 (rate 1.0) and their CPU is split by what the stacks show; when py-spy
@@ -52,7 +55,7 @@ from common import (ROOT, ChildError, Spread, process_cpu_ns, proc_threads, run_
                     table, thread_delta)
 from workloads import MISSING, WORKLOADS  # noqa: E402
 
-PARTS = ("ticks", "rate", "http", "glue")
+PARTS = ("ticks", "rate", "http", "glue", "log")
 RATE_SCENARIOS = {"cpu": "CPU-bound Python (reference)",
                   "threads4": "CPU-bound Python, 4 other threads busy",
                   "c_gil": "one long C call holding the GIL (`sum(range(n))`)"}
@@ -165,12 +168,14 @@ MAIN_PARTS: list[tuple[str, Callable[[list], bool]]] = [
     ("the rest (the app's code, Python)", lambda s: True),
 ]
 REPORTER_PARTS: list[tuple[str, Callable[[list], bool]]] = [
-    ("the engine's text writer (to_log_text)", lambda s: _has(s, "session_to_text", "rp_write_text")),
+    ("the engine's log record (summary line, fields, text tree)",
+     lambda s: _has(s, "mod_log_record", "rp_write_log", "session_to_text", "rp_write_text")),
     ("writing the log (write system call)", lambda s: _has(s, "_io_FileIO_write", "ksys_write")),
     ("taking the GIL (take_gil)", lambda s: _has(s, "take_gil")),
     ("freeing reports (session_dealloc)", lambda s: _has(s, "session_dealloc")),
     ("sleeping / waiting for work", lambda s: _has(s, "time_sleep", "lock_PyThread_acquire_lock")),
-    ("the rest (Python: summary line, logging)", lambda s: True),
+    ("garbage collection (gc_collect_main)", lambda s: _has(s, "gc_collect_main")),
+    ("the rest (Python: the record through `logging`)", lambda s: True),
 ]
 THREAD_PARTS = {"reqprof-sampler": SAMPLER_PARTS, "reqprof-assist": ASSIST_PARTS,
                 REPORTER: REPORTER_PARTS}
@@ -820,6 +825,38 @@ def render_glue(res: Optional[dict[str, Any]]) -> str:
     return text
 
 
+# -- e. logging one sampled report ---------------------------------------------------------------
+
+def collect_log(progress: Progress, errors: list[str]) -> Optional[dict[str, Any]]:
+    progress("cost: logging one sampled report, in-process")
+    return _child("cost_log.py", [], errors, progress, timeout=300)
+
+
+LOG_LABELS = {"whole": "the reporter's `handle` (whole)",
+              "logging_call": "… the logging call alone (`logger.info`: record, filters, formatter, write)",
+              "rest": "… the rest: summary line, `extra` fields, text tree"}
+
+
+def render_log(res: Optional[dict[str, Any]]) -> str:
+    if not res:
+        return "not available (see the failed runs)."
+    nodes = res["nodes"]
+    rows = [[label, f"{res[k]['median']:.1f} µs", f"{res[k]['mean']:.1f} µs", f"{res[k]['p90']:.1f} µs"]
+            for k, label in LOG_LABELS.items()]
+    return (
+        f"`bench/cost_log.py`: {res['reports']:,} reports of a FastAPI endpoint (a dependency, a "
+        f"few layers of Python, some standard library), profiled in-process at rate 1.0 with an "
+        f"interval of {res['interval_s'] * 1e3:g} ms ({nodes['median']:.0f} nodes per report, "
+        f"{nodes['min']}–{nodes['max']}; {res['samples']:.0f} samples), then each logged "
+        f"{res['rounds']} times by the reporter's own per-report path on one thread, through "
+        f"reqprof's fallback handler to a file ({res['bytes_per_record']:,.0f} bytes per record). "
+        "CPU per report (`time.thread_time_ns`), no other thread competing for the GIL: "
+        "median, mean and 90th percentile over every report and round. The logging call alone "
+        "sends the same message, arguments and `extra` again; the rest is the difference for "
+        "the same report.\n\n"
+        + table(["step", "median", "mean", "90th percentile"], rows))
+
+
 # -- the section --------------------------------------------------------------------------------
 
 def collect(parts: list[str], rounds: int, progress: Progress, errors: list[str]) -> dict[str, Any]:
@@ -835,6 +872,8 @@ def collect(parts: list[str], rounds: int, progress: Progress, errors: list[str]
         out["http"] = collect_http(rounds, progress, errors)
     if "glue" in parts:
         out["glue"] = collect_glue(progress, errors)
+    if "log" in parts:
+        out["log"] = collect_log(progress, errors)
     return out
 
 
@@ -851,6 +890,8 @@ def render(res: dict[str, Any], rounds: int) -> str:
     if "glue" in res:
         out.append("**d. reqprof's own code per profiled request, in-process.** "
                    + render_glue(res["glue"]))
+    if "log" in res:
+        out.append("**e. Logging one sampled report, in-process.** " + render_log(res["log"]))
     out.append("The breakdown and what to change: `bench/COST.md`.")
     return "\n\n".join(out)
 

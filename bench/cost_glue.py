@@ -17,7 +17,7 @@ wake-ups, ticks; and, at rate 1.0, the
 wall time of each step of reqprof's code (timers put around its functions
 by this script, the product untouched): on the request's thread the
 profile's start and stop and what wraps them, in the reporter thread the
-summary line, the text tree and the logging call.
+summary line with the text tree (one engine call) and the logging call.
 
 With CONFIG and SECONDS, it only runs that configuration for that long
 (for py-spy or perf to look at) and prints ``{}``."""
@@ -69,8 +69,7 @@ def instrument() -> None:
     timed(_profiling.Profiling, "_finished", "request: hand-over to the reporter (_finished)")
     timed(_reporter.Reporter, "watch", "request: reporter.watch (deadline)")
     timed(_reporter.Reporter, "handle", "reporter: Reporter.handle (whole)")
-    timed(_logging, "summary", "reporter: summary line")
-    timed(_logging, "tree_text", "reporter: text tree (to_log_text)")
+    timed(_logging, "log_record", "reporter: summary line, fields and text tree (log_record)")
     for handler in logging.getLogger("reqprof").handlers:
         timed(handler, "emit", "reporter: log record written (handler.emit)")
 

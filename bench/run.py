@@ -713,7 +713,8 @@ def bench_loop_busy(rounds: int, errors: list[str]) -> tuple[str, dict[str, Any]
 
 def bench_cost(rounds: int, errors: list[str]) -> tuple[str, dict[str, Any]]:
     """bench/cost.py: the ticks per workload, the achieved rate, the HTTP
-    server's CPU per request by thread, reqprof's own code per request."""
+    server's CPU per request by thread, reqprof's own code per request,
+    logging one sampled report."""
     results = cost.collect(list(cost.PARTS), rounds, progress, errors)
     return cost.render(results, rounds), results
 

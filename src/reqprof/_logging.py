@@ -15,7 +15,10 @@ import re
 import sys
 import threading
 import time
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
+
+if TYPE_CHECKING:
+    from .report import Report
 
 logger = logging.getLogger("reqprof")
 
@@ -29,7 +32,13 @@ class _Formatter(logging.Formatter):
     """``INFO:     message``, the way uvicorn prints its own lines."""
 
     def format(self, record: logging.LogRecord) -> str:
-        return f"{record.levelname + ':':<10}{super().format(record)}"
+        if self._fmt == "%(message)s" and not (record.exc_info or record.exc_text
+                                                or record.stack_info):
+            # What Formatter.format makes of it, without its general steps.
+            text = record.message = record.getMessage()
+        else:
+            text = super().format(record)
+        return f"{record.levelname + ':':<10}{text}"
 
 
 class _FallbackHandler(logging.StreamHandler):
@@ -55,13 +64,26 @@ class _FallbackHandler(logging.StreamHandler):
         return record.levelno >= logger.getEffectiveLevel()
 
     def emit(self, record: logging.LogRecord) -> None:
-        if not self.retired:
-            super().emit(record)
+        if self.retired:
+            return
+        # StreamHandler.emit, with the stream looked up once.
+        try:
+            msg = self.format(record)
+            stream = self.stream
+            stream.write(msg + self.terminator)
+            flush = getattr(stream, "flush", None)
+            if flush is not None:
+                flush()
+        except RecursionError:
+            raise
+        except Exception:
+            self.handleError(record)
 
     def _app_configured(self) -> bool:
-        if logging.getLogger().handlers:
+        if logging.root.handlers:
             return True
-        return any(h is not self for h in logger.handlers)
+        handlers = logger.handlers
+        return len(handlers) > 1 or (len(handlers) == 1 and handlers[0] is not self)
 
     def _retire(self) -> None:
         # Stays attached but inert: removing a handler while the logger
@@ -85,8 +107,13 @@ _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 def printable(text: Any) -> str:
     """``text`` for a log line: control characters (newlines included)
     written as escapes, so a request path or a function name can never
-    start a line of its own; lone surrogates as ``\\udcxx``."""
+    start a line of its own; lone surrogates as ``\\udcxx``. The engine
+    escapes the text of the lines it writes the same way
+    (``rp_buf_put_printable``; tests/test_log_record.py holds the two
+    together)."""
     text = str(text)
+    if text.isascii() and text.isprintable():
+        return text     # the usual case, without the search below
     if _CONTROL.search(text):
         text = _CONTROL.sub(lambda m: _NAMED.get(m.group(), f"\\x{ord(m.group()):02x}")
                             if ord(m.group()) < 0x100 else f"\\u{ord(m.group()):04x}", text)
@@ -111,7 +138,7 @@ class _EscapeArguments(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args
         if isinstance(args, tuple) and args:
-            record.args = tuple(_escaped(a) for a in args)
+            record.args = tuple([_escaped(a) for a in args])
         elif isinstance(args, dict) and args:
             record.args = {k: _escaped(v) for k, v in args.items()}
         return True
@@ -167,7 +194,7 @@ def ensure_handler() -> bool:
             return False
         handler = _FallbackHandler()
         logger.addHandler(handler)
-        logger.addFilter(handler.filter)
+        logger.addFilter(handler)   # a filter object: logging calls its filter()
         if logger.level == logging.NOTSET and logger.getEffectiveLevel() > logging.INFO:
             logger.setLevel(logging.INFO)
             handler.raised_level = True
@@ -199,121 +226,32 @@ class RateLimited:
         return True
 
 
-def has_call_tree(report: Any) -> bool:
-    """Whether a sampler tick landed inside the profiled code. A profile
-    shorter than the interval has no sample: its time is ``[unsampled]``,
-    no tree to show."""
-    return int(getattr(report, "samples", 0) or 0) > 0
+#: The engine's writer of the record and the library directories it folds,
+#: once a report needs them (the engine is not loaded with profiling off).
+_engine: Optional[tuple[Callable[..., tuple], tuple[str, ...]]] = None
 
 
-def summary(report: Any, meta: dict, trigger: str) -> tuple[str, dict]:
+def log_record(report: Report, meta: dict, trigger: str,
+               tree: bool = True) -> tuple[str, dict, Optional[str]]:
+    """What the reporter logs for a sampled request: the summary line, its
+    ``extra`` fields and, when ``tree`` and the report has a call tree, the
+    text tree that goes under the line (``Report.to_log_text``), else None.
+    The engine builds them in one call (``_core.log_record``), text a
+    request controls escaped as :func:`printable` escapes it. A report
+    without the engine's data, or whose top functions, breakdown or tree
+    cannot be had, gets a line without those parts."""
+    global _engine
+    if _engine is None:
+        from . import _core     # loaded already: the report came from it
+        from .report import LIBRARY_DIRS
+
+        _engine = (_core.log_record, LIBRARY_DIRS)
+    write, library_dirs = _engine
+    return write(report, meta, trigger, TREE_MAX_LINES if tree else -1, TREE_MIN_PERCENT,
+                 library_dirs)
+
+
+def summary(report: Report, meta: dict, trigger: str) -> tuple[str, dict]:
     """The summary line of a profiled request and its ``extra`` fields."""
-    sampled = has_call_tree(report)
-    top = []
-    if sampled:
-        try:
-            top = [(printable(name), float(secs)) for name, secs in report.top_functions(3)]
-        except Exception:   # a summary without the top list beats no summary
-            pass
-    duration_ms = float(getattr(report, "duration_s", 0.0) or 0.0) * 1000.0
-    samples = int(getattr(report, "samples", 0) or 0)
-    status = meta.get("status")
-    target = meta.get("route") or meta.get("path") or "?"
-    line = (f"{printable(meta.get('method', '?'))} {printable(target)} -> "
-            f"{status if status is not None else '-'} "
-            f"in {duration_ms:.1f} ms, {samples} sample{'' if samples == 1 else 's'} "
-            f"({trigger})")
-    if meta.get("exception"):
-        line += f", raised {printable(meta['exception'])}"
-    if meta.get("ended"):
-        line += f", ended at {printable(meta['ended'])}"
-        if meta.get("response_cut"):
-            line += " (the response was cut)"
-    response_s = getattr(report, "response_s", None)
-    gc_ms = float(getattr(report, "gc_s", 0.0) or 0.0) * 1000.0
-    undersampled = getattr(report, "undersampled_reason", None)
-    if response_s is not None:
-        line += f", response sent at {float(response_s) * 1000.0:.1f} ms"
-    if gc_ms > 0.0:
-        line += f", GC {gc_ms:.1f} ms"
-    if undersampled:
-        line += f", undersampled ({undersampled})"
-    if getattr(report, "truncated", False):
-        line += ", truncated"
-    breakdown = _breakdown(report) if sampled else None
-    busy_ms = awaiting_ms = running_ms = block_ms = 0.0
-    blockers: list = []
-    block_at = None
-    if breakdown:
-        busy = breakdown["event_loop_busy"]
-        busy_ms = busy["wall_s"] * 1000.0
-        awaiting_ms = breakdown["awaiting"]["wall_s"] * 1000.0
-        running_ms = breakdown["running"]["wall_s"] * 1000.0
-        blockers = [(printable(b["name"]), b["share"]) for b in busy["blockers"]]
-        block = breakdown.get("loop_block")
-        if block:
-            block_ms = block["wall_s"] * 1000.0
-            if block.get("short_file") or block.get("file"):
-                block_at = f"{printable(block.get('short_file') or block['file'])}:{block['line']}"
-    if busy_ms >= 0.5:
-        line += f": {busy_ms:.0f} ms waiting for a busy event loop"
-        if blockers:
-            line += " (blocked by " + ", ".join(f"{name} {share * 100:.0f}%"
-                                               for name, share in blockers[:2]) + ")"
-        line += f", {awaiting_ms:.0f} ms awaiting, {running_ms:.0f} ms running"
-    if block_ms > 0.0:
-        line += f", blocked the event loop for {block_ms:.0f} ms"
-        if block_at:
-            line += f" at {block_at}"
-    if meta.get("trace_id"):
-        line += f", trace {printable(meta['trace_id'])} span {printable(meta.get('span_id'))}"
-    if top:
-        line += "; top: " + ", ".join(f"{name} {secs * 1000.0:.1f} ms" for name, secs in top)
-    elif not sampled:
-        line += "; shorter than the sampling interval (PROFILING_INTERVAL): no call tree"
-    extra = {
-        "reqprof_trigger": trigger,
-        "reqprof_method": meta.get("method"),
-        "reqprof_path": meta.get("path"),
-        "reqprof_route": meta.get("route"),
-        "reqprof_status": status,
-        "reqprof_duration_ms": round(duration_ms, 3),
-        "reqprof_cpu_ms": round(float(getattr(report, "cpu_s", 0.0) or 0.0) * 1000.0, 3),
-        "reqprof_samples": samples,
-        "reqprof_truncated": bool(getattr(report, "truncated", False)),
-        "reqprof_top": [[name, round(secs * 1000.0, 3)] for name, secs in top],
-        "reqprof_exception": meta.get("exception"),
-        "reqprof_response_ms": (round(float(response_s) * 1000.0, 3)
-                                if response_s is not None else None),
-        "reqprof_gc_ms": round(gc_ms, 3),
-        "reqprof_undersampled": undersampled,
-        "reqprof_loop_busy_ms": round(busy_ms, 3),
-        "reqprof_blockers": [[name, round(share, 3)] for name, share in blockers],
-        "reqprof_awaiting_ms": round(awaiting_ms, 3),
-        "reqprof_running_ms": round(running_ms, 3),
-        "reqprof_loop_block_ms": round(block_ms, 3),
-        "reqprof_loop_block_at": block_at,
-        "reqprof_trace_id": meta.get("trace_id"),
-        "reqprof_span_id": meta.get("span_id"),
-        "reqprof_request_id": meta.get("request_id"),
-    }
+    line, extra, _tree = log_record(report, meta, trigger, tree=False)
     return line, extra
-
-
-def _breakdown(report: Any) -> Optional[dict]:
-    """``report.breakdown``, or None when it cannot be had (a summary
-    without it beats no summary)."""
-    try:
-        return report.breakdown
-    except Exception:
-        return None
-
-
-def tree_text(report: Any, max_lines: int = TREE_MAX_LINES,
-              min_percent: float = TREE_MIN_PERCENT) -> Optional[str]:
-    """The bounded text tree logged under the summary line
-    (``Report.to_log_text``), or None when it cannot be written."""
-    try:
-        return report.to_log_text(max_lines=max_lines, min_percent=min_percent)
-    except Exception:
-        return None

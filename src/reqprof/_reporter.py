@@ -18,12 +18,15 @@ import os
 import re
 import threading
 import time
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from . import _logging
 from ._logging import RateLimited, logger
 from ._output import Dropped, OutputDir
 from ._render import render
+
+if TYPE_CHECKING:
+    from .report import Report
 
 #: Reports waiting to be logged/written; beyond it new ones are dropped (and
 #: that is logged).
@@ -223,21 +226,19 @@ class Reporter:
                 self._done.wait(left)
         return True
 
-    def handle(self, report: Any, output: Optional[OutputDir], failures: RateLimited) -> None:
-        if output is None and not logger.isEnabledFor(logging.INFO):
+    def handle(self, report: Report, output: Optional[OutputDir], failures: RateLimited) -> None:
+        path = self.write(report, report.meta, output, failures) if output is not None else None
+        if not logger.isEnabledFor(logging.INFO):
             return      # nobody would see it: skip the summary and the tree
-        meta = dict(report.meta)
-        line, extra = _logging.summary(report, meta, str(meta.get("trigger", "auto")))
-        if output is not None:
-            path = self.write(report, meta, output, failures)
-            if path is not None:
-                extra["reqprof_report_path"] = path
-                line += f"; report: {path}"
-        tree = _logging.tree_text(report) if _logging.has_call_tree(report) else None
+        meta = report.meta
+        line, extra, tree = _logging.log_record(report, meta, str(meta.get("trigger", "auto")))
+        if path is not None:
+            extra["reqprof_report_path"] = path
+            line += f"; report: {path}"
         logger.info("reqprof: %s%s", line, _logging.Lines("\n" + tree if tree else ""),
                     extra=extra)
 
-    def write(self, report: Any, meta: dict, output: OutputDir,
+    def write(self, report: Report, meta: dict, output: OutputDir,
               failures: RateLimited) -> Optional[str]:
         """Writes ``<name>.json`` and ``<name>.html``; returns the HTML path,
         or None when the report could not be written (logged, rate-limited)."""

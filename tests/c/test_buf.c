@@ -1,8 +1,12 @@
 /* test_buf.c - the byte buffer (buf.c): appends, limits, number formats,
- * JSON string escaping and plain-text cleaning.
+ * JSON string escaping, plain-text cleaning, the log line's escaping, and
+ * fixed decimals and rounding as Python does them (checked against the C
+ * library's exact printf and strtod).
  *
  * Allocation failure is not tested: it needs a malloc hook.
  */
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "buf.h"
@@ -26,6 +30,27 @@
         rp_buf_init(&b_, 0);                                                \
         CHECK(rp_buf_put_plain(&b_, (in), sizeof(in) - 1, (from), (to))     \
               == 0);                                                        \
+        CHECK_BUF(&b_, want);                                               \
+        rp_buf_free(&b_);                                                   \
+    } while (0)
+
+/* rp_buf_put_printable of `in` (surrogates escaped or not) is `want`. */
+#define PRINTABLE_IS(in, surrogates, want)                                  \
+    do {                                                                    \
+        rp_buf b_;                                                          \
+        rp_buf_init(&b_, 0);                                                \
+        CHECK(rp_buf_put_printable(&b_, (in), sizeof(in) - 1, (surrogates)) \
+              == 0);                                                        \
+        CHECK_BUF(&b_, want);                                               \
+        CHECK(rp_utf8_valid(b_.data ? b_.data : "", b_.len));               \
+        rp_buf_free(&b_);                                                   \
+    } while (0)
+
+#define FIXED_IS(x, decimals, want)                                         \
+    do {                                                                    \
+        rp_buf b_;                                                          \
+        rp_buf_init(&b_, 0);                                                \
+        CHECK(rp_buf_put_fixed(&b_, (x), (decimals)) == 0);                 \
         CHECK_BUF(&b_, want);                                               \
         rp_buf_free(&b_);                                                   \
     } while (0)
@@ -279,6 +304,136 @@ test_plain_replaces_controls_and_invalid_utf8(void)
     PLAIN_IS("", ';', ':', "");
 }
 
+/* What Python's printable() writes: named escapes for \n \r \t, \xNN for
+ * the other C0 and C1 controls and DEL, \u2028 and \u2029; the rest kept. */
+static void
+test_printable_escapes_controls_as_python_does(void)
+{
+    PRINTABLE_IS("GET /items/{id}?q=1", 0, "GET /items/{id}?q=1");
+    PRINTABLE_IS("a\nb\rc\td", 0, "a\\nb\\rc\\td");
+    PRINTABLE_IS("\x00\x01\x1b[2J\x1f", 0, "\\x00\\x01\\x1b[2J\\x1f");
+    PRINTABLE_IS("\x7f \xC2\x80 \xC2\x85 \xC2\x9f \xC2\xA0", 0,
+                 "\\x7f \\x80 \\x85 \\x9f \xC2\xA0");
+    PRINTABLE_IS("a\xE2\x80\xA8" "b\xE2\x80\xA9" "c\xE2\x80\xAA", 0,
+                 "a\\u2028b\\u2029c\xE2\x80\xAA");
+    PRINTABLE_IS("caf\xC3\xA9 \xF0\x9F\x94\xA5 " FFFD " \\ \"", 0,
+                 "caf\xC3\xA9 \xF0\x9F\x94\xA5 " FFFD " \\ \"");
+    PRINTABLE_IS("", 1, "");
+}
+
+/* Bytes that are not UTF-8 become U+FFFD as bytes.decode("utf-8",
+ * "replace") makes them; with `surrogates`, the 3-byte form of a lone
+ * surrogate is "\udcxx", as printable() writes a str's lone surrogate. */
+static void
+test_printable_replaces_or_escapes_ill_formed_utf8(void)
+{
+    PRINTABLE_IS("a\xff\x80z", 0, "a" FFFD FFFD "z");
+    PRINTABLE_IS("\xE2\x80", 0, FFFD);
+    PRINTABLE_IS("\xE2\x80\n", 0, FFFD "\\n");
+    PRINTABLE_IS("\xC0\x8A", 0, FFFD FFFD);          /* an overlong \n */
+    PRINTABLE_IS("\xED\xB3\xBF", 0, FFFD FFFD FFFD);
+    PRINTABLE_IS("\xED\xB3\xBF", 1, "\\udcff");
+    PRINTABLE_IS("\xED\xA0\x80\xED\xBF\xBF", 1, "\\ud800\\udfff");
+    PRINTABLE_IS("\xED\xA0\xBD\xED\xB8\x80", 1, "\\ud83d\\ude00");
+    PRINTABLE_IS("x\xED\xA0", 1, "x" FFFD FFFD);      /* cut short */
+    PRINTABLE_IS("\xff\xED\xB3\xBF\n", 1, FFFD "\\udcff\\n");
+    CHECK(rp_utf8_valid("caf\xC3\xA9", 5));
+    CHECK(!rp_utf8_valid("\xED\xB3\xBF", 3));
+    CHECK(!rp_utf8_valid("a\xE2\x80", 3));
+    CHECK(rp_utf8_valid("", 0));
+}
+
+/* A random double of any magnitude (finite or not), from its bits. */
+static double
+random_double(uint64_t *state)
+{
+    double x;
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    uint64_t bits = *state;
+    memcpy(&x, &bits, sizeof(x));
+    return x;
+}
+
+/* Python's format(x, ".Nf"), which the C library's printf writes too (in
+ * the C locale, exactly, ties to even), but for NaN: never "-nan". */
+static void
+test_fixed_decimals_as_python_formats_them(void)
+{
+    FIXED_IS(0.25, 1, "0.2");
+    FIXED_IS(0.75, 1, "0.8");
+    FIXED_IS(2.5, 0, "2");
+    FIXED_IS(3.5, 0, "4");
+    FIXED_IS(1.25 * 1000.0, 0, "1250");
+    FIXED_IS(0.0, 1, "0.0");
+    FIXED_IS(-0.0, 1, "-0.0");
+    FIXED_IS(-0.04, 0, "-0");
+    FIXED_IS(5e-324, 1, "0.0");
+    FIXED_IS(12.3455, 3, "12.345");     /* 12.3454999... in binary */
+    FIXED_IS(NAN, 1, "nan");
+    FIXED_IS(-NAN, 1, "nan");
+    FIXED_IS(INFINITY, 0, "inf");
+    FIXED_IS(-INFINITY, 1, "-inf");
+    FIXED_IS(1e17, 1, "100000000000000000.0");
+    FIXED_IS(18446744073709551616.0, 0, "18446744073709551616");
+    FIXED_IS(1.5, 9, "1.500");          /* at most 3 decimals */
+    uint64_t state = 0x9E3779B97F4A7C15u;
+    char want[400];
+    for (int i = 0; i < 200000; i++) {
+        double x = random_double(&state);
+        if (i % 2 == 0) {
+            x = ldexp(frexp(x, &(int){0}), (int)(state % 90) - 30);
+        }
+        if (isnan(x)) {
+            continue;
+        }
+        unsigned d = (unsigned)(state >> 60) % 4;
+        rp_buf b;
+        rp_buf_init(&b, 0);
+        rp_buf_put_fixed(&b, x, d);
+        snprintf(want, sizeof(want), "%.*f", (int)d, x);
+        check_mem_at(__FILE__, __LINE__, "fixed vs printf", b.data, b.len,
+                     want, strlen(want));
+        rp_buf_free(&b);
+    }
+}
+
+/* Python's round(x, 3): the double nearest to the decimal that printf
+ * rounds x to (what CPython does, with its own dtoa and strtod). */
+static void
+test_round_decimals_as_python_rounds(void)
+{
+    CHECK(rp_round_decimals(2.675, 2) == 2.67);
+    CHECK(rp_round_decimals(0.0005, 3) == 0.001);
+    CHECK(rp_round_decimals(0.0015, 3) == 0.002);
+    CHECK(rp_round_decimals(12.3455, 3) == 12.345);
+    CHECK(signbit(rp_round_decimals(-0.0001, 3)));
+    CHECK(signbit(rp_round_decimals(-0.0, 3)));
+    CHECK(!signbit(rp_round_decimals(0.0, 3)));
+    CHECK(isnan(rp_round_decimals(NAN, 3)));
+    CHECK(rp_round_decimals(INFINITY, 3) == INFINITY);
+    CHECK(rp_round_decimals(1e300, 3) == 1e300);
+    CHECK(rp_round_decimals(9007199254740.993, 3) == 9007199254740.993);
+    uint64_t state = 0x2545F4914F6CDD1Du;
+    char text[400];
+    for (int i = 0; i < 200000; i++) {
+        double x = random_double(&state);
+        x = ldexp(frexp(x, &(int){0}), (int)(state % 60) - 20);
+        if (isnan(x)) {
+            continue;
+        }
+        unsigned d = (unsigned)(state >> 60) % 4;
+        snprintf(text, sizeof(text), "%.*f", (int)d, x);
+        double want = strtod(text, NULL), got = rp_round_decimals(x, d);
+        check_count++;
+        if (memcmp(&got, &want, sizeof(got)) != 0) {
+            CHECK_FAIL_AT(__FILE__, __LINE__, "round(%.17g, %u): %.17g != %.17g",
+                          x, d, got, want);
+        }
+    }
+}
+
 int
 main(void)
 {
@@ -292,5 +447,9 @@ main(void)
     RUN(test_json_keeps_valid_utf8);
     RUN(test_json_replaces_invalid_utf8);
     RUN(test_plain_replaces_controls_and_invalid_utf8);
+    RUN(test_printable_escapes_controls_as_python_does);
+    RUN(test_printable_replaces_or_escapes_ill_formed_utf8);
+    RUN(test_fixed_decimals_as_python_formats_them);
+    RUN(test_round_decimals_as_python_rounds);
     return check_summary();
 }

@@ -6,8 +6,10 @@
  * (alone and inside the HTML page) must be valid, the HTML data element
  * must not be closable by any name, speedscope must be valid JSON and pprof
  * gzip, the collapsed format must keep one
- * frame per `;` field and one stack per line, and the text tree one node
- * per line. ASan/UBSan catch the rest.
+ * frame per `;` field and one stack per line, the text tree one node
+ * per line, and the log record's line (the metadata as the request's text,
+ * a loop block at any symbol) one line of well-formed UTF-8 without a
+ * control character. ASan/UBSan catch the rest.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -49,6 +51,23 @@ check(int ok)
     if (!ok) {
         abort();
     }
+}
+
+/* Well-formed UTF-8 with no C0 or C1 control, DEL, U+2028 nor U+2029:
+ * what the log line's escaping promises. */
+static int
+printable_ok(const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] < 0x20 || p[i] == 0x7F
+                || (p[i] == 0xC2 && i + 1 < n && p[i + 1] <= 0x9F)
+                || (p[i] == 0xE2 && i + 2 < n && p[i + 1] == 0x80
+                    && (p[i + 2] == 0xA8 || p[i + 2] == 0xA9))) {
+            return 0;
+        }
+    }
+    return rp_utf8_valid(s, n);
 }
 
 /* Lines of `s` that do not end with " <digits>", or a line with a NUL. */
@@ -173,11 +192,43 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
           && (unsigned char)b.data[1] == 0x8b);     /* gzip */
     rp_buf_free(&b);
 
-    /* The escaping alone, over the raw input. */
+    /* The log record: the metadata as the request's text, the event loop
+     * held at any symbol. */
+    rp_log_request q = {meta[0].value, meta[1].value, {"200", 3},
+                        {"auto", 4}, &meta[2].value, &meta[1].key, 1,
+                        &meta[0].key, meta[2].key};
+    rp_str under = {"short request", 13};
+    rp_log_head h = {{"7", 1}, 1, 0, 0.0125, 0.001, 0.0005, 1, 0.011, &under,
+                     1};
+    rp_log_fields lf;
+    rp_buf names, tree_text;
+    rep.loop_block_s = 0.0525;
+    rep.loop_block_sym = n_syms > 1 ? n_syms - 1 : RP_NONE;
+    rep.loop_block_line = 12;
+    rp_buf_init(&b, 0);
+    rp_buf_init(&names, 0);
+    rp_buf_init(&tree_text, 0);
+    rp_text_opts lo = {0, 0, 1.0, 40, 1, &lib, 1};
+    check(rp_write_log(&b, &names, &tree_text, &lf, &rep, &h, &q, &lo) == 0);
+    check(printable_ok(b.data ? b.data : "", b.len));
+    check(printable_ok(names.data ? names.data : "", names.len));
+    check(!tree_text.failed);
+    rp_buf_free(&b);
+    rp_buf_free(&names);
+    rp_buf_free(&tree_text);
+
+    /* The escapings alone, over the raw input. */
     rp_buf_init(&b, 0);
     check(rp_buf_put_json_string(&b, (const char *)data, size) == 0);
     check(json_valid(b.data, b.len));
     rp_buf_free(&b);
+    for (int surrogates = 0; surrogates < 2; surrogates++) {
+        rp_buf_init(&b, 0);
+        check(rp_buf_put_printable(&b, (const char *)data, size, surrogates)
+              == 0);
+        check(printable_ok(b.data ? b.data : "", b.len));
+        rp_buf_free(&b);
+    }
 
     rp_tree_free(&tree);
 done_syms:

@@ -15,6 +15,7 @@
  */
 #include "buf.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,7 +116,7 @@ done:
 }
 
 int
-rp_buf_put(rp_buf *b, const char *s, size_t n)
+rp_buf_put_grow(rp_buf *b, const char *s, size_t n)
 {
     int rc = reserve(b, n);
     if (rc == 0) {
@@ -126,18 +127,6 @@ rp_buf_put(rp_buf *b, const char *s, size_t n)
         b->data[b->len] = '\0';
     }
     return rc;
-}
-
-int
-rp_buf_puts(rp_buf *b, const char *s)
-{
-    return rp_buf_put(b, s, strlen(s));
-}
-
-int
-rp_buf_putc(rp_buf *b, char c)
-{
-    return rp_buf_put(b, &c, 1);
 }
 
 int
@@ -350,6 +339,200 @@ rp_buf_put_plain(rp_buf *b, const char *s, size_t n, char from, char to)
         i += k;
     }
     return b->failed ? -1 : 0;
+}
+
+int
+rp_buf_put_printable(rp_buf *b, const char *s, size_t n, int surrogates)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < n && !b->failed) {
+        size_t run = i;
+        while (run < n && p[run] >= 0x20 && p[run] < 0x7F) {
+            run++;
+        }
+        if (run > i) {
+            rp_buf_put(b, s + i, run - i);
+            i = run;
+            continue;
+        }
+        uint32_t cp;
+        size_t k = utf8_next(p + i, n - i, &cp);
+        if (cp == BAD_CP && surrogates && n - i >= 3 && p[i] == 0xED
+                && p[i + 1] >= 0xA0 && p[i + 1] <= 0xBF
+                && p[i + 2] >= 0x80 && p[i + 2] <= 0xBF) {
+            cp = 0xD000u | (p[i + 1] & 0x3Fu) << 6 | (p[i + 2] & 0x3Fu);
+            k = 3;
+        }
+        char esc[6] = {'\\', 'u', 0, 0, 0, 0};
+        if (cp == '\n' || cp == '\r' || cp == '\t') {
+            esc[1] = cp == '\n' ? 'n' : cp == '\r' ? 'r' : 't';
+            rp_buf_put(b, esc, 2);
+        }
+        else if (cp == BAD_CP) {
+            rp_buf_put(b, REPLACEMENT, 3);
+        }
+        else if (cp < 0x20 || (cp >= 0x7F && cp <= 0x9F)) {
+            esc[1] = 'x';
+            esc[2] = hex[cp >> 4];
+            esc[3] = hex[cp & 0xF];
+            rp_buf_put(b, esc, 4);
+        }
+        else if (cp == 0x2028 || cp == 0x2029
+                 || (cp >= 0xD800 && cp <= 0xDFFF)) {
+            esc[2] = hex[cp >> 12];
+            esc[3] = hex[cp >> 8 & 0xF];
+            esc[4] = hex[cp >> 4 & 0xF];
+            esc[5] = hex[cp & 0xF];
+            rp_buf_put(b, esc, 6);
+        }
+        else {
+            rp_buf_put(b, s + i, k);    /* valid, copied as is */
+        }
+        i += k;
+    }
+    return b->failed ? -1 : 0;
+}
+
+int
+rp_utf8_valid(const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+    uint32_t cp = 0;
+    while (i < n && cp != BAD_CP) {
+        i += utf8_next(p + i, n - i, &cp);
+    }
+    return cp != BAD_CP;
+}
+
+/* ---- fixed decimals, as Python formats and rounds floats ----------------
+ *
+ * A finite double is m * 2^e exactly (m < 2^53). Times 10^d (d <= 3) it is
+ * v * 2^e with v = m * 10^d < 2^63, so the rounding to an integer is exact
+ * in 64-bit integers: shift, and compare the bits shifted out with one
+ * half. A value too large for that is an integer, written digit by digit
+ * from a small base-10^9 number. Nothing depends on the locale. */
+
+#define FIXED_MAX_DECIMALS 3u
+
+static const uint64_t POW10[FIXED_MAX_DECIMALS + 1] = {1, 10, 100, 1000};
+
+/* ax (finite, >= 0) times 10^d rounded to an integer, ties to even: 0 with
+ * *q set, or -1 when that is 2^64 or more. */
+static int
+fixed_scaled(double ax, unsigned d, uint64_t *q)
+{
+    int ex;
+    double f = frexp(ax, &ex);
+    uint64_t m = (uint64_t)ldexp(f, 53);    /* exact: f has <= 53 bits */
+    int e = ex - 53;
+    uint64_t v = m * POW10[d];
+    if (m == 0) {
+        *q = 0;
+        return 0;
+    }
+    if (e >= 0) {
+        if (e >= 64 || v > (UINT64_MAX >> e)) {
+            return -1;
+        }
+        *q = v << e;
+        return 0;
+    }
+    unsigned k = (unsigned)-e;
+    if (k >= 64) {
+        *q = 0;         /* v / 2^k < 2^63 / 2^64: under one half */
+        return 0;
+    }
+    uint64_t r = v & ((UINT64_C(1) << k) - 1), half = UINT64_C(1) << (k - 1);
+    *q = v >> k;
+    if (r > half || (r == half && (*q & 1))) {
+        (*q)++;
+    }
+    return 0;
+}
+
+/* The digits of the integer ax (>= 2^53, finite), exactly. */
+static void
+put_big_integer(rp_buf *b, double ax)
+{
+    enum { BASE = 1000000000u, LIMBS = 40 };    /* 2^1024 < 10^309 */
+    uint32_t limb[LIMBS];
+    size_t n = 0;
+    int ex;
+    double f = frexp(ax, &ex);
+    uint64_t m = (uint64_t)ldexp(f, 53);
+    for (; m != 0; m /= BASE) {
+        limb[n++] = (uint32_t)(m % BASE);
+    }
+    for (int i = 0; i < ex - 53; i++) {
+        uint32_t carry = 0;
+        for (size_t j = 0; j < n; j++) {
+            uint32_t t = limb[j] * 2u + carry;      /* < 2^31 */
+            limb[j] = t % BASE;
+            carry = t / BASE;
+        }
+        if (carry != 0 && n < LIMBS) {
+            limb[n++] = carry;
+        }
+    }
+    rp_buf_put_u64(b, n > 0 ? limb[n - 1] : 0);
+    for (size_t j = n - 1; j-- > 0;) {
+        char digits[9];
+        uint32_t v = limb[j];
+        for (int k = 8; k >= 0; k--) {
+            digits[k] = (char)('0' + v % 10);
+            v /= 10;
+        }
+        rp_buf_put(b, digits, 9);
+    }
+}
+
+int
+rp_buf_put_fixed(rp_buf *b, double x, unsigned decimals)
+{
+    unsigned d = decimals < FIXED_MAX_DECIMALS ? decimals : FIXED_MAX_DECIMALS;
+    char frac[FIXED_MAX_DECIMALS + 1] = {'.', '0', '0', '0'};
+    uint64_t q;
+    if (isnan(x)) {
+        return rp_buf_puts(b, "nan");       /* Python writes no sign */
+    }
+    if (signbit(x)) {
+        rp_buf_putc(b, '-');
+    }
+    if (isinf(x)) {
+        return rp_buf_puts(b, "inf");
+    }
+    if (fixed_scaled(fabs(x), d, &q) < 0) {
+        put_big_integer(b, fabs(x));        /* no fraction: all zeros */
+    }
+    else {
+        rp_buf_put_u64(b, q / POW10[d]);
+        q %= POW10[d];
+        for (unsigned i = d; i >= 1; i--) {
+            frac[i] = (char)('0' + q % 10);
+            q /= 10;
+        }
+    }
+    if (d > 0) {
+        rp_buf_put(b, frac, d + 1);
+    }
+    return b->failed ? -1 : 0;
+}
+
+double
+rp_round_decimals(double x, unsigned decimals)
+{
+    unsigned d = decimals < FIXED_MAX_DECIMALS ? decimals : FIXED_MAX_DECIMALS;
+    uint64_t q;
+    /* Past 2^53 units of 10^-d, the doubles are further apart than 10^-d:
+     * the nearest to x rounded is x. */
+    if (!isfinite(x) || fixed_scaled(fabs(x), d, &q) < 0
+            || q >= (UINT64_C(1) << 53)) {
+        return x;
+    }
+    return copysign((double)q / (double)POW10[d], x);
 }
 
 size_t

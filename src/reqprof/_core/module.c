@@ -2,9 +2,12 @@
  *
  * Types: `Session` (one profiling session and, once stopped, its report
  * data). Functions: registration of hidden/dispatch code, engine stats,
- * lifecycle hooks, and load_json (a stopped Session from a profile's JSON,
- * read by read_json.c). Multi-phase init; the engine itself is process-wide
- * (sampler.c), so the module refuses sub-interpreters.
+ * lifecycle hooks, load_json (a stopped Session from a profile's JSON,
+ * read by read_json.c), and log_record (what the reporter logs for a
+ * sampled request, written by write_log.c from a report's attributes, its
+ * Session and the request's metadata). Multi-phase init; the engine
+ * itself is process-wide (sampler.c), so the module refuses
+ * sub-interpreters.
  *
  * Ownership: a Session owns its tree, code table and symbols; the engine
  * holds a strong reference to it while it runs. Writers run on a stopped
@@ -25,9 +28,39 @@
 #define DEFAULT_MAX_BYTES ((size_t)32 << 20)
 #define MAX_OUTPUT_BYTES ((size_t)1 << 30)
 
+/* The names log_record reads and writes: the report's attributes, the
+ * meta keys, then the `extra` fields in the order the record has them. */
+enum {
+    N_SAMPLES, N_DURATION_S, N_CPU_S, N_GC_S, N_RESPONSE_S,
+    N_UNDERSAMPLED_REASON, N_TRUNCATED, N_SESSION,
+    N_METHOD, N_ROUTE, N_PATH, N_STATUS, N_EXCEPTION, N_ENDED,
+    N_RESPONSE_CUT, N_TRACE_ID, N_SPAN_ID, N_REQUEST_ID,
+    X_TRIGGER, X_METHOD, X_PATH, X_ROUTE, X_STATUS, X_DURATION_MS, X_CPU_MS,
+    X_SAMPLES, X_TRUNCATED, X_TOP, X_EXCEPTION, X_RESPONSE_MS, X_GC_MS,
+    X_UNDERSAMPLED, X_LOOP_BUSY_MS, X_BLOCKERS, X_AWAITING_MS, X_RUNNING_MS,
+    X_LOOP_BLOCK_MS, X_LOOP_BLOCK_AT, X_TRACE_ID, X_SPAN_ID, X_REQUEST_ID,
+    LOG_NAMES
+};
+
+static const char *const LOG_NAME_TEXT[LOG_NAMES] = {
+    "samples", "duration_s", "cpu_s", "gc_s", "response_s",
+    "undersampled_reason", "truncated", "_session",
+    "method", "route", "path", "status", "exception", "ended",
+    "response_cut", "trace_id", "span_id", "request_id",
+    "reqprof_trigger", "reqprof_method", "reqprof_path", "reqprof_route",
+    "reqprof_status", "reqprof_duration_ms", "reqprof_cpu_ms",
+    "reqprof_samples", "reqprof_truncated", "reqprof_top",
+    "reqprof_exception", "reqprof_response_ms", "reqprof_gc_ms",
+    "reqprof_undersampled", "reqprof_loop_busy_ms", "reqprof_blockers",
+    "reqprof_awaiting_ms", "reqprof_running_ms", "reqprof_loop_block_ms",
+    "reqprof_loop_block_at", "reqprof_trace_id", "reqprof_span_id",
+    "reqprof_request_id",
+};
+
 typedef struct module_state {
     PyTypeObject *session_type;
     PyTypeObject *aggregate_type;
+    PyObject *names[LOG_NAMES];     /* interned LOG_NAME_TEXT */
 } module_state;
 
 static const char *const mode_names[] = {"enabled", "disabled", "strict"};
@@ -616,6 +649,36 @@ session_to_json(rp_session *s, PyObject *args, PyObject *kwargs)
 
 #define MAX_LIB_PREFIXES 16
 
+/* The directories of a tuple of str into lib[] (at most MAX_LIB_PREFIXES),
+ * their UTF-8 valid while the tuple lives: the count, or -1 with an
+ * exception. */
+static Py_ssize_t
+lib_prefixes(PyObject *prefixes, rp_str *lib)
+{
+    Py_ssize_t n = prefixes != NULL ? PyTuple_GET_SIZE(prefixes) : 0;
+    if (n > MAX_LIB_PREFIXES) {
+        PyErr_Format(PyExc_ValueError,
+                     "library_prefixes: at most %d directories",
+                     MAX_LIB_PREFIXES);
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_ssize_t len;
+        PyObject *item = PyTuple_GET_ITEM(prefixes, i);
+        if (!PyUnicode_Check(item)) {
+            PyErr_SetString(PyExc_TypeError,
+                            "library_prefixes: a tuple of str");
+            return -1;
+        }
+        lib[i].s = (char *)PyUnicode_AsUTF8AndSize(item, &len);
+        if (lib[i].s == NULL) {
+            return -1;
+        }
+        lib[i].len = (size_t)len;
+    }
+    return n;
+}
+
 static PyObject *
 session_to_text(rp_session *s, PyObject *args, PyObject *kwargs)
 {
@@ -634,28 +697,10 @@ session_to_text(rp_session *s, PyObject *args, PyObject *kwargs)
                                      &PyTuple_Type, &prefixes, &as_bytes)) {
         return NULL;
     }
-    Py_ssize_t n = prefixes != NULL ? PyTuple_GET_SIZE(prefixes) : 0;
-    if (n > MAX_LIB_PREFIXES) {
-        PyErr_Format(PyExc_ValueError,
-                     "library_prefixes: at most %d directories",
-                     MAX_LIB_PREFIXES);
+    /* The tuple is held by the caller's arguments. */
+    Py_ssize_t n = lib_prefixes(prefixes, lib);
+    if (n < 0) {
         return NULL;
-    }
-    /* The UTF-8 of each str stays valid while the tuple (held by the
-     * caller's arguments) lives. */
-    for (Py_ssize_t i = 0; i < n; i++) {
-        Py_ssize_t len;
-        PyObject *item = PyTuple_GET_ITEM(prefixes, i);
-        if (!PyUnicode_Check(item)) {
-            PyErr_SetString(PyExc_TypeError,
-                            "library_prefixes: a tuple of str");
-            return NULL;
-        }
-        lib[i].s = (char *)PyUnicode_AsUTF8AndSize(item, &len);
-        if (lib[i].s == NULL) {
-            return NULL;
-        }
-        lib[i].len = (size_t)len;
     }
     rp_text_opts o = {ascii, color, min_percent, max_lines, log, lib,
                       (size_t)n};
@@ -895,80 +940,48 @@ sym_name(const rp_symtab *st, uint32_t id)
     return s;
 }
 
-/* The n functions with the most self wall time: [(name, seconds), ...];
- * [await] and [gc] count, [unsampled] and the request node do not. */
+/* The n functions with the most self wall time: [(name, seconds), ...]
+ * (rp_top_frames says which count). */
 static PyObject *
 session_top_functions(rp_session *s, PyObject *args)
 {
     Py_ssize_t n = 3;
     PyObject *result = NULL;
-    uint64_t *self = NULL;
-    uint32_t *busy = NULL;
+    uint32_t *ids = NULL;
+    uint64_t *ns = NULL;
+    int count;
     if (!PyArg_ParseTuple(args, "|n:top_functions", &n)
             || check_stopped(s) < 0) {
         return NULL;
     }
-    uint32_t nsyms = s->syms.n;
-    self = calloc(nsyms ? nsyms : 1, sizeof(uint64_t));
-    /* busy[i]: the [event loop busy] node i is under, or RP_NONE (a node
-     * comes after its parent). */
-    busy = malloc((s->tree.n_nodes ? s->tree.n_nodes : 1) * sizeof(uint32_t));
-    result = PyList_New(0);
-    if (self == NULL || busy == NULL || result == NULL) {
-        if (self == NULL || busy == NULL) {
-            PyErr_NoMemory();
-        }
-        goto error;
+    size_t want = n > 0 ? (size_t)n : 0;
+    if (want > s->syms.n) {
+        want = s->syms.n;       /* never more than there are symbols */
     }
-    for (uint32_t i = 0; i < s->tree.n_nodes; i++) {
-        const rp_node *nd = &s->tree.nodes[i];
-        uint32_t f = nd->frame;
-        rp_kind kind = f < nsyms ? s->syms.syms[f].kind : RP_KIND_FRAME;
-        busy[i] = nd->parent < i ? busy[nd->parent] : RP_NONE;
-        if (busy[i] == RP_NONE && kind == RP_KIND_LOOP_BUSY) {
-            busy[i] = f;
-        }
-        /* The blocker's frames are another request's work: their time is
-         * the wait's. */
-        if (busy[i] != RP_NONE) {
-            f = busy[i];
-            kind = RP_KIND_LOOP_BUSY;
-        }
-        /* Markers of time, not places it went: never a top function. */
-        if (f < nsyms && kind != RP_KIND_UNSAMPLED && kind != RP_KIND_REQUEST
-                && kind != RP_KIND_AFTER_RESPONSE) {
-            self[f] += nd->self_wall_ns;
-        }
+    ids = malloc((want ? want : 1) * sizeof(uint32_t));
+    ns = malloc((want ? want : 1) * sizeof(uint64_t));
+    count = ids != NULL && ns != NULL
+        ? rp_top_frames(&s->tree, &s->syms, want, ids, ns) : -1;
+    if (count < 0) {
+        PyErr_NoMemory();
+        goto done;
     }
-    for (Py_ssize_t k = 0; k < n; k++) {
-        uint32_t best = RP_NONE;
-        for (uint32_t f = 0; f < nsyms; f++) {
-            if (self[f] > 0 && (best == RP_NONE || self[f] > self[best])) {
-                best = f;
-            }
-        }
-        if (best == RP_NONE) {
+    result = PyList_New(count);
+    for (int k = 0; result != NULL && k < count; k++) {
+        PyObject *name = sym_name(&s->syms, ids[k]);
+        PyObject *item = name ? Py_BuildValue("(Nd)", name,
+                                              (double)ns[k] / 1e9)
+                              : NULL;
+        if (item == NULL) {
+            Py_CLEAR(result);
             break;
         }
-        PyObject *name = sym_name(&s->syms, best);
-        PyObject *item = name ? Py_BuildValue("(Nd)", name,
-                                              (double)self[best] / 1e9)
-                              : NULL;
-        if (item == NULL || PyList_Append(result, item) < 0) {
-            Py_XDECREF(item);
-            goto error;
-        }
-        Py_DECREF(item);
-        self[best] = 0;
+        PyList_SET_ITEM(result, k, item);
     }
-    free(self);
-    free(busy);
+done:
+    free(ids);
+    free(ns);
     return result;
-error:
-    free(self);
-    free(busy);
-    Py_XDECREF(result);
-    return NULL;
 }
 
 /* Memory held by the resolved names of a stopped session. */
@@ -1543,7 +1556,422 @@ done:
     return result;
 }
 
+/* ---- the log record of a sampled request ---------------------------------- */
+
+/* References log_record holds until it returns (the UTF-8 it hands the
+ * writer lives in some of them). */
+#define LOG_HELD 40
+
+typedef struct held {
+    PyObject *refs[LOG_HELD];
+    int n;
+} held;
+
+/* Keeps `o` (a new reference, stolen; NULL passes an error on): `o`, or
+ * NULL. */
+static PyObject *
+hold(held *k, PyObject *o)
+{
+    if (o != NULL && k->n == LOG_HELD) {
+        Py_DECREF(o);
+        PyErr_SetString(PyExc_RuntimeError, "reqprof: log_record: too many");
+        return NULL;
+    }
+    if (o != NULL) {
+        k->refs[k->n++] = o;
+    }
+    return o;
+}
+
+/* getattr(o, name, dflt), kept: borrowed from `k`, or NULL with an
+ * exception. */
+static PyObject *
+attr_or(held *k, PyObject *o, PyObject *name, PyObject *dflt)
+{
+    PyObject *v = PyObject_GetAttr(o, name);
+    if (v == NULL && PyErr_ExceptionMatches(PyExc_AttributeError)) {
+        PyErr_Clear();
+        v = Py_NewRef(dflt);
+    }
+    return hold(k, v);
+}
+
+/* meta.get(key) (NULL when missing), kept. 0, or -1 with an exception. */
+static int
+meta_get(held *k, PyObject *meta, PyObject *key, PyObject **out)
+{
+    PyObject *v = PyDict_GetItemWithError(meta, key);
+    *out = v != NULL ? hold(k, Py_NewRef(v)) : NULL;
+    return (v != NULL && *out == NULL) || PyErr_Occurred() ? -1 : 0;
+}
+
+/* The text of `v` for the writer: format(v) when `format`, else str(v), as
+ * UTF-8 (lone surrogates in their 3-byte form), the owner kept. 0, or -1
+ * with an exception. */
+static int
+text_of(held *k, PyObject *v, int format, rp_str *out)
+{
+    Py_ssize_t n;
+    PyObject *s = hold(k, format ? PyObject_Format(v, NULL)
+                          : PyUnicode_CheckExact(v) ? Py_NewRef(v)
+                          : PyObject_Str(v));
+    const char *u = s != NULL ? PyUnicode_AsUTF8AndSize(s, &n) : NULL;
+    if (u == NULL && s != NULL
+            && PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) {
+        PyErr_Clear();
+        PyObject *b = hold(k, PyUnicode_AsEncodedString(s, "utf-8",
+                                                        "surrogatepass"));
+        if (b != NULL) {
+            u = PyBytes_AS_STRING(b);
+            n = PyBytes_GET_SIZE(b);
+        }
+    }
+    if (u == NULL) {
+        return -1;
+    }
+    out->s = (char *)u;
+    out->len = (size_t)n;
+    return 0;
+}
+
+/* float(getattr(report, name, 0.0) or 0.0) into *out: 0, or -1. */
+static int
+float_attr(held *k, PyObject *report, PyObject *name, double *out)
+{
+    PyObject *v = attr_or(k, report, name, Py_False);
+    int truth = v != NULL ? PyObject_IsTrue(v) : -1;
+    PyObject *f = truth > 0 ? PyNumber_Float(v) : NULL;
+    *out = f != NULL ? PyFloat_AS_DOUBLE(f) : 0.0;
+    Py_XDECREF(f);
+    return truth < 0 || (truth > 0 && f == NULL) ? -1 : 0;
+}
+
+/* What the record says of the report (its attributes, read as the Python
+ * layer read them: a report built elsewhere may lack some) and of the
+ * request (meta). Strings point into objects kept in `k`. */
+typedef struct log_inputs {
+    rp_log_head head;
+    rp_log_request req;
+    rp_str undersampled, exception, ended, trace_id;
+    PyObject *samples;          /* int(report.samples or 0) */
+    PyObject *undersampled_obj; /* report.undersampled_reason */
+    PyObject *meta[N_REQUEST_ID - N_METHOD + 1];  /* meta.get(): NULL */
+    rp_session *session;        /* a stopped session to read, or NULL */
+} log_inputs;
+
+#define META(in, name) ((in)->meta[(name) - N_METHOD])
+
+static int
+read_head(held *k, const module_state *st, PyObject *report, log_inputs *in)
+{
+    rp_log_head *h = &in->head;
+    PyObject *v;
+    int overflow, truth;
+    /* int(report.samples or 0) */
+    v = attr_or(k, report, st->names[N_SAMPLES], Py_False);
+    truth = v != NULL ? PyObject_IsTrue(v) : -1;
+    in->samples = truth < 0 ? NULL : hold(k, truth ? PyNumber_Long(v)
+                                                   : PyLong_FromLong(0));
+    if (in->samples == NULL || text_of(k, in->samples, 0, &h->samples) < 0) {
+        return -1;
+    }
+    long long count = PyLong_AsLongLongAndOverflow(in->samples, &overflow);
+    if (count == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    h->sampled = overflow > 0 || (overflow == 0 && count > 0);
+    h->one_sample = overflow == 0 && count == 1;
+    if (float_attr(k, report, st->names[N_DURATION_S], &h->duration_s) < 0
+            || float_attr(k, report, st->names[N_CPU_S], &h->cpu_s) < 0
+            || float_attr(k, report, st->names[N_GC_S], &h->gc_s) < 0) {
+        return -1;
+    }
+    /* float(report.response_s) unless None */
+    v = attr_or(k, report, st->names[N_RESPONSE_S], Py_None);
+    if (v == NULL) {
+        return -1;
+    }
+    if (v != Py_None) {
+        PyObject *f = PyNumber_Float(v);
+        if (f == NULL) {
+            return -1;
+        }
+        h->has_response = 1;
+        h->response_s = PyFloat_AS_DOUBLE(f);
+        Py_DECREF(f);
+    }
+    in->undersampled_obj = attr_or(k, report, st->names[N_UNDERSAMPLED_REASON],
+                                   Py_None);
+    truth = in->undersampled_obj != NULL
+        ? PyObject_IsTrue(in->undersampled_obj) : -1;
+    if (truth < 0 || (truth > 0 && text_of(k, in->undersampled_obj, 1,
+                                           &in->undersampled) < 0)) {
+        return -1;
+    }
+    h->undersampled = truth > 0 ? &in->undersampled : NULL;
+    v = attr_or(k, report, st->names[N_TRUNCATED], Py_False);
+    h->truncated = v != NULL ? PyObject_IsTrue(v) : -1;
+    if (h->truncated < 0) {
+        return -1;
+    }
+    /* The engine's data, when the report has a stopped session. */
+    v = attr_or(k, report, st->names[N_SESSION], Py_None);
+    if (v == NULL) {
+        return -1;
+    }
+    if (PyObject_TypeCheck(v, st->session_type)
+            && ((rp_session *)v)->resolved) {
+        in->session = (rp_session *)v;
+    }
+    return 0;
+}
+
+/* Whether meta's `name` is there and true: 1, 0, or -1. */
+static int
+meta_true(log_inputs *in, int name)
+{
+    return META(in, name) != NULL ? PyObject_IsTrue(META(in, name)) : 0;
+}
+
+static int
+read_request(held *k, const module_state *st, PyObject *meta,
+             PyObject *trigger, log_inputs *in)
+{
+    rp_log_request *q = &in->req;
+    int t;
+    for (int name = N_METHOD; name <= N_REQUEST_ID; name++) {
+        if (meta_get(k, meta, st->names[name], &META(in, name)) < 0) {
+            return -1;
+        }
+    }
+    /* meta.get("method", "?") */
+    if (META(in, N_METHOD) != NULL) {
+        if (text_of(k, META(in, N_METHOD), 0, &q->method) < 0) {
+            return -1;
+        }
+    }
+    else {
+        q->method = (rp_str){"?", 1};
+    }
+    /* meta.get("route") or meta.get("path") or "?" */
+    PyObject *target = NULL;
+    if ((t = meta_true(in, N_ROUTE)) < 0) {
+        return -1;
+    }
+    target = t ? META(in, N_ROUTE) : NULL;
+    if (target == NULL && (t = meta_true(in, N_PATH)) != 0) {
+        if (t < 0) {
+            return -1;
+        }
+        target = META(in, N_PATH);
+    }
+    if (target == NULL) {
+        q->target = (rp_str){"?", 1};
+    }
+    else if (text_of(k, target, 0, &q->target) < 0) {
+        return -1;
+    }
+    /* f"{status}" unless None, and f"({trigger})" */
+    PyObject *status = META(in, N_STATUS);
+    if (status == NULL || status == Py_None) {
+        q->status = (rp_str){"-", 1};
+    }
+    else if (text_of(k, status, 1, &q->status) < 0) {
+        return -1;
+    }
+    if (text_of(k, trigger, 1, &q->trigger) < 0) {
+        return -1;
+    }
+    if ((t = meta_true(in, N_EXCEPTION)) < 0
+            || (t && text_of(k, META(in, N_EXCEPTION), 0, &in->exception) < 0)) {
+        return -1;
+    }
+    q->exception = t ? &in->exception : NULL;
+    if ((t = meta_true(in, N_ENDED)) < 0
+            || (t && text_of(k, META(in, N_ENDED), 0, &in->ended) < 0)) {
+        return -1;
+    }
+    q->ended = t ? &in->ended : NULL;
+    if (t && (q->response_cut = meta_true(in, N_RESPONSE_CUT)) < 0) {
+        return -1;
+    }
+    if ((t = meta_true(in, N_TRACE_ID)) < 0
+            || (t && text_of(k, META(in, N_TRACE_ID), 0, &in->trace_id) < 0)
+            || (t && text_of(k, META(in, N_SPAN_ID) != NULL
+                                ? META(in, N_SPAN_ID) : Py_None,
+                             0, &q->span_id) < 0)) {
+        return -1;
+    }
+    q->trace_id = t ? &in->trace_id : NULL;
+    return 0;
+}
+
+/* A str of names[span] (escaped, well-formed UTF-8). New reference. */
+static PyObject *
+span_str(const rp_buf *names, const rp_log_span *span)
+{
+    return PyUnicode_DecodeUTF8(span->len > 0 ? names->data + span->off : "",
+                                (Py_ssize_t)span->len, NULL);
+}
+
+/* [[name, value], ...] of n spans and values. New reference. */
+static PyObject *
+pairs(const rp_buf *names, const rp_log_span *spans, const double *values,
+      size_t n)
+{
+    PyObject *list = PyList_New((Py_ssize_t)n);
+    for (size_t i = 0; list != NULL && i < n; i++) {
+        PyObject *name = span_str(names, &spans[i]);
+        PyObject *item = name != NULL
+            ? Py_BuildValue("[Nd]", name, values[i]) : NULL;
+        if (item == NULL) {
+            Py_CLEAR(list);
+            break;
+        }
+        PyList_SET_ITEM(list, (Py_ssize_t)i, item);
+    }
+    return list;
+}
+
+/* The record's `extra` fields, in the order the Python layer wrote them.
+ * New reference. */
+static PyObject *
+log_extra(const module_state *st, const log_inputs *in, PyObject *trigger,
+          const rp_log_fields *f, const rp_buf *names)
+{
+    const int keys[] = {
+        X_TRIGGER, X_METHOD, X_PATH, X_ROUTE, X_STATUS, X_DURATION_MS,
+        X_CPU_MS, X_SAMPLES, X_TRUNCATED, X_TOP, X_EXCEPTION, X_RESPONSE_MS,
+        X_GC_MS, X_UNDERSAMPLED, X_LOOP_BUSY_MS, X_BLOCKERS, X_AWAITING_MS,
+        X_RUNNING_MS, X_LOOP_BLOCK_MS, X_LOOP_BLOCK_AT, X_TRACE_ID,
+        X_SPAN_ID, X_REQUEST_ID,
+    };
+    PyObject *values[] = {
+        Py_NewRef(trigger),
+        Py_XNewRef(META(in, N_METHOD)), Py_XNewRef(META(in, N_PATH)),
+        Py_XNewRef(META(in, N_ROUTE)), Py_XNewRef(META(in, N_STATUS)),
+        PyFloat_FromDouble(f->duration_ms), PyFloat_FromDouble(f->cpu_ms),
+        Py_NewRef(in->samples), PyBool_FromLong(in->head.truncated),
+        pairs(names, f->top_name, f->top_ms, f->n_top),
+        Py_XNewRef(META(in, N_EXCEPTION)),
+        in->head.has_response ? PyFloat_FromDouble(f->response_ms) : NULL,
+        PyFloat_FromDouble(f->gc_ms), Py_NewRef(in->undersampled_obj),
+        PyFloat_FromDouble(f->loop_busy_ms),
+        pairs(names, f->blocker_name, f->blocker_share, f->n_blockers),
+        PyFloat_FromDouble(f->awaiting_ms), PyFloat_FromDouble(f->running_ms),
+        PyFloat_FromDouble(f->loop_block_ms),
+        f->has_block_at ? span_str(names, &f->block_at) : NULL,
+        Py_XNewRef(META(in, N_TRACE_ID)), Py_XNewRef(META(in, N_SPAN_ID)),
+        Py_XNewRef(META(in, N_REQUEST_ID)),
+    };
+    /* The values that may be None (missing) or failed to be made. */
+    const int optional[] = {1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0,
+                            0, 0, 0, 1, 1, 1, 1};
+    size_t n = sizeof(keys) / sizeof(keys[0]);
+    PyObject *extra = PyErr_Occurred() ? NULL : PyDict_New();
+    for (size_t i = 0; i < n; i++) {
+        PyObject *v = values[i];
+        if (v == NULL && !optional[i]) {
+            Py_CLEAR(extra);    /* it could not be made: an exception is set */
+        }
+        if (extra != NULL && PyDict_SetItem(extra, st->names[keys[i]],
+                                            v != NULL ? v : Py_None) < 0) {
+            Py_CLEAR(extra);
+        }
+        Py_XDECREF(v);
+    }
+    return extra;
+}
+
+/* log_record(report, meta, trigger, max_lines, min_percent,
+ * library_prefixes) -> (line, extra, tree): what the reporter logs for a
+ * sampled request (rp_write_log). `tree` is the log-style text tree, or
+ * None when the report has no call tree, max_lines is negative, or the
+ * tree could not be written. */
+static PyObject *
+mod_log_record(PyObject *m, PyObject *args)
+{
+    module_state *st = PyModule_GetState(m);
+    PyObject *report, *meta, *trigger, *prefixes, *result = NULL;
+    PyObject *line_str = NULL, *extra = NULL, *tree_str = NULL;
+    int max_lines, rc, want_tree;
+    double min_percent;
+    Py_ssize_t n_lib;
+    held k = {{NULL}, 0};
+    log_inputs in;
+    rp_log_fields f;
+    rp_buf line, names, tree;
+    rp_str lib[MAX_LIB_PREFIXES];
+    rp_text_opts o;
+    rp_session *s;
+    rp_report r;
+    meta_list no_meta = {NULL, 0, NULL};
+    rp_buf_init(&line, 0);
+    rp_buf_init(&names, 0);
+    rp_buf_init(&tree, MAX_OUTPUT_BYTES);
+    memset(&in, 0, sizeof(in));
+    if (!PyArg_ParseTuple(args, "OO!OidO!:log_record", &report, &PyDict_Type,
+                          &meta, &trigger, &max_lines, &min_percent,
+                          &PyTuple_Type, &prefixes)
+            || (n_lib = lib_prefixes(prefixes, lib)) < 0
+            || read_head(&k, st, report, &in) < 0
+            || read_request(&k, st, meta, trigger, &in) < 0) {
+        goto done;
+    }
+    o = (rp_text_opts){0, 0, min_percent,
+                       max_lines > 0 ? (uint32_t)max_lines : 0u, 1, lib,
+                       (size_t)n_lib};
+    s = in.session;
+    want_tree = s != NULL && max_lines >= 0 && in.head.sampled;
+    if (s != NULL) {
+        fill_report(s, &r, &no_meta, "");
+    }
+    /* Only C data from here on (the session is stopped, the strings are
+     * kept): a large report does not stop the other threads. */
+    if (s == NULL || s->tree.n_nodes < RP_GIL_FREE_WRITE_NODES) {
+        rc = rp_write_log(&line, &names, want_tree ? &tree : NULL, &f,
+                          s != NULL ? &r : NULL, &in.head, &in.req, &o);
+    }
+    else {
+        Py_BEGIN_ALLOW_THREADS
+        rc = rp_write_log(&line, &names, want_tree ? &tree : NULL, &f, &r,
+                          &in.head, &in.req, &o);
+        Py_END_ALLOW_THREADS
+    }
+    if (want_tree && RP_FAULT(RP_FAULT_REPORT)) {
+        tree.failed = 1;    /* the tree's writer failed: logged without it */
+    }
+    if (rc < 0) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    line_str = PyUnicode_DecodeUTF8(line.data ? line.data : "",
+                                    (Py_ssize_t)line.len, "surrogatepass");
+    extra = line_str != NULL ? log_extra(st, &in, trigger, &f, &names) : NULL;
+    tree_str = !want_tree || tree.failed ? Py_NewRef(Py_None)
+        : PyUnicode_DecodeUTF8(tree.data ? tree.data : "",
+                               (Py_ssize_t)tree.len, "replace");
+    if (line_str != NULL && extra != NULL && tree_str != NULL) {
+        result = PyTuple_Pack(3, line_str, extra, tree_str);
+    }
+done:
+    Py_XDECREF(line_str);
+    Py_XDECREF(extra);
+    Py_XDECREF(tree_str);
+    for (int i = 0; i < k.n; i++) {
+        Py_DECREF(k.refs[i]);
+    }
+    rp_buf_free(&line);
+    rp_buf_free(&names);
+    rp_buf_free(&tree);
+    return result;
+}
+
 static PyMethodDef module_methods[] = {
+    {"log_record", mod_log_record, METH_VARARGS,
+     "log_record(report, meta, trigger, max_lines, min_percent, "
+     "library_prefixes) -> (line, extra, tree or None): the summary line, "
+     "extra fields and text tree the reporter logs for a sampled request"},
     {"put_files", mod_put_files, METH_VARARGS,
      "put_files(remove, files): remove paths, then write each (tmp, path, "
      "data) to tmp and rename it to path; all or nothing of files."},
@@ -1614,6 +2042,12 @@ module_exec(PyObject *m)
     if (st->aggregate_type == NULL) {
         return -1;
     }
+    for (int i = 0; i < LOG_NAMES; i++) {
+        st->names[i] = PyUnicode_InternFromString(LOG_NAME_TEXT[i]);
+        if (st->names[i] == NULL) {
+            return -1;
+        }
+    }
     if (PyModule_AddStringConstant(m, "MODE", rp_engine_mode()) < 0
             || PyModule_AddIntConstant(m, "SCHEMA_VERSION",
                                        RP_SCHEMA_VERSION) < 0) {
@@ -1654,6 +2088,9 @@ module_clear(PyObject *m)
     module_state *st = PyModule_GetState(m);
     Py_CLEAR(st->session_type);
     Py_CLEAR(st->aggregate_type);
+    for (int i = 0; i < LOG_NAMES; i++) {
+        Py_CLEAR(st->names[i]);
+    }
     return 0;
 }
 

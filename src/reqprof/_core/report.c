@@ -229,14 +229,20 @@ rp_sym_put_name(rp_buf *b, const rp_sym *sym)
     return b->failed ? -1 : 0;
 }
 
+/* Whether file f is under a site-packages or dist-packages directory: a
+ * "-packages/" preceded by "/site" or "/dist" (found from its '-', a
+ * character paths rarely have). */
 static int
-contains(const rp_str *s, const char *needle)
+in_packages(const rp_str *f)
 {
-    size_t n = strlen(needle);
-    for (size_t i = 0; n <= s->len && i <= s->len - n; i++) {
-        if (memcmp(s->s + i, needle, n) == 0) {
+    const char *p = f->s, *end = f->s + f->len;
+    while (p < end && (p = memchr(p, '-', (size_t)(end - p))) != NULL) {
+        if (end - p >= 10 && memcmp(p, "-packages/", 10) == 0
+                && p - f->s >= 5 && (memcmp(p - 5, "/site", 5) == 0
+                                     || memcmp(p - 5, "/dist", 5) == 0)) {
             return 1;
         }
+        p++;
     }
     return 0;
 }
@@ -248,8 +254,7 @@ rp_sym_is_library(const rp_sym *sym, const rp_str *prefixes, size_t n)
     if (sym->kind != RP_KIND_FRAME) {
         return 0;
     }
-    if (contains(f, "/site-packages/") || contains(f, "/dist-packages/")
-            || (f->len >= 7 && memcmp(f->s, "<frozen", 7) == 0)) {
+    if (in_packages(f) || (f->len >= 7 && memcmp(f->s, "<frozen", 7) == 0)) {
         return 1;
     }
     for (size_t i = 0; i < n; i++) {
@@ -344,6 +349,62 @@ rp_walk_free(rp_walk *w)
     w->pool = NULL;
     w->frames = NULL;
     w->depth = 0;
+}
+
+/* ---- the top frames ------------------------------------------------------ */
+
+int
+rp_top_frames(const rp_tree *t, const rp_symtab *st, size_t n, uint32_t *ids,
+              uint64_t *ns)
+{
+    int count = -1;
+    uint32_t nsyms = st->n;
+    uint64_t *self = calloc(nsyms ? nsyms : 1, sizeof(uint64_t));
+    /* busy[i]: the [event loop busy] node i is under, or RP_NONE (a node
+     * comes after its parent). */
+    uint32_t *busy = malloc((t->n_nodes ? t->n_nodes : 1) * sizeof(uint32_t));
+    if (self == NULL || busy == NULL) {
+        goto done;
+    }
+    for (uint32_t i = 0; i < t->n_nodes; i++) {
+        const rp_node *nd = &t->nodes[i];
+        uint32_t f = nd->frame;
+        rp_kind kind = f < nsyms ? st->syms[f].kind : RP_KIND_FRAME;
+        busy[i] = nd->parent < i ? busy[nd->parent] : RP_NONE;
+        if (busy[i] == RP_NONE && kind == RP_KIND_LOOP_BUSY) {
+            busy[i] = f;
+        }
+        /* The blocker's frames are another request's work: their time is
+         * the wait's. */
+        if (busy[i] != RP_NONE) {
+            f = busy[i];
+            kind = RP_KIND_LOOP_BUSY;
+        }
+        /* Markers of time, not places it went: never a top function. */
+        if (f < nsyms && kind != RP_KIND_UNSAMPLED && kind != RP_KIND_REQUEST
+                && kind != RP_KIND_AFTER_RESPONSE) {
+            self[f] += nd->self_wall_ns;
+        }
+    }
+    count = 0;
+    for (size_t k = 0; k < n; k++) {
+        uint32_t best = RP_NONE;
+        for (uint32_t f = 0; f < nsyms; f++) {
+            if (self[f] > 0 && (best == RP_NONE || self[f] > self[best])) {
+                best = f;
+            }
+        }
+        if (best == RP_NONE) {
+            break;
+        }
+        ids[count] = best;
+        ns[count++] = self[best];
+        self[best] = 0;
+    }
+done:
+    free(self);
+    free(busy);
+    return count;
 }
 
 /* ---- breakdown --------------------------------------------------------- */

@@ -149,6 +149,15 @@ typedef struct rp_breakdown {
 int rp_breakdown_compute(const rp_tree *t, const rp_symtab *st,
                          rp_breakdown *out);
 
+/* The frames with the most self wall time, as Session.top_functions ranks
+ * them: at most `n` symbol ids into ids[] and their self wall time into
+ * ns[], largest first (ties: the lower id). [await] and [gc] count;
+ * [unsampled], the request and [after response] do not; the frames of a
+ * request that held the event loop count for the [event loop busy] above
+ * them. Returns how many, or -1 when out of memory. */
+int rp_top_frames(const rp_tree *t, const rp_symtab *st, size_t n,
+                  uint32_t *ids, uint64_t *ns);
+
 typedef struct rp_report {
     const rp_tree *tree;
     const rp_symtab *syms;

@@ -63,6 +63,8 @@ typedef struct text_ctx {
     const rp_text_opts *o;
     const glyphs *g;
     uint64_t root_wall;
+    unsigned char *lib;     /* per symbol: 0 not known yet, 1 not library
+                               code, 2 library code; NULL: not kept */
 } text_ctx;
 
 /* Seconds with 3 decimals, rounded (integer arithmetic: no locale). */
@@ -149,11 +151,21 @@ node_sym(const text_ctx *c, uint32_t node)
     return rp_symtab_get(c->r->syms, c->r->tree->nodes[node].frame);
 }
 
+/* Whether the node's frame is library code: asked once per symbol (the
+ * log style asks again for every node of a run it folds). */
 static int
 is_library(const text_ctx *c, uint32_t node)
 {
-    return rp_sym_is_library(node_sym(c, node), c->o->lib_prefixes,
-                             c->o->n_lib_prefixes);
+    uint32_t frame = c->r->tree->nodes[node].frame;
+    int known = c->lib != NULL && frame < c->r->syms->n ? c->lib[frame] : 0;
+    if (known == 0) {
+        known = 1 + rp_sym_is_library(node_sym(c, node), c->o->lib_prefixes,
+                                      c->o->n_lib_prefixes);
+        if (c->lib != NULL && frame < c->r->syms->n) {
+            c->lib[frame] = (unsigned char)known;
+        }
+    }
+    return known == 2;
 }
 
 /* The node's display name, made plain (one line, no terminal control). */
@@ -391,22 +403,20 @@ only_visible_child(const text_ctx *c, uint32_t node)
 }
 
 /* Whether `node` (not the root) folds into a run: a library frame with
- * little self time and one visible child, which goes to *next. */
+ * little self time and one visible child, which goes to *next. The
+ * numbers are looked at first: the file name last. */
 static int
 foldable(const text_ctx *c, uint32_t node, uint32_t *next)
 {
     const rp_node *nd = &c->r->tree->nodes[node];
     double min = c->o->min_percent;
-    if (node == 0 || !is_library(c, node)) {
-        return 0;
-    }
     /* Little self time: under min_percent (nothing when it is not > 0). */
-    if (!(min > 0.0)
+    if (node == 0 || !(min > 0.0)
             || (double)nd->self_wall_ns * 100.0 >= min * (double)c->root_wall) {
         return 0;
     }
     *next = only_visible_child(c, node);
-    return *next != RP_NONE;
+    return *next != RP_NONE && is_library(c, node);
 }
 
 static void
@@ -553,10 +563,14 @@ rp_write_text(rp_buf *out, const rp_report *r, const rp_text_opts *o)
     c.o = o != NULL ? o : &defaults;
     c.g = c.o->ascii ? &ASCII_GLYPHS : &UNICODE_GLYPHS;
     c.root_wall = t->n_nodes > 0 ? t->nodes[0].wall_ns : 0;
+    /* Without memory for it, the cache is only not kept. */
+    c.lib = r->syms != NULL && (c.o->log || c.o->color)
+        ? calloc(r->syms->n ? r->syms->n : 1, 1) : NULL;
     rp_buf_init(&c.name, 0);
     if (c.o->log) {
         int rc = write_log(&c);
         rp_buf_free(&c.name);
+        free(c.lib);
         return rc;
     }
     if (rp_walk_init(&walk, t) < 0) {
@@ -607,5 +621,6 @@ done:
         rp_walk_free(&walk);
     }
     rp_buf_free(&c.name);
+    free(c.lib);
     return out->failed ? -1 : 0;
 }

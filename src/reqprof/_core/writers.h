@@ -49,6 +49,72 @@ typedef struct rp_text_opts {
  * splits. Past max_lines, one "…" line. Never coloured. */
 int rp_write_text(rp_buf *out, const rp_report *r, const rp_text_opts *o);
 
+/* ---- the log record of a sampled request (write_log.c) ------------------ */
+
+/* What the record says about the request, from its metadata, each text
+ * as the caller read it (UTF-8; a Python str's lone surrogates in their
+ * 3-byte form). "Escaped" texts go through rp_buf_put_printable. */
+typedef struct rp_log_request {
+    rp_str method;              /* escaped */
+    rp_str target;              /* the route, else the path: escaped */
+    rp_str status;              /* "-" when unknown: as is */
+    rp_str trigger;             /* as is */
+    const rp_str *exception;    /* NULL: none; escaped */
+    const rp_str *ended;        /* NULL: not ended early; escaped */
+    int response_cut;
+    const rp_str *trace_id;     /* NULL: none; escaped, as span_id */
+    rp_str span_id;
+} rp_log_request;
+
+/* The report's totals, as the caller read them from the report. */
+typedef struct rp_log_head {
+    rp_str samples;             /* the count, as text */
+    int sampled;                /* more than 0: a call tree to show */
+    int one_sample;             /* exactly 1 ("1 sample") */
+    double duration_s, cpu_s, gc_s;
+    int has_response;
+    double response_s;
+    const rp_str *undersampled; /* NULL: not; as is */
+    int truncated;
+} rp_log_head;
+
+#define RP_LOG_TOP 3
+
+/* A piece of the `names` buffer. */
+typedef struct rp_log_span {
+    size_t off, len;
+} rp_log_span;
+
+/* The numbers of the record's `extra` fields, each as Python's round(x,
+ * 3) of what the line shows, and its names, escaped, in `names`. */
+typedef struct rp_log_fields {
+    double duration_ms, cpu_ms, gc_ms, response_ms;
+    size_t n_top;
+    rp_log_span top_name[RP_LOG_TOP];
+    double top_ms[RP_LOG_TOP];
+    double loop_busy_ms, awaiting_ms, running_ms, loop_block_ms;
+    size_t n_blockers;
+    rp_log_span blocker_name[RP_BREAKDOWN_BLOCKERS];
+    double blocker_share[RP_BREAKDOWN_BLOCKERS];
+    int has_block_at;
+    rp_log_span block_at;       /* "short_file:line" where it held the loop */
+} rp_log_fields;
+
+/* The record the reporter logs for a sampled request: its summary line
+ * into `line`, the numbers and names of its fields into `f` and `names`,
+ * and, when `tree` is not NULL and the report has samples, the log-style
+ * tree (rp_write_text with `tree_opts`, its log flag set) into `tree`.
+ * `r` is the report's tree, symbols and event-loop block; NULL for a
+ * report that has none (only the head and the request are written). The
+ * top functions (rp_top_frames) and the breakdown are computed once, for
+ * the line and the fields; when memory runs out for them, the line and
+ * the fields go without them. Returns 0, or -1 when `line` or `names`
+ * failed; a failed tree is left failed in `tree` (the record goes without
+ * it). */
+int rp_write_log(rp_buf *line, rp_buf *names, rp_buf *tree, rp_log_fields *f,
+                 const rp_report *r, const rp_log_head *h,
+                 const rp_log_request *q, const rp_text_opts *tree_opts);
+
 /* Folded stacks: one line per node with self wall time,
  * "root;child;leaf <self wall in microseconds>", root first. Names have
  * ';' and line breaks replaced, as the format cannot escape them. */
