@@ -59,15 +59,15 @@ def timed(owner: Any, name: str, label: str) -> None:
 
 
 def instrument() -> None:
-    from reqprof import _logging, _profiling, _reporter, _request, profiler
+    from reqprof import _logging, _profiling, _reporter, _request, asgi, profiler
 
     timed(_profiling.Profiling, "begin", "request: Profiling.begin (whole)")
     timed(_request.RequestProfile, "end", "request: RequestProfile.end (whole)")
-    timed(profiler.Profiler, "__init__", "request: Profiler() (constructor)")
-    timed(profiler.Profiler, "start", "request: Profiler.start")
-    timed(profiler.Profiler, "stop", "request: Profiler.stop (engine stop, Report built)")
+    timed(profiler, "start_session", "request: start_session (engine session started)")
+    timed(profiler, "stop_session", "request: stop_session (engine stop, symbols, Report built)")
+    timed(asgi._Exchange, "meta", "request: describe() (the report's request metadata)")
     timed(_profiling.Profiling, "_finished", "request: hand-over to the reporter (_finished)")
-    timed(_reporter.Reporter, "watch", "request: reporter.watch (deadline)")
+    timed(_reporter.Reporter, "track", "request: reporter.track (deadline)")
     timed(_reporter.Reporter, "handle", "reporter: Reporter.handle (whole)")
     timed(_logging, "log_record", "reporter: summary line, fields and text tree (log_record)")
     for handler in logging.getLogger("reqprof").handlers:

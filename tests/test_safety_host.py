@@ -330,6 +330,69 @@ def test_manual_streams_give_their_slots_back_at_the_time_limit(serve):
     wait_for(lambda: middleware.profiling.slots.free == 4, "slots not given back")
 
 
+class TrackedRun:
+    """What the reporter's sweep needs of a running profile."""
+
+    def __init__(self, timeout: float) -> None:
+        self.deadline = time.monotonic() + timeout
+        self.ended_at: float | None = None
+
+    def _deadline(self) -> None:
+        self.ended_at = time.monotonic()
+
+
+def test_profiles_tracked_without_waking_the_reporter_still_end_at_their_deadline():
+    from reqprof._reporter import Reporter
+
+    reporter = Reporter()
+    first = TrackedRun(0.4)
+    reporter.track(first, 0.4)          # the thread sleeps at most 0.4 s from now on
+    time.sleep(0.05)
+    later = [TrackedRun(0.4) for _ in range(3)]
+    for run in later:                   # tracked while it sleeps, without waking it
+        reporter.track(run, 0.4)
+        time.sleep(0.1)
+    untracked = TrackedRun(0.4)
+    reporter.track(untracked, 0.4)
+    reporter.untrack(untracked)         # ended before its deadline: never called
+    wait_for(lambda: all(r.ended_at is not None for r in [first, *later]), "deadlines missed")
+    for run in [first, *later]:
+        assert run.ended_at >= run.deadline
+    time.sleep(0.6)
+    assert untracked.ended_at is None
+    assert reporter.watching == 0
+
+
+def test_a_shorter_timeout_wakes_the_reporter_for_its_deadline():
+    from reqprof._reporter import Reporter
+
+    reporter = Reporter()
+    reporter.track(TrackedRun(300.0), 300.0)    # the thread sleeps up to 300 s
+    time.sleep(0.05)
+    short = TrackedRun(0.2)
+    reporter.track(short, 0.2)
+    wait_for(lambda: short.ended_at is not None, "the shorter deadline was missed", 30.0)
+    assert short.ended_at >= short.deadline
+
+
+def test_the_reporter_keeps_no_profile_it_ended():
+    """A profile ended at its deadline holds its report until the request
+    is over; the sleeping reporter must not keep it (nor the report)."""
+    import gc
+    import weakref
+
+    from reqprof._reporter import Reporter
+
+    reporter = Reporter()
+    run = TrackedRun(0.1)
+    gone = weakref.ref(run)
+    reporter.track(run, 0.1)
+    wait_for(lambda: run.ended_at is not None, "the deadline was missed", 30.0)
+    del run
+    gc.collect()
+    wait_for(lambda: gone() is None, "the reporter thread still holds the ended profile")
+
+
 # -- 4. the output directory ------------------------------------------------------------------
 
 def report_files(directory: Path) -> list[Path]:

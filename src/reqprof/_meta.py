@@ -20,6 +20,8 @@ def clean(value: Any, limit: int) -> Optional[str]:
     characters (cut ones end with ``…``)."""
     if value is None:
         return None
+    if type(value) is str and len(value) <= limit and value.isascii():
+        return value    # (what the rest would return, without the copies)
     if not isinstance(value, str):
         value = str(value)
     value = value[:limit + 1]
@@ -37,12 +39,29 @@ def redact_query(query: Union[bytes, str]) -> str:
     reqprof's own parameters (``profile``, ``profile_format``), so reports
     and logs never hold the app's query values (tokens, emails, ...)."""
     text = bytes(query).decode("latin-1") if not isinstance(query, str) else query
+    if "%" in text or "+" in text or ";" in text:
+        pairs = parse_qsl(text, keep_blank_values=True)
+    else:   # parse_qsl's result, with nothing to decode (and no ";" for old 3.9s to split on)
+        pairs = [field.partition("=")[::2] for field in text.split("&") if field]
     parts = []
-    for key, value in parse_qsl(text, keep_blank_values=True):
-        parts.append(f"{key}={value}" if key in OWN_PARAMS else f"{key}=*")
-        if sum(len(p) + 1 for p in parts) > 500:
+    size = 0
+    for key, value in pairs:
+        part = f"{key}={value}" if key in OWN_PARAMS else f"{key}=*"
+        parts.append(part)
+        size += len(part) + 1
+        if size > 500:
             break
     return clean("&".join(parts)[:500], 500) or ""
+
+
+def request_label(method: Any, path: Any) -> Optional[str]:
+    """What a profiled request is called while it runs (``GET /export``):
+    its method and path as the report's metadata gives them; None when they
+    cannot be read."""
+    try:
+        return f"{clean(method, 40) or ''} {clean(path, MAX_PATH) or ''}".strip() or "request"
+    except Exception:
+        return None
 
 
 def describe_exception(exc: BaseException) -> str:

@@ -108,7 +108,12 @@ class Profiling:
         # outside (the first request that came in on a non-loopback address).
         self.watch_bind = settings.manual and settings.token is None
         self._local_hosts: set = set()
+        #: The engine (the reqprof.profiler module), and the Profiler class
+        #: that profiles a request: the engine's own, whose session the
+        #: request holds directly, unless a test puts another in its place.
+        self._engine: Any = None
         self._profiler_class: Any = None
+        #: The Profiler's options ("profiler") and its session's ("session").
         self._options: dict = {}
         #: Per-route aggregates and the store, when a store is set.
         self.production: Any = None
@@ -137,11 +142,14 @@ class Profiling:
         if settings.pyroscope_url is not None:
             from ._push import Pusher
             self.pusher = Pusher(settings, self.failures)
-        self._profiler_class, report_class = engine
-        self._options = dict(interval=settings.interval, max_depth=settings.max_depth,
-                             async_mode=settings.async_mode,
-                             loop_block=settings.loop_block_ms / 1000.0,
-                             overhead_budget=settings.overhead_budget)
+        self._engine, report_class = engine
+        self._profiler_class = self._engine.Profiler
+        options = dict(interval=settings.interval, max_depth=settings.max_depth,
+                       async_mode=settings.async_mode,
+                       loop_block=settings.loop_block_ms / 1000.0,
+                       overhead_budget=settings.overhead_budget)
+        self._options = {"profiler": options,
+                         "session": self._engine.session_options(**options)}
         self.formats = {name: spec for name, spec in FORMATS.items()
                         if hasattr(report_class, spec.method)}
         self.off = False
@@ -236,16 +244,19 @@ class Profiling:
         digest = hashlib.sha256(token.strip()).digest()
         return hmac.compare_digest(digest, self._token_digest or b"")
 
-    def begin(self, root: FrameType, manual: bool, describe: Callable[[], dict]) -> Any:
+    def begin(self, root: FrameType, manual: bool, describe: Callable[[], dict],
+              label: Optional[str] = None) -> Any:
         """A started RequestProfile (rooted at ``root``, its report described
-        by ``describe()``), BUSY when no slot is free, or None when the
-        profiler could not start (logged)."""
+        by ``describe()`` when it ends, named ``label`` while it runs:
+        :func:`~reqprof._meta.request_label`, else from ``describe()``), BUSY
+        when no slot is free, or None when the profiler could not start
+        (logged)."""
         ids = _trace.active_span()
         if ids is not None:
             describe = _trace.describing(describe, ids)
         run = RequestProfile.begin(
-            self._profiler_class, self._options, root, self.slots, manual, self.failures,
-            describe,
+            self._engine, self._profiler_class, self._options, root, self.slots, manual,
+            self.failures, describe, label,
             self.settings.manual_timeout if manual else _request.AUTO_MAX_DURATION,
             self._finished)
         if run is BUSY and not manual and self.production is not None:
@@ -397,14 +408,14 @@ def _is_local(host: Any, port: Any) -> bool:
 
 
 def _load_engine() -> Optional[tuple[Any, Any]]:
-    """(Profiler, Report) from the C engine, or None (logged at ERROR) when
-    it cannot be imported."""
+    """(the reqprof.profiler module, Report) from the C engine, or None
+    (logged at ERROR) when it cannot be imported."""
     try:
         from . import profiler as engine
         from .report import Report
         for func in _PLUMBING:
             engine.hide(func)
-        return engine.Profiler, Report
+        return engine, Report
     except Exception as exc:
         logger.error(
             "reqprof: the C extension reqprof._core could not be loaded (%s: %s); profiling "

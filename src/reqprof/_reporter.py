@@ -7,6 +7,13 @@ Reports are handed over through a bounded deque and handled in batches
 a heap; a cancelled one is dropped lazily. The thread starts with the first
 report or deadline, and again in a forked child (whose copy of the parent's
 state is thrown away).
+
+Running profiles (:meth:`Reporter.track`) cost a request no lock and no
+wake-up: they are kept in a set, and the thread, whenever it waits, wakes
+by the earliest of their deadlines and at least once every shortest
+timeout any profile was tracked with. A profile tracked while it sleeps
+therefore has a deadline later than its wake-up: then it sees the profile,
+and sleeps until its deadline at the latest.
 """
 from __future__ import annotations
 
@@ -37,6 +44,9 @@ REPORT_QUEUE = 64
 REPORT_BATCH_DELAY = 0.01
 #: Cancelled deadlines kept in the heap before it is rebuilt without them.
 _CANCELLED_SLACK = 64
+#: The thread wakes at least this often while profiles may run, however
+#: short their timeout (the shortest a setting allows is 0.1 s).
+_MIN_PERIOD = 0.05
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -73,10 +83,16 @@ class Reporter:
         self._pending = 0       # handed over, not yet handled
         self._watches: list[tuple[float, int, Watch]] = []
         self._n_cancelled = 0
+        # Running profiles (each with .deadline and ._deadline()); changed
+        # by request threads without the lock (one set operation, atomic),
+        # read by the thread from a copy.
+        self._active: set = set()
+        self._period: Optional[float] = None    # the shortest timeout tracked
         self._idle = False      # the thread waits on _work: new work must wake it
         self._wake_at: Optional[float] = None   # when it will wake by itself
         self._thread: Optional[threading.Thread] = None
         self._pid = 0
+        self._running_pid = 0   # the pid whose thread runs _run (0: none)
 
     @property
     def pending(self) -> int:
@@ -85,8 +101,9 @@ class Reporter:
 
     @property
     def watching(self) -> int:
-        """Deadlines waiting (cancelled ones included until dropped)."""
-        return len(self._watches)
+        """Deadlines waiting: watches (cancelled ones included until
+        dropped) and running profiles."""
+        return len(self._watches) + len(self._active)
 
     def submit(self, report: Any, output: Optional[OutputDir], failures: RateLimited,
                store: Any = None, log: bool = True) -> None:
@@ -119,6 +136,24 @@ class Reporter:
             self._wake(deadline)
         return entry
 
+    def track(self, run: Any, timeout: float) -> None:
+        """Ends ``run`` (its ``_deadline()``, in the reporter thread) once
+        ``run.deadline`` (monotonic seconds, ``timeout`` seconds from now)
+        has come, unless it is :meth:`untrack`-ed first."""
+        if self._running_pid != os.getpid():
+            self._ensure_thread()
+        self._active.add(run)
+        period = timeout if timeout > _MIN_PERIOD else _MIN_PERIOD
+        if self._period is None or period < self._period:
+            with self._lock:
+                if self._period is None or period < self._period:
+                    self._period = period
+                self._wake(run.deadline)
+
+    def untrack(self, run: Any) -> None:
+        """``run`` has ended: its deadline no longer matters."""
+        self._active.discard(run)
+
     def _wake(self, deadline: float) -> None:
         """(Lock held.) Wakes the thread if it sleeps past ``deadline``."""
         if self._idle and (self._wake_at is None or deadline < self._wake_at):
@@ -136,7 +171,7 @@ class Reporter:
 
     def _ensure_thread(self) -> None:
         pid = os.getpid()
-        if self._thread is not None and self._pid == pid and self._thread.is_alive():
+        if self._running_pid == pid:
             return
         with self._lock:
             if self._pid != pid:
@@ -144,6 +179,7 @@ class Reporter:
                     self._jobs.clear()
                     self._pending = 0
                     self._watches.clear()
+                    self._active.clear()
                     self._idle = False
                 self._pid = pid
                 self._thread = None
@@ -151,41 +187,64 @@ class Reporter:
                 self._thread = threading.Thread(target=self._run, name="reqprof-reporter",
                                                 daemon=True)
                 self._thread.start()
+                self._running_pid = pid
 
-    def _due(self) -> list[Watch]:
-        """(Lock held.) The deadlines that have come, removed from the heap."""
+    def _due(self) -> list[Any]:
+        """(Lock held.) The deadlines that have come: the watches', removed
+        from the heap, and the running profiles past theirs. Sets
+        ``_wake_at``, when to look again (None: when woken)."""
         now = time.monotonic()
-        due = []
+        due: list[Any] = []
         while self._watches and self._watches[0][0] <= now:
             entry = heapq.heappop(self._watches)[2]
             if entry.cancelled:
                 self._n_cancelled = max(0, self._n_cancelled - 1)
             else:
                 due.append(entry)
+        wake_at = self._watches[0][0] if self._watches else None
+        if self._period is not None:
+            # Ahead of any deadline of a profile tracked from now on.
+            soon = now + self._period
+            wake_at = soon if wake_at is None else min(wake_at, soon)
+            for run in list(self._active):
+                if run.deadline <= now:
+                    due.append(run)
+                elif run.deadline < wake_at:
+                    wake_at = run.deadline
+        self._wake_at = wake_at
         return due
 
     def _run(self) -> None:
-        while True:
-            with self._lock:
-                due = self._due()
-                while not self._jobs and not due:
-                    self._wake_at = self._watches[0][0] if self._watches else None
-                    self._idle = True
-                    self._work.wait(None if self._wake_at is None
-                                    else max(0.0, self._wake_at - time.monotonic()))
-                    self._idle = False
+        try:
+            while True:
+                with self._lock:
                     due = self._due()
-            for entry in due:
-                self._expire(entry)
-            if self._jobs:
-                time.sleep(REPORT_BATCH_DELAY)
-                self._handle_jobs()
+                    while not self._jobs and not due:
+                        self._idle = True
+                        self._work.wait(None if self._wake_at is None
+                                        else max(0.0, self._wake_at - time.monotonic()))
+                        self._idle = False
+                        due = self._due()
+                for entry in due:
+                    self._expire(entry)
+                # Hold no profile (nor its report) while waiting.
+                entry = due = None
+                if self._jobs:
+                    time.sleep(REPORT_BATCH_DELAY)
+                    self._handle_jobs()
+        finally:
+            self._running_pid = 0
 
-    def _expire(self, entry: Watch) -> None:
-        callback = entry.callback
-        entry.callback = None
-        if callback is None or entry.cancelled:
-            return
+    def _expire(self, entry: Any) -> None:
+        """Runs a watch's callback, or ends a running profile."""
+        if isinstance(entry, Watch):
+            callback = entry.callback
+            entry.callback = None
+            if callback is None or entry.cancelled:
+                return
+        else:
+            self._active.discard(entry)
+            callback = entry._deadline
         try:
             callback()
         except Exception as exc:

@@ -3,10 +3,15 @@ session, and the one place where it ends.
 
 A profile ends when the request's code returns or when its deadline comes
 (``PROFILING_MANUAL_TIMEOUT`` for ``?profile=1``, :data:`AUTO_MAX_DURATION`
-for sampled requests), whichever is first: the deadline is watched by the
-reporter thread, so a request that streams for hours gives its slot back
-and has its report logged on time. Ending happens once, under a lock, in
-whichever thread gets there first.
+for sampled requests), whichever is first: the reporter thread keeps the
+running profiles (:meth:`~reqprof._reporter.Reporter.track`) and ends those
+past their deadline, so a request that streams for hours gives its slot
+back and has its report logged on time. Ending happens once, under a lock,
+in whichever thread gets there first.
+
+With the engine's own Profiler class (not a test's stand-in), a profile is
+the engine's session itself, started and stopped through
+:mod:`reqprof.profiler`'s functions without a Profiler around it.
 """
 from __future__ import annotations
 
@@ -17,7 +22,8 @@ from types import FrameType
 from typing import Any, Callable, Optional
 
 from ._logging import RateLimited
-from ._reporter import Watch, reporter
+from ._meta import request_label
+from ._reporter import reporter
 
 #: Seconds after which an automatically sampled request's profile ends (its
 #: response goes on untouched); the engine's own session cap.
@@ -68,16 +74,28 @@ def reserved_slots(total: int, manual: bool) -> int:
     return max(1, total // 4) if manual else 0
 
 
-def _label(profiler: Any, describe: Callable[[], dict]) -> None:
-    """Names a started profile after its request (``GET /export``): what
-    other requests' reports call it when it holds the event loop."""
-    set_label = getattr(profiler, "set_label", None)
-    if set_label is None:
-        return
+def _label_of(label: Optional[str], describe: Callable[[], dict]) -> Optional[str]:
+    """What a started profile is called (``GET /export``): the name other
+    requests' reports give it when it holds the event loop. ``label`` when
+    given, else from ``describe()``; None when that fails (unnamed, it shows
+    as [no request] elsewhere: never fail a request)."""
+    if label is not None:
+        return label
     try:
         meta = describe()
-        set_label(f"{meta.get('method') or ''} {meta.get('path') or ''}".strip() or "request")
-    except Exception:   # unnamed, it shows as [no request] elsewhere: never fail a request
+        return request_label(meta.get("method"), meta.get("path"))
+    except Exception:
+        return None
+
+
+def _label(profiler: Any, label: Optional[str]) -> None:
+    """Names a started Profiler (when its class can be named)."""
+    set_label = getattr(profiler, "set_label", None)
+    if set_label is None or label is None:
+        return
+    try:
+        set_label(label)
+    except Exception:   # unnamed: never fail a request
         pass
 
 
@@ -87,12 +105,20 @@ class RequestProfile:
     ``finished(report, manual)`` is told of every report (the request core
     aggregates it, and takes an automatic one over: it returns True then);
     ``on_deadline`` runs in the reporter thread after the profile ended at
-    its deadline."""
+    its deadline (:attr:`deadline`, monotonic seconds).
 
-    def __init__(self, profiler: Any, slots: Slots, manual: bool, failures: RateLimited,
-                 describe: Callable[[], dict],
-                 finished: Callable[[Any, bool], bool]) -> None:
+    ``profiler`` has ``mark_response_end()``: the engine's session itself
+    (``engine``, the :mod:`reqprof.profiler` module, stops it), or the
+    Profiler class's instance (``engine`` None: its ``stop()`` does)."""
+
+    __slots__ = ("profiler", "engine", "slots", "manual", "failures", "describe", "finished",
+                 "report", "ended_by", "on_deadline", "deadline", "_lock", "_ended")
+
+    def __init__(self, profiler: Any, engine: Any, slots: Slots, manual: bool,
+                 failures: RateLimited, describe: Callable[[], dict],
+                 finished: Callable[[Any, bool], bool], deadline: float) -> None:
         self.profiler = profiler
+        self.engine = engine
         self.slots = slots
         self.manual = manual
         self.failures = failures
@@ -101,31 +127,41 @@ class RequestProfile:
         self.report: Any = None
         self.ended_by: Optional[str] = None     # the deadline's name, when it came first
         self.on_deadline: Optional[Callable[[], None]] = None
+        self.deadline = deadline
         self._lock = threading.Lock()
         self._ended = False
-        self._watch: Optional[Watch] = None
 
     @classmethod
-    def begin(cls, profiler_class: Any, options: dict, root: FrameType, slots: Slots,
-              manual: bool, failures: RateLimited, describe: Callable[[], dict],
-              timeout: float, finished: Callable[[Any, bool], bool]) -> Any:
+    def begin(cls, engine: Any, profiler_class: Any, options: dict, root: FrameType,
+              slots: Slots, manual: bool, failures: RateLimited, describe: Callable[[], dict],
+              label: Optional[str], timeout: float,
+              finished: Callable[[Any, bool], bool]) -> Any:
         """A started RequestProfile, :data:`BUSY` when no slot is free, or
-        None when the profiler could not start (logged; no slot held)."""
+        None when the profiler could not start (logged; no slot held).
+        ``engine``: the :mod:`reqprof.profiler` module; ``options``: the
+        Profiler's (``options["session"]``: the same for its session)."""
         if not slots.take(manual):
             return BUSY
         try:
-            profiler = profiler_class(**options)
-            _label(profiler, describe)      # named before any tick sees it
-            profiler.start(root_frame=root)
+            if profiler_class is engine.Profiler:
+                profiler = engine.start_session(options["session"], root,
+                                                _label_of(label, describe))
+            else:
+                profiler = profiler_class(**options["profiler"])
+                # Named before any tick sees it.
+                _label(profiler, _label_of(label, describe))
+                profiler.start(root_frame=root)
+                engine = None
         except Exception as exc:
             slots.give(manual)
             failures.log("start", logging.ERROR,
                          "reqprof: profiling could not start (%s: %s); the request is served "
                          "unprofiled", type(exc).__name__, exc)
             return None
-        run = cls(profiler, slots, manual, failures, describe, finished)
+        run = cls(profiler, engine, slots, manual, failures, describe, finished,
+                  time.monotonic() + timeout)
         try:
-            run._watch = reporter.watch(timeout, run._deadline)
+            reporter.track(run, timeout)
         except Exception as exc:    # no thread to watch it: it ends with the request
             failures.log("watch", logging.ERROR,
                          "reqprof: could not watch a profile's deadline (%s: %s)",
@@ -150,6 +186,7 @@ class RequestProfile:
         return self.report
 
     def _deadline(self) -> None:
+        """(The reporter thread.) The deadline has come."""
         if self._end("time limit" if self.manual else "max duration"):
             callback = self.on_deadline
             if callback is not None:
@@ -161,9 +198,7 @@ class RequestProfile:
                 return False
             self._ended = True
             self.ended_by = reason
-            watch, self._watch = self._watch, None
-            if watch is not None and reason is None:
-                watch.cancel()
+            reporter.untrack(self)
             try:
                 self.report = self._stop()
             finally:
@@ -174,7 +209,9 @@ class RequestProfile:
 
     def _stop(self) -> Any:
         try:
-            report = self.profiler.stop()
+            engine = self.engine
+            report = engine.stop_session(self.profiler) if engine is not None \
+                else self.profiler.stop()
         except Exception as exc:
             self.failures.log("stop", logging.ERROR, "reqprof: profiling could not stop (%s: %s)",
                               type(exc).__name__, exc)

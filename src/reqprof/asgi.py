@@ -40,7 +40,7 @@ import time
 from typing import Any, Awaitable, Callable, MutableMapping, Optional
 
 from . import _aio, _logging
-from ._meta import request_meta
+from ._meta import request_label, request_meta
 from ._profiling import AUTO, PROXY_HEADERS, Middleware, hide
 from ._render import REPLACED_HEADERS, report_headers
 from ._request import BUSY
@@ -145,7 +145,8 @@ class ProfilingMiddleware(Middleware):
     async def _auto(self, scope: Scope, receive: Receive, send: Send) -> None:
         exchange = _Exchange(scope, send)
         run = self.profiling.begin(sys._getframe(), False,
-                                   functools.partial(exchange.meta, "auto"))
+                                   functools.partial(exchange.meta, "auto"),
+                                   request_label(exchange.method, exchange.path))
         if run is None or run is BUSY:
             await self.app(scope, receive, send)
             return
@@ -168,7 +169,8 @@ class ProfilingMiddleware(Middleware):
     async def _manual(self, scope: Scope, receive: Receive, send: Send, fmt: str) -> None:
         exchange = _Exchange(scope, send, capture_for=self.settings.manual_timeout)
         run = self.profiling.begin(sys._getframe(), True,
-                                   functools.partial(exchange.meta, "manual"))
+                                   functools.partial(exchange.meta, "manual"),
+                                   request_label(exchange.method, exchange.path))
         if run is BUSY:
             await self.app(scope, receive, _SkippedSend(send))
             return

@@ -28,7 +28,7 @@ import time
 from typing import Any, Callable, Optional
 
 from . import _aio, _logging, _misuse
-from ._meta import describe_exception, request_meta
+from ._meta import describe_exception, request_label, request_meta
 from ._profiling import AUTO, PROXY_HEADERS, Profiling, configure, hide
 from ._render import REPLACED_HEADERS, report_headers
 from ._request import BUSY
@@ -129,7 +129,8 @@ class ProfilingMiddleware:
 
     def _auto(self, request: Any) -> Any:
         box = _Box(request)
-        run = self.profiling.begin(sys._getframe(), False, functools.partial(box.meta, "auto"))
+        run = self.profiling.begin(sys._getframe(), False, functools.partial(box.meta, "auto"),
+                                   box.label())
         if run is None or run is BUSY:
             return self.get_response(request)
         try:
@@ -143,7 +144,8 @@ class ProfilingMiddleware:
 
     def _manual(self, request: Any, fmt: str) -> Any:
         box = _Box(request, capture_for=self.settings.manual_timeout)
-        run = self.profiling.begin(sys._getframe(), True, functools.partial(box.meta, "manual"))
+        run = self.profiling.begin(sys._getframe(), True, functools.partial(box.meta, "manual"),
+                                   box.label())
         if run is BUSY:
             return _skipped(self.get_response(request))
         if run is None:
@@ -175,7 +177,8 @@ class ProfilingMiddleware:
 
     async def _auto_async(self, request: Any) -> Any:
         box = _Box(request)
-        run = self.profiling.begin(sys._getframe(), False, functools.partial(box.meta, "auto"))
+        run = self.profiling.begin(sys._getframe(), False, functools.partial(box.meta, "auto"),
+                                   box.label())
         if run is None or run is BUSY:
             return await self.get_response(request)
         try:
@@ -189,7 +192,8 @@ class ProfilingMiddleware:
 
     async def _manual_async(self, request: Any, fmt: str) -> Any:
         box = _Box(request, capture_for=self.settings.manual_timeout)
-        run = self.profiling.begin(sys._getframe(), True, functools.partial(box.meta, "manual"))
+        run = self.profiling.begin(sys._getframe(), True, functools.partial(box.meta, "manual"),
+                                   box.label())
         if run is BUSY:
             return _skipped(await self.get_response(request))
         if run is None:
@@ -229,6 +233,11 @@ class _Box:
         self.cut: Optional[str] = None
         self.exception: Optional[BaseException] = None
         self.kept = 0
+
+    def label(self) -> Optional[str]:
+        """What the profile is called while it runs (``GET /export``)."""
+        request = self.request
+        return request_label(getattr(request, "method", None), getattr(request, "path", None))
 
     def meta(self, trigger: str) -> dict:
         request, response = self.request, self.response

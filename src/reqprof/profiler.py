@@ -82,12 +82,7 @@ _modules_seen = [0]     # len(sys.modules) at the last look
 def _hide_own_modules() -> None:
     """reqprof's own frames never appear in a report: every function of
     every reqprof module imported so far is hidden (the middleware's send
-    wrappers, the profiler's start and stop, their comprehensions). Looks
-    again only when modules were imported since (every profile starts
-    here: a walk of sys.modules each time would cost each request)."""
-    if len(sys.modules) == _modules_seen[0]:
-        return
-    _modules_seen[0] = len(sys.modules)
+    wrappers, the profiler's start and stop, their comprehensions)."""
     for name, module in list(sys.modules.items()):
         if module is None or name in _hidden_modules:
             continue
@@ -155,18 +150,81 @@ def _log_mode_once() -> None:
             )
 
 
-_prefix_cache: tuple[tuple[str, ...], list[str]] = ((), [])
+_prefix_cache: tuple[list[Any], list[str]] = ([], [])
 
 
 def _path_prefixes() -> list[str]:
     """sys.path entries as absolute directory prefixes, longest first, so
-    that reports can show `pkg/module.py` instead of the full path."""
+    that reports can show `pkg/module.py` instead of the full path. Built
+    again only when sys.path changed (a copy of it is compared, in C)."""
     global _prefix_cache
-    key = tuple(p for p in sys.path if isinstance(p, str))
-    if key != _prefix_cache[0]:
-        prefixes = {os.path.join(os.path.abspath(p), "") for p in key}
-        _prefix_cache = (key, sorted(prefixes, key=len, reverse=True))
+    path = sys.path[:]
+    if path != _prefix_cache[0]:
+        prefixes = {os.path.join(os.path.abspath(p), "") for p in path if isinstance(p, str)}
+        _prefix_cache = (path, sorted(prefixes, key=len, reverse=True))
     return _prefix_cache[1]
+
+
+def _prepare_start() -> None:
+    """What every session start needs first: the dispatch frames of the
+    modules imported so far registered, reqprof's own functions hidden, the
+    engine's mode said once. Looks again only when modules were imported
+    since (every profile starts here: a walk of sys.modules each time would
+    cost each request)."""
+    if len(sys.modules) != _modules_seen[0]:
+        _modules_seen[0] = len(sys.modules)
+        _register_dispatch_frames()
+        _hide_own_modules()
+    if not _mode_logged:
+        _log_mode_once()
+
+
+def session_options(
+    interval: float = 0.001,
+    max_depth: int = 50,
+    async_mode: str = "enabled",
+    *,
+    max_nodes: int = DEFAULT_MAX_NODES,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_duration: float = DEFAULT_MAX_DURATION,
+    loop_block: float = DEFAULT_LOOP_BLOCK,
+    overhead_budget: float | None = None,
+) -> dict[str, Any]:
+    """:class:`Profiler`'s options as ``_core.Session`` takes them (not
+    validated: the Session does that)."""
+    return dict(
+        interval=float(interval),
+        max_depth=int(max_depth),
+        async_mode=async_mode,
+        max_nodes=int(max_nodes),
+        max_bytes=int(max_bytes),
+        max_duration=float(max_duration),
+        loop_block=float(loop_block),
+        overhead_budget=float(overhead_budget or 0.0),
+    )
+
+
+def start_session(options: dict[str, Any], root_frame: FrameType, label: str | None = None,
+                  fold: CodeType | None = None) -> Any:
+    """A started ``_core.Session`` (``options`` from :func:`session_options`)
+    rooted at ``root_frame``, named ``label``: what :meth:`Profiler.start`
+    does, for callers that hold the session themselves (the middleware)."""
+    _prepare_start()
+    coro = _current_coro() if options["async_mode"] != "disabled" else None
+    session = _core.Session(**options)
+    if label is not None:
+        session.set_label(label)
+    if fold is None:
+        session.start(root_frame, coro)
+    else:
+        session.start(root_frame, coro, fold_code=fold)
+    return session
+
+
+def stop_session(session: Any) -> Report:
+    """Stops a session from :func:`start_session`; its report."""
+    session.stop(_path_prefixes())
+    return Report(session)
 
 
 def _current_coro() -> Any:
@@ -220,16 +278,9 @@ class Profiler:
     ) -> None:
         if async_mode not in ASYNC_MODES:
             raise ValueError(f"async_mode must be one of {', '.join(ASYNC_MODES)}, not {async_mode!r}")
-        self._options = dict(
-            interval=float(interval),
-            max_depth=int(max_depth),
-            async_mode=async_mode,
-            max_nodes=int(max_nodes),
-            max_bytes=int(max_bytes),
-            max_duration=float(max_duration),
-            loop_block=float(loop_block),
-            overhead_budget=float(overhead_budget or 0.0),
-        )
+        self._options = session_options(
+            interval, max_depth, async_mode, max_nodes=max_nodes, max_bytes=max_bytes,
+            max_duration=max_duration, loop_block=loop_block, overhead_budget=overhead_budget)
         # Validates the options now rather than at start().
         _core.Session(**self._options)
         self._session: Any = None
@@ -249,16 +300,9 @@ class Profiler:
             raise RuntimeError("this Profiler is already running")
         if root_frame is None:
             root_frame = sys._getframe(1)
-        _register_dispatch_frames()
-        _hide_own_modules()
-        _log_mode_once()
-        coro = _current_coro() if self._options["async_mode"] != "disabled" else None
         fold = getattr(root_function, "__code__", None)
-        session = _core.Session(**self._options)
-        if self._label is not None:
-            session.set_label(self._label)
-        session.start(root_frame, coro, fold_code=fold if isinstance(fold, CodeType) else None)
-        self._session = session
+        self._session = start_session(self._options, root_frame, self._label,
+                                      fold if isinstance(fold, CodeType) else None)
         return self
 
     def set_label(self, label: str) -> None:
@@ -286,8 +330,7 @@ class Profiler:
         if session is None:
             raise RuntimeError("this Profiler is not running")
         self._session = None
-        session.stop(_path_prefixes())
-        self.report = Report(session)
+        self.report = stop_session(session)
         return self.report
 
     def __enter__(self) -> Profiler:
@@ -346,6 +389,7 @@ class Profiler:
 for _f in (Profiler.start, Profiler.stop, Profiler.mark_response_end, Profiler.__enter__,
            Profiler.__exit__,
            Profiler.__aenter__, Profiler.__aexit__, _current_coro,
-           _register_dispatch_frames, _path_prefixes, _log_mode_once):
+           _register_dispatch_frames, _path_prefixes, _log_mode_once, _prepare_start,
+           start_session, stop_session):
     hide(_f)
 del _f

@@ -32,7 +32,7 @@ import time
 from typing import Any, Callable, Iterable, Optional
 
 from . import _logging
-from ._meta import request_meta
+from ._meta import request_label, request_meta
 from ._profiling import AUTO, PROXY_HEADERS, Middleware, hide
 from ._render import REPLACED_HEADERS, report_headers
 from ._request import BUSY
@@ -102,7 +102,8 @@ class ProfilingMiddleware(Middleware):
     def _auto(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
         exchange = _Exchange(environ)
         run = self.profiling.begin(sys._getframe(), False,
-                                   functools.partial(exchange.meta, "auto"))
+                                   functools.partial(exchange.meta, "auto"),
+                                   request_label(environ.get("REQUEST_METHOD"), _path(environ)))
         if run is None or run is BUSY:
             return self.app(environ, start_response)
         try:
@@ -123,7 +124,8 @@ class ProfilingMiddleware(Middleware):
                 fmt: str) -> Iterable[bytes]:
         profiling = self.profiling
         exchange = _Exchange(environ, capture_for=self.settings.manual_timeout)
-        run = profiling.begin(sys._getframe(), True, functools.partial(exchange.meta, "manual"))
+        run = profiling.begin(sys._getframe(), True, functools.partial(exchange.meta, "manual"),
+                              request_label(environ.get("REQUEST_METHOD"), _path(environ)))
         if run is BUSY:
             return self.app(environ, _skipped(start_response))
         if run is None:

@@ -853,6 +853,46 @@ test_symtab_copies_and_names(void)
     rp_symtab_free(&st);
 }
 
+/* A reserved table: its symbols' strings in one block, its capacity what
+ * adding them one by one gives; more symbols are added as usual. */
+static void
+test_symtab_reserve_holds_the_strings_in_one_block(void)
+{
+    rp_symtab st, grown;
+    rp_symtab_init(&st);
+    rp_symtab_init(&grown);
+    /* 20 symbols of 5 + 7 + 4 + 3 bytes. */
+    CHECK(rp_symtab_reserve(&st, 20, 20 * 19) == 0);
+    CHECK(rp_symtab_reserve(&st, 20, 20 * 19) == -1);    /* not empty */
+    for (uint32_t i = 0; i < 20; i++) {
+        CHECK_EQ_U64(rp_symtab_add(&st, RP_KIND_FRAME, "fname", 5, "/a/m.py",
+                                   7, "m.py", 4, i), i);
+        CHECK_EQ_U64(rp_symtab_add(&grown, RP_KIND_FRAME, "fname", 5,
+                                   "/a/m.py", 7, "m.py", 4, i), i);
+    }
+    CHECK_EQ_U64(st.cap, grown.cap);
+    CHECK_EQ_U64(st.block_used, st.block_size);
+    for (uint32_t i = 0; i < 20; i++) {
+        const rp_sym *y = rp_symtab_get(&st, i);
+        CHECK(y->function.s >= st.block && y->function.s < st.block + st.block_size);
+        CHECK_MEM(y->function.s, y->function.len, "fname", 5);
+        CHECK_MEM(y->file.s, y->file.len, "/a/m.py", 7);
+        CHECK_MEM(y->short_file.s, y->short_file.len, "m.py", 4);
+        CHECK(y->short_file.s[4] == '\0' && y->line == i);
+    }
+    /* Past the block: a symbol of its own (freed on its own). */
+    CHECK_EQ_U64(rp_symtab_add(&st, RP_KIND_REQUEST, "GET /x", 6, NULL, 0,
+                               NULL, 0, 0), 20);
+    const rp_sym *extra = rp_symtab_get(&st, 20);
+    CHECK(extra->function.s < st.block || extra->function.s >= st.block + st.block_size);
+    CHECK_MEM(extra->function.s, extra->function.len, "GET /x", 6);
+    rp_symtab_free(&st);
+    CHECK(st.n == 0 && st.syms == NULL && st.block == NULL);
+    CHECK(rp_symtab_reserve(&st, 0, 0) == 0 && st.syms == NULL);
+    rp_symtab_free(&st);
+    rp_symtab_free(&grown);
+}
+
 /* The walk: enter/leave pairs in sorted order; skipping children. */
 static void
 test_walk_order_and_skip(void)
@@ -1018,6 +1058,7 @@ main(void)
     RUN(test_10000_deep_tree_in_every_writer);
     RUN(test_kind_and_reason_names);
     RUN(test_symtab_copies_and_names);
+    RUN(test_symtab_reserve_holds_the_strings_in_one_block);
     RUN(test_walk_order_and_skip);
     RUN(test_breakdown_sorts_time_and_blockers);
     return check_summary();

@@ -244,23 +244,56 @@ rp_codetable_resolve_lines(const rp_codetable *ct, rp_tree *tree)
     return 0;
 }
 
-/* UTF-8 bytes of str `s` (lone surrogates kept as their 3-byte form, which
- * the writers replace): a new bytes object, or NULL with an exception. */
-static PyObject *
-utf8_bytes(PyObject *s)
+/* The UTF-8 text of str `s` (lone surrogates kept as their 3-byte form,
+ * which the writers replace; "?" for a missing or non-str name) in
+ * *text / *len: an ASCII str's own characters, else those of a new bytes
+ * object left in *owned for the caller to release. Returns 0, or -1 with
+ * an exception set. */
+static int
+utf8_view(PyObject *s, const char **text, Py_ssize_t *len, PyObject **owned)
 {
+    *owned = NULL;
     if (s == NULL || !PyUnicode_Check(s)) {
-        return PyBytes_FromStringAndSize("?", 1);
+        *text = "?";
+        *len = 1;
+        return 0;
     }
-    return PyUnicode_AsEncodedString(s, "utf-8", "surrogatepass");
+    if (rp_ascii_text(s, text, len)) {
+        return 0;
+    }
+    *owned = PyUnicode_AsEncodedString(s, "utf-8", "surrogatepass");
+    if (*owned == NULL) {
+        return -1;
+    }
+    *text = PyBytes_AS_STRING(*owned);
+    *len = PyBytes_GET_SIZE(*owned);
+    return 0;
 }
 
-/* Length of the longest prefix in `prefixes` that starts `file`. */
-static size_t
-short_prefix_len(PyObject *prefixes, const char *file, size_t len)
+/* The directory prefixes of short file names, as UTF-8 (borrowed from
+ * the sequence's str objects). */
+typedef struct prefix_list {
+    rp_str *items;
+    size_t n;
+} prefix_list;
+
+/* Reads `prefixes` (a sequence from PySequence_Fast, or NULL); items that
+ * are not str (or cannot be read) are left out. 0, or -1 when out of
+ * memory (with an exception set). */
+static int
+prefix_list_init(prefix_list *pl, PyObject *prefixes)
 {
-    size_t best = 0;
     Py_ssize_t n = prefixes ? PySequence_Fast_GET_SIZE(prefixes) : 0;
+    pl->items = NULL;
+    pl->n = 0;
+    if (n == 0) {
+        return 0;
+    }
+    pl->items = malloc((size_t)n * sizeof(rp_str));
+    if (pl->items == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *p = PySequence_Fast_GET_ITEM(prefixes, i);
         Py_ssize_t plen;
@@ -270,24 +303,61 @@ short_prefix_len(PyObject *prefixes, const char *file, size_t len)
             PyErr_Clear();
             continue;
         }
-        if ((size_t)plen > best && (size_t)plen < len
-                && memcmp(ps, file, (size_t)plen) == 0) {
-            best = (size_t)plen;
+        pl->items[pl->n].s = (char *)ps;
+        pl->items[pl->n].len = (size_t)plen;
+        pl->n++;
+    }
+    return 0;
+}
+
+/* Length of the longest prefix in `pl` that starts `file`. */
+static size_t
+short_prefix_len(const prefix_list *pl, const char *file, size_t len)
+{
+    size_t best = 0;
+    for (size_t i = 0; i < pl->n; i++) {
+        const rp_str *p = &pl->items[i];
+        if (p->len > best && p->len < len
+                && memcmp(p->s, file, p->len) == 0) {
+            best = p->len;
         }
     }
     return best;
 }
 
-static int
-add_symbol(rp_symtab *st, const rp_ct_entry *e, PyObject *prefixes)
-{
-    int rc = -1;
-    PyObject *fn = NULL, *file = NULL, *label = NULL;
-    const char *f = "", *path = "";
-    Py_ssize_t flen = 0, plen = 0;
-    size_t skip = 0;
-    uint32_t line = 0;
+/* What an entry's symbol holds, read from its objects: the text is
+ * borrowed from them or from `owned` (released by view_clear). */
+typedef struct sym_view {
+    rp_kind kind;
+    const char *f, *path;
+    Py_ssize_t flen, plen;
+    size_t skip;
+    uint32_t line;
+    PyObject *owned[3];
+} sym_view;
 
+static void
+view_clear(sym_view *v)
+{
+    for (int i = 0; i < 3; i++) {
+        Py_CLEAR(v->owned[i]);
+    }
+}
+
+/* The bytes of the view's three strings in a symbol table. */
+static size_t
+view_bytes(const sym_view *v)
+{
+    return (size_t)v->flen + 2 * (size_t)v->plen - v->skip + 3;
+}
+
+/* Fills `v` (zeroed) for entry `e`. 0, or -1 with an exception set. */
+static int
+view_symbol(sym_view *v, const rp_ct_entry *e, const prefix_list *prefixes)
+{
+    v->kind = e->kind;
+    v->f = "";
+    v->path = "";
     switch (e->kind) {
     case RP_KIND_AWAIT:
         if (e->obj != NULL) {
@@ -295,82 +365,57 @@ add_symbol(rp_symtab *st, const rp_ct_entry *e, PyObject *prefixes)
              * frame that waits there. */
             PyCodeObject *code = (PyCodeObject *)e->obj;
             int at = PyCode_Addr2Line(code, (int)(e->ident - 1));
-            file = utf8_bytes(code->co_filename);
-            if (file == NULL) {
-                goto done;
+            if (utf8_view(code->co_filename, &v->path, &v->plen,
+                          &v->owned[1]) < 0) {
+                return -1;
             }
-            f = "[await]";
-            flen = 7;
-            path = PyBytes_AS_STRING(file);
-            plen = PyBytes_GET_SIZE(file);
-            skip = short_prefix_len(prefixes, path, (size_t)plen);
-            line = at < 0 ? 0 : (uint32_t)at;
-            break;
+            v->skip = short_prefix_len(prefixes, v->path, (size_t)v->plen);
+            v->line = at < 0 ? 0 : (uint32_t)at;
         }
-        f = "[await]";
-        flen = 7;
+        v->f = "[await]";
+        v->flen = 7;
         break;
     case RP_KIND_FRAME: {
         PyCodeObject *code = (PyCodeObject *)e->obj;
-        fn = utf8_bytes(RP_CODE_QUALNAME(code));
-        file = utf8_bytes(code->co_filename);
-        if (fn == NULL || file == NULL) {
-            goto done;
+        if (utf8_view(RP_CODE_QUALNAME(code), &v->f, &v->flen,
+                      &v->owned[0]) < 0
+                || utf8_view(code->co_filename, &v->path, &v->plen,
+                             &v->owned[1]) < 0) {
+            return -1;
         }
-        path = PyBytes_AS_STRING(file);
-        plen = PyBytes_GET_SIZE(file);
-        skip = short_prefix_len(prefixes, path, (size_t)plen);
-        line = code->co_firstlineno < 0 ? 0 : (uint32_t)code->co_firstlineno;
+        v->skip = short_prefix_len(prefixes, v->path, (size_t)v->plen);
+        v->line = code->co_firstlineno < 0 ? 0
+                                           : (uint32_t)code->co_firstlineno;
         break;
     }
     case RP_KIND_THREAD:
-        label = e->obj
+        v->owned[2] = e->obj
             ? PyUnicode_FromFormat("[thread %U]", e->obj)
             : PyUnicode_FromFormat("[thread %lu]", e->ident);
-        if (label == NULL) {
-            goto done;
-        }
-        fn = utf8_bytes(label);
-        if (fn == NULL) {
-            goto done;
+        if (v->owned[2] == NULL
+                || utf8_view(v->owned[2], &v->f, &v->flen, &v->owned[0]) < 0) {
+            return -1;
         }
         break;
     case RP_KIND_BLOCKER:
         if (e->obj != NULL) {
-            fn = utf8_bytes(e->obj);    /* the request: "GET /export" */
-            if (fn == NULL) {
-                goto done;
-            }
-            break;
+            /* the request: "GET /export" */
+            return utf8_view(e->obj, &v->f, &v->flen, &v->owned[0]);
         }
-        f = "[no request]";
-        flen = 12;
+        v->f = "[no request]";
+        v->flen = 12;
         break;
     default:
-        f = e->kind == RP_KIND_OUT_OF_CONTEXT ? "[out-of-context]"
+        v->f = e->kind == RP_KIND_OUT_OF_CONTEXT ? "[out-of-context]"
             : e->kind == RP_KIND_GC ? "[gc]"
             : e->kind == RP_KIND_UNSAMPLED ? "[unsampled]"
             : e->kind == RP_KIND_AFTER_RESPONSE ? "[after response]"
             : e->kind == RP_KIND_LOOP_BUSY ? "[event loop busy]"
             : "[truncated]";
-        flen = (Py_ssize_t)strlen(f);
+        v->flen = (Py_ssize_t)strlen(v->f);
         break;
     }
-    if (fn != NULL) {
-        f = PyBytes_AS_STRING(fn);
-        flen = PyBytes_GET_SIZE(fn);
-    }
-    if (rp_symtab_add(st, e->kind, f, (size_t)flen, path, (size_t)plen,
-                      path + skip, (size_t)plen - skip, line) == RP_NONE) {
-        PyErr_NoMemory();
-        goto done;
-    }
-    rc = 0;
-done:
-    Py_XDECREF(fn);
-    Py_XDECREF(file);
-    Py_XDECREF(label);
-    return rc;
+    return 0;
 }
 
 int
@@ -379,19 +424,53 @@ rp_codetable_build_symtab(const rp_codetable *ct, rp_symtab *st,
 {
     int rc = -1;
     PyObject *prefixes = NULL;
+    prefix_list pl = {NULL, 0};
+    sym_view *views = NULL;
+    uint32_t n_views = 0;
     if (path_prefixes != NULL && path_prefixes != Py_None) {
         prefixes = PySequence_Fast(path_prefixes, "path prefixes");
         if (prefixes == NULL) {
             goto done;
         }
     }
+    if (prefix_list_init(&pl, prefixes) < 0) {
+        goto done;
+    }
+    /* Read every entry first, so that the table takes two allocations
+     * (its symbols, their strings) rather than one per symbol. */
+    views = calloc(ct->n ? ct->n : 1, sizeof(sym_view));
+    if (views == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    size_t bytes = 0;
+    for (; n_views < ct->n; n_views++) {
+        if (view_symbol(&views[n_views], &ct->entries[n_views], &pl) < 0) {
+            n_views++;      /* (its references, if any, are released below) */
+            goto done;
+        }
+        bytes += view_bytes(&views[n_views]);
+    }
+    if (rp_symtab_reserve(st, ct->n, bytes) < 0) {
+        PyErr_NoMemory();
+        goto done;
+    }
     for (uint32_t i = 0; i < ct->n; i++) {
-        if (add_symbol(st, &ct->entries[i], prefixes) < 0) {
+        const sym_view *v = &views[i];
+        if (rp_symtab_add(st, v->kind, v->f, (size_t)v->flen, v->path,
+                          (size_t)v->plen, v->path + v->skip,
+                          (size_t)v->plen - v->skip, v->line) == RP_NONE) {
+            PyErr_NoMemory();
             goto done;
         }
     }
     rc = 0;
 done:
+    for (uint32_t i = 0; i < n_views; i++) {
+        view_clear(&views[i]);
+    }
+    free(views);
+    free(pl.items);
     Py_XDECREF(prefixes);
     return rc;
 }

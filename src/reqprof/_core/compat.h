@@ -63,6 +63,26 @@ PyModule_AddObjectRef(PyObject *m, const char *name, PyObject *value)
 #  define RP_T_OBJECT T_OBJECT
 #endif
 
+/* An ASCII str's characters, read in place: 1 with *text and *len set, 0
+ * for any other str. Before 3.12 a str may not be "ready" (the deprecated
+ * PyUnicode_FromUnicode(NULL, n) made such ones): those are never read in
+ * place. */
+static inline int
+rp_ascii_text(PyObject *s, const char **text, Py_ssize_t *len)
+{
+#if PY_VERSION_HEX < 0x030C0000
+    if (!PyUnicode_IS_READY(s)) {
+        return 0;
+    }
+#endif
+    if (!PyUnicode_IS_ASCII(s)) {
+        return 0;
+    }
+    *text = (const char *)PyUnicode_DATA(s);
+    *len = PyUnicode_GET_LENGTH(s);
+    return 1;
+}
+
 /* Saving the pending exception around work that may set one: PyErr_Fetch
  * is deprecated from 3.12, which has PyErr_GetRaisedException. */
 #if PY_VERSION_HEX >= 0x030C0000

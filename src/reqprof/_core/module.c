@@ -56,11 +56,27 @@ static const char *const LOG_NAME_TEXT[LOG_NAMES] = {
     "reqprof_loop_block_at", "reqprof_trace_id", "reqprof_span_id",
     "reqprof_request_id",
 };
+/* The keys of Session.summary(), in the order it gives them. */
+#define SUMMARY_KEYS(X) \
+    X(STATE, "state") X(SAMPLES, "samples") X(WALL, "wall_s") \
+    X(CPU, "cpu_s") X(DURATION, "duration_s") X(STARTED, "started_at") \
+    X(TRUNCATED, "truncated_reasons") X(NODES, "nodes") \
+    X(MEMORY, "memory_bytes") X(RUNNING, "running_samples") \
+    X(AWAIT, "await_samples") X(OUT_OF_CONTEXT, "out_of_context_samples") \
+    X(GC, "gc_s") X(RESPONSE, "response_s") X(UNDERSAMPLED, "undersampled") \
+    X(INTERVAL, "interval_s") X(EFFECTIVE, "effective_interval_s") \
+    X(BUDGET, "overhead_budget_percent") X(SAMPLER_CPU, "sampler_cpu_s") \
+    X(SAMPLER_PERCENT, "sampler_cpu_percent")
+#define SUMMARY_ENUM(id, name) SUM_##id,
+enum { SUMMARY_KEYS(SUMMARY_ENUM) N_SUMMARY_KEYS };
+#define SUMMARY_NAME(id, name) name,
+static const char *const summary_names[] = { SUMMARY_KEYS(SUMMARY_NAME) };
 
 typedef struct module_state {
     PyTypeObject *session_type;
     PyTypeObject *aggregate_type;
     PyObject *names[LOG_NAMES];     /* interned LOG_NAME_TEXT */
+    PyObject *summary_keys[N_SUMMARY_KEYS];     /* interned */
 } module_state;
 
 static const char *const mode_names[] = {"enabled", "disabled", "strict"};
@@ -1074,21 +1090,28 @@ done:
     return result;
 }
 
+/* summary(): the report's figures, as a dict (its keys interned once in
+ * the module state: a report is summarised on the request's thread). */
 static PyObject *
 session_summary(rp_session *s, PyObject *Py_UNUSED(ignored))
 {
-    unsigned trunc = s->truncated | s->tree.truncated;
-    PyObject *reasons = PyList_New(0);
-    if (reasons == NULL) {
+    module_state *st = PyType_GetModuleState(Py_TYPE(s));
+    PyObject *v[N_SUMMARY_KEYS] = {NULL};
+    PyObject *result = NULL;
+    if (st == NULL) {
         return NULL;
+    }
+    unsigned trunc = s->truncated | s->tree.truncated;
+    PyObject *reasons = v[SUM_TRUNCATED] = PyList_New(0);
+    if (reasons == NULL) {
+        goto done;
     }
     for (unsigned i = 0; i < RP_TRUNC_REASONS; i++) {
         if (trunc & (1u << i)) {
             PyObject *r = PyUnicode_FromString(rp_trunc_name(i));
             if (r == NULL || PyList_Append(reasons, r) < 0) {
                 Py_XDECREF(r);
-                Py_DECREF(reasons);
-                return NULL;
+                goto done;
             }
             Py_DECREF(r);
         }
@@ -1104,37 +1127,52 @@ session_summary(rp_session *s, PyObject *Py_UNUSED(ignored))
     double percent = 0.0;
     int has_cpu = engine_cpu(s, &cpu_ns);
     int has_percent = has_cpu && rp_cpu_percent(cpu_ns, duration, &percent);
-    return Py_BuildValue(
-        "{s:s, s:K, s:d, s:d, s:d, s:d, s:N, s:I, s:n, s:K, s:K, s:K, s:d, "
-        "s:N, s:z, s:d, s:d, s:N, s:N, s:N}",
-        "state", s->state == RP_SESSION_NEW ? "new"
-                 : s->state == RP_SESSION_RUNNING ? "running" : "stopped",
-        "samples", (unsigned long long)(root ? root->samples : 0),
-        "wall_s", root ? (double)root->wall_ns / 1e9 : 0.0,
-        "cpu_s", root ? (double)root->cpu_ns / 1e9 : 0.0,
-        "duration_s", duration,
-        "started_at", s->started_at,
-        "truncated_reasons", reasons,
-        "nodes", s->tree.n_nodes,
-        "memory_bytes", (Py_ssize_t)(s->tree.bytes
-                                     + rp_codetable_bytes(&s->codes)
-                                     + symtab_bytes(&s->syms)),
-        "running_samples", (unsigned long long)s->n_running,
-        "await_samples", (unsigned long long)s->n_await,
-        "out_of_context_samples", (unsigned long long)s->n_out_of_context,
-        "gc_s", s->loaded ? s->loaded_gc_s : (double)s->gc_ns / 1e9,
-        "response_s", response > 0 ? PyFloat_FromDouble(response)
-                                   : Py_NewRef(Py_None),
-        "undersampled", under,
-        "interval_s", s->loaded ? s->loaded_interval_s
-                                : (double)s->interval_ns / 1e9,
-        "effective_interval_s", effective_interval(s),
-        "overhead_budget_percent", s->budget_percent > 0.0
-            ? PyFloat_FromDouble(s->budget_percent) : Py_NewRef(Py_None),
-        "sampler_cpu_s", has_cpu ? PyFloat_FromDouble((double)cpu_ns / 1e9)
-                                 : Py_NewRef(Py_None),
-        "sampler_cpu_percent", has_percent ? PyFloat_FromDouble(percent)
-                                           : Py_NewRef(Py_None));
+    v[SUM_STATE] = PyUnicode_FromString(
+        s->state == RP_SESSION_NEW ? "new"
+        : s->state == RP_SESSION_RUNNING ? "running" : "stopped");
+    v[SUM_SAMPLES] = PyLong_FromUnsignedLongLong(root ? root->samples : 0);
+    v[SUM_WALL] = PyFloat_FromDouble(root ? (double)root->wall_ns / 1e9 : 0.0);
+    v[SUM_CPU] = PyFloat_FromDouble(root ? (double)root->cpu_ns / 1e9 : 0.0);
+    v[SUM_DURATION] = PyFloat_FromDouble(duration);
+    v[SUM_STARTED] = PyFloat_FromDouble(s->started_at);
+    v[SUM_NODES] = PyLong_FromUnsignedLong(s->tree.n_nodes);
+    v[SUM_MEMORY] = PyLong_FromSsize_t((Py_ssize_t)(s->tree.bytes
+                                       + rp_codetable_bytes(&s->codes)
+                                       + symtab_bytes(&s->syms)));
+    v[SUM_RUNNING] = PyLong_FromUnsignedLongLong(s->n_running);
+    v[SUM_AWAIT] = PyLong_FromUnsignedLongLong(s->n_await);
+    v[SUM_OUT_OF_CONTEXT] = PyLong_FromUnsignedLongLong(s->n_out_of_context);
+    v[SUM_GC] = PyFloat_FromDouble(s->loaded ? s->loaded_gc_s
+                                             : (double)s->gc_ns / 1e9);
+    v[SUM_RESPONSE] = response > 0 ? PyFloat_FromDouble(response)
+                                   : Py_NewRef(Py_None);
+    v[SUM_UNDERSAMPLED] = under != NULL ? PyUnicode_FromString(under)
+                                        : Py_NewRef(Py_None);
+    v[SUM_INTERVAL] = PyFloat_FromDouble(s->loaded ? s->loaded_interval_s
+                                         : (double)s->interval_ns / 1e9);
+    v[SUM_EFFECTIVE] = PyFloat_FromDouble(effective_interval(s));
+    v[SUM_BUDGET] = s->budget_percent > 0.0
+        ? PyFloat_FromDouble(s->budget_percent) : Py_NewRef(Py_None);
+    v[SUM_SAMPLER_CPU] = has_cpu ? PyFloat_FromDouble((double)cpu_ns / 1e9)
+                                 : Py_NewRef(Py_None);
+    v[SUM_SAMPLER_PERCENT] = has_percent ? PyFloat_FromDouble(percent)
+                                         : Py_NewRef(Py_None);
+    PyObject *d = PyDict_New();
+    if (d == NULL) {
+        goto done;
+    }
+    for (int i = 0; i < N_SUMMARY_KEYS; i++) {
+        if (v[i] == NULL || PyDict_SetItem(d, st->summary_keys[i], v[i]) < 0) {
+            Py_DECREF(d);
+            goto done;
+        }
+    }
+    result = d;
+done:
+    for (int i = 0; i < N_SUMMARY_KEYS; i++) {
+        Py_XDECREF(v[i]);
+    }
+    return result;
 }
 
 static PyMethodDef session_methods[] = {
@@ -2048,6 +2086,12 @@ module_exec(PyObject *m)
             return -1;
         }
     }
+    for (int i = 0; i < N_SUMMARY_KEYS; i++) {
+        st->summary_keys[i] = PyUnicode_InternFromString(summary_names[i]);
+        if (st->summary_keys[i] == NULL) {
+            return -1;
+        }
+    }
     if (PyModule_AddStringConstant(m, "MODE", rp_engine_mode()) < 0
             || PyModule_AddIntConstant(m, "SCHEMA_VERSION",
                                        RP_SCHEMA_VERSION) < 0) {
@@ -2079,6 +2123,9 @@ module_traverse(PyObject *m, visitproc visit, void *arg)
     module_state *st = PyModule_GetState(m);
     Py_VISIT(st->session_type);
     Py_VISIT(st->aggregate_type);
+    for (int i = 0; i < N_SUMMARY_KEYS; i++) {
+        Py_VISIT(st->summary_keys[i]);
+    }
     return 0;
 }
 
@@ -2090,6 +2137,9 @@ module_clear(PyObject *m)
     Py_CLEAR(st->aggregate_type);
     for (int i = 0; i < LOG_NAMES; i++) {
         Py_CLEAR(st->names[i]);
+    }
+    for (int i = 0; i < N_SUMMARY_KEYS; i++) {
+        Py_CLEAR(st->summary_keys[i]);
     }
     return 0;
 }

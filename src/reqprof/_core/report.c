@@ -3,7 +3,10 @@
  *
  * The symbol table owns copies of its strings, each NUL-terminated after
  * `len` bytes (which may include NULs). Ids are indices and never move; the
- * table only grows, and its id space stops short of RP_NONE.
+ * table only grows, and its id space stops short of RP_NONE. A symbol's
+ * three strings are one allocation, or a part of the table's block when it
+ * was reserved for them (rp_symtab_reserve): a code table's symbols are
+ * made at once, on the request's thread.
  *
  * The walk keeps, for every open node (the path from the root to the node
  * entered last), its children sorted in one shared pool. Child sets along a
@@ -120,42 +123,81 @@ rp_symtab_init(rp_symtab *st)
 {
     st->syms = NULL;
     st->n = st->cap = 0;
+    st->block = NULL;
+    st->block_size = st->block_used = 0;
+}
+
+/* Whether `s` lies in the table's block. */
+static int
+in_block(const rp_symtab *st, const char *s)
+{
+    return st->block != NULL && s >= st->block
+        && s < st->block + st->block_size;
 }
 
 void
 rp_symtab_free(rp_symtab *st)
 {
     for (uint32_t i = 0; i < st->n; i++) {
-        free(st->syms[i].function.s);
-        free(st->syms[i].file.s);
-        free(st->syms[i].short_file.s);
+        if (!in_block(st, st->syms[i].function.s)) {
+            free(st->syms[i].function.s);   /* the symbol's three strings */
+        }
     }
     free(st->syms);
+    free(st->block);
     rp_symtab_init(st);
 }
 
-/* A NUL-terminated copy of n bytes; NULL copies as "". */
-static int
-copy_str(rp_str *dst, const char *s, size_t n)
+/* The capacity after `cap` when the table is full: 0 when it cannot grow
+ * (ids stay below RP_NONE, which means "none" everywhere). */
+static uint32_t
+grown_cap(uint32_t cap)
 {
-    char *c = NULL;
-    dst->s = NULL;
-    dst->len = 0;
-    if (s == NULL) {
-        n = 0;
-    }
-    if (n < SIZE_MAX) {
-        c = malloc(n + 1);
-    }
-    if (c != NULL) {
-        if (n > 0) {
-            memcpy(c, s, n);
+    uint32_t next = cap == 0 ? INITIAL_SYMS
+        : cap >= RP_NONE / 2 ? RP_NONE - 1 : cap * 2;
+    return next > cap ? next : 0;
+}
+
+int
+rp_symtab_reserve(rp_symtab *st, uint32_t n, size_t bytes)
+{
+    uint32_t cap = 0;
+    while (cap < n) {
+        cap = grown_cap(cap);
+        if (cap == 0) {
+            return -1;
         }
-        c[n] = '\0';
-        dst->s = c;
-        dst->len = n;
     }
-    return c != NULL ? 0 : -1;
+    if (st->n != 0 || st->syms != NULL || st->block != NULL) {
+        return -1;
+    }
+    if (cap > 0) {
+        st->syms = malloc((size_t)cap * sizeof(rp_sym));
+        st->block = bytes > 0 ? malloc(bytes) : NULL;
+        if (st->syms == NULL || (bytes > 0 && st->block == NULL)) {
+            free(st->syms);
+            free(st->block);
+            rp_symtab_init(st);
+            return -1;
+        }
+        st->cap = cap;
+        st->block_size = bytes;
+    }
+    return 0;
+}
+
+/* Copies n bytes of s (NULL: none) to `at`, NUL-terminated, as `dst`;
+ * returns the byte after the NUL. */
+static char *
+put_str(rp_str *dst, char *at, const char *s, size_t n)
+{
+    if (n > 0) {
+        memcpy(at, s, n);
+    }
+    at[n] = '\0';
+    dst->s = at;
+    dst->len = n;
+    return at + n + 1;
 }
 
 uint32_t
@@ -165,37 +207,46 @@ rp_symtab_add(rp_symtab *st, rp_kind kind,
               const char *short_file, size_t short_file_len,
               uint32_t line)
 {
-    uint32_t id = RP_NONE;
     rp_sym sym;
     memset(&sym, 0, sizeof(sym));
+    function_len = function != NULL ? function_len : 0;
+    file_len = file != NULL ? file_len : 0;
+    short_file_len = short_file != NULL ? short_file_len : 0;
+    if (function_len > SIZE_MAX / 4 || file_len > SIZE_MAX / 4
+            || short_file_len > SIZE_MAX / 4) {
+        return RP_NONE;
+    }
     if (st->n == st->cap) {
-        /* Ids stay below RP_NONE, which means "none" everywhere. */
-        uint32_t cap = st->cap == 0 ? INITIAL_SYMS
-            : st->cap >= RP_NONE / 2 ? RP_NONE - 1 : st->cap * 2;
-        if (cap <= st->cap) {
-            goto error;
+        uint32_t cap = grown_cap(st->cap);
+        if (cap == 0) {
+            return RP_NONE;
         }
         rp_sym *syms = realloc(st->syms, (size_t)cap * sizeof(rp_sym));
         if (syms == NULL) {
-            goto error;
+            return RP_NONE;
         }
         st->syms = syms;
         st->cap = cap;
     }
+    size_t need = function_len + file_len + short_file_len + 3;
+    char *block;
+    if (st->block != NULL && need <= st->block_size - st->block_used) {
+        block = st->block + st->block_used;
+        st->block_used += need;
+    }
+    else {
+        block = malloc(need);
+        if (block == NULL) {
+            return RP_NONE;
+        }
+    }
+    char *at = put_str(&sym.function, block, function, function_len);
+    at = put_str(&sym.file, at, file, file_len);
+    (void)put_str(&sym.short_file, at, short_file, short_file_len);
     sym.kind = kind;
     sym.line = line;
-    if (copy_str(&sym.function, function, function_len) < 0
-            || copy_str(&sym.file, file, file_len) < 0
-            || copy_str(&sym.short_file, short_file, short_file_len) < 0) {
-        goto error;
-    }
-    id = st->n++;
+    uint32_t id = st->n++;
     st->syms[id] = sym;
-    memset(&sym, 0, sizeof(sym));   /* the table owns the strings now */
-error:
-    free(sym.function.s);
-    free(sym.file.s);
-    free(sym.short_file.s);
     return id;
 }
 

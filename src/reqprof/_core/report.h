@@ -53,16 +53,28 @@ typedef struct rp_sym {
     rp_str short_file;  /* file relative to its sys.path entry */
     uint32_t line;      /* co_firstlineno (0 for pseudo-frames; for an
                            [await], the line it waits at, 0 if unknown) */
-} rp_sym;
+} rp_sym;   /* in a table, its three strings are one allocation, owned
+               through function.s, or a part of the table's block */
 
 typedef struct rp_symtab {
     rp_sym *syms;
     uint32_t n, cap;
+    /* Strings of the symbols added after rp_symtab_reserve, while they
+     * fit: one allocation (NULL: none), of which `used` bytes are taken. */
+    char *block;
+    size_t block_size, block_used;
 } rp_symtab;
 
 void rp_symtab_init(rp_symtab *st);
 void rp_symtab_free(rp_symtab *st);
-/* Copies the strings. Returns the new id, or RP_NONE when out of memory. */
+/* Prepares an empty table for `n` symbols whose strings take `bytes` in
+ * all (each symbol's three lengths, plus 3): room for them in one
+ * allocation, and for the symbols in another, as large as adding them one
+ * by one would have made it. 0, or -1 when out of memory (the table is
+ * left empty and usable). */
+int rp_symtab_reserve(rp_symtab *st, uint32_t n, size_t bytes);
+/* Copies the strings (NULL: empty), into one allocation. Returns the new
+ * id, or RP_NONE when out of memory. */
 uint32_t rp_symtab_add(rp_symtab *st, rp_kind kind,
                        const char *function, size_t function_len,
                        const char *file, size_t file_len,

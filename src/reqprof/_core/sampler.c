@@ -263,6 +263,8 @@ static struct rp_engine {
     PyObject *asyncio_timer;        /* asyncio.events.TimerHandle */
     PyObject *name_coro, *name_context, *name_children, *name_tasks;
     PyObject *name_state, *name_when, *name_cancelled, *name_sleep;
+    /* Modules looked up at every session start (interned). */
+    PyObject *name_gc, *name_callbacks, *name_greenlet, *name_trio_lowlevel;
     loop_view loop;                 /* a loop thread at the current tick */
     lib_memo lib_memo[LIB_MEMO];    /* code_is_library's answers */
     Py_ssize_t when_offset, cancelled_offset;   /* TimerHandle's slots */
@@ -1723,8 +1725,7 @@ ensure_greenlet_hook(void)
 {
     rp_saved_error saved;
     RP_ERROR_SAVE(&saved);
-    PyObject *name = PyUnicode_FromString("greenlet");
-    PyObject *mod = name ? PyImport_GetModule(name) : NULL;
+    PyObject *mod = PyImport_GetModule(engine.name_greenlet);
     PyObject *tracer = NULL, *r = NULL;
     if (mod == NULL) {
         goto done;
@@ -1740,7 +1741,6 @@ ensure_greenlet_hook(void)
         r = PyObject_CallMethod(mod, "settrace", "O", engine.greenlet_hook);
     }
 done:
-    Py_XDECREF(name);
     Py_XDECREF(mod);
     Py_XDECREF(tracer);
     Py_XDECREF(r);
@@ -2110,11 +2110,16 @@ ensure_gc_hook(void)
             goto done;
         }
     }
-    gc = PyImport_ImportModule("gc");
+    /* sys.modules' gc (a session starts with every request: no import
+     * machinery when it is there, as it always is). */
+    gc = PyImport_GetModule(engine.name_gc);
+    if (gc == NULL && !PyErr_Occurred()) {
+        gc = PyImport_Import(engine.name_gc);
+    }
     if (gc == NULL) {
         goto done;
     }
-    callbacks = PyObject_GetAttrString(gc, "callbacks");
+    callbacks = PyObject_GetAttr(gc, engine.name_callbacks);
     if (callbacks == NULL || !PyList_Check(callbacks)) {
         if (callbacks != NULL) {
             PyErr_SetString(PyExc_TypeError, "gc.callbacks is not a list");
@@ -2559,8 +2564,7 @@ find_task_types(void)
         Py_CLEAR(name);
     }
     if (engine.trio_task == NULL) {
-        name = PyUnicode_FromString("trio.lowlevel");
-        mod = name ? PyImport_GetModule(name) : NULL;
+        mod = PyImport_GetModule(engine.name_trio_lowlevel);
         if (mod != NULL) {
             engine.trio_task = PyObject_GetAttrString(mod, "Task");
             if (engine.trio_task != NULL && !PyType_Check(engine.trio_task)) {
@@ -2568,7 +2572,6 @@ find_task_types(void)
             }
         }
         Py_CLEAR(mod);
-        Py_CLEAR(name);
     }
     PyErr_Clear();
     RP_ERROR_RESTORE(&saved);
@@ -2871,11 +2874,17 @@ rp_engine_init(int portable)
     engine.name_when = PyUnicode_InternFromString("_when");
     engine.name_cancelled = PyUnicode_InternFromString("_cancelled");
     engine.name_sleep = PyUnicode_InternFromString("sleep");
+    engine.name_gc = PyUnicode_InternFromString("gc");
+    engine.name_callbacks = PyUnicode_InternFromString("callbacks");
+    engine.name_greenlet = PyUnicode_InternFromString("greenlet");
+    engine.name_trio_lowlevel = PyUnicode_InternFromString("trio.lowlevel");
     if (engine.sessions_var == NULL || engine.name_coro == NULL
             || engine.name_context == NULL || engine.name_children == NULL
             || engine.name_tasks == NULL || engine.name_state == NULL
             || engine.name_when == NULL || engine.name_cancelled == NULL
-            || engine.name_sleep == NULL) {
+            || engine.name_sleep == NULL || engine.name_gc == NULL
+            || engine.name_callbacks == NULL || engine.name_greenlet == NULL
+            || engine.name_trio_lowlevel == NULL) {
         rp_compat_clear(&engine.compat);
         return -1;
     }
