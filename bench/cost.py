@@ -691,7 +691,7 @@ def render_http(res: dict[str, Any], rounds: int) -> str:
         f"a shuffled order: {rounds * HTTP_BATCHES} batches per configuration, median "
         "(min–max). CPU from /proc/PID/task/*/schedstat and /proc/PID/stat before and after a "
         "batch; *vs (a)* pairs each batch with (a)'s of the same round. *profiled*: "
-        "`Profiler.start` calls counted in the server; *ticks* and *hand-overs* are the "
+        "profiles started (`start_session` calls) counted in the server; *ticks* and *hand-overs* are the "
         "engine's counters per request.\n\n"
         + table(["configuration", "p50 latency", "server CPU / request", "CPU vs (a)", "profiled",
                  "ticks / request", "GIL hand-overs / request"], rows)

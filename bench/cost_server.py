@@ -5,7 +5,8 @@ inside the server and nothing in the product:
 - every Python thread gets its name as its kernel thread name (``comm``,
   15 characters: ``reqprof-reporte``, ``AnyIO worker t``...), so that
   ``/proc/PID/task/*`` tells the threads apart;
-- profiles started (``reqprof.profiler.Profiler.start`` calls) are counted;
+- profiles started (``reqprof.profiler.start_session`` calls: the
+  middleware's and ``Profiler.start``'s) are counted;
 - on SIGUSR1 it writes ``{"stats": _core.stats(), "profiles": n}`` as JSON
   to ``$BENCH_STATS_FILE``.
 
@@ -32,13 +33,13 @@ def _count_profiles() -> None:
         return
     from reqprof import profiler
 
-    start = profiler.Profiler.start
+    start_session = profiler.start_session
 
-    def counted(self: Any, *args: Any, **kwargs: Any) -> Any:
+    def counted_session(*args: Any, **kwargs: Any) -> Any:
         profiles[0] += 1
-        return start(self, *args, **kwargs)
+        return start_session(*args, **kwargs)
 
-    profiler.Profiler.start = counted       # type: ignore[method-assign]
+    profiler.start_session = counted_session
 
 
 def _write_stats(signum: int, frame: Any) -> None:
