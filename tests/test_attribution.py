@@ -355,18 +355,43 @@ def test_a_long_request_with_enough_samples_is_not_undersampled():
         assert r.undersampled is False and r.to_dict()["undersampled_reason"] is None
 
 
+UNDERSAMPLED_REGEX_SCRIPT = """
+import re, json
+from reqprof import Profiler
+text = "a" * 22 + "!"
+with Profiler(interval=0.001) as prof:
+    # Catastrophic backtracking: one C call holding the GIL for long.
+    re.match(r"(a+)+$", text)
+r = prof.report
+print(json.dumps([r.samples, r.duration_s, r.undersampled, r.undersampled_reason]))
+"""
+
+
 def test_undersampled_reason_when_a_c_call_holds_the_gil():
     if not FAST:
         pytest.skip("the public-API path waits for the switch interval anyway")
-    import re
+    import subprocess
 
+    # Without the snapshots taken during a wait, the one tick gets one sample.
+    env = dict(os.environ, REQPROF_WAIT_SNAPSHOTS="0")
+    out = subprocess.run([sys.executable, "-c", UNDERSAMPLED_REGEX_SCRIPT], env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    samples, duration_s, undersampled, reason = json.loads(out.stdout)
+    assert duration_s > 0.05, "the regex was too quick to hold the GIL for long"
+    assert undersampled and reason == "GIL held by C code", (samples, duration_s)
+
+
+def test_a_c_call_holding_the_gil_is_sampled_from_wait_snapshots():
+    if not _core.stats().get("wait_snapshots"):
+        pytest.skip("wait snapshots: fast path on CPython 3.11/3.12 only")
     text = "a" * 22 + "!"
     with Profiler(interval=0.001) as prof:
-        # Catastrophic backtracking: one C call holding the GIL for long.
         re.match(r"(a+)+$", text)
     r = prof.report
     assert r.duration_s > 0.05, "the regex was too quick to hold the GIL for long"
-    assert r.undersampled and r.undersampled_reason == "GIL held by C code", (r.samples, r.duration_s)
+    assert not r.undersampled, (r.samples, r.duration_s)
+    assert r.samples >= 0.2 * r.duration_s / 0.001, (r.samples, r.duration_s)
 
 
 def test_decorator_and_with_forms_root_at_the_users_function():

@@ -95,6 +95,27 @@ get_or_add(rp_codetable *ct, rp_kind kind, PyObject *obj, unsigned long ident)
     }
 }
 
+/* Lookup only, by identity: `code` is never dereferenced. */
+int
+rp_codetable_has_code(const rp_codetable *ct, const void *code)
+{
+    if (ct->slots == NULL || code == NULL) {
+        return 0;
+    }
+    uint32_t h = entry_hash(RP_KIND_FRAME, (PyObject *)code, 0);
+    for (;; h++) {
+        uint32_t i = ct->slots[h & ct->mask];
+        if (i == RP_NONE) {
+            return 0;
+        }
+        const rp_ct_entry *e = &ct->entries[i];
+        if (e->kind == RP_KIND_FRAME && e->ident == 0
+                && (const void *)e->obj == code) {
+            return 1;
+        }
+    }
+}
+
 /* Bytes one entry can cost: the table doubles (so up to two entries'
  * room per entry) and keeps two slots per entry. */
 #define BYTES_PER_ENTRY (2 * (sizeof(rp_ct_entry) + 2 * sizeof(uint32_t)))

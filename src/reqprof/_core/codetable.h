@@ -50,6 +50,9 @@ size_t rp_codetable_bytes(const rp_codetable *ct);
 
 /* The id of `code`, added if new. RP_NONE when full / out of memory. */
 uint32_t rp_codetable_code(rp_codetable *ct, PyCodeObject *code);
+/* Whether `code` (an address, never dereferenced: it may be stale) is a
+ * code object of the table, so alive (the table holds it). */
+int rp_codetable_has_code(const rp_codetable *ct, const void *code);
 /* The id of the [await] of a frame of `code` suspended at instruction
  * offset `lasti` (its report name says where it waits); the plain
  * await_id when code is NULL or lasti < 0. RP_NONE when full. */

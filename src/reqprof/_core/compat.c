@@ -12,8 +12,15 @@
  * walking on from a given frame (a greenlet's switcher), the innermost
  * frame's key, and set iteration without Python code.
  *
+ * Snapshots (3.11 and 3.12): the GIL holder's frame chain read without the
+ * GIL while the sampler waits for it, through process_vm_readv on our own
+ * pid (a fault-safe read: a freed page gives an error, never a crash),
+ * kept only when the GIL did not change hands and the holder's innermost
+ * frame and instruction did not move meanwhile (see rp_compat_snapshot).
+ *
  * Everything here runs with the GIL held except rp_compat_request_gil,
- * rp_compat_finalizing and rp_compat_thread_cpu_ns. Nothing here raises:
+ * rp_compat_finalizing, rp_compat_thread_cpu_ns, rp_compat_can_snapshot
+ * and rp_compat_snapshot. Nothing here raises:
  * errors from the public API are cleared and reported as "not found".
  */
 
@@ -50,11 +57,18 @@
 #  define RP_FAST 1
 #  define Py_BUILD_CORE 1
 #endif
+/* Snapshots read the chain through tstate->cframe and frame->prev_instr
+ * (3.11, 3.12); 3.13's layout (current_frame, f_executable, instr_ptr) is
+ * not done yet. */
+#if defined(RP_FAST_311) || defined(RP_FAST_312)
+#  define RP_SNAPSHOT 1
+#endif
 
 #include "compat.h"
 
 #include <pthread.h>
 #include <time.h>
+#include <unistd.h>
 
 #ifdef RP_FAST
 #  include <opcode.h>
@@ -65,6 +79,10 @@
 #endif
 #ifdef RP_FAST_313
 #  include <internal/pycore_ceval.h>
+#endif
+#ifdef RP_SNAPSHOT
+#  include <stddef.h>
+#  include <sys/uio.h>
 #endif
 
 /* The few places the fast path differs between the versions it knows. */
@@ -138,6 +156,19 @@ static const char *const attr_names[6] = {
     "ag_await",
 };
 
+#ifdef RP_SNAPSHOT
+/* Copies `len` bytes at `src` in our own memory, or fails (-1) when any of
+ * it is not mapped: never faults. */
+static int
+safe_read(pid_t pid, void *dst, const void *src, size_t len)
+{
+    struct iovec local = {dst, len};
+    struct iovec remote = {(void *)(uintptr_t)src, len};
+    return process_vm_readv(pid, &local, 1, &remote, 1, 0) == (ssize_t)len
+        ? 0 : -1;
+}
+#endif
+
 int
 rp_compat_init(rp_compat *c, int force_portable)
 {
@@ -156,6 +187,12 @@ rp_compat_init(rp_compat *c, int force_portable)
             return -1;
         }
     }
+#ifdef RP_SNAPSHOT
+    /* process_vm_readv may be missing or filtered (seccomp). */
+    int probe = 1, copy = 0;
+    c->snapshots = c->fast && safe_read(getpid(), &copy, &probe,
+                                        sizeof(probe)) == 0 && copy == 1;
+#endif
     return 0;
 }
 
@@ -241,6 +278,180 @@ rp_compat_gil_switches(const rp_compat *c)
     (void)c;
 #endif
     return 0;
+}
+
+int
+rp_compat_can_snapshot(const rp_compat *c)
+{
+    return c->fast && c->snapshots;
+}
+
+#ifdef RP_SNAPSHOT
+/* The GIL's state, compared before and after a snapshot. */
+typedef struct gil_view {
+    unsigned long switches;     /* bumped by every hand-over */
+    uintptr_t holder;           /* the thread state that took it last */
+    int locked;
+} gil_view;
+
+static void
+gil_view_read(const rp_compat *c, gil_view *v)
+{
+    (void)c;    /* (3.11: the runtime's GIL) */
+    struct _gil_runtime_state *gil = RP_GIL(c);
+    __atomic_thread_fence(__ATOMIC_ACQUIRE);
+    v->switches = __atomic_load_n(&gil->switch_number, __ATOMIC_ACQUIRE);
+    v->locked = _Py_atomic_load_relaxed(&gil->locked);
+    v->holder = _Py_atomic_load_relaxed(&gil->last_holder);
+    __atomic_thread_fence(__ATOMIC_ACQUIRE);
+}
+
+#  if defined(RP_FAST_312)
+#    define RP_SHIM_OWNER(owner) ((owner) == FRAME_OWNED_BY_CSTACK)
+#  else
+#    define RP_SHIM_OWNER(owner) 0
+#  endif
+
+/* The innermost frame of thread state `ts`, read fault-safely into *top:
+ * 0, or -1 when a read failed. */
+static int
+snapshot_top(pid_t pid, PyThreadState *ts, _PyInterpreterFrame **top)
+{
+    _PyCFrame *cf;
+    if (safe_read(pid, &cf, &ts->cframe, sizeof(cf)) < 0 || cf == NULL) {
+        return -1;
+    }
+    return safe_read(pid, top, &cf->current_frame, sizeof(*top));
+}
+#endif
+
+int
+rp_compat_snapshot(const rp_compat *c, const void *skip, rp_raw_frame *out,
+                   size_t max, size_t *n, const void **ts_out,
+                   uint64_t *ts_id)
+{
+#ifdef RP_SNAPSHOT
+    if (!c->fast || !c->snapshots) {
+        return 0;
+    }
+    pid_t pid = getpid();
+    gil_view g0, g1;
+    gil_view_read(c, &g0);
+    if (!g0.locked || g0.holder == 0 || (const void *)g0.holder == skip) {
+        return 0;
+    }
+    PyThreadState *ts = (PyThreadState *)g0.holder;
+    PyInterpreterState *interp;
+    uint64_t id;
+    _PyInterpreterFrame *top, *again;
+    if (safe_read(pid, &interp, &ts->interp, sizeof(interp)) < 0
+            || interp != c->interp
+            || safe_read(pid, &id, &ts->id, sizeof(id)) < 0
+            || snapshot_top(pid, ts, &top) < 0) {
+        return 0;
+    }
+    /* Only the frame's header: its locals are not read. */
+    _PyInterpreterFrame fr;
+    const size_t head = offsetof(_PyInterpreterFrame, localsplus);
+    const void *top_instr = NULL;
+    size_t k = 0;
+    size_t steps = 0;
+    for (_PyInterpreterFrame *f = top; f != NULL; f = fr.previous) {
+        if (++steps > 2 * max || safe_read(pid, &fr, f, head) < 0) {
+            return 0;       /* a cycle (torn), or unmapped */
+        }
+        if (f == top) {
+            top_instr = fr.prev_instr;
+        }
+        if (RP_SHIM_OWNER(fr.owner)) {
+            if (k > 0) {
+                out[k - 1].is_entry = 1;    /* 3.12: called from C */
+            }
+            continue;
+        }
+        if (k == max) {
+            return 0;
+        }
+        rp_raw_frame *r = &out[k++];
+        r->code = fr.f_code;
+        r->key = f;
+        r->instr = fr.prev_instr;
+#  if defined(RP_FAST_311)
+        r->is_entry = fr.is_entry;
+#  else
+        r->is_entry = 0;
+#  endif
+        r->in_gen = fr.owner == FRAME_OWNED_BY_GENERATOR;
+    }
+    /* Still the same holder, which never let the GIL go, in the same
+     * frame at the same instruction: the chain read is the one it had
+     * throughout (it can only change below the top by returning, which
+     * moves the top, or by running Python code, which would have seen
+     * the GIL-drop request the sampler keeps pending and handed over). */
+    if (snapshot_top(pid, ts, &again) < 0 || again != top) {
+        return 0;
+    }
+    if (top != NULL) {
+        const void *instr;
+        if (safe_read(pid, &instr, &top->prev_instr, sizeof(instr)) < 0
+                || instr != top_instr) {
+            return 0;
+        }
+    }
+    gil_view_read(c, &g1);
+    if (g1.switches != g0.switches || g1.holder != g0.holder || !g1.locked) {
+        return 0;
+    }
+    *n = k;
+    *ts_out = ts;
+    *ts_id = id;
+    return 1;
+#else
+    (void)c;
+    (void)skip;
+    (void)out;
+    (void)max;
+    (void)n;
+    (void)ts_out;
+    (void)ts_id;
+    return 0;
+#endif
+}
+
+int
+rp_compat_snapshot_frame(const rp_compat *c, const rp_raw_frame *raw,
+                         rp_frame *out)
+{
+#ifdef RP_SNAPSHOT
+    (void)c;
+    PyCodeObject *code = (PyCodeObject *)raw->code;
+    if (code == NULL || !PyCode_Check(code)) {
+        return -1;
+    }
+    /* Integer arithmetic: the pointer read may point anywhere. */
+    intptr_t diff = (intptr_t)((uintptr_t)raw->instr
+                               - (uintptr_t)_PyCode_CODE(code));
+    if (diff % (intptr_t)sizeof(_Py_CODEUNIT) != 0) {
+        return -1;
+    }
+    intptr_t idx = diff / (intptr_t)sizeof(_Py_CODEUNIT);
+    if (idx < -1 || idx >= Py_SIZE(code)) {
+        return -1;
+    }
+    if (!raw->in_gen && idx < code->_co_firsttraceable) {
+        return 0;           /* as _PyFrame_IsIncomplete */
+    }
+    out->code = code;
+    out->key = raw->key;
+    out->lasti = (int32_t)(idx * (intptr_t)sizeof(_Py_CODEUNIT));
+    out->is_entry = raw->is_entry;
+    return 1;
+#else
+    (void)c;
+    (void)raw;
+    (void)out;
+    return -1;
+#endif
 }
 
 int

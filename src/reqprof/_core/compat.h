@@ -118,6 +118,7 @@ typedef struct rp_compat {
     int fast;               /* 1: internals of a known CPython */
     PyInterpreterState *interp; /* the one the engine serves */
     PyObject *names[6];     /* interned attribute names (portable path) */
+    int snapshots;          /* fault-safe reads work (rp_compat_snapshot) */
 } rp_compat;
 
 /* Chooses the path once, at module init (GIL held: the current
@@ -191,6 +192,51 @@ size_t rp_compat_coro_locals(const rp_compat *c, PyObject *obj,
 /* The next item of set or frozenset `set` from *pos (start at 0): 1 with
  * *key borrowed, 0 at the end. Runs no Python code. */
 int rp_compat_set_next(PyObject *set, Py_ssize_t *pos, PyObject **key);
+
+/* ---- stacks read without the GIL (snapshots) ---------------------------
+ *
+ * While the sampler waits for the GIL, the holder's frame chain is frozen
+ * when it runs one long C call (the chain changes only if that code calls
+ * back into Python or lets the GIL go). These read it WITHOUT the GIL,
+ * every word through a fault-safe read (process_vm_readv on our own pid):
+ * nothing read is dereferenced here, and a snapshot whose thread or GIL
+ * moved meanwhile is discarded. A snapshot's code pointers are not known
+ * to be alive: the caller accepts a frame only once it has proven (with
+ * the GIL) that its code pointer is a live code object, and only then
+ * calls rp_compat_snapshot_frame. */
+
+/* One frame of a snapshot, as read: nothing in it is known to be alive. */
+typedef struct rp_raw_frame {
+    const void *code;       /* the code object it runs, unverified */
+    const void *key;        /* the frame (as rp_frame.key) */
+    const void *instr;      /* its instruction pointer, unverified */
+    int32_t is_entry;
+    int32_t in_gen;         /* owned by a generator (never incomplete) */
+} rp_raw_frame;
+
+/* Whether snapshots can be taken: the fast path of a version that has
+ * them, and a fault-safe read that works here (probed by
+ * rp_compat_init). No GIL needed. */
+int rp_compat_can_snapshot(const rp_compat *c);
+
+/* Reads, WITHOUT the GIL, the frame chain of the thread holding the GIL,
+ * innermost first, into `out` (capacity `max`). Returns 1 with *n frames,
+ * *ts and *ts_id set to the holder's thread state (an address, to compare
+ * only) and PyThreadState.id; 0 when there is nothing to keep: the GIL is
+ * free or held by `skip`, a read faulted, the stack is deeper than `max`,
+ * or the holder, its GIL ownership or its innermost frame and instruction
+ * changed during the walk (a torn read). Never blocks, never raises. */
+int rp_compat_snapshot(const rp_compat *c, const void *skip, rp_raw_frame *out,
+                       size_t max, size_t *n, const void **ts,
+                       uint64_t *ts_id);
+
+/* With the GIL, for a snapshot frame whose code pointer the caller proved
+ * a live code object: 1 with `out` set, 0 for a frame not started yet
+ * (not part of the stack, as rp_compat_walk skips it), -1 when its
+ * instruction is not in that code (a torn or stale read: drop the
+ * snapshot). */
+int rp_compat_snapshot_frame(const rp_compat *c, const rp_raw_frame *raw,
+                             rp_frame *out);
 
 /* CPU time consumed so far by the thread of `ts`, in nanoseconds, or -1
  * when it cannot be read (thread gone, no clock). No GIL needed but `ts`

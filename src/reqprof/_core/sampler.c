@@ -24,6 +24,24 @@
  *   the next tick, so it only requests under `assist_mu` while
  *   `gil_waiting` is set, and the sampler clears that flag under the same
  *   lock as soon as it holds the GIL, then withdraws any request left.
+ * - Inside one long C call that holds the GIL (a big sum, json.dumps, a
+ *   regex) no drop request is seen until it returns: the sampler's wait
+ *   spans every tick of it. Meanwhile the holder's frame chain is frozen
+ *   (it changes only if that code calls back into Python, which would see
+ *   the pending request and hand over, or returns). So a third thread, the
+ *   "watch" thread, takes at each interval the wait misses a snapshot of
+ *   the holder's stack WITHOUT the GIL (compat: fault-safe reads, a torn
+ *   snapshot discarded). It polls every WATCH_POLL_NS for a wait while
+ *   sessions are active and parks when none is; the sampler publishes each
+ *   wait (snap_begin/snap_end, under `assist_mu`) and, GIL held, records
+ *   each run of alike snapshots of a thread it samples on that stack with
+ *   the time since the previous look, one sample per snapshot (each one is
+ *   a look at the stack: a report's `samples` counts them), the rest of
+ *   the tick's weight on the stack seen now (record_snapshots). A
+ *   snapshot's code pointers are used only once proven live code objects
+ *   (in the session's code table, or on the stack just walked); otherwise
+ *   its time goes to the next look, as before. The watch thread's CPU
+ *   counts as the assist thread's. REQPROF_WAIT_SNAPSHOTS=0 turns it off.
  * - `engine.mu` guards only what the threads read without the GIL: the
  *   stop flags, the number of active sessions, the interval and the assist
  *   sequence. It is never held while waiting for the GIL, so fork and
@@ -140,6 +158,21 @@
 #define MAX_AWAIT_LEAVES 64u        /* await points recorded for one tick */
 #define PARK_RECHECK_NS 1000000000u /* a parked sampler looks again this often */
 #define WEDGE_NS 5000000000u        /* the "wedge" fault holds mu this long */
+#define SNAP_DEPTH 128u             /* deepest stack a snapshot keeps */
+#define MAX_SNAP_RUNS 8u            /* distinct snapshots kept per wait */
+#define WATCH_POLL_NS 2000000u      /* the watch thread looks for a wait */
+
+/* Snapshots alike in a row, taken during one wait for the GIL: the holder
+ * `ts` (an address, compared only, with its PyThreadState.id) had this
+ * stack at each of `count` looks, from first_ns to last_ns. */
+typedef struct snap_run {
+    const void *ts;
+    uint64_t ts_id;
+    uint64_t first_ns, last_ns;
+    uint64_t count;
+    size_t n;
+    rp_raw_frame frames[SNAP_DEPTH];
+} snap_run;
 
 /* greenlet switches seen on one thread (the greenlet.settrace hook): a
  * greenlet's frames end at its start, and its stack goes on, logically, at
@@ -235,6 +268,23 @@ static struct rp_engine {
     /* Guarded by assist_mu. */
     pthread_mutex_t assist_mu;
     int gil_waiting;                /* the sampler waits for the GIL */
+
+    /* Snapshots of the GIL holder's stack, taken without the GIL by the
+     * watch thread while the sampler waits (see the file comment). Guarded
+     * by assist_mu; the runs are the sampler's alone (GIL held) between the
+     * end of its wait and the start of the next. */
+    int snap_on;                    /* set once, at init */
+    int snap_waiting;               /* the sampler waits for the GIL */
+    uint64_t wait_start_ns, wait_iv_ns, wait_seq;
+    snap_run runs[MAX_SNAP_RUNS];
+    size_t n_runs;
+    int watch_alive, watch_parked, watch_stop;
+    pthread_t watch_thread;
+    pthread_cond_t watch_cv;
+    uint64_t snapshots, snapshots_torn;
+    rp_raw_frame watch_buf[SNAP_DEPTH];     /* the watch thread's alone */
+    rp_frame snap_frames[SNAP_DEPTH];       /* scratch (GIL) */
+    uint64_t snapshot_samples;              /* (GIL) */
 
     /* Guarded by the GIL. */
     rp_session **active;
@@ -1868,6 +1918,82 @@ record_waiting(rp_session *s, uint64_t wall)
     s->n_out_of_context++;
 }
 
+/* ---- snapshots taken during a wait ---------------------------------------- */
+
+/* The frames of snapshot run `run` into engine.snap_frames, for session
+ * `s`: each code pointer must be proven a live code object first, as one
+ * held by the session's code table or one on the stack `cur` (of `n_cur`
+ * frames) just walked with the GIL. Returns the number of frames, or 0
+ * when the snapshot cannot be used (a code pointer not proven, an
+ * instruction outside its code, no frame left). */
+static size_t
+snapshot_frames(rp_session *s, const snap_run *run, const rp_frame *cur,
+                size_t n_cur)
+{
+    size_t m = 0;
+    for (size_t i = 0; i < run->n; i++) {
+        const rp_raw_frame *raw = &run->frames[i];
+        int live = rp_codetable_has_code(&s->codes, raw->code);
+        for (size_t j = 0; j < n_cur && !live; j++) {
+            live = (const void *)cur[j].code == raw->code;
+        }
+        if (!live) {
+            return 0;
+        }
+        int r = rp_compat_snapshot_frame(&engine.compat, raw,
+                                         &engine.snap_frames[m]);
+        if (r < 0) {
+            return 0;
+        }
+        m += (size_t)r;
+    }
+    return m;
+}
+
+/* Before the tick's own sample of thread `ts` for session `s`: the
+ * snapshots of `ts` taken while the sampler waited for the GIL, each run
+ * recorded on its stack with the time from the previous look to its last
+ * snapshot, counting one sample per snapshot (each is one look at the
+ * stack). What is left of the tick's weight (*wall, *cpu: the CPU split in
+ * proportion) stays for the stack seen now. A snapshot that cannot be used
+ * leaves its time to the next look: at worst, today's one weighted
+ * sample. Not done when part of the weight is credited to a collection. */
+static void
+record_snapshots(rp_session *s, PyThreadState *ts, const rp_frame *cur,
+                 size_t n_cur, uint64_t *wall, uint64_t *cpu)
+{
+    if (s->tick_credit_ns > 0 || engine.gc_active || *wall == 0) {
+        return;
+    }
+    uint64_t from = s->last_ns - *wall;     /* the previous look */
+    const uint64_t total = *wall, total_cpu = *cpu;
+    for (size_t r = 0; r < engine.n_runs; r++) {
+        const snap_run *run = &engine.runs[r];
+        if (run->ts != (const void *)ts || run->ts_id != ts->id
+                || run->last_ns <= from || run->last_ns >= s->last_ns) {
+            continue;
+        }
+        size_t m = snapshot_frames(s, run, cur, n_cur);
+        if (m == 0) {
+            continue;
+        }
+        uint64_t seg = run->last_ns - from;
+        uint64_t count = run->count;
+        if (run->first_ns <= from && engine.wait_iv_ns > 0) {
+            /* The session started during this run: its looks since. */
+            uint64_t since = (run->last_ns - from) / engine.wait_iv_ns + 1;
+            count = since < count ? since : count;
+        }
+        uint64_t seg_cpu = (uint64_t)((double)total_cpu * seg / total);
+        seg_cpu = seg_cpu < *cpu ? seg_cpu : *cpu;
+        record_running(s, ts, engine.snap_frames, m, seg, seg_cpu, count);
+        engine.snapshot_samples += count;
+        *wall -= seg;
+        *cpu -= seg_cpu;
+        from = run->last_ns;
+    }
+}
+
 /* ---- the tick ------------------------------------------------------------ */
 
 /* Whether thread `ts`, whose context holds the markers `markers` (a tuple,
@@ -1976,8 +2102,12 @@ sample_due(void)
                 cpu = cpu_delta(ts);
                 walked = 1;
             }
-            record_running(s, ts, engine.frames, n, s->weight,
-                           cpu < s->weight ? cpu : s->weight, 1);
+            uint64_t wall = s->weight;
+            uint64_t own_cpu = cpu < wall ? cpu : wall;
+            if (engine.n_runs > 0) {
+                record_snapshots(s, ts, engine.frames, n, &wall, &own_cpu);
+            }
+            record_running(s, ts, engine.frames, n, wall, own_cpu, 1);
             if (s->coro != NULL && ts->thread_id == s->origin_thread
                     && !engine.loop_busy_off) {
                 note_hold(s, engine.frames, n, s->weight);
@@ -2204,6 +2334,147 @@ assist_main(void *arg)
     return NULL;
 }
 
+/* Waits on watch_cv (assist_mu held) until monotonic time `at`. */
+static void
+watch_sleep_until(uint64_t at)
+{
+    struct timespec t = {(time_t)(at / 1000000000u),
+                         (long)(at % 1000000000u)};
+    pthread_cond_timedwait(&engine.watch_cv, &engine.assist_mu, &t);
+}
+
+/* Keeps the snapshot in watch_buf (`n` frames of holder `ts`, `id`, taken
+ * at `t`) for the current wait: one more look at the last run when alike,
+ * else a new run while there is room. assist_mu held. */
+static void
+keep_snapshot(const void *ts, uint64_t id, size_t n, uint64_t t)
+{
+    snap_run *last = engine.n_runs ? &engine.runs[engine.n_runs - 1] : NULL;
+    engine.snapshots++;
+    if (last != NULL && last->ts == ts && last->ts_id == id && last->n == n
+            && memcmp(last->frames, engine.watch_buf,
+                      n * sizeof(rp_raw_frame)) == 0) {
+        last->count++;
+        last->last_ns = t;
+        return;
+    }
+    if (engine.n_runs == MAX_SNAP_RUNS) {
+        return;     /* its time goes to the next look that is kept */
+    }
+    snap_run *run = &engine.runs[engine.n_runs++];
+    run->ts = ts;
+    run->ts_id = id;
+    run->first_ns = run->last_ns = t;
+    run->count = 1;
+    run->n = n;
+    memcpy(run->frames, engine.watch_buf, n * sizeof(rp_raw_frame));
+}
+
+/* The watch thread: while the sampler waits for the GIL past one
+ * interval, snapshots the holder's stack at each interval missed (see the
+ * file comment). Polls for a wait every WATCH_POLL_NS while sessions are
+ * active; parks on watch_cv when none is. Never takes the GIL. */
+static void *
+watch_main(void *arg)
+{
+    (void)arg;
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
+    pthread_setname_np(pthread_self(), "reqprof-watch");
+    uint64_t cpu_seen = own_cpu_ns();
+    uint64_t seq = 0, looks = 0;
+    pthread_mutex_lock(&engine.assist_mu);
+    while (!engine.watch_stop) {
+        uint64_t now = now_ns();
+        if (!engine.snap_waiting) {
+            if (load_wanted() == 0) {
+                engine.watch_parked = 1;
+                pthread_cond_wait(&engine.watch_cv, &engine.assist_mu);
+                engine.watch_parked = 0;
+            }
+            else {
+                watch_sleep_until(now + WATCH_POLL_NS);
+            }
+            add_own_cpu(&engine.assist_cpu_ns, &cpu_seen);
+            continue;
+        }
+        if (engine.wait_seq != seq) {
+            seq = engine.wait_seq;
+            looks = 0;
+        }
+        uint64_t iv = engine.wait_iv_ns ? engine.wait_iv_ns : 1000000u;
+        uint64_t due = engine.wait_start_ns + (looks + 1) * iv;
+        if (now < due) {
+            watch_sleep_until(due);
+            continue;
+        }
+        looks = (now - engine.wait_start_ns) / iv;  /* missed ones skipped */
+        const void *skip = engine.sampler_ts;
+        pthread_mutex_unlock(&engine.assist_mu);
+        size_t n = 0;
+        const void *ts = NULL;
+        uint64_t id = 0;
+        int ok = rp_compat_snapshot(&engine.compat, skip, engine.watch_buf,
+                                    SNAP_DEPTH, &n, &ts, &id);
+        uint64_t t = now_ns();
+        add_own_cpu(&engine.assist_cpu_ns, &cpu_seen);
+        pthread_mutex_lock(&engine.assist_mu);
+        if (engine.snap_waiting && engine.wait_seq == seq) {
+            if (ok) {
+                keep_snapshot(ts, id, n, t);
+            }
+            else {
+                engine.snapshots_torn++;
+            }
+        }
+    }
+    pthread_mutex_unlock(&engine.assist_mu);
+    return NULL;
+}
+
+/* The sampler is about to wait for the GIL from `t0`, on a schedule of
+ * `interval`: the watch thread may snapshot from t0 + interval on. Creates
+ * the watch thread the first time. Called without the GIL or `mu`. */
+static void
+snap_begin(uint64_t t0, uint64_t interval)
+{
+    if (!engine.snap_on) {
+        return;
+    }
+    pthread_mutex_lock(&engine.assist_mu);
+    if (!engine.watch_alive && !engine.watch_stop) {
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setstacksize(&attr, 64 * 1024);
+        engine.watch_alive = pthread_create(&engine.watch_thread, &attr,
+                                            watch_main, NULL) == 0;
+        pthread_attr_destroy(&attr);
+    }
+    engine.n_runs = 0;
+    engine.wait_start_ns = t0;
+    engine.wait_iv_ns = interval;
+    engine.wait_seq++;
+    engine.snap_waiting = 1;
+    if (engine.watch_parked) {
+        pthread_cond_signal(&engine.watch_cv);
+    }
+    pthread_mutex_unlock(&engine.assist_mu);
+}
+
+/* The sampler holds the GIL: no snapshot is kept any more; the runs are
+ * its own until the next snap_begin. */
+static void
+snap_end(void)
+{
+    if (!engine.snap_on) {
+        return;
+    }
+    pthread_mutex_lock(&engine.assist_mu);
+    engine.snap_waiting = 0;
+    pthread_mutex_unlock(&engine.assist_mu);
+}
+
 /* Asks the assist thread to help with the wait about to start, creating
  * it the first time. Called by the sampler without the GIL or `mu`. */
 static void
@@ -2326,7 +2597,9 @@ sampler_main(void *arg)
             set_gil_waiting(1);
             ask_assist();
         }
+        snap_begin(t0, interval);
         PyEval_RestoreThread(ts);
+        snap_end();
         /* Hand-overs during the wait: ours counts one (none when we held
          * the GIL last), so more means another thread took it first. */
         switches = rp_compat_gil_switches(&engine.compat) - switches;
@@ -2346,6 +2619,7 @@ sampler_main(void *arg)
         engine.tick_wait_ns = t1 - t0;
         tick(t1);
         engine.tick_wait_ns = 0;
+        engine.n_runs = 0;      /* used by this tick alone */
         uint64_t t2 = now_ns();
         engine.ticks++;
         engine.late_ns += late;
@@ -2814,6 +3088,7 @@ init_conds(void)
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
     pthread_cond_init(&engine.cv, &attr);
     pthread_cond_init(&engine.assist_cv, &attr);
+    pthread_cond_init(&engine.watch_cv, &attr);
     pthread_condattr_destroy(&attr);
 }
 
@@ -2842,6 +3117,7 @@ atfork_child(void)
     memset(&engine.mu, 0, sizeof(engine.mu));
     memset(&engine.cv, 0, sizeof(engine.cv));
     memset(&engine.assist_cv, 0, sizeof(engine.assist_cv));
+    memset(&engine.watch_cv, 0, sizeof(engine.watch_cv));
     pthread_mutex_init(&engine.mu, NULL);
     init_conds();
     __atomic_store_n(&engine.thread_alive, 0, __ATOMIC_RELAXED);
@@ -2852,6 +3128,10 @@ atfork_child(void)
     memset(&engine.assist_mu, 0, sizeof(engine.assist_mu));
     pthread_mutex_init(&engine.assist_mu, NULL);
     engine.gil_waiting = 0;
+    engine.snap_waiting = 0;
+    engine.n_runs = 0;
+    engine.watch_alive = 0;
+    engine.watch_parked = 0;
     engine.stop = 0;
     engine.sampler_ts = NULL;
 }
@@ -2905,6 +3185,9 @@ rp_engine_init(int portable)
 #endif
     engine.interp = PyThreadState_Get()->interp;
     engine.pid = getpid();
+    const char *snap = getenv("REQPROF_WAIT_SNAPSHOTS");
+    engine.snap_on = rp_compat_can_snapshot(&engine.compat)
+        && !(snap != NULL && strcmp(snap, "0") == 0);
     engine.interval_ns = 1000000u;
     engine.initialized = 1;
     return 0;
@@ -2930,10 +3213,19 @@ rp_engine_shutdown(void)
         if (assist) {
             pthread_join(engine.assist_thread, NULL);
         }
+        pthread_mutex_lock(&engine.assist_mu);
+        engine.watch_stop = 1;
+        int watch = engine.watch_alive;
+        pthread_cond_signal(&engine.watch_cv);
+        pthread_mutex_unlock(&engine.assist_mu);
+        if (watch) {
+            pthread_join(engine.watch_thread, NULL);
+        }
         Py_END_ALLOW_THREADS
         pthread_mutex_lock(&engine.mu);
         __atomic_store_n(&engine.thread_alive, 0, __ATOMIC_RELEASE);
         engine.assist_alive = 0;
+        engine.watch_alive = 0;
         engine.sampler_ts = NULL;
         pthread_mutex_unlock(&engine.mu);
     }
@@ -3034,7 +3326,7 @@ rp_engine_stats(void)
     pool_bytes(&scratch, &sessions);
     return Py_BuildValue(
         "{s:s, s:K, s:K, s:K, s:K, s:K, s:K, s:K, s:K, s:K, s:n, s:n, s:n, "
-        "s:K, s:i, s:K, s:K, s:K, s:K, s:K, s:K, s:k}",
+        "s:K, s:i, s:K, s:K, s:K, s:K, s:K, s:K, s:k, s:i, s:K, s:K, s:K}",
         "mode", rp_compat_mode(&engine.compat),
         "ticks", (unsigned long long)engine.ticks,
         "late_ticks", (unsigned long long)engine.late_ticks,
@@ -3062,7 +3354,13 @@ rp_engine_stats(void)
             &engine.budget_ns, __ATOMIC_RELAXED),
         /* GIL hand-overs in the process so far (the GIL's switch number;
          * 0 where the fast path cannot read it). */
-        "gil_switches", rp_compat_gil_switches(&engine.compat));
+        "gil_switches", rp_compat_gil_switches(&engine.compat),
+        /* Stacks read without the GIL during waits: kept, discarded
+         * (torn or unreadable), and the samples they gave. */
+        "wait_snapshots", engine.snap_on,
+        "snapshots", (unsigned long long)engine.snapshots,
+        "snapshots_torn", (unsigned long long)engine.snapshots_torn,
+        "snapshot_samples", (unsigned long long)engine.snapshot_samples);
 }
 
 #ifdef RP_FAULTS
