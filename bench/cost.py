@@ -394,14 +394,18 @@ def render_rate(res: dict[str, Any], rounds: int) -> str:
             _f(_med(x.get("assisted_waits", 0) / d for x, d in zip(st, dur)), ",.0f"),
             _f(_med(100 * x.get("sampler_cpu_s", 0) / d for x, d in zip(st, dur)), ".1f", "%"),
             _f(_med(100 * x.get("assist_cpu_s", 0) / d for x, d in zip(st, dur)), ".1f", "%"),
+            _f(_med(100 * x.get("watch_cpu_s", 0) / d for x, d in zip(st, dur)), ".1f", "%"),
+            _f(_med(x.get("snapshot_samples", 0) / d for x, d in zip(st, dur)), ",.0f", "/s"),
         ])
     return ("`bench/fidelity.py SCENARIO TOOL 0.001` (its scenarios, 0.5 s each), "
             f"{rounds} fresh processes per cell, median (min–max) of the samples recorded per "
             "second of profile (1,000/s asked); for reqprof, the engine's GIL wait per tick, "
-            "GIL hand-overs and assisted waits per second, and the CPU of its threads as a "
-            "share of one core.\n\n"
+            "GIL hand-overs and assisted waits per second, the CPU of its threads as a "
+            "share of one core, and the samples per second taken from stacks read during "
+            "waits for the GIL (wait snapshots).\n\n"
             + table(["code being profiled", "reqprof", "pyinstrument", "reqprof GIL wait / tick",
-                     "GIL hand-overs/s", "assisted waits/s", "sampler CPU", "assist CPU"], rows))
+                     "GIL hand-overs/s", "assisted waits/s", "sampler CPU", "assist CPU",
+                     "watch CPU", "samples from wait snapshots"], rows))
 
 
 # -- c. per request, HTTP -------------------------------------------------------------------

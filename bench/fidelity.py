@@ -97,7 +97,7 @@ def main(name: str, tool: str, interval: float) -> None:
         if tool.startswith("reqprof"):
             after = _core.stats()
             ticks = max(1, after["ticks"] - before["ticks"])
-            cpu = {"reqprof-sampler": 0, "reqprof-assist": 0}
+            cpu = {"reqprof-sampler": 0, "reqprof-assist": 0, "reqprof-watch": 0}
             for t in thread_delta(threads, proc_threads()).values():
                 if t["comm"] in cpu:
                     cpu[t["comm"]] += t["run_ns"]
@@ -108,6 +108,9 @@ def main(name: str, tool: str, interval: float) -> None:
                 "gil_switches": after.get("gil_switches", 0) - before.get("gil_switches", 0),
                 "sampler_cpu_s": cpu["reqprof-sampler"] / 1e9,
                 "assist_cpu_s": cpu["reqprof-assist"] / 1e9,
+                "watch_cpu_s": cpu["reqprof-watch"] / 1e9,
+                "snapshot_samples": after.get("snapshot_samples", 0)
+                - before.get("snapshot_samples", 0),
             }
     finally:
         cleanup()

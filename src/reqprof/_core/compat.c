@@ -326,9 +326,9 @@ snapshot_top(pid_t pid, PyThreadState *ts, _PyInterpreterFrame **top)
 #endif
 
 int
-rp_compat_snapshot(const rp_compat *c, const void *skip, rp_raw_frame *out,
-                   size_t max, size_t *n, const void **ts_out,
-                   uint64_t *ts_id)
+rp_compat_snapshot(const rp_compat *c, const void *const *want,
+                   size_t n_want, rp_raw_frame *out, size_t max,
+                   rp_snap_hint *hint)
 {
 #ifdef RP_SNAPSHOT
     if (!c->fast || !c->snapshots) {
@@ -337,28 +337,57 @@ rp_compat_snapshot(const rp_compat *c, const void *skip, rp_raw_frame *out,
     pid_t pid = getpid();
     gil_view g0, g1;
     gil_view_read(c, &g0);
-    if (!g0.locked || g0.holder == 0 || (const void *)g0.holder == skip) {
+    if (!g0.locked || g0.holder == 0) {
+        return 0;
+    }
+    size_t w = 0;
+    while (w < n_want && want[w] != (const void *)g0.holder) {
+        w++;
+    }
+    if (w == n_want) {
         return 0;
     }
     PyThreadState *ts = (PyThreadState *)g0.holder;
+    _PyInterpreterFrame *top, *again;
+    const void *top_instr = NULL;
+    if (hint->valid && hint->ts == (const void *)ts
+            && hint->switches == g0.switches) {
+        /* The holder kept the GIL since the chain in `out` was read: it is
+         * still that chain if its innermost frame did not move. */
+        if (snapshot_top(pid, ts, &top) < 0 || top != hint->top
+                || (top != NULL
+                    && (safe_read(pid, &top_instr, &top->prev_instr,
+                                  sizeof(top_instr)) < 0
+                        || top_instr != hint->instr))) {
+            goto walk;
+        }
+        gil_view_read(c, &g1);
+        if (g1.switches != g0.switches || g1.holder != g0.holder
+                || !g1.locked) {
+            hint->valid = 0;
+            return -1;
+        }
+        return 1;
+    }
+walk:
+    hint->valid = 0;    /* `out` is overwritten from here on */
     PyInterpreterState *interp;
     uint64_t id;
-    _PyInterpreterFrame *top, *again;
     if (safe_read(pid, &interp, &ts->interp, sizeof(interp)) < 0
             || interp != c->interp
             || safe_read(pid, &id, &ts->id, sizeof(id)) < 0
             || snapshot_top(pid, ts, &top) < 0) {
-        return 0;
+        return -1;
     }
     /* Only the frame's header: its locals are not read. */
     _PyInterpreterFrame fr;
     const size_t head = offsetof(_PyInterpreterFrame, localsplus);
-    const void *top_instr = NULL;
+    top_instr = NULL;
     size_t k = 0;
     size_t steps = 0;
     for (_PyInterpreterFrame *f = top; f != NULL; f = fr.previous) {
         if (++steps > 2 * max || safe_read(pid, &fr, f, head) < 0) {
-            return 0;       /* a cycle (torn), or unmapped */
+            return -1;       /* a cycle (torn), or unmapped */
         }
         if (f == top) {
             top_instr = fr.prev_instr;
@@ -370,7 +399,7 @@ rp_compat_snapshot(const rp_compat *c, const void *skip, rp_raw_frame *out,
             continue;
         }
         if (k == max) {
-            return 0;
+            return -1;
         }
         rp_raw_frame *r = &out[k++];
         r->code = fr.f_code;
@@ -389,31 +418,34 @@ rp_compat_snapshot(const rp_compat *c, const void *skip, rp_raw_frame *out,
      * moves the top, or by running Python code, which would have seen
      * the GIL-drop request the sampler keeps pending and handed over). */
     if (snapshot_top(pid, ts, &again) < 0 || again != top) {
-        return 0;
+        return -1;
     }
     if (top != NULL) {
         const void *instr;
         if (safe_read(pid, &instr, &top->prev_instr, sizeof(instr)) < 0
                 || instr != top_instr) {
-            return 0;
+            return -1;
         }
     }
     gil_view_read(c, &g1);
     if (g1.switches != g0.switches || g1.holder != g0.holder || !g1.locked) {
-        return 0;
+        return -1;
     }
-    *n = k;
-    *ts_out = ts;
-    *ts_id = id;
+    hint->valid = 1;
+    hint->switches = g0.switches;
+    hint->ts = ts;
+    hint->ts_id = id;
+    hint->top = top;
+    hint->instr = top_instr;
+    hint->n = k;
     return 1;
 #else
     (void)c;
-    (void)skip;
+    (void)want;
+    (void)n_want;
     (void)out;
     (void)max;
-    (void)n;
-    (void)ts_out;
-    (void)ts_id;
+    (void)hint;
     return 0;
 #endif
 }

@@ -219,16 +219,32 @@ typedef struct rp_raw_frame {
  * rp_compat_init). No GIL needed. */
 int rp_compat_can_snapshot(const rp_compat *c);
 
+/* The last snapshot kept in a buffer: when the same holder still has the
+ * GIL it had then (no hand-over since), in the same innermost frame at the
+ * same instruction, its chain is the one in the buffer. */
+typedef struct rp_snap_hint {
+    int valid;              /* the buffer holds the snapshot below */
+    unsigned long switches; /* the GIL's switch number then */
+    const void *ts;         /* the holder (an address, compared only) */
+    uint64_t ts_id;
+    const void *top, *instr;
+    size_t n;               /* frames in the buffer */
+} rp_snap_hint;
+
 /* Reads, WITHOUT the GIL, the frame chain of the thread holding the GIL,
- * innermost first, into `out` (capacity `max`). Returns 1 with *n frames,
- * *ts and *ts_id set to the holder's thread state (an address, to compare
- * only) and PyThreadState.id; 0 when there is nothing to keep: the GIL is
- * free or held by `skip`, a read faulted, the stack is deeper than `max`,
- * or the holder, its GIL ownership or its innermost frame and instruction
- * changed during the walk (a torn read). Never blocks, never raises. */
-int rp_compat_snapshot(const rp_compat *c, const void *skip, rp_raw_frame *out,
-                       size_t max, size_t *n, const void **ts,
-                       uint64_t *ts_id);
+ * innermost first, into `out` (capacity `max`), unless `hint` says `out`
+ * holds it already (then only the innermost frame is read: a long C call
+ * costs a few reads per snapshot, not one per frame). Returns 1 with
+ * `hint` describing the chain now in `out` (its holder's thread state, an
+ * address to compare only, PyThreadState.id and the number of frames); 0
+ * when there is nothing to read: the GIL is free or its holder is not one
+ * of the `n_want` thread states in `want`; -1 when a read faulted, the
+ * stack is deeper than `max`, or the holder, its GIL ownership or its
+ * innermost frame and instruction changed during the walk (a torn read).
+ * Never blocks, never raises. */
+int rp_compat_snapshot(const rp_compat *c, const void *const *want,
+                       size_t n_want, rp_raw_frame *out, size_t max,
+                       rp_snap_hint *hint);
 
 /* With the GIL, for a snapshot frame whose code pointer the caller proved
  * a live code object: 1 with `out` set, 0 for a frame not started yet

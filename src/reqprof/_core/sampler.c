@@ -31,8 +31,12 @@
  *   the pending request and hand over, or returns). So a third thread, the
  *   "watch" thread, takes at each interval the wait misses a snapshot of
  *   the holder's stack WITHOUT the GIL (compat: fault-safe reads, a torn
- *   snapshot discarded). It polls every WATCH_POLL_NS for a wait while
- *   sessions are active and parks when none is; the sampler publishes each
+ *   snapshot discarded), when the holder is a thread the last tick sampled
+ *   for a session (another one's stack would not be used), re-reading only
+ *   the innermost frame while it stays put. It polls every WATCH_POLL_NS
+ *   for a wait while sessions are active (so a wait shorter than that gets
+ *   no snapshot: a futex wake per tick would cost more than it gives) and
+ *   parks when none is; the sampler publishes each
  *   wait (snap_begin/snap_end, under `assist_mu`) and, GIL held, records
  *   each run of alike snapshots of a thread it samples on that stack with
  *   the time since the previous look, one sample per snapshot (each one is
@@ -160,7 +164,8 @@
 #define WEDGE_NS 5000000000u        /* the "wedge" fault holds mu this long */
 #define SNAP_DEPTH 128u             /* deepest stack a snapshot keeps */
 #define MAX_SNAP_RUNS 8u            /* distinct snapshots kept per wait */
-#define WATCH_POLL_NS 2000000u      /* the watch thread looks for a wait */
+#define MAX_SNAP_THREADS 16u        /* threads whose stacks are worth one */
+#define WATCH_POLL_NS 10000000u     /* the watch thread looks for a wait */
 
 /* Snapshots alike in a row, taken during one wait for the GIL: the holder
  * `ts` (an address, compared only, with its PyThreadState.id) had this
@@ -282,8 +287,15 @@ static struct rp_engine {
     pthread_t watch_thread;
     pthread_cond_t watch_cv;
     uint64_t snapshots, snapshots_torn;
-    rp_raw_frame watch_buf[SNAP_DEPTH];     /* the watch thread's alone */
+    /* The threads the last tick sampled for a session: a snapshot of
+     * any other holder would not be used. */
+    const void *snap_want[MAX_SNAP_THREADS];
+    size_t n_snap_want;
+    rp_raw_frame watch_buf[SNAP_DEPTH];     /* the watch thread's alone, */
+    rp_snap_hint watch_hint;                /* with what it holds */
     rp_frame snap_frames[SNAP_DEPTH];       /* scratch (GIL) */
+    const void *tick_threads[MAX_SNAP_THREADS];     /* (GIL) sampled now */
+    size_t n_tick_threads;
     uint64_t snapshot_samples;              /* (GIL) */
 
     /* Guarded by the GIL. */
@@ -1994,6 +2006,35 @@ record_snapshots(rp_session *s, PyThreadState *ts, const rp_frame *cur,
     }
 }
 
+/* Tells the watch thread whose stacks are worth a snapshot: the threads
+ * the last tick sampled for a session, and each active session's starting
+ * thread (a long C call right at its start has no tick before it). GIL
+ * held; takes assist_mu (never held while waiting for the GIL). */
+static void
+publish_snap_want(void)
+{
+    if (!engine.snap_on) {
+        return;
+    }
+    const void *want[MAX_SNAP_THREADS];
+    size_t n = engine.n_tick_threads;
+    memcpy(want, engine.tick_threads, n * sizeof(want[0]));
+    for (size_t i = 0; i < engine.n_active && n < MAX_SNAP_THREADS; i++) {
+        const void *ts = engine.active[i]->origin_ts;
+        size_t j = 0;
+        while (j < n && want[j] != ts) {
+            j++;
+        }
+        if (j == n) {
+            want[n++] = ts;
+        }
+    }
+    pthread_mutex_lock(&engine.assist_mu);
+    memcpy(engine.snap_want, want, n * sizeof(want[0]));
+    engine.n_snap_want = n;
+    pthread_mutex_unlock(&engine.assist_mu);
+}
+
 /* ---- the tick ------------------------------------------------------------ */
 
 /* Whether thread `ts`, whose context holds the markers `markers` (a tuple,
@@ -2069,6 +2110,7 @@ sample_due(void)
 {
     engine.tick++;
     engine.tick_s = (double)now_ns() / 1e9;
+    engine.n_tick_threads = 0;
 #ifdef RP_HAVE_GC_TOGGLE
     int gc_was_on = PyGC_Disable();
 #endif
@@ -2101,6 +2143,9 @@ sample_due(void)
                 n = walk_thread(ts);
                 cpu = cpu_delta(ts);
                 walked = 1;
+                if (engine.n_tick_threads < MAX_SNAP_THREADS) {
+                    engine.tick_threads[engine.n_tick_threads++] = ts;
+                }
             }
             uint64_t wall = s->weight;
             uint64_t own_cpu = cpu < wall ? cpu : wall;
@@ -2122,6 +2167,7 @@ sample_due(void)
         }
         s->due = 0;
     }
+    publish_snap_want();
 #ifdef RP_HAVE_GC_TOGGLE
     if (gc_was_on) {
         PyGC_Enable();
@@ -2384,6 +2430,8 @@ watch_main(void *arg)
     pthread_setname_np(pthread_self(), "reqprof-watch");
     uint64_t cpu_seen = own_cpu_ns();
     uint64_t seq = 0, looks = 0;
+    uint64_t not_before = 0;        /* backing off: a holder of no use */
+    const void *want[MAX_SNAP_THREADS];
     pthread_mutex_lock(&engine.assist_mu);
     while (!engine.watch_stop) {
         uint64_t now = now_ns();
@@ -2405,26 +2453,29 @@ watch_main(void *arg)
         }
         uint64_t iv = engine.wait_iv_ns ? engine.wait_iv_ns : 1000000u;
         uint64_t due = engine.wait_start_ns + (looks + 1) * iv;
+        due = due > not_before ? due : not_before;
         if (now < due) {
             watch_sleep_until(due);
             continue;
         }
         looks = (now - engine.wait_start_ns) / iv;  /* missed ones skipped */
-        const void *skip = engine.sampler_ts;
+        size_t n_want = engine.n_snap_want;
+        memcpy(want, engine.snap_want, n_want * sizeof(want[0]));
         pthread_mutex_unlock(&engine.assist_mu);
-        size_t n = 0;
-        const void *ts = NULL;
-        uint64_t id = 0;
-        int ok = rp_compat_snapshot(&engine.compat, skip, engine.watch_buf,
-                                    SNAP_DEPTH, &n, &ts, &id);
+        rp_snap_hint *h = &engine.watch_hint;
+        int ok = rp_compat_snapshot(&engine.compat, want, n_want,
+                                    engine.watch_buf, SNAP_DEPTH, h);
         uint64_t t = now_ns();
+        /* The GIL is free or another thread's (busy threads beside the
+         * request): looking at each interval would cost for nothing. */
+        not_before = ok == 0 ? t + WATCH_POLL_NS : 0;
         add_own_cpu(&engine.assist_cpu_ns, &cpu_seen);
         pthread_mutex_lock(&engine.assist_mu);
         if (engine.snap_waiting && engine.wait_seq == seq) {
-            if (ok) {
-                keep_snapshot(ts, id, n, t);
+            if (ok > 0) {
+                keep_snapshot(h->ts, h->ts_id, h->n, t);
             }
-            else {
+            else if (ok < 0) {
                 engine.snapshots_torn++;
             }
         }
@@ -2960,6 +3011,7 @@ rp_engine_start(rp_session *s, PyFrameObject *root_frame, PyObject *coro,
     s->context = Py_XNewRef(me->context);
     s->coro = Py_XNewRef(coro);
     s->origin_thread = me->thread_id;
+    s->origin_ts = me;
     s->start_ns = s->last_ns = now_ns();
     s->gil_wait0 = engine.gil_wait_ns;
     s->late0 = engine.late_ns;
@@ -2967,6 +3019,7 @@ rp_engine_start(rp_session *s, PyFrameObject *root_frame, PyObject *coro,
     (void)cpu_delta(me);    /* a CPU reading to measure the first tick from */
     s->state = RP_SESSION_RUNNING;
     engine.active[engine.n_active++] = (rp_session *)Py_NewRef(s);
+    publish_snap_want();
     if (ensure_thread() < 0) {
         /* Keep the session (it records nothing); report why once. */
         PyErr_WriteUnraisable((PyObject *)s);
@@ -3132,6 +3185,7 @@ atfork_child(void)
     engine.n_runs = 0;
     engine.watch_alive = 0;
     engine.watch_parked = 0;
+    engine.watch_hint.valid = 0;
     engine.stop = 0;
     engine.sampler_ts = NULL;
 }

@@ -61,6 +61,8 @@ typedef struct rp_session {
     PyObject *coro;             /* strong or NULL: its task's coroutine */
     PyObject *marker;           /* strong: its mark in bound contexts */
     unsigned long origin_thread;   /* ident of the starting thread */
+    const void *origin_ts;      /* its thread state (an address, compared
+                                   only: the thread may have ended) */
     PyObject *label;            /* strong or NULL: what it is ("GET /x"),
                                    naming it where it blocks the event
                                    loop for another session (set_label) */
