@@ -131,11 +131,11 @@ test-versions:
 	  $$py -m venv $$d/venv && $$d/venv/bin/pip install -q pytest pytest-timeout 'setuptools>=77' greenlet trio anyio; \
 	  $$d/venv/bin/python setup.py -q build_ext --build-lib $$d --build-temp $$d/tmp --force; \
 	  PYTHONPATH=$$d $$d/venv/bin/python -m pytest -q --noconftest -p no:cacheprovider \
-	    tests/test_engine.py tests/test_accuracy.py tests/test_attribution.py; \
+	    tests/test_engine.py tests/test_accuracy.py tests/test_attribution.py tests/test_long_calls.py; \
 	  if PYTHONPATH=$$d $$d/venv/bin/python -c 'import sys, reqprof._core as c; sys.exit(not c.MODE.startswith("fast"))'; then \
 	    echo "== CPython $$v, public-API path"; \
 	    REQPROF_PORTABLE=1 PYTHONPATH=$$d $$d/venv/bin/python -m pytest -q --noconftest -p no:cacheprovider \
-	      tests/test_engine.py tests/test_accuracy.py tests/test_attribution.py; \
+	      tests/test_engine.py tests/test_accuracy.py tests/test_attribution.py tests/test_long_calls.py; \
 	  fi; \
 	done
 
