@@ -13,8 +13,8 @@ from profile_tree import find, name_of, total_wall
 from reqprof import Profiler, _core
 
 pytestmark = pytest.mark.skipif(
-    not _core.MODE.startswith("fast") or sys.version_info[:2] not in ((3, 11), (3, 12)),
-    reason="wait snapshots need the fast path on CPython 3.11/3.12")
+    not _core.MODE.startswith("fast") or sys.version_info[:2] not in ((3, 11), (3, 12), (3, 13)),
+    reason="wait snapshots need the fast path (CPython 3.11-3.13)")
 
 
 def sum_size(seconds: float) -> int:

@@ -12,7 +12,7 @@
  * walking on from a given frame (a greenlet's switcher), the innermost
  * frame's key, and set iteration without Python code.
  *
- * Snapshots (3.11 and 3.12): the GIL holder's frame chain read without the
+ * Snapshots (every fast path): the GIL holder's frame chain read without the
  * GIL while the sampler waits for it, through process_vm_readv on our own
  * pid (a fault-safe read: a freed page gives an error, never a crash),
  * kept only when the GIL did not change hands and the holder's innermost
@@ -57,10 +57,10 @@
 #  define RP_FAST 1
 #  define Py_BUILD_CORE 1
 #endif
-/* Snapshots read the chain through tstate->cframe and frame->prev_instr
- * (3.11, 3.12); 3.13's layout (current_frame, f_executable, instr_ptr) is
- * not done yet. */
-#if defined(RP_FAST_311) || defined(RP_FAST_312)
+/* Snapshots: every fast path (3.11, 3.12: the chain through
+ * tstate->cframe, frame->f_code and prev_instr; 3.13: current_frame,
+ * f_executable and instr_ptr). */
+#if defined(RP_FAST)
 #  define RP_SNAPSHOT 1
 #endif
 
@@ -301,15 +301,32 @@ gil_view_read(const rp_compat *c, gil_view *v)
     struct _gil_runtime_state *gil = RP_GIL(c);
     __atomic_thread_fence(__ATOMIC_ACQUIRE);
     v->switches = __atomic_load_n(&gil->switch_number, __ATOMIC_ACQUIRE);
+#  if defined(RP_FAST_313)
+    v->locked = __atomic_load_n(&gil->locked, __ATOMIC_RELAXED);
+    v->holder = (uintptr_t)__atomic_load_n(&gil->last_holder,
+                                           __ATOMIC_RELAXED);
+#  else
     v->locked = _Py_atomic_load_relaxed(&gil->locked);
     v->holder = _Py_atomic_load_relaxed(&gil->last_holder);
+#  endif
     __atomic_thread_fence(__ATOMIC_ACQUIRE);
 }
 
-#  if defined(RP_FAST_312)
-#    define RP_SHIM_OWNER(owner) ((owner) == FRAME_OWNED_BY_CSTACK)
+/* A frame header copied by a snapshot: its code (unverified), the
+ * instruction its LASTI counts from, and whether it is a shim frame. */
+#  if defined(RP_FAST_313)
+#    define RP_SNAP_CODE(fr) ((const void *)(fr).f_executable)
+#    define RP_SNAP_INSTR(fr) ((const void *)(fr).instr_ptr)
+#    define RP_SNAP_INSTR_FIELD instr_ptr
 #  else
+#    define RP_SNAP_CODE(fr) ((const void *)(fr).f_code)
+#    define RP_SNAP_INSTR(fr) ((const void *)(fr).prev_instr)
+#    define RP_SNAP_INSTR_FIELD prev_instr
+#  endif
+#  if defined(RP_FAST_311)
 #    define RP_SHIM_OWNER(owner) 0
+#  else
+#    define RP_SHIM_OWNER(owner) ((owner) == FRAME_OWNED_BY_CSTACK)
 #  endif
 
 /* The innermost frame of thread state `ts`, read fault-safely into *top:
@@ -317,11 +334,15 @@ gil_view_read(const rp_compat *c, gil_view *v)
 static int
 snapshot_top(pid_t pid, PyThreadState *ts, _PyInterpreterFrame **top)
 {
+#  if defined(RP_FAST_313)
+    return safe_read(pid, top, &ts->current_frame, sizeof(*top));
+#  else
     _PyCFrame *cf;
     if (safe_read(pid, &cf, &ts->cframe, sizeof(cf)) < 0 || cf == NULL) {
         return -1;
     }
     return safe_read(pid, top, &cf->current_frame, sizeof(*top));
+#  endif
 }
 #endif
 
@@ -356,7 +377,7 @@ rp_compat_snapshot(const rp_compat *c, const void *const *want,
          * still that chain if its innermost frame did not move. */
         if (snapshot_top(pid, ts, &top) < 0 || top != hint->top
                 || (top != NULL
-                    && (safe_read(pid, &top_instr, &top->prev_instr,
+                    && (safe_read(pid, &top_instr, &top->RP_SNAP_INSTR_FIELD,
                                   sizeof(top_instr)) < 0
                         || top_instr != hint->instr))) {
             goto walk;
@@ -390,11 +411,12 @@ walk:
             return -1;       /* a cycle (torn), or unmapped */
         }
         if (f == top) {
-            top_instr = fr.prev_instr;
+            top_instr = RP_SNAP_INSTR(fr);
         }
-        if (RP_SHIM_OWNER(fr.owner)) {
+        if (RP_SHIM_OWNER(fr.owner)
+                || RP_SNAP_CODE(fr) == (const void *)Py_None) {
             if (k > 0) {
-                out[k - 1].is_entry = 1;    /* 3.12: called from C */
+                out[k - 1].is_entry = 1;    /* 3.12+: called from C */
             }
             continue;
         }
@@ -402,9 +424,9 @@ walk:
             return -1;
         }
         rp_raw_frame *r = &out[k++];
-        r->code = fr.f_code;
+        r->code = RP_SNAP_CODE(fr);
         r->key = f;
-        r->instr = fr.prev_instr;
+        r->instr = RP_SNAP_INSTR(fr);
 #  if defined(RP_FAST_311)
         r->is_entry = fr.is_entry;
 #  else
@@ -422,7 +444,8 @@ walk:
     }
     if (top != NULL) {
         const void *instr;
-        if (safe_read(pid, &instr, &top->prev_instr, sizeof(instr)) < 0
+        if (safe_read(pid, &instr, &top->RP_SNAP_INSTR_FIELD,
+                      sizeof(instr)) < 0
                 || instr != top_instr) {
             return -1;
         }
