@@ -38,10 +38,13 @@ if TYPE_CHECKING:
 #: Reports waiting to be logged/written; beyond it new ones are dropped (and
 #: that is logged).
 REPORT_QUEUE = 64
-#: The thread, woken by a report, waits this long before logging, so that a
-#: busy server wakes it once for a batch of reports rather than once for
-#: each (every wake-up is a GIL hand-over with the request threads).
-REPORT_BATCH_DELAY = 0.01
+#: The thread, woken by a report, waits up to this long before logging, so
+#: that a server wakes it once for a batch of reports rather than once for
+#: each (every wake-up is a GIL hand-over with the request threads, and
+#: costs more than logging one report)...
+REPORT_BATCH_DELAY = 0.1
+#: ...or until this many reports wait, so the queue never fills at high rates.
+REPORT_BATCH_SIZE = 16
 #: Cancelled deadlines kept in the heap before it is rebuilt without them.
 _CANCELLED_SLACK = 64
 #: The thread wakes at least this often while profiles may run, however
@@ -89,6 +92,8 @@ class Reporter:
         self._active: set = set()
         self._period: Optional[float] = None    # the shortest timeout tracked
         self._idle = False      # the thread waits on _work: new work must wake it
+        self._batching = False  # it waits for more reports: a full batch wakes it
+        self._batch_end = 0.0   # ... until then
         self._wake_at: Optional[float] = None   # when it will wake by itself
         self._thread: Optional[threading.Thread] = None
         self._pid = 0
@@ -116,7 +121,12 @@ class Reporter:
                 if not full:
                     self._jobs.append((report, output, failures, store, log))
                     self._pending += 1
-                    self._wake(0.0)
+                    if self._batching:
+                        if self._pending >= REPORT_BATCH_SIZE:
+                            self._batching = False
+                            self._work.notify()
+                    else:
+                        self._wake(0.0)
             if full:
                 failures.log("backlog", logging.WARNING,
                              "reqprof: %d sampled reports are waiting to be logged; dropping "
@@ -158,6 +168,9 @@ class Reporter:
         """(Lock held.) Wakes the thread if it sleeps past ``deadline``."""
         if self._idle and (self._wake_at is None or deadline < self._wake_at):
             self._idle = False
+            self._work.notify()
+        elif self._batching and deadline < self._batch_end:
+            self._batching = False
             self._work.notify()
 
     def _cancelled(self) -> None:
@@ -230,10 +243,26 @@ class Reporter:
                 # Hold no profile (nor its report) while waiting.
                 entry = due = None
                 if self._jobs:
-                    time.sleep(REPORT_BATCH_DELAY)
+                    self._wait_for_batch()
                     self._handle_jobs()
         finally:
             self._running_pid = 0
+
+    def _wait_for_batch(self) -> None:
+        """Lets reports gather: until REPORT_BATCH_SIZE wait, the batch
+        delay has passed, or a deadline comes."""
+        with self._lock:
+            end = time.monotonic() + REPORT_BATCH_DELAY
+            if self._wake_at is not None and self._wake_at < end:
+                end = self._wake_at
+            self._batching = True
+            self._batch_end = end
+            while self._batching and self._pending < REPORT_BATCH_SIZE:
+                left = end - time.monotonic()
+                if left <= 0:
+                    break
+                self._work.wait(left)
+            self._batching = False
 
     def _expire(self, entry: Any) -> None:
         """Runs a watch's callback, or ends a running profile."""
@@ -278,6 +307,9 @@ class Reporter:
         False when that takes longer than ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
         with self._lock:
+            if self._batching:      # no reason to wait for more
+                self._batching = False
+                self._work.notify()
             while self._pending:
                 left = deadline - time.monotonic()
                 if left <= 0:
