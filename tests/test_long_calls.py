@@ -1,7 +1,8 @@
-"""A long C call that holds the GIL (sum over a big range): the sampler
-cannot take the GIL until it returns, so the fast path reads the holder's
-stack without the GIL at each tick it misses (wait snapshots). Its time
-and its samples go to the frame that called it."""
+"""Waits for the GIL: a long C call that holds it (sum over a big range)
+keeps the sampler from taking it until it returns, and busy threads make
+it wait whole switch intervals. Meanwhile the fast path reads, without the
+GIL, the stacks of the threads a profile samples, at each tick it misses
+(wait snapshots): their time and samples go to the frames they ran."""
 from __future__ import annotations
 
 import sys
@@ -53,3 +54,37 @@ def test_a_long_c_call_is_sampled_on_its_caller_while_it_runs():
     # One look per asked interval the call lasted, less a generous margin
     # (a tick without snapshots gives this call one sample only).
     assert c_samples >= 0.2 * c_s / 0.001, (c_samples, c_s)
+
+
+def test_a_thread_waiting_for_the_gil_is_sampled_from_snapshots():
+    """Beside busy threads the sampler waits for the GIL for whole switch
+    intervals; the request's thread, waiting for its turn meanwhile, cannot
+    move its frames, so its stack is read during those waits too, and the
+    time stays on what it runs."""
+    import threading
+
+    stop = threading.Event()
+
+    def busy() -> None:
+        x = 0
+        while not stop.is_set():
+            for i in range(200):
+                x += i * i
+
+    threads = [threading.Thread(target=busy) for _ in range(3)]
+    for t in threads:
+        t.start()
+    try:
+        before = _core.stats()
+        with Profiler(interval=0.001) as prof:
+            t0 = time.perf_counter()
+            in_python(0.6)
+            spent = time.perf_counter() - t0
+        after = _core.stats()
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    root = prof.report.to_dict()["root"]
+    assert total_wall(root, name_of(in_python)) == pytest.approx(spent, rel=0.2)
+    assert after["snapshot_samples"] > before["snapshot_samples"], (before, after)

@@ -347,32 +347,34 @@ snapshot_top(pid_t pid, PyThreadState *ts, _PyInterpreterFrame **top)
 #endif
 
 int
-rp_compat_snapshot(const rp_compat *c, const void *const *want,
-                   size_t n_want, rp_raw_frame *out, size_t max,
-                   rp_snap_hint *hint)
+rp_compat_snapshot(const rp_compat *c, const void *thread, rp_raw_frame *out,
+                   size_t max, rp_snap_hint *hint)
 {
 #ifdef RP_SNAPSHOT
-    if (!c->fast || !c->snapshots) {
+    if (!c->fast || !c->snapshots || thread == NULL) {
         return 0;
     }
     pid_t pid = getpid();
     gil_view g0, g1;
     gil_view_read(c, &g0);
-    if (!g0.locked || g0.holder == 0) {
+    PyThreadState *ts = (PyThreadState *)(uintptr_t)thread;
+    /* The holder runs C code (it would have handed the GIL over at the
+     * next bytecode); any other thread waits for the GIL or runs C code
+     * without it, and cannot move its frames until it takes the GIL,
+     * which changes the switch number (it is not the last holder). The
+     * last holder without the GIL could take it back unseen: skipped. */
+    int holder = (const void *)g0.holder == thread;
+    if (holder && !g0.locked) {
         return 0;
     }
-    size_t w = 0;
-    while (w < n_want && want[w] != (const void *)g0.holder) {
-        w++;
-    }
-    if (w == n_want) {
-        return 0;
-    }
-    PyThreadState *ts = (PyThreadState *)g0.holder;
     _PyInterpreterFrame *top, *again;
     const void *top_instr = NULL;
-    if (hint->valid && hint->ts == (const void *)ts
-            && hint->switches == g0.switches) {
+    if (hint->valid && hint->ts == thread && hint->switches == g0.switches
+            && hint->holder == holder) {
+        if (!holder) {
+            /* It has not taken the GIL since `out` was read. */
+            return 1;
+        }
         /* The holder kept the GIL since the chain in `out` was read: it is
          * still that chain if its innermost frame did not move. */
         if (snapshot_top(pid, ts, &top) < 0 || top != hint->top
@@ -434,15 +436,15 @@ walk:
 #  endif
         r->in_gen = fr.owner == FRAME_OWNED_BY_GENERATOR;
     }
-    /* Still the same holder, which never let the GIL go, in the same
-     * frame at the same instruction: the chain read is the one it had
-     * throughout (it can only change below the top by returning, which
-     * moves the top, or by running Python code, which would have seen
-     * the GIL-drop request the sampler keeps pending and handed over). */
+    /* No hand-over meanwhile, and the holder still in the same frame at
+     * the same instruction: the chain read is the one it had throughout
+     * (the holder's can only change below the top by returning, which
+     * moves the top, or by running Python code, which would have seen the
+     * GIL-drop request the sampler keeps pending and handed over). */
     if (snapshot_top(pid, ts, &again) < 0 || again != top) {
         return -1;
     }
-    if (top != NULL) {
+    if (holder && top != NULL) {
         const void *instr;
         if (safe_read(pid, &instr, &top->RP_SNAP_INSTR_FIELD,
                       sizeof(instr)) < 0
@@ -451,10 +453,12 @@ walk:
         }
     }
     gil_view_read(c, &g1);
-    if (g1.switches != g0.switches || g1.holder != g0.holder || !g1.locked) {
+    if (g1.switches != g0.switches || g1.holder != g0.holder
+            || (holder && !g1.locked)) {
         return -1;
     }
     hint->valid = 1;
+    hint->holder = holder;
     hint->switches = g0.switches;
     hint->ts = ts;
     hint->ts_id = id;
@@ -464,8 +468,7 @@ walk:
     return 1;
 #else
     (void)c;
-    (void)want;
-    (void)n_want;
+    (void)thread;
     (void)out;
     (void)max;
     (void)hint;

@@ -197,7 +197,8 @@ int rp_compat_set_next(PyObject *set, Py_ssize_t *pos, PyObject **key);
  *
  * While the sampler waits for the GIL, the holder's frame chain is frozen
  * when it runs one long C call (the chain changes only if that code calls
- * back into Python or lets the GIL go). These read it WITHOUT the GIL,
+ * back into Python or lets the GIL go), and so is every other thread's
+ * until it takes the GIL. These read chains WITHOUT the GIL,
  * every word through a fault-safe read (process_vm_readv on our own pid):
  * nothing read is dereferenced here, and a snapshot whose thread or GIL
  * moved meanwhile is discarded. A snapshot's code pointers are not known
@@ -219,32 +220,34 @@ typedef struct rp_raw_frame {
  * rp_compat_init). No GIL needed. */
 int rp_compat_can_snapshot(const rp_compat *c);
 
-/* The last snapshot kept in a buffer: when the same holder still has the
- * GIL it had then (no hand-over since), in the same innermost frame at the
- * same instruction, its chain is the one in the buffer. */
+/* The last snapshot kept in a buffer: while no thread took the GIL since
+ * (its switch number is the same), the chain of a thread that did not
+ * hold it is the one in the buffer; the holder's is when it is still in
+ * the same innermost frame at the same instruction. */
 typedef struct rp_snap_hint {
     int valid;              /* the buffer holds the snapshot below */
+    int holder;             /* the thread held the GIL then */
     unsigned long switches; /* the GIL's switch number then */
-    const void *ts;         /* the holder (an address, compared only) */
+    const void *ts;         /* the thread (an address, compared only) */
     uint64_t ts_id;
     const void *top, *instr;
     size_t n;               /* frames in the buffer */
 } rp_snap_hint;
 
-/* Reads, WITHOUT the GIL, the frame chain of the thread holding the GIL,
- * innermost first, into `out` (capacity `max`), unless `hint` says `out`
- * holds it already (then only the innermost frame is read: a long C call
- * costs a few reads per snapshot, not one per frame). Returns 1 with
- * `hint` describing the chain now in `out` (its holder's thread state, an
- * address to compare only, PyThreadState.id and the number of frames); 0
- * when there is nothing to read: the GIL is free or its holder is not one
- * of the `n_want` thread states in `want`; -1 when a read faulted, the
- * stack is deeper than `max`, or the holder, its GIL ownership or its
- * innermost frame and instruction changed during the walk (a torn read).
- * Never blocks, never raises. */
-int rp_compat_snapshot(const rp_compat *c, const void *const *want,
-                       size_t n_want, rp_raw_frame *out, size_t max,
-                       rp_snap_hint *hint);
+/* Reads, WITHOUT the GIL, the frame chain of the thread whose state is
+ * `thread` (an address: it may have ended) into `out` (capacity `max`),
+ * innermost first, unless `hint` says `out` holds it already. A thread
+ * other than the GIL's holder cannot move its frames (it has to take the
+ * GIL first, which the switch number shows); the holder, while the
+ * sampler waits, is in one C call (its innermost frame and instruction are
+ * checked again after the walk). Returns 1 with `hint` describing the
+ * chain now in `out` (PyThreadState.id, the number of frames); 0 when
+ * there is nothing to read (the thread is the last holder of a GIL that
+ * is free now: it could take it back unseen); -1 when a read faulted, the
+ * stack is deeper than `max`, or the GIL changed hands or the holder
+ * moved during the walk (a torn read). Never blocks, never raises. */
+int rp_compat_snapshot(const rp_compat *c, const void *thread,
+                       rp_raw_frame *out, size_t max, rp_snap_hint *hint);
 
 /* With the GIL, for a snapshot frame whose code pointer the caller proved
  * a live code object: 1 with `out` set, 0 for a frame not started yet

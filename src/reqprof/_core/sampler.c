@@ -163,8 +163,10 @@
 #define PARK_RECHECK_NS 1000000000u /* a parked sampler looks again this often */
 #define WEDGE_NS 5000000000u        /* the "wedge" fault holds mu this long */
 #define SNAP_DEPTH 128u             /* deepest stack a snapshot keeps */
-#define MAX_SNAP_RUNS 8u            /* distinct snapshots kept per wait */
+#define MAX_SNAP_RUNS 24u           /* distinct snapshots kept per wait */
 #define MAX_SNAP_THREADS 16u        /* threads whose stacks are worth one */
+#define WATCH_HOT_NS 100000000u     /* and at the interval this long after
+                                       a wait that gave snapshots */
 #define WATCH_POLL_NS 10000000u     /* the watch thread looks for a wait */
 
 /* Snapshots alike in a row, taken during one wait for the GIL: the holder
@@ -173,6 +175,7 @@
 typedef struct snap_run {
     const void *ts;
     uint64_t ts_id;
+    int holder;                     /* the GIL's holder at every look */
     uint64_t first_ns, last_ns;
     uint64_t count;
     size_t n;
@@ -291,8 +294,10 @@ static struct rp_engine {
      * any other holder would not be used. */
     const void *snap_want[MAX_SNAP_THREADS];
     size_t n_snap_want;
-    rp_raw_frame watch_buf[SNAP_DEPTH];     /* the watch thread's alone, */
-    rp_snap_hint watch_hint;                /* with what it holds */
+    /* The watch thread's alone: one buffer per wanted thread (by its
+     * index in snap_want), with what it holds. */
+    rp_raw_frame watch_bufs[MAX_SNAP_THREADS][SNAP_DEPTH];
+    rp_snap_hint watch_hints[MAX_SNAP_THREADS];
     rp_frame snap_frames[SNAP_DEPTH];       /* scratch (GIL) */
     const void *tick_threads[MAX_SNAP_THREADS];     /* (GIL) sampled now */
     size_t n_tick_threads;
@@ -1962,6 +1967,18 @@ snapshot_frames(rp_session *s, const snap_run *run, const rp_frame *cur,
     return m;
 }
 
+/* Whether the `n` frames hold the root frame of session `s`. */
+static int
+has_root(const rp_session *s, const rp_frame *frames, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (frames[i].key == s->root_key && frames[i].code == s->root_code) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* Before the tick's own sample of thread `ts` for session `s`: the
  * snapshots of `ts` taken while the sampler waited for the GIL, each run
  * recorded on its stack with the time from the previous look to its last
@@ -1987,6 +2004,12 @@ record_snapshots(rp_session *s, PyThreadState *ts, const rp_frame *cur,
         }
         size_t m = snapshot_frames(s, run, cur, n_cur);
         if (m == 0) {
+            continue;
+        }
+        if (!run->holder && !has_root(s, engine.snap_frames, m)) {
+            /* A thread that took the GIL during the wait may have run
+             * another request's task: only a stack through this
+             * session's root is surely its own. */
             continue;
         }
         uint64_t seg = run->last_ns - from;
@@ -2389,31 +2412,37 @@ watch_sleep_until(uint64_t at)
     pthread_cond_timedwait(&engine.watch_cv, &engine.assist_mu, &t);
 }
 
-/* Keeps the snapshot in watch_buf (`n` frames of holder `ts`, `id`, taken
- * at `t`) for the current wait: one more look at the last run when alike,
- * else a new run while there is room. assist_mu held. */
+/* Keeps a snapshot (`h`: of thread h->ts, its h->n frames in `buf`, taken
+ * at `t`) for the current wait: one more look at that thread's last run
+ * when alike, else a new run while there is room. assist_mu held. */
 static void
-keep_snapshot(const void *ts, uint64_t id, size_t n, uint64_t t)
+keep_snapshot(const rp_snap_hint *h, const rp_raw_frame *buf, uint64_t t)
 {
-    snap_run *last = engine.n_runs ? &engine.runs[engine.n_runs - 1] : NULL;
     engine.snapshots++;
-    if (last != NULL && last->ts == ts && last->ts_id == id && last->n == n
-            && memcmp(last->frames, engine.watch_buf,
-                      n * sizeof(rp_raw_frame)) == 0) {
+    snap_run *last = NULL;
+    for (size_t r = engine.n_runs; r > 0 && last == NULL; r--) {
+        if (engine.runs[r - 1].ts == h->ts) {
+            last = &engine.runs[r - 1];
+        }
+    }
+    if (last != NULL && last->ts_id == h->ts_id && last->n == h->n
+            && memcmp(last->frames, buf, h->n * sizeof(rp_raw_frame)) == 0) {
         last->count++;
         last->last_ns = t;
+        last->holder = last->holder && h->holder;
         return;
     }
     if (engine.n_runs == MAX_SNAP_RUNS) {
         return;     /* its time goes to the next look that is kept */
     }
     snap_run *run = &engine.runs[engine.n_runs++];
-    run->ts = ts;
-    run->ts_id = id;
+    run->ts = h->ts;
+    run->ts_id = h->ts_id;
+    run->holder = h->holder;
     run->first_ns = run->last_ns = t;
     run->count = 1;
-    run->n = n;
-    memcpy(run->frames, engine.watch_buf, n * sizeof(rp_raw_frame));
+    run->n = h->n;
+    memcpy(run->frames, buf, h->n * sizeof(rp_raw_frame));
 }
 
 /* The watch thread: while the sampler waits for the GIL past one
@@ -2430,8 +2459,10 @@ watch_main(void *arg)
     pthread_setname_np(pthread_self(), "reqprof-watch");
     uint64_t cpu_seen = own_cpu_ns();
     uint64_t seq = 0, looks = 0;
-    uint64_t not_before = 0;        /* backing off: a holder of no use */
+    uint64_t not_before = 0;        /* backing off: nothing to read */
+    uint64_t hot_until = 0;         /* waits gave snapshots lately */
     const void *want[MAX_SNAP_THREADS];
+    int ok[MAX_SNAP_THREADS];
     pthread_mutex_lock(&engine.assist_mu);
     while (!engine.watch_stop) {
         uint64_t now = now_ns();
@@ -2442,7 +2473,13 @@ watch_main(void *arg)
                 engine.watch_parked = 0;
             }
             else {
-                watch_sleep_until(now + WATCH_POLL_NS);
+                /* Waits that gave snapshots come in streaks (threads
+                 * competing for the GIL, repeated C calls): look for the
+                 * next one at the interval for a while. */
+                uint64_t iv = engine.wait_iv_ns ? engine.wait_iv_ns
+                                                : WATCH_POLL_NS;
+                watch_sleep_until(now + (now < hot_until && iv < WATCH_POLL_NS
+                                         ? iv : WATCH_POLL_NS));
             }
             add_own_cpu(&engine.assist_cpu_ns, &cpu_seen);
             continue;
@@ -2462,20 +2499,28 @@ watch_main(void *arg)
         size_t n_want = engine.n_snap_want;
         memcpy(want, engine.snap_want, n_want * sizeof(want[0]));
         pthread_mutex_unlock(&engine.assist_mu);
-        rp_snap_hint *h = &engine.watch_hint;
-        int ok = rp_compat_snapshot(&engine.compat, want, n_want,
-                                    engine.watch_buf, SNAP_DEPTH, h);
+        int kept = 0;
+        for (size_t i = 0; i < n_want; i++) {
+            ok[i] = rp_compat_snapshot(&engine.compat, want[i],
+                                       engine.watch_bufs[i], SNAP_DEPTH,
+                                       &engine.watch_hints[i]);
+            kept |= ok[i] > 0;
+        }
         uint64_t t = now_ns();
-        /* The GIL is free or another thread's (busy threads beside the
-         * request): looking at each interval would cost for nothing. */
-        not_before = ok == 0 ? t + WATCH_POLL_NS : 0;
+        /* Nothing could be read: looking at each interval would cost for
+         * nothing. */
+        not_before = kept ? 0 : t + WATCH_POLL_NS;
+        if (kept) {
+            hot_until = t + WATCH_HOT_NS;
+        }
         add_own_cpu(&engine.assist_cpu_ns, &cpu_seen);
         pthread_mutex_lock(&engine.assist_mu);
-        if (engine.snap_waiting && engine.wait_seq == seq) {
-            if (ok > 0) {
-                keep_snapshot(h->ts, h->ts_id, h->n, t);
+        for (size_t i = 0; i < n_want && engine.snap_waiting
+                && engine.wait_seq == seq; i++) {
+            if (ok[i] > 0) {
+                keep_snapshot(&engine.watch_hints[i], engine.watch_bufs[i], t);
             }
-            else if (ok < 0) {
+            else if (ok[i] < 0) {
                 engine.snapshots_torn++;
             }
         }
@@ -3185,7 +3230,7 @@ atfork_child(void)
     engine.n_runs = 0;
     engine.watch_alive = 0;
     engine.watch_parked = 0;
-    engine.watch_hint.valid = 0;
+    memset(engine.watch_hints, 0, sizeof(engine.watch_hints));
     engine.stop = 0;
     engine.sampler_ts = NULL;
 }
