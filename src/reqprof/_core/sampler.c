@@ -24,28 +24,34 @@
  *   the next tick, so it only requests under `assist_mu` while
  *   `gil_waiting` is set, and the sampler clears that flag under the same
  *   lock as soon as it holds the GIL, then withdraws any request left.
- * - Inside one long C call that holds the GIL (a big sum, json.dumps, a
- *   regex) no drop request is seen until it returns: the sampler's wait
- *   spans every tick of it. Meanwhile the holder's frame chain is frozen
- *   (it changes only if that code calls back into Python, which would see
- *   the pending request and hand over, or returns). So a third thread, the
+ * - Wait snapshots. Inside one long C call that holds the GIL (a big sum,
+ *   json.dumps, a regex) no drop request is seen until it returns, and
+ *   beside busy threads the GIL may go elsewhere for whole switch
+ *   intervals: the sampler's wait spans ticks. Meanwhile the stacks of the
+ *   threads it samples hardly move: the holder's is frozen while it runs
+ *   one C call (it changes only if that code calls back into Python,
+ *   which would see the pending request and hand over, or returns), and
+ *   any other thread's until it takes the GIL. So a third thread, the
  *   "watch" thread, takes at each interval the wait misses a snapshot of
- *   the holder's stack WITHOUT the GIL (compat: fault-safe reads, a torn
- *   snapshot discarded), when the holder is a thread the last tick sampled
- *   for a session (another one's stack would not be used), re-reading only
- *   the innermost frame while it stays put. It polls every WATCH_POLL_NS
- *   for a wait while sessions are active (so a wait shorter than that gets
- *   no snapshot: a futex wake per tick would cost more than it gives) and
- *   parks when none is; the sampler publishes each
- *   wait (snap_begin/snap_end, under `assist_mu`) and, GIL held, records
- *   each run of alike snapshots of a thread it samples on that stack with
- *   the time since the previous look, one sample per snapshot (each one is
- *   a look at the stack: a report's `samples` counts them), the rest of
- *   the tick's weight on the stack seen now (record_snapshots). A
- *   snapshot's code pointers are used only once proven live code objects
- *   (in the session's code table, or on the stack just walked); otherwise
- *   its time goes to the next look, as before. The watch thread's CPU
- *   counts as the assist thread's. REQPROF_WAIT_SNAPSHOTS=0 turns it off.
+ *   each thread the last tick sampled for a session (and of each
+ *   session's starting thread) WITHOUT the GIL (compat: fault-safe reads,
+ *   a torn snapshot discarded), re-reading little while a stack stays
+ *   put. It polls every WATCH_POLL_NS for a wait while sessions are
+ *   active, at the interval for WATCH_HOT_NS after a wait that gave
+ *   snapshots (a futex wake per tick would cost more than it gives), and
+ *   parks when none is; the sampler publishes each wait
+ *   (snap_begin/snap_end, under `assist_mu`) and, GIL held, records each
+ *   run of alike snapshots of a thread on that stack with the time since
+ *   the previous look, one sample per snapshot (each one is a look at the
+ *   stack: a report's `samples` counts them), the rest of the tick's
+ *   weight on the stack seen now (record_snapshots). A snapshot's code
+ *   pointers are used only once proven live code objects (in the
+ *   session's code table, or on the stack just walked), and one of a
+ *   thread that was not holding the GIL (it may have taken it and run
+ *   another request's task since) only when it runs through the session's
+ *   root frame; otherwise its time goes to the next look, as before. The
+ *   watch thread's CPU counts as the assist thread's.
+ *   REQPROF_WAIT_SNAPSHOTS=0 turns it off.
  * - `engine.mu` guards only what the threads read without the GIL: the
  *   stop flags, the number of active sessions, the interval and the assist
  *   sequence. It is never held while waiting for the GIL, so fork and
