@@ -67,6 +67,7 @@
 #include "compat.h"
 
 #include <pthread.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -157,6 +158,11 @@ static const char *const attr_names[6] = {
 };
 
 #ifdef RP_SNAPSHOT
+/* The address of `field` in the `type` at `ptr`, in integers: `ptr` was
+ * read without the GIL and may point anywhere. */
+#define RP_AT(ptr, type, field) \
+    ((const void *)((uintptr_t)(ptr) + offsetof(type, field)))
+
 /* Copies `len` bytes at `src` in our own memory, or fails (-1) when any of
  * it is not mapped: never faults. */
 static int
@@ -323,6 +329,7 @@ gil_view_read(const rp_compat *c, gil_view *v)
 #    define RP_SNAP_INSTR(fr) ((const void *)(fr).prev_instr)
 #    define RP_SNAP_INSTR_FIELD prev_instr
 #  endif
+#  define RP_TOP_INSTR(f) RP_AT(f, _PyInterpreterFrame, RP_SNAP_INSTR_FIELD)
 #  if defined(RP_FAST_311)
 #    define RP_SHIM_OWNER(owner) 0
 #  else
@@ -335,13 +342,16 @@ static int
 snapshot_top(pid_t pid, PyThreadState *ts, _PyInterpreterFrame **top)
 {
 #  if defined(RP_FAST_313)
-    return safe_read(pid, top, &ts->current_frame, sizeof(*top));
+    return safe_read(pid, top, RP_AT(ts, PyThreadState, current_frame),
+                     sizeof(*top));
 #  else
     _PyCFrame *cf;
-    if (safe_read(pid, &cf, &ts->cframe, sizeof(cf)) < 0 || cf == NULL) {
+    if (safe_read(pid, &cf, RP_AT(ts, PyThreadState, cframe),
+                  sizeof(cf)) < 0 || cf == NULL) {
         return -1;
     }
-    return safe_read(pid, top, &cf->current_frame, sizeof(*top));
+    return safe_read(pid, top, RP_AT(cf, _PyCFrame, current_frame),
+                     sizeof(*top));
 #  endif
 }
 #endif
@@ -379,7 +389,7 @@ rp_compat_snapshot(const rp_compat *c, const void *thread, rp_raw_frame *out,
          * still that chain if its innermost frame did not move. */
         if (snapshot_top(pid, ts, &top) < 0 || top != hint->top
                 || (top != NULL
-                    && (safe_read(pid, &top_instr, &top->RP_SNAP_INSTR_FIELD,
+                    && (safe_read(pid, &top_instr, RP_TOP_INSTR(top),
                                   sizeof(top_instr)) < 0
                         || top_instr != hint->instr))) {
             goto walk;
@@ -396,9 +406,11 @@ walk:
     hint->valid = 0;    /* `out` is overwritten from here on */
     PyInterpreterState *interp;
     uint64_t id;
-    if (safe_read(pid, &interp, &ts->interp, sizeof(interp)) < 0
+    if (safe_read(pid, &interp, RP_AT(ts, PyThreadState, interp),
+                  sizeof(interp)) < 0
             || interp != c->interp
-            || safe_read(pid, &id, &ts->id, sizeof(id)) < 0
+            || safe_read(pid, &id, RP_AT(ts, PyThreadState, id),
+                         sizeof(id)) < 0
             || snapshot_top(pid, ts, &top) < 0) {
         return -1;
     }
@@ -430,7 +442,10 @@ walk:
         r->key = f;
         r->instr = RP_SNAP_INSTR(fr);
 #  if defined(RP_FAST_311)
-        r->is_entry = fr.is_entry;
+        /* As a byte: a torn copy may hold any value, not a valid bool. */
+        unsigned char entry;
+        memcpy(&entry, &fr.is_entry, 1);
+        r->is_entry = entry != 0;
 #  else
         r->is_entry = 0;
 #  endif
@@ -446,8 +461,7 @@ walk:
     }
     if (holder && top != NULL) {
         const void *instr;
-        if (safe_read(pid, &instr, &top->RP_SNAP_INSTR_FIELD,
-                      sizeof(instr)) < 0
+        if (safe_read(pid, &instr, RP_TOP_INSTR(top), sizeof(instr)) < 0
                 || instr != top_instr) {
             return -1;
         }
