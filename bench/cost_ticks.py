@@ -28,8 +28,9 @@ from workloads import WORKLOADS
 
 ROUNDS = 3
 TOOLS = ("bare", "reqprof", "pyinstrument")
-ENGINE_THREADS = {"reqprof-sampler": "sampler", "reqprof-assist": "assist"}
+ENGINE_THREADS = {"reqprof-sampler": "sampler", "reqprof-assist": "assist", "reqprof-watch": "watch"}
 STATS = ("ticks", "late_ticks", "gil_wait_ns", "tick_ns", "assisted_waits", "gil_switches", "samples",
+         "snapshot_samples",
          "gc_collections")
 
 
