@@ -386,8 +386,14 @@ rp_compat_snapshot(const rp_compat *c, const void *thread, rp_raw_frame *out,
             return 1;
         }
         /* The holder kept the GIL since the chain in `out` was read: it is
-         * still that chain if its innermost frame did not move. */
+         * still that chain if its innermost frame did not move (nor its
+         * context). */
+        PyObject *now_ctx;
         if (snapshot_top(pid, ts, &top) < 0 || top != hint->top
+                || safe_read(pid, &now_ctx,
+                             RP_AT(ts, PyThreadState, context),
+                             sizeof(now_ctx)) < 0
+                || (const void *)now_ctx != hint->ctx
                 || (top != NULL
                     && (safe_read(pid, &top_instr, RP_TOP_INSTR(top),
                                   sizeof(top_instr)) < 0
@@ -406,11 +412,14 @@ walk:
     hint->valid = 0;    /* `out` is overwritten from here on */
     PyInterpreterState *interp;
     uint64_t id;
+    PyObject *ctx;
     if (safe_read(pid, &interp, RP_AT(ts, PyThreadState, interp),
                   sizeof(interp)) < 0
             || interp != c->interp
             || safe_read(pid, &id, RP_AT(ts, PyThreadState, id),
                          sizeof(id)) < 0
+            || safe_read(pid, &ctx, RP_AT(ts, PyThreadState, context),
+                         sizeof(ctx)) < 0
             || snapshot_top(pid, ts, &top) < 0) {
         return -1;
     }
@@ -476,6 +485,7 @@ walk:
     hint->switches = g0.switches;
     hint->ts = ts;
     hint->ts_id = id;
+    hint->ctx = ctx;
     hint->top = top;
     hint->instr = top_instr;
     hint->n = k;

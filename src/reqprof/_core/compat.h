@@ -230,6 +230,7 @@ typedef struct rp_snap_hint {
     unsigned long switches; /* the GIL's switch number then */
     const void *ts;         /* the thread (an address, compared only) */
     uint64_t ts_id;
+    const void *ctx;        /* its context (tstate->context), an address */
     const void *top, *instr;
     size_t n;               /* frames in the buffer */
 } rp_snap_hint;
@@ -241,7 +242,8 @@ typedef struct rp_snap_hint {
  * GIL first, which the switch number shows); the holder, while the
  * sampler waits, is in one C call (its innermost frame and instruction are
  * checked again after the walk). Returns 1 with `hint` describing the
- * chain now in `out` (PyThreadState.id, the number of frames); 0 when
+ * chain now in `out` (PyThreadState.id, the context the thread ran in,
+ * the number of frames); 0 when
  * there is nothing to read (the thread is the last holder of a GIL that
  * is free now: it could take it back unseen); -1 when a read faulted, the
  * stack is deeper than `max`, or the GIL changed hands or the holder

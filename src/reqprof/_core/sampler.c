@@ -181,7 +181,7 @@
 typedef struct snap_run {
     const void *ts;
     uint64_t ts_id;
-    int holder;                     /* the GIL's holder at every look */
+    const void *ctx;                /* its context then (an address) */
     uint64_t first_ns, last_ns;
     uint64_t count;
     size_t n;
@@ -2012,9 +2012,11 @@ record_snapshots(rp_session *s, PyThreadState *ts, const rp_frame *cur,
         if (m == 0) {
             continue;
         }
-        if (!run->holder && !has_root(s, engine.snap_frames, m)) {
-            /* A thread that took the GIL during the wait may have run
-             * another request's task: only a stack through this
+        if (run->ctx != (const void *)ts->context
+                && !has_root(s, engine.snap_frames, m)) {
+            /* The thread ran in another context then (on an event loop,
+             * another request's task): the tick attributes it by the
+             * context it runs in now, so only a stack through this
              * session's root is surely its own. */
             continue;
         }
@@ -2431,11 +2433,11 @@ keep_snapshot(const rp_snap_hint *h, const rp_raw_frame *buf, uint64_t t)
             last = &engine.runs[r - 1];
         }
     }
-    if (last != NULL && last->ts_id == h->ts_id && last->n == h->n
+    if (last != NULL && last->ts_id == h->ts_id && last->ctx == h->ctx
+            && last->n == h->n
             && memcmp(last->frames, buf, h->n * sizeof(rp_raw_frame)) == 0) {
         last->count++;
         last->last_ns = t;
-        last->holder = last->holder && h->holder;
         return;
     }
     if (engine.n_runs == MAX_SNAP_RUNS) {
@@ -2444,7 +2446,7 @@ keep_snapshot(const rp_snap_hint *h, const rp_raw_frame *buf, uint64_t t)
     snap_run *run = &engine.runs[engine.n_runs++];
     run->ts = h->ts;
     run->ts_id = h->ts_id;
-    run->holder = h->holder;
+    run->ctx = h->ctx;
     run->first_ns = run->last_ns = t;
     run->count = 1;
     run->n = h->n;
