@@ -81,9 +81,12 @@ def test_workers_share_one_store_and_the_api_tells_the_truth(kind, tmp_path):
     data = DashboardData(Store(str(store_path), readonly=True))
     [route] = [r for r in data.routes() if r["route"] == "/await"]
     assert route["count"] == len(sleeps) and route["errors"] == 0
-    # Under ASan (make test-asan) the client and the servers run several
-    # times slower: the clients' own time is no longer small beside 1 s.
-    tolerance = 0.10 if SANITIZED else 0.02
+    # The store's quantiles are histogram buckets about 1% wide (1499.1
+    # and 1515.5 ms around 1.5 s), which leaves the client's own time only
+    # the rest of the tolerance. Under ASan (make test-asan) the client and
+    # the servers run several times slower: the clients' own time is no
+    # longer small beside 1 s.
+    tolerance = 0.10 if SANITIZED else 0.03
     for q, key in ((0.5, "p50_ms"), (0.95, "p95_ms"), (0.99, "p99_ms")):
         client = quantile(timings, q)
         assert abs(route[key] - client) <= tolerance * client, (key, route[key], client)
