@@ -2009,7 +2009,10 @@ record_snapshots(rp_session *s, PyThreadState *ts, const rp_frame *cur,
             continue;
         }
         size_t m = snapshot_frames(s, run, cur, n_cur);
-        if (m == 0) {
+        if (m == 0 || n_cur == 0
+                || engine.snap_frames[m - 1].key != cur[n_cur - 1].key) {
+            /* Not the thread's whole stack (a greenlet's frames end at its
+             * start; the walk goes on at the frame that switched to it). */
             continue;
         }
         if (run->ctx != (const void *)ts->context
