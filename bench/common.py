@@ -8,7 +8,7 @@ import platform
 import statistics
 import subprocess
 import sys
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 BENCH = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(BENCH)
@@ -34,6 +34,21 @@ def run_child(script: str, args: Sequence[str], env: dict[str, str] | None = Non
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
         raise ChildError(f"{script} {' '.join(args)} exited {proc.returncode}: " + " | ".join(tail))
     return json.loads(lines[-1])
+
+
+def run_main(main: Callable[[], None]) -> None:
+    """Runs a child's ``main()``; if it fails, the traceback goes to the
+    stderr the child started with (``main`` may point fd 2 elsewhere, as
+    the logging it measures writes there) and the exit status is 1."""
+    stderr = os.dup(2)
+    try:
+        main()
+    except BaseException:
+        import traceback
+
+        os.dup2(stderr, 2)
+        traceback.print_exc()
+        sys.exit(1)
 
 
 def emit(result: dict[str, Any]) -> None:

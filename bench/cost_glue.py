@@ -34,7 +34,7 @@ import threading
 import time
 from typing import Any, Callable
 
-from common import emit, name_threads, proc_threads, thread_delta
+from common import emit, name_threads, proc_threads, run_main, thread_delta
 
 N = 150
 ROUNDS = 9
@@ -229,12 +229,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    stderr = os.dup(2)
-    try:
-        main()
-    except BaseException:
-        import traceback
-
-        os.dup2(stderr, 2)
-        traceback.print_exc()
-        sys.exit(1)
+    run_main(main)

@@ -41,7 +41,7 @@ import time
 import urllib.parse
 from typing import Any
 
-from common import emit
+from common import emit, run_main
 
 REPORTS = 1000
 ROUNDS = 3
@@ -306,12 +306,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    stderr = os.dup(2)
-    try:
-        main()
-    except BaseException:
-        import traceback
-
-        os.dup2(stderr, 2)
-        traceback.print_exc()
-        sys.exit(1)
+    run_main(main)

@@ -33,7 +33,7 @@ import tempfile
 import time
 from typing import Any, Callable
 
-from common import emit
+from common import emit, run_main
 
 QUERY = b"q=a&limit=20"
 SCOPE = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
@@ -135,12 +135,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    stderr = os.dup(2)
-    try:
-        main()
-    except BaseException:
-        import traceback
-
-        os.dup2(stderr, 2)
-        traceback.print_exc()
-        sys.exit(1)
+    run_main(main)

@@ -2414,6 +2414,20 @@ assist_main(void *arg)
     return NULL;
 }
 
+/* Starts a helper thread (the assist or watch thread: they never run
+ * Python code, a small stack is enough) running `main`: 1, or 0 when it
+ * could not start. */
+static int
+start_helper(pthread_t *thread, void *(*main)(void *))
+{
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 64 * 1024);
+    int ok = pthread_create(thread, &attr, main, NULL) == 0;
+    pthread_attr_destroy(&attr);
+    return ok;
+}
+
 /* Waits on watch_cv (assist_mu held) until monotonic time `at`. */
 static void
 watch_sleep_until(uint64_t at)
@@ -2551,12 +2565,7 @@ snap_begin(uint64_t t0, uint64_t interval)
     }
     pthread_mutex_lock(&engine.assist_mu);
     if (!engine.watch_alive && !engine.watch_stop) {
-        pthread_attr_t attr;
-        pthread_attr_init(&attr);
-        pthread_attr_setstacksize(&attr, 64 * 1024);
-        engine.watch_alive = pthread_create(&engine.watch_thread, &attr,
-                                            watch_main, NULL) == 0;
-        pthread_attr_destroy(&attr);
+        engine.watch_alive = start_helper(&engine.watch_thread, watch_main);
     }
     engine.n_runs = 0;
     engine.wait_start_ns = t0;
@@ -2589,12 +2598,7 @@ ask_assist(void)
 {
     pthread_mutex_lock(&engine.mu);
     if (!engine.assist_alive && !engine.stop) {
-        pthread_attr_t attr;
-        pthread_attr_init(&attr);
-        pthread_attr_setstacksize(&attr, 64 * 1024);
-        engine.assist_alive = pthread_create(&engine.assist_thread, &attr,
-                                             assist_main, NULL) == 0;
-        pthread_attr_destroy(&attr);
+        engine.assist_alive = start_helper(&engine.assist_thread, assist_main);
     }
     engine.assist_seq++;
     pthread_cond_signal(&engine.assist_cv);
